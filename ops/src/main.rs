@@ -43,13 +43,54 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run a registration node (a ministry's or a province's).
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Serve the node: registration and review API, signed feed, RabbitMQ publishing.
+    ///
+    /// Reads the TOML config (annotated example: ops/config/node.example.toml); every key can
+    /// be overridden by a RIX_* environment variable (RIX_LISTEN, RIX_DATABASE_URL,
+    /// RIX_AMQP_URL, RIX_SIGNING_KEY…). Runs migrations at start. Stops cleanly on SIGINT or
+    /// SIGTERM: in-flight requests finish and sealed batches are published first.
+    Serve {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Keygen { out } => keygen(&out),
         Command::Validate { kind, files } => validate(kind, &files),
+        Command::Node {
+            command: NodeCommand::Serve { config },
+        } => node_serve(&config),
     }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RIX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+fn node_serve(config: &Path) -> Result<()> {
+    init_logging();
+    let config = rix_node::Config::load(config)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let node = rix_node::start(config).await?;
+        println!("node listening on {}", node.url());
+        node.run_until_signalled().await;
+        Ok(())
+    })
 }
 
 fn keygen(out: &Path) -> Result<()> {

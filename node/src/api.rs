@@ -1,0 +1,672 @@
+//! The node's HTTP API (DESIGN.md §9). Handlers only translate: they authenticate, read the
+//! body, call the stage that does the work ([`crate::register`], [`crate::review`],
+//! [`crate::outbox`]) on the blocking pool, and shape the answer. Every refusal is a
+//! [`NodeError`] and reads as `application/problem+json`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use rix_schema::codes::Issuer;
+use rix_schema::signing::SigningKey;
+use rix_schema::{FieldError, RecordKind};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use utoipa::OpenApi;
+
+use crate::auth::{Principal, TokenTable};
+use crate::db::Db;
+use crate::error::{NodeError, Problem};
+use crate::metrics::Metrics;
+use crate::outbox::{self, LogState};
+use crate::register::{self, Idempotency, ListQuery, RecordPage, RecordView};
+use crate::review;
+
+/// Everything a handler needs, shared by all workers.
+pub struct AppState {
+    /// Storage.
+    pub db: Db,
+    /// This node's id.
+    pub node_id: String,
+    /// Display name.
+    pub node_name: Option<String>,
+    /// Registration-number issuer.
+    pub issuer: Issuer,
+    /// Bearer tokens.
+    pub tokens: TokenTable,
+    /// The signing key (its public half is served at `/v1/keys`).
+    pub key: Arc<SigningKey>,
+    /// Wakes the publisher after a commit that logged entries.
+    pub wake: Arc<Notify>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+    /// Whether a broker is configured (for `/healthz`).
+    pub broker_configured: bool,
+}
+
+type State = web::Data<AppState>;
+
+fn kind_of(collection: &str) -> Result<RecordKind, NodeError> {
+    match collection {
+        "achievements" => Ok(RecordKind::Achievement),
+        "projects" => Ok(RecordKind::FundedProject),
+        other => Err(NodeError::NotFound {
+            kind: "collection",
+            id: other.to_owned(),
+        }),
+    }
+}
+
+fn principal(state: &AppState, req: &HttpRequest) -> Result<Principal, NodeError> {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state.tokens.authenticate(header)
+}
+
+/// Runs storage work on the blocking pool so actix workers never wait on the database.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
+) -> Result<T, NodeError> {
+    web::block(f).await.map_err(|e| {
+        NodeError::Store(crate::db::StoreError::Migrate(format!(
+            "worker pool failed: {e}"
+        )))
+    })?
+}
+
+/// Reads a JSON body: content type, size limit, UTF-8 and syntax, each with its own error.
+async fn read_json(
+    state: &AppState,
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<(Value, Vec<u8>), NodeError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(NodeError::UnsupportedMediaType(content_type.to_owned()));
+    }
+    let limit = state.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(NodeError::TooLarge { limit });
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(4096).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            NodeError::BadJson(FieldError::new("", format!("reading the body failed: {e}")))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(NodeError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if let Err(e) = std::str::from_utf8(&body) {
+        return Err(NodeError::BadJson(FieldError::new(
+            "",
+            format!(
+                "the body is not UTF-8: invalid byte at offset {}",
+                e.valid_up_to()
+            ),
+        )));
+    }
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        NodeError::BadJson(FieldError::new(
+            "",
+            format!("line {} column {}: {e}", e.line(), e.column()),
+        ))
+    })?;
+    Ok((value, body))
+}
+
+fn idempotency(req: &HttpRequest, body: &[u8]) -> Result<Option<Idempotency>, NodeError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=200).contains(&k.len()))
+        .ok_or_else(|| {
+            NodeError::BadParameter(FieldError::new(
+                "/headers/idempotency-key",
+                "must be 1–200 visible ASCII characters",
+            ))
+        })?;
+    let mut material = Vec::with_capacity(body.len() + 64);
+    material.extend_from_slice(req.method().as_str().as_bytes());
+    material.push(b' ');
+    material.extend_from_slice(req.path().as_bytes());
+    material.push(b'\n');
+    material.extend_from_slice(body);
+    Ok(Some(Idempotency {
+        key: key.to_owned(),
+        request_hash: rix_schema::canonical::sha256_hex(&material),
+    }))
+}
+
+fn if_match(req: &HttpRequest) -> Result<Option<i64>, NodeError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            NodeError::BadParameter(FieldError::new(
+                "/headers/if-match",
+                "must be the record's version as sent in ETag, e.g. \"3\"",
+            ))
+        })
+}
+
+fn record_response(status: u16, body: Value) -> HttpResponse {
+    let mut response = HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::OK),
+    );
+    if let Some(version) = body.get("version").and_then(Value::as_i64) {
+        response.insert_header((header::ETAG, format!("\"{version}\"")));
+    }
+    response.json(body)
+}
+
+fn view_response(view: RecordView) -> HttpResponse {
+    record_response(200, serde_json::to_value(view).expect("view is JSON"))
+}
+
+fn query_i64(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, NodeError> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|v| range.contains(v))
+            .ok_or_else(|| {
+                NodeError::BadParameter(FieldError::new(
+                    format!("/query/{name}"),
+                    format!(
+                        "must be an integer {}–{}, got {text:?}",
+                        range.start(),
+                        range.end()
+                    ),
+                ))
+            }),
+    }
+}
+
+/// Registers a record (version 1, submitted for review).
+#[utoipa::path(post, path = "/v1/{collection}",
+    params(("collection" = String, Path, description = "`achievements` or `projects`"),
+           ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the first result")),
+    request_body(content = Object, description = "an achievement or funded_project record (GET /v1/schema/{kind})"),
+    responses((status = 201, body = RecordView), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn submit(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, NodeError> {
+    let kind = kind_of(&path)?;
+    let who = principal(&state, &req)?;
+    let (doc, body) = read_json(&state, &req, payload).await?;
+    let idem = idempotency(&req, &body)?;
+    let st = state.clone();
+    let (status, reply) =
+        blocking(move || register::submit(&st.db, &who, kind, &doc, idem.as_ref())).await?;
+    state
+        .metrics
+        .submissions
+        .with_label_values(&[kind.as_str()])
+        .inc();
+    let mut response = record_response(status, reply.clone());
+    if let Some(id) = reply.get("id").and_then(Value::as_str) {
+        response.headers_mut().insert(
+            header::LOCATION,
+            header::HeaderValue::from_str(&format!("/v1/{}/{id}", path.as_str()))
+                .expect("ids are ASCII"),
+        );
+    }
+    Ok(response)
+}
+
+/// Registers many records in one transaction: all or none.
+#[utoipa::path(post, path = "/v1/{collection}/batch",
+    params(("collection" = String, Path, description = "`achievements` or `projects`")),
+    request_body(content = Vec<Object>, description = "records; errors point at `/INDEX/...`"),
+    responses((status = 201, description = "`{items: [{id, version, state}]}`"), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn submit_batch(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, NodeError> {
+    let kind = kind_of(&path)?;
+    let who = principal(&state, &req)?;
+    let (doc, body) = read_json(&state, &req, payload).await?;
+    let Value::Array(docs) = doc else {
+        return Err(NodeError::Invalid(vec![FieldError::new(
+            "",
+            "a batch submit is a JSON array of records",
+        )]));
+    };
+    let idem = idempotency(&req, &body)?;
+    let st = state.clone();
+    let count = docs.len() as u64;
+    let (status, reply) =
+        blocking(move || register::submit_many(&st.db, &who, kind, &docs, idem.as_ref())).await?;
+    state
+        .metrics
+        .submissions
+        .with_label_values(&[kind.as_str()])
+        .inc_by(count);
+    Ok(HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
+    )
+    .json(reply))
+}
+
+/// Reads a record's latest version.
+#[utoipa::path(get, path = "/v1/{collection}/{id}",
+    params(("collection" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = RecordView), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get_record(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, NodeError> {
+    let (collection, id) = path.into_inner();
+    let kind = kind_of(&collection)?;
+    let who = principal(&state, &req)?;
+    let st = state.clone();
+    let view = blocking(move || register::get(&st.db, &who, kind, &id)).await?;
+    Ok(view_response(view))
+}
+
+/// Files a revision (a new version, submitted for review). Requires `If-Match`.
+#[utoipa::path(put, path = "/v1/{collection}/{id}",
+    params(("collection" = String, Path), ("id" = String, Path),
+           ("If-Match" = String, Header, description = "the version being revised, as in ETag")),
+    request_body(content = Object),
+    responses((status = 200, body = RecordView), (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 428, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn revise(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, NodeError> {
+    let (collection, id) = path.into_inner();
+    let kind = kind_of(&collection)?;
+    let who = principal(&state, &req)?;
+    let expected = if_match(&req)?.ok_or(NodeError::PreconditionRequired)?;
+    let (doc, body) = read_json(&state, &req, payload).await?;
+    let idem = idempotency(&req, &body)?;
+    let st = state.clone();
+    let (status, reply) = blocking(move || {
+        register::revise(&st.db, &who, kind, &id, expected, &doc, idem.as_ref())
+    })
+    .await?;
+    state
+        .metrics
+        .submissions
+        .with_label_values(&[kind.as_str()])
+        .inc();
+    Ok(record_response(status, reply))
+}
+
+/// Withdraws a record; a published record leaves the feed with a withdraw entry.
+#[utoipa::path(delete, path = "/v1/{collection}/{id}",
+    params(("collection" = String, Path), ("id" = String, Path),
+           ("If-Match" = Option<String>, Header, description = "optional: refuse if the record changed")),
+    responses((status = 200, body = RecordView), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn withdraw(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, NodeError> {
+    let (collection, id) = path.into_inner();
+    let kind = kind_of(&collection)?;
+    let who = principal(&state, &req)?;
+    let expected = if_match(&req)?;
+    let st = state.clone();
+    let view = blocking(move || register::withdraw(&st.db, &who, kind, &id, expected)).await?;
+    state
+        .metrics
+        .withdrawals
+        .with_label_values(&[kind.as_str()])
+        .inc();
+    state.wake.notify_one();
+    Ok(view_response(view))
+}
+
+/// Lists the records this token may see, oldest first.
+#[utoipa::path(get, path = "/v1/{collection}",
+    params(("collection" = String, Path),
+           ("state" = Option<String>, Query, description = "submitted, approved, rejected or withdrawn"),
+           ("after" = Option<String>, Query, description = "cursor from the previous page"),
+           ("limit" = Option<i64>, Query, description = "1–1000, default 100")),
+    responses((status = 200, body = RecordPage)),
+    security(("bearer" = [])))]
+pub async fn list(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, NodeError> {
+    let kind = kind_of(&path)?;
+    let who = principal(&state, &req)?;
+    let list_query = ListQuery {
+        state: match query.get("state").map(String::as_str) {
+            None => None,
+            Some(s @ ("submitted" | "approved" | "rejected" | "withdrawn")) => Some(s.to_owned()),
+            Some(other) => {
+                return Err(NodeError::BadParameter(FieldError::new(
+                    "/query/state",
+                    format!("{other:?} is not one of submitted, approved, rejected, withdrawn"),
+                )));
+            }
+        },
+        after: Some(query_i64(&query, "after", 0, 0..=i64::MAX)?),
+        limit: query_i64(&query, "limit", 100, 1..=1000)?,
+    };
+    let st = state.clone();
+    let page = blocking(move || register::list(&st.db, &who, kind, &list_query)).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+async fn optional_json(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Value, NodeError> {
+    let empty = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0")
+        || req.headers().get(header::CONTENT_TYPE).is_none();
+    if empty {
+        return Ok(Value::Object(Default::default()));
+    }
+    Ok(read_json(state, req, payload).await?.0)
+}
+
+fn review_version(body: &Value) -> Result<Option<i64>, NodeError> {
+    match body.get("version") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+            NodeError::Invalid(vec![FieldError::new(
+                "/version",
+                "must be the integer version you reviewed",
+            )])
+        }),
+    }
+}
+
+/// Approves the latest version (reviewer): assigns the registration number and, unless the
+/// record is classified, publishes it. Optional body `{"version": N}`.
+#[utoipa::path(post, path = "/v1/{collection}/{id}/approve",
+    params(("collection" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = RecordView), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn approve(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, NodeError> {
+    let (collection, id) = path.into_inner();
+    let kind = kind_of(&collection)?;
+    let who = principal(&state, &req)?;
+    who.require_reviewer()?;
+    let body = optional_json(&state, &req, payload).await?;
+    let expected = review_version(&body)?;
+    let st = state.clone();
+    let view =
+        blocking(move || review::approve(&st.db, &st.issuer, &who, kind, &id, expected)).await?;
+    state
+        .metrics
+        .approvals
+        .with_label_values(&[kind.as_str()])
+        .inc();
+    state.wake.notify_one();
+    Ok(view_response(view))
+}
+
+/// Rejects the latest version (reviewer). Body `{"reason": "...", "version": N?}`.
+#[utoipa::path(post, path = "/v1/{collection}/{id}/reject",
+    params(("collection" = String, Path), ("id" = String, Path)),
+    request_body(content = Object, description = "`{\"reason\": \"...\"}`"),
+    responses((status = 200, body = RecordView), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn reject(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, NodeError> {
+    let (collection, id) = path.into_inner();
+    let kind = kind_of(&collection)?;
+    let who = principal(&state, &req)?;
+    who.require_reviewer()?;
+    let (body, _) = read_json(&state, &req, payload).await?;
+    let expected = review_version(&body)?;
+    let reason = body
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let st = state.clone();
+    let view =
+        blocking(move || review::reject(&st.db, &who, kind, &id, expected, &reason)).await?;
+    state
+        .metrics
+        .rejections
+        .with_label_values(&[kind.as_str()])
+        .inc();
+    Ok(view_response(view))
+}
+
+/// The signed log: whole batches holding entries after `after`, one per line (JSON Lines),
+/// byte-identical to what was published. No token needed: batches carry only publishable
+/// records, and anyone may verify them with `/v1/keys`.
+#[utoipa::path(get, path = "/v1/feed",
+    params(("after" = Option<i64>, Query, description = "last seq already held (default 0)"),
+           ("limit" = Option<i64>, Query, description = "about this many entries, 1–10000 (default 1000); whole batches")),
+    responses((status = 200, content_type = "application/x-ndjson", description = "one signed batch per line; headers X-Rix-Next-After and X-Rix-Last-Seq")))]
+pub async fn feed(
+    state: State,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, NodeError> {
+    let after = query_i64(&query, "after", 0, 0..=i64::MAX)?;
+    let limit = query_i64(&query, "limit", 1000, 1..=10_000)?;
+    let st = state.clone();
+    let (batches, log) = blocking(move || {
+        let batches = outbox::feed_page(&st.db, after, limit)?;
+        let log = outbox::log_state(&mut *st.db.conn()?)?;
+        Ok((batches, log))
+    })
+    .await?;
+    let next_after = batches.last().map(|b| b.last_seq).unwrap_or(after);
+    let mut body = Vec::with_capacity(batches.iter().map(|b| b.bytes.len() + 1).sum());
+    for b in &batches {
+        body.extend_from_slice(&b.bytes);
+        body.push(b'\n');
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .insert_header(("X-Rix-Next-After", next_after.to_string()))
+        .insert_header(("X-Rix-Last-Seq", log.sealed_seq.to_string()))
+        .body(body))
+}
+
+/// The node's public keys, for verifying its batches.
+#[utoipa::path(get, path = "/v1/keys",
+    responses((status = 200, description = "`{node_id, keys: [{key_id, algorithm, public_key, spki_pem}]}`")))]
+pub async fn keys(state: State) -> HttpResponse {
+    let public = state.key.verifying_key();
+    let pem = public
+        .to_spki_pem()
+        .map(|p| String::from_utf8_lossy(&p).into_owned())
+        .unwrap_or_default();
+    HttpResponse::Ok().json(json!({
+        "node_id": state.node_id,
+        "keys": [{
+            "key_id": public.key_id(),
+            "algorithm": "Ed25519",
+            "public_key": public.to_base64(),
+            "spki_pem": pem,
+        }],
+    }))
+}
+
+/// A JSON Schema file: `achievement`, `funded_project`, `common` or `batch`.
+#[utoipa::path(get, path = "/v1/schema/{name}",
+    params(("name" = String, Path, description = "achievement, funded_project, common or batch")),
+    responses((status = 200, content_type = "application/schema+json", description = "the schema"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn schema(path: web::Path<String>) -> Result<HttpResponse, NodeError> {
+    let name = path.into_inner();
+    let file = rix_schema::schemas::by_name(&name).ok_or(NodeError::NotFound {
+        kind: "schema",
+        id: name,
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/schema+json")
+        .json(file.json()))
+}
+
+/// Liveness and readiness: database, broker, log.
+#[utoipa::path(get, path = "/healthz",
+    responses((status = 200, description = "`{status, node_id, database, broker, log}`"), (status = 503, description = "database unavailable")))]
+pub async fn healthz(state: State) -> HttpResponse {
+    let st = state.clone();
+    let log: Result<LogState, NodeError> =
+        blocking(move || Ok(outbox::log_state(&mut *st.db.conn()?)?)).await;
+    let broker = if !state.broker_configured {
+        "none"
+    } else if state.metrics.broker_connected.get() == 1 {
+        "connected"
+    } else {
+        "disconnected"
+    };
+    let (status, database, log) = match log {
+        Ok(l) => (if broker == "disconnected" { "degraded" } else { "ok" }, "ok".to_owned(), Some(l)),
+        Err(e) => ("unavailable", e.to_string(), None),
+    };
+    let body = json!({
+        "status": status,
+        "node_id": state.node_id,
+        "name": state.node_name,
+        "database": database,
+        "backend": format!("{:?}", state.db.backend()).to_lowercase(),
+        "broker": broker,
+        "log": log,
+    });
+    if status == "unavailable" {
+        HttpResponse::ServiceUnavailable().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, content_type = "text/plain; version=0.0.4", description = "Prometheus text")))]
+pub async fn metrics(state: State) -> HttpResponse {
+    let st = state.clone();
+    if let Ok(log) = blocking(move || Ok(outbox::log_state(&mut *st.db.conn()?)?)).await {
+        state.metrics.outbox_depth.set(log.outbox_depth);
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+/// The OpenAPI 3.1 document, generated from the handlers above.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "rix node API", description = "Registration, review and the signed feed of one rix node (DESIGN.md §9)."),
+    paths(submit, submit_batch, list, get_record, revise, withdraw, approve, reject, feed, keys, schema, healthz, metrics),
+    components(schemas(Problem, crate::error::ProblemField, RecordView, register::ReviewView, RecordPage, register::RecordSummary, LogState)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, NodeError> {
+    Err(NodeError::NotFound {
+        kind: "route",
+        id: format!("{} {}", req.method(), req.path()),
+    })
+}
+
+/// Registers every route on an actix app.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let query_errors = web::QueryConfig::default().error_handler(|err, _| {
+        NodeError::BadParameter(FieldError::new("/query", err.to_string())).into()
+    });
+    cfg.app_data(query_errors)
+        .route("/healthz", web::get().to(healthz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/openapi.json", web::get().to(openapi))
+        .route("/v1/feed", web::get().to(feed))
+        .route("/v1/keys", web::get().to(keys))
+        .route("/v1/schema/{name}", web::get().to(schema))
+        .route("/v1/{collection}", web::post().to(submit))
+        .route("/v1/{collection}", web::get().to(list))
+        .route("/v1/{collection}/batch", web::post().to(submit_batch))
+        .route("/v1/{collection}/{id}", web::get().to(get_record))
+        .route("/v1/{collection}/{id}", web::put().to(revise))
+        .route("/v1/{collection}/{id}", web::delete().to(withdraw))
+        .route("/v1/{collection}/{id}/approve", web::post().to(approve))
+        .route("/v1/{collection}/{id}/reject", web::post().to(reject))
+        .default_service(web::to(not_found));
+}

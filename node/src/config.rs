@@ -1,0 +1,406 @@
+//! Node configuration: a TOML file (annotated example: `ops/config/node.example.toml`), every
+//! key overridable by a `RIX_*` environment variable.
+//!
+//! Tokens are secrets: [`Config`] never prints them (its `Debug` shows only their roles).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rix_schema::codes::{Issuer, check_region};
+use serde::Deserialize;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Registers and edits the records of one institution.
+    Submitter,
+    /// Approves and rejects submitted records.
+    Reviewer,
+    /// Everything: any institution's records, review.
+    Admin,
+}
+
+impl Role {
+    /// The role's name in configs and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Submitter => "submitter",
+            Role::Reviewer => "reviewer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// One bearer token and what it is bound to.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The bearer token itself (at least 16 characters).
+    pub token: String,
+    /// Its role.
+    pub role: Role,
+    /// For submitters: the USCC of the institution the token acts for.
+    #[serde(default)]
+    pub institution: Option<String>,
+    /// Who holds it, for audit and logs (never the token).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Listener TLS: PEM certificate chain and private key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM.
+    pub key: PathBuf,
+}
+
+/// How the publisher cuts the log into batches.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Most entries in one signed batch.
+    #[serde(default = "default_batch_max_entries")]
+    pub max_entries: usize,
+    /// How long the first waiting entry may wait for others before its batch is sealed.
+    #[serde(default = "default_batch_linger_ms")]
+    pub linger_ms: u64,
+}
+
+fn default_batch_max_entries() -> usize {
+    500
+}
+fn default_batch_linger_ms() -> u64 {
+    50
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_entries: default_batch_max_entries(),
+            linger_ms: default_batch_linger_ms(),
+        }
+    }
+}
+
+/// The whole node configuration.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The node's id in the federation (`prov-530000`, `most`): 2–63 of a-z, 0-9, '-'.
+    pub node_id: String,
+    /// Display name (云南省科学技术厅).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The code registration numbers are issued under: a 6-digit region code for a province,
+    /// a 3-digit department code for a ministry.
+    pub registration_issuer: String,
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the SQLite database and other files live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL; empty means SQLite at `data_dir/node.db`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Database pool size.
+    #[serde(default = "default_db_connections")]
+    pub db_connections: u32,
+    /// `amqp://…` to publish to RabbitMQ; empty means the signed feed is the only transport.
+    #[serde(default)]
+    pub amqp_url: Option<String>,
+    /// The topic exchange batches are published to.
+    #[serde(default = "default_exchange")]
+    pub amqp_exchange: String,
+    /// The node's Ed25519 signing key, PKCS#8 PEM (`rix keygen`).
+    pub signing_key: PathBuf,
+    /// Batching.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Largest accepted request body, bytes (one record or a batch submit).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Optional TLS for the listener.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Bearer tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:8081".parse().expect("literal address")
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_db_connections() -> u32 {
+    8
+}
+fn default_exchange() -> String {
+    "rix.records".to_owned()
+}
+fn default_max_body_bytes() -> usize {
+    8 * 1024 * 1024
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let roles: Vec<&str> = self.tokens.iter().map(|t| t.role.as_str()).collect();
+        f.debug_struct("Config")
+            .field("node_id", &self.node_id)
+            .field("registration_issuer", &self.registration_issuer)
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(crate::db::redact_url),
+            )
+            .field(
+                "amqp_url",
+                &self.amqp_url.as_deref().map(crate::db::redact_url),
+            )
+            .field("signing_key", &self.signing_key)
+            .field("batch", &self.batch)
+            .field("tls", &self.tls.is_some())
+            .field("tokens", &roles)
+            .finish()
+    }
+}
+
+/// A configuration that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is wrong.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What and where.
+        message: String,
+    },
+    /// An environment override is not usable.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is not valid.
+    #[error("config key {key}: {message}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `path`, applies `RIX_*` environment overrides, checks the result.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Applies the `RIX_*` overrides that `get` returns (`std::env::var` in production).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: fmt::Display,
+        {
+            v.parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                message: e.to_string(),
+            })
+        }
+        if let Some(v) = get("RIX_NODE_ID") {
+            self.node_id = v;
+        }
+        if let Some(v) = get("RIX_LISTEN") {
+            self.listen = parse("RIX_LISTEN", &v)?;
+        }
+        if let Some(v) = get("RIX_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("RIX_DATABASE_URL") {
+            self.database_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = get("RIX_AMQP_URL") {
+            self.amqp_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = get("RIX_SIGNING_KEY") {
+            self.signing_key = PathBuf::from(v);
+        }
+        if let Some(v) = get("RIX_BATCH_MAX_ENTRIES") {
+            self.batch.max_entries = parse("RIX_BATCH_MAX_ENTRIES", &v)?;
+        }
+        if let Some(v) = get("RIX_BATCH_LINGER_MS") {
+            self.batch.linger_ms = parse("RIX_BATCH_LINGER_MS", &v)?;
+        }
+        if let Some(v) = get("RIX_ADMIN_TOKEN") {
+            self.tokens.push(TokenConfig {
+                token: v,
+                role: Role::Admin,
+                institution: None,
+                name: Some("RIX_ADMIN_TOKEN".to_owned()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks values that TOML types cannot.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let id = self.node_id.as_bytes();
+        let id_ok = (2..=63).contains(&id.len())
+            && id[0].is_ascii_lowercase()
+            && id
+                .iter()
+                .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+        if !id_ok {
+            return Err(ConfigError::Invalid {
+                key: "node_id",
+                message: format!(
+                    "{:?} must be 2–63 characters of a-z, 0-9 and '-', starting with a letter",
+                    self.node_id
+                ),
+            });
+        }
+        self.issuer()?;
+        if !(1..=10_000).contains(&self.batch.max_entries) {
+            return Err(ConfigError::Invalid {
+                key: "batch.max_entries",
+                message: "must be 1–10000 (the gateway refuses larger batches)".into(),
+            });
+        }
+        for (i, t) in self.tokens.iter().enumerate() {
+            if t.token.len() < 16 {
+                return Err(ConfigError::Invalid {
+                    key: "tokens",
+                    message: format!("token #{i} is shorter than 16 characters"),
+                });
+            }
+            if t.role == Role::Submitter {
+                match &t.institution {
+                    Some(uscc) => rix_schema::codes::check_uscc(uscc).map_err(|e| {
+                        ConfigError::Invalid {
+                            key: "tokens",
+                            message: format!("token #{i} institution: {e}"),
+                        }
+                    })?,
+                    None => {
+                        return Err(ConfigError::Invalid {
+                            key: "tokens",
+                            message: format!(
+                                "token #{i} is a submitter without `institution` (its USCC)"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The registration-number issuer this node's code stands for.
+    pub fn issuer(&self) -> Result<Issuer, ConfigError> {
+        let code = &self.registration_issuer;
+        let digits = code.bytes().all(|b| b.is_ascii_digit());
+        match code.len() {
+            6 if digits => {
+                check_region(code).map_err(|e| ConfigError::Invalid {
+                    key: "registration_issuer",
+                    message: e.to_string(),
+                })?;
+                Ok(Issuer::Region(code.clone()))
+            }
+            3 if digits => Ok(Issuer::Department(code.clone())),
+            _ => Err(ConfigError::Invalid {
+                key: "registration_issuer",
+                message: format!(
+                    "{code:?} must be a 6-digit region code (province node) or a 3-digit department code (ministry node)"
+                ),
+            }),
+        }
+    }
+
+    /// The database URL in effect: the configured one, or SQLite in the data dir.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => self.data_dir.join("node.db").to_string_lossy().into_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+node_id = "prov-530000"
+registration_issuer = "530000"
+signing_key = "/tmp/k.pem"
+[[tokens]]
+token = "submitter-token-0001"
+role = "submitter"
+institution = "91330100799655058B"
+"#;
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut c: Config = toml::from_str(MINIMAL).unwrap();
+        c.apply_env(|name| match name {
+            "RIX_LISTEN" => Some("0.0.0.0:9000".into()),
+            "RIX_AMQP_URL" => Some("amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+            "RIX_BATCH_MAX_ENTRIES" => Some("64".into()),
+            _ => None,
+        })
+        .unwrap();
+        c.check().unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.batch.max_entries, 64);
+        assert!(c.amqp_url.is_some());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("submitter-token-0001"), "{shown}");
+        assert!(!shown.contains("guest:guest"), "{shown}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut c: Config = toml::from_str(MINIMAL).unwrap();
+        c.registration_issuer = "999999".into();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("registration_issuer"), "{e}");
+        let mut c: Config = toml::from_str(MINIMAL).unwrap();
+        c.tokens[0].institution = None;
+        assert!(c.check().unwrap_err().to_string().contains("institution"));
+        let e = c
+            .apply_env(|n| (n == "RIX_LISTEN").then(|| "nowhere".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("RIX_LISTEN"));
+    }
+}

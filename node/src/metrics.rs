@@ -1,0 +1,99 @@
+//! Prometheus metrics of the node (`GET /metrics`), named `rix_node_<what>_<unit>`.
+
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// The node's counters and gauges.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Records submitted (new records and revisions), by kind.
+    pub submissions: IntCounterVec,
+    /// Versions approved, by kind.
+    pub approvals: IntCounterVec,
+    /// Versions rejected, by kind.
+    pub rejections: IntCounterVec,
+    /// Records withdrawn, by kind.
+    pub withdrawals: IntCounterVec,
+    /// Batches sealed and signed.
+    pub batches_sealed: IntCounter,
+    /// Batches the broker confirmed.
+    pub batches_published: IntCounter,
+    /// Entries in confirmed batches.
+    pub entries_published: IntCounter,
+    /// Failed publish attempts, by reason (`connect`, `publish`, `nack`, `seal`).
+    pub publish_errors: IntCounterVec,
+    /// Log entries not yet confirmed by the broker (refreshed at each scrape).
+    pub outbox_depth: IntGauge,
+    /// 1 while a broker connection is up (0 without a broker).
+    pub broker_connected: IntGauge,
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        Metrics {
+            submissions: counter_vec(
+                "rix_node_submissions_total",
+                "Record versions submitted (new records and revisions).",
+                "kind",
+            ),
+            approvals: counter_vec("rix_node_approvals_total", "Versions approved.", "kind"),
+            rejections: counter_vec("rix_node_rejections_total", "Versions rejected.", "kind"),
+            withdrawals: counter_vec("rix_node_withdrawals_total", "Records withdrawn.", "kind"),
+            batches_sealed: counter("rix_node_batches_sealed_total", "Batches sealed and signed."),
+            batches_published: counter(
+                "rix_node_batches_published_total",
+                "Batches confirmed by the broker (or sealed, without a broker).",
+            ),
+            entries_published: counter(
+                "rix_node_entries_published_total",
+                "Log entries in published batches.",
+            ),
+            publish_errors: counter_vec(
+                "rix_node_publish_errors_total",
+                "Failed publish attempts; each is retried.",
+                "reason",
+            ),
+            outbox_depth: gauge(
+                "rix_node_outbox_depth_entries",
+                "Log entries not yet confirmed by the broker.",
+            ),
+            broker_connected: gauge(
+                "rix_node_broker_connected",
+                "1 while connected to the broker.",
+            ),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding of registered metrics");
+        String::from_utf8(out).expect("Prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

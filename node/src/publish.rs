@@ -1,0 +1,309 @@
+//! Stage 4: publishing the sealed batches to RabbitMQ.
+//!
+//! One task per node. It seals what the outbox holds ([`crate::outbox::seal_next_batch`]),
+//! then sends every unconfirmed batch, in batch order, to the topic exchange with routing key
+//! `{kind}.{node_id}`, waits for the broker's publisher confirms, and only then marks the
+//! batches published. A crash anywhere leaves batches sealed but unconfirmed; they are sent
+//! again after restart — the same bytes, so a receiver sees a duplicate, never a gap or a fork.
+//!
+//! The broker being away never stops registration: the task keeps sealing (the feed serves
+//! the batches), counts the failure, backs off (up to 10 s) and reconnects. Without an AMQP
+//! URL the feed is the only transport and batches count as published once sealed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use rix_schema::signing::SigningKey;
+use tokio::sync::{Notify, watch};
+
+use crate::config::BatchConfig;
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::outbox::{self, Sealing, StoredBatch};
+
+/// Where batches go.
+#[derive(Debug, Clone)]
+pub struct AmqpTarget {
+    /// Broker URL.
+    pub url: String,
+    /// Topic exchange.
+    pub exchange: String,
+}
+
+/// The publishing task's inputs.
+pub struct Publisher {
+    /// The node database.
+    pub db: Db,
+    /// This node's id.
+    pub node_id: String,
+    /// The key every batch is signed with.
+    pub key: Arc<SigningKey>,
+    /// Batch size and linger.
+    pub batch: BatchConfig,
+    /// The broker, if any.
+    pub amqp: Option<AmqpTarget>,
+    /// Woken after each commit that logs entries.
+    pub wake: Arc<Notify>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// How long shutdown waits for the broker to confirm what is sealed.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// Most batches in flight before waiting for their confirms.
+const IN_FLIGHT: i64 = 64;
+
+struct Broker {
+    connection: Connection,
+    channel: Channel,
+}
+
+impl Publisher {
+    /// Runs until `shutdown` turns true, then seals everything waiting and tries (for a
+    /// bounded time) to get it confirmed before returning.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut broker: Option<Broker> = None;
+        let mut backoff = Duration::from_millis(100);
+        let mut drain_until: Option<tokio::time::Instant> = None;
+        loop {
+            let draining = drain_until.is_some();
+            let next_wait = match self.seal_all(draining).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::error!(error = %e, "sealing the outbox failed; retrying");
+                    self.metrics
+                        .publish_errors
+                        .with_label_values(&["seal"])
+                        .inc();
+                    backoff
+                }
+            };
+            let mut failed = false;
+            if let Some(target) = &self.amqp {
+                match self.publish_pending(target, &mut broker).await {
+                    Ok(()) => backoff = Duration::from_millis(100),
+                    Err((reason, e)) => {
+                        tracing::warn!(error = %e, reason, "publishing to the broker failed; will retry");
+                        self.metrics
+                            .publish_errors
+                            .with_label_values(&[reason])
+                            .inc();
+                        if let Some(b) = broker.take() {
+                            let _ = b.connection.close(0, "reconnecting".into()).await;
+                        }
+                        self.metrics.broker_connected.set(0);
+                        failed = true;
+                    }
+                }
+            }
+            if let Some(deadline) = drain_until {
+                let pending = self.pending_count().await;
+                if pending == 0 || tokio::time::Instant::now() >= deadline {
+                    if pending > 0 {
+                        tracing::warn!(
+                            pending,
+                            "shutting down with batches the broker has not confirmed; they are sent again at the next start"
+                        );
+                    }
+                    break;
+                }
+            }
+            let wait = if failed {
+                let w = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                w
+            } else {
+                next_wait
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                changed = shutdown.changed(), if !draining => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        drain_until = Some(tokio::time::Instant::now() + DRAIN_DEADLINE);
+                    }
+                }
+            }
+        }
+        if let Some(b) = broker {
+            let _ = b.connection.close(0, "node shutting down".into()).await;
+        }
+    }
+
+    /// Seals batches until nothing is ready; returns how long to wait before looking again.
+    async fn seal_all(&self, force: bool) -> Result<Duration, outbox::SealError> {
+        loop {
+            let db = self.db.clone();
+            let key = self.key.clone();
+            let node_id = self.node_id.clone();
+            let batch = self.batch;
+            let no_broker = self.amqp.is_none();
+            let result = tokio::task::spawn_blocking(move || {
+                outbox::seal_next_batch(
+                    &db,
+                    &node_id,
+                    &key,
+                    batch.max_entries,
+                    Duration::from_millis(batch.linger_ms),
+                    force,
+                    no_broker,
+                )
+            })
+            .await
+            .expect("sealing does not panic")?;
+            match result {
+                Sealing::Sealed(b) => {
+                    self.metrics.batches_sealed.inc();
+                    if self.amqp.is_none() {
+                        self.count_published(&[b]);
+                    }
+                }
+                Sealing::Lingering(left) => return Ok(left),
+                Sealing::Empty => return Ok(Duration::from_secs(1)),
+            }
+        }
+    }
+
+    fn count_published(&self, batches: &[StoredBatch]) {
+        for b in batches {
+            self.metrics.batches_published.inc();
+            self.metrics
+                .entries_published
+                .inc_by((b.last_seq - b.first_seq + 1) as u64);
+        }
+    }
+
+    async fn pending_count(&self) -> usize {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.conn()?;
+            let state = outbox::log_state(&mut conn)?;
+            Ok::<_, crate::db::StoreError>(state.outbox_depth as usize)
+        })
+        .await
+        .expect("reading the log state does not panic")
+        .unwrap_or(usize::MAX)
+    }
+
+    async fn connect(&self, target: &AmqpTarget) -> Result<Broker, lapin::Error> {
+        let connection = Connection::connect(
+            &target.url,
+            ConnectionProperties::default()
+                .with_connection_name(format!("rix-node {}", self.node_id).into()),
+        )
+        .await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        channel
+            .exchange_declare(
+                target.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(exchange = %target.exchange, "connected to the broker");
+        self.metrics.broker_connected.set(1);
+        Ok(Broker {
+            connection,
+            channel,
+        })
+    }
+
+    /// Sends every unconfirmed batch in order, waits for confirms, marks them published.
+    async fn publish_pending(
+        &self,
+        target: &AmqpTarget,
+        broker: &mut Option<Broker>,
+    ) -> Result<(), (&'static str, String)> {
+        loop {
+            let db = self.db.clone();
+            let pending = tokio::task::spawn_blocking(move || outbox::unpublished(&db, IN_FLIGHT))
+                .await
+                .expect("reading batches does not panic")
+                .map_err(|e| ("store", e.to_string()))?;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if broker.is_none() {
+                *broker = Some(
+                    self.connect(target)
+                        .await
+                        .map_err(|e| ("connect", e.to_string()))?,
+                );
+            }
+            let channel = &broker.as_ref().expect("connected above").channel;
+            let mut confirms = Vec::with_capacity(pending.len());
+            for b in &pending {
+                let routing_key = format!("{}.{}", b.kind, self.node_id);
+                let mut headers = FieldTable::default();
+                headers.insert(
+                    "rix-node-id".into(),
+                    AMQPValue::LongString(self.node_id.as_str().into()),
+                );
+                headers.insert("rix-batch-seq".into(), AMQPValue::LongLongInt(b.batch_seq));
+                headers.insert("rix-first-seq".into(), AMQPValue::LongLongInt(b.first_seq));
+                headers.insert("rix-last-seq".into(), AMQPValue::LongLongInt(b.last_seq));
+                let properties = BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into())
+                    .with_message_id(format!("{}:{}", self.node_id, b.batch_seq).into())
+                    .with_app_id("rix-node".into())
+                    .with_headers(headers);
+                let confirm = channel
+                    .basic_publish(
+                        target.exchange.as_str().into(),
+                        routing_key.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &b.bytes,
+                        properties,
+                    )
+                    .await
+                    .map_err(|e| ("publish", e.to_string()))?;
+                confirms.push(confirm);
+            }
+            let mut confirmed = Vec::with_capacity(pending.len());
+            for (b, confirm) in pending.iter().zip(confirms) {
+                let confirmation = confirm.await.map_err(|e| ("publish", e.to_string()))?;
+                if !confirmation.is_ack() {
+                    // Mark what was confirmed before the nack; the rest goes again, in order.
+                    self.mark(&confirmed, &pending).await?;
+                    return Err(("nack", format!("broker refused batch {}", b.batch_seq)));
+                }
+                confirmed.push(b.batch_seq);
+            }
+            self.mark(&confirmed, &pending).await?;
+        }
+    }
+
+    async fn mark(
+        &self,
+        confirmed: &[i64],
+        pending: &[StoredBatch],
+    ) -> Result<(), (&'static str, String)> {
+        if confirmed.is_empty() {
+            return Ok(());
+        }
+        let db = self.db.clone();
+        let seqs = confirmed.to_vec();
+        tokio::task::spawn_blocking(move || outbox::mark_published(&db, &seqs))
+            .await
+            .expect("marking does not panic")
+            .map_err(|e| ("store", e.to_string()))?;
+        let done: Vec<StoredBatch> = pending
+            .iter()
+            .filter(|b| confirmed.contains(&b.batch_seq))
+            .cloned()
+            .collect();
+        self.count_published(&done);
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! Stage 2: review (审核). A reviewer approves a submitted version or rejects it with a reason.
+//!
+//! Approval is where a record becomes national: in one transaction it assigns the registration
+//! number (批准登记号: the node's issuer code, the year, the category flag and a gap-free
+//! serial per issuer, year and flag), marks the version approved, and — unless the record is
+//! classified — puts it in the log ([`crate::outbox::enqueue`]). A classified record is
+//! approved and kept, but never logged; an approved revision that raises a published record to
+//! a classified level logs a withdrawal instead, so the record leaves circulation.
+
+use rix_schema::RecordKind;
+use rix_schema::batch::Op;
+use rix_schema::codes::{Issuer, RegistrationNumber};
+use rix_schema::record::Category;
+use rix_schema::{FieldError, SecrecyLevel};
+use serde_json::Value;
+
+use crate::auth::Principal;
+use crate::db::{Db, DbConn, next_counter};
+use crate::error::NodeError;
+use crate::outbox;
+use crate::register::{
+    RecordView, load_row, load_version, now, save_row, set_version_state, state, view_of,
+};
+
+fn not_reviewable(kind: RecordKind, id: &str, current: &str, version: i64) -> NodeError {
+    NodeError::Conflict {
+        pointer: String::new(),
+        message: format!(
+            "{kind} {id} version {version} is {current}; only a submitted version can be reviewed"
+        ),
+    }
+}
+
+fn check_expected(expected: Option<i64>, version: i64) -> Result<(), NodeError> {
+    match expected {
+        Some(e) if e != version => Err(NodeError::Conflict {
+            pointer: "/version".into(),
+            message: format!(
+                "you reviewed version {e} but the latest is version {version}; review the latest"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The next registration number for `category` this year.
+fn assign_registration_no(
+    conn: &mut DbConn,
+    issuer: &Issuer,
+    category: Category,
+    year: u16,
+) -> Result<String, NodeError> {
+    let flag = category.registration_flag();
+    let serial = next_counter(conn, &format!("regno:{}:{year}:{flag}", issuer.code()))?;
+    Ok(RegistrationNumber {
+        issuer: issuer.clone(),
+        year,
+        flag,
+        serial: serial as u32,
+    }
+    .format())
+}
+
+fn category_of(doc: &Value) -> Option<Category> {
+    let text = doc.get("category")?.as_str()?;
+    Category::ALL.iter().copied().find(|c| c.as_str() == text)
+}
+
+/// Approves the latest (submitted) version. `expected_version`, when given, must be it.
+pub fn approve(
+    db: &Db,
+    issuer: &Issuer,
+    who: &Principal,
+    kind: RecordKind,
+    id: &str,
+    expected_version: Option<i64>,
+) -> Result<RecordView, NodeError> {
+    who.require_reviewer()?;
+    db.write(|conn| {
+        let mut row = load_row(conn, who, kind, id)?;
+        check_expected(expected_version, row.version)?;
+        if row.state != state::SUBMITTED {
+            return Err(not_reviewable(kind, id, &row.state, row.version));
+        }
+        let mut version = load_version(conn, kind, id, row.version)?;
+        let mut doc: Value = serde_json::from_str(version.document.as_deref().unwrap_or("null"))
+            .map_err(|e| NodeError::Invalid(vec![FieldError::new("", e.to_string())]))?;
+        let at = now();
+
+        if kind == RecordKind::Achievement {
+            let category = category_of(&doc).ok_or_else(|| {
+                NodeError::Invalid(vec![FieldError::new("/category", "missing or unknown")])
+            })?;
+            let keep = row.registration_no.as_deref().filter(|n| {
+                RegistrationNumber::parse(n).is_ok_and(|r| r.flag == category.registration_flag())
+            });
+            let number = match keep {
+                Some(n) => n.to_owned(),
+                None => {
+                    let year: u16 = at[..4].parse().expect("RFC 3339 starts with the year");
+                    assign_registration_no(conn, issuer, category, year)?
+                }
+            };
+            let date = row
+                .registration_date
+                .clone()
+                .unwrap_or_else(|| at[..10].to_owned());
+            let obj = doc.as_object_mut().expect("validated records are objects");
+            obj.insert("registration_no".into(), Value::String(number.clone()));
+            obj.insert("registration_date".into(), Value::String(date.clone()));
+            row.registration_no = Some(number);
+            row.registration_date = Some(date);
+        }
+
+        // The previously approved version, if any, gives way to this one.
+        if let Some(previous) = row.published_version {
+            set_version_state(conn, kind, id, previous, state::SUPERSEDED)?;
+        }
+        let document = doc.to_string();
+        let level = SecrecyLevel::of_record(&doc).unwrap_or(SecrecyLevel::Public);
+        if level.may_leave_node() {
+            outbox::enqueue(conn, kind, Op::Upsert, id, row.version, Some(&document))?;
+            row.published_version = Some(row.version);
+        } else if row.published_version.take().is_some() {
+            outbox::enqueue(conn, kind, Op::Withdraw, id, row.version, None)?;
+        }
+
+        version.state = state::APPROVED.to_owned();
+        version.document = Some(document);
+        version.reviewed_by = Some(who.audit_name());
+        version.reviewed_at = Some(at.clone());
+        {
+            use crate::db::schema::record_versions::dsl as v;
+            use diesel::prelude::*;
+            diesel::update(v::record_versions.find((kind.as_str(), id, row.version)))
+                .set((
+                    v::state.eq(&version.state),
+                    v::document.eq(&version.document),
+                    v::reviewed_by.eq(&version.reviewed_by),
+                    v::reviewed_at.eq(&version.reviewed_at),
+                ))
+                .execute(conn)?;
+        }
+        row.state = state::APPROVED.to_owned();
+        row.updated_at = at;
+        save_row(conn, &row)?;
+        Ok(view_of(row, &version))
+    })
+}
+
+/// Rejects the latest (submitted) version with a reason the submitter will read.
+pub fn reject(
+    db: &Db,
+    who: &Principal,
+    kind: RecordKind,
+    id: &str,
+    expected_version: Option<i64>,
+    reason: &str,
+) -> Result<RecordView, NodeError> {
+    who.require_reviewer()?;
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2000 {
+        return Err(NodeError::Invalid(vec![FieldError::new(
+            "/reason",
+            "a rejection needs a reason of 1–2000 characters",
+        )]));
+    }
+    db.write(|conn| {
+        let mut row = load_row(conn, who, kind, id)?;
+        check_expected(expected_version, row.version)?;
+        if row.state != state::SUBMITTED {
+            return Err(not_reviewable(kind, id, &row.state, row.version));
+        }
+        let mut version = load_version(conn, kind, id, row.version)?;
+        let at = now();
+        version.state = state::REJECTED.to_owned();
+        version.reviewed_by = Some(who.audit_name());
+        version.reviewed_at = Some(at.clone());
+        version.reason = Some(reason.to_owned());
+        {
+            use crate::db::schema::record_versions::dsl as v;
+            use diesel::prelude::*;
+            diesel::update(v::record_versions.find((kind.as_str(), id, row.version)))
+                .set((
+                    v::state.eq(&version.state),
+                    v::reviewed_by.eq(&version.reviewed_by),
+                    v::reviewed_at.eq(&version.reviewed_at),
+                    v::reason.eq(&version.reason),
+                ))
+                .execute(conn)?;
+        }
+        row.state = state::REJECTED.to_owned();
+        row.updated_at = at;
+        save_row(conn, &row)?;
+        Ok(view_of(row, &version))
+    })
+}
