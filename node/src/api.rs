@@ -202,7 +202,7 @@ fn query_i64(
     default: i64,
     range: std::ops::RangeInclusive<i64>,
 ) -> Result<i64, NodeError> {
-    match query.get(name) {
+    match query.get(name).filter(|v| !v.is_empty()) {
         None => Ok(default),
         Some(text) => text
             .parse::<i64>()

@@ -346,13 +346,17 @@ mod tests {
     fn counters_are_gap_free_and_roll_back_with_their_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path().join("n.db").to_str().unwrap(), 2).unwrap();
-        let first: i64 = db.write(|c| next_counter(c, "seq")).unwrap();
+        let first = db
+            .write(|c| next_counter(c, "seq").map_err(StoreError::from))
+            .unwrap();
         let failed: Result<i64, StoreError> = db.write(|c| {
             next_counter(c, "seq")?;
             Err(StoreError::Migrate("forced rollback".into()))
         });
         assert!(failed.is_err());
-        let second: i64 = db.write(|c| next_counter(c, "seq")).unwrap();
+        let second = db
+            .write(|c| next_counter(c, "seq").map_err(StoreError::from))
+            .unwrap();
         assert_eq!((first, second), (1, 2));
         assert_eq!(current_counter(&mut db.conn().unwrap(), "seq").unwrap(), 2);
     }
