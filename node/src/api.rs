@@ -183,8 +183,7 @@ fn if_match(req: &HttpRequest) -> Result<Option<i64>, NodeError> {
 
 fn record_response(status: u16, body: Value) -> HttpResponse {
     let mut response = HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(status)
-            .unwrap_or(actix_web::http::StatusCode::OK),
+        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
     );
     if let Some(version) = body.get("version").and_then(Value::as_i64) {
         response.insert_header((header::ETAG, format!("\"{version}\"")));
@@ -333,10 +332,9 @@ pub async fn revise(
     let (doc, body) = read_json(&state, &req, payload).await?;
     let idem = idempotency(&req, &body)?;
     let st = state.clone();
-    let (status, reply) = blocking(move || {
-        register::revise(&st.db, &who, kind, &id, expected, &doc, idem.as_ref())
-    })
-    .await?;
+    let (status, reply) =
+        blocking(move || register::revise(&st.db, &who, kind, &id, expected, &doc, idem.as_ref()))
+            .await?;
     state
         .metrics
         .submissions
@@ -488,8 +486,7 @@ pub async fn reject(
         .unwrap_or_default()
         .to_owned();
     let st = state.clone();
-    let view =
-        blocking(move || review::reject(&st.db, &who, kind, &id, expected, &reason)).await?;
+    let view = blocking(move || review::reject(&st.db, &who, kind, &id, expected, &reason)).await?;
     state
         .metrics
         .rejections
@@ -581,7 +578,15 @@ pub async fn healthz(state: State) -> HttpResponse {
         "disconnected"
     };
     let (status, database, log) = match log {
-        Ok(l) => (if broker == "disconnected" { "degraded" } else { "ok" }, "ok".to_owned(), Some(l)),
+        Ok(l) => (
+            if broker == "disconnected" {
+                "degraded"
+            } else {
+                "ok"
+            },
+            "ok".to_owned(),
+            Some(l),
+        ),
         Err(e) => ("unavailable", e.to_string(), None),
     };
     let body = json!({

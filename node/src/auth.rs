@@ -86,7 +86,10 @@ impl TokenTable {
     /// The principal of an `Authorization` header value.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, NodeError> {
         let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .ok_or(NodeError::Unauthorized)?;
         self.by_digest

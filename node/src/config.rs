@@ -305,12 +305,12 @@ impl Config {
             }
             if t.role == Role::Submitter {
                 match &t.institution {
-                    Some(uscc) => rix_schema::codes::check_uscc(uscc).map_err(|e| {
-                        ConfigError::Invalid {
+                    Some(uscc) => {
+                        rix_schema::codes::check_uscc(uscc).map_err(|e| ConfigError::Invalid {
                             key: "tokens",
                             message: format!("token #{i} institution: {e}"),
-                        }
-                    })?,
+                        })?
+                    }
                     None => {
                         return Err(ConfigError::Invalid {
                             key: "tokens",

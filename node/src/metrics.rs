@@ -34,17 +34,23 @@ impl Metrics {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, label: &str| {
             let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         Metrics {
@@ -56,7 +62,10 @@ impl Metrics {
             approvals: counter_vec("rix_node_approvals_total", "Versions approved.", "kind"),
             rejections: counter_vec("rix_node_rejections_total", "Versions rejected.", "kind"),
             withdrawals: counter_vec("rix_node_withdrawals_total", "Records withdrawn.", "kind"),
-            batches_sealed: counter("rix_node_batches_sealed_total", "Batches sealed and signed."),
+            batches_sealed: counter(
+                "rix_node_batches_sealed_total",
+                "Batches sealed and signed.",
+            ),
             batches_published: counter(
                 "rix_node_batches_published_total",
                 "Batches confirmed by the broker (or sealed, without a broker).",

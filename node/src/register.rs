@@ -246,7 +246,9 @@ fn check_document(
                     errors.push(FieldError::new(
                         format!("/{field}"),
                         match kept {
-                            Some(k) => format!("is assigned by the node ({k}); send it unchanged or leave it out"),
+                            Some(k) => format!(
+                                "is assigned by the node ({k}); send it unchanged or leave it out"
+                            ),
                             None => "is assigned by the node on approval; leave it out".to_owned(),
                         },
                     ));
@@ -254,7 +256,11 @@ fn check_document(
             }
         }
     }
-    if let Some(mine) = who.institution.as_deref().filter(|_| who.role == crate::config::Role::Submitter) {
+    if let Some(mine) = who
+        .institution
+        .as_deref()
+        .filter(|_| who.role == crate::config::Role::Submitter)
+    {
         if !institution_usccs(kind, doc).contains(&mine) {
             let pointer = match kind {
                 RecordKind::Achievement => "/institutions",
@@ -574,7 +580,10 @@ pub fn revise(
             row.secrecy = secrecy;
             row.updated_at = at;
             save_row(conn, &row)?;
-            Ok((200, serde_json::to_value(view_of(row, &version)).expect("JSON")))
+            Ok((
+                200,
+                serde_json::to_value(view_of(row, &version)).expect("JSON"),
+            ))
         })
     })
 }

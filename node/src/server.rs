@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
 use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
 use rix_schema::signing::SigningKey;
@@ -102,7 +101,9 @@ fn load_key(config: &Config) -> Result<SigningKey, StartError> {
     })
 }
 
-fn tls_acceptor(tls: &crate::config::TlsConfig) -> Result<openssl::ssl::SslAcceptorBuilder, StartError> {
+fn tls_acceptor(
+    tls: &crate::config::TlsConfig,
+) -> Result<openssl::ssl::SslAcceptorBuilder, StartError> {
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
         .map_err(|e| StartError::Tls(e.to_string()))?;
     builder
@@ -120,11 +121,9 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     let issuer = config.issuer()?;
     let key = Arc::new(load_key(&config)?);
     if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            crate::db::StoreError::Connect {
-                url: config.data_dir.display().to_string(),
-                detail: format!("cannot create the data dir: {e}"),
-            }
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| crate::db::StoreError::Connect {
+            url: config.data_dir.display().to_string(),
+            detail: format!("cannot create the data dir: {e}"),
         })?;
     }
     let url = config.effective_database_url();
@@ -181,10 +180,12 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
             "https",
         ),
         None => (
-            server.bind(config.listen).map_err(|source| StartError::Bind {
-                addr: config.listen,
-                source,
-            })?,
+            server
+                .bind(config.listen)
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?,
             "http",
         ),
     };
@@ -208,4 +209,3 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 fn tracing_actix() -> actix_web::middleware::Logger {
     actix_web::middleware::Logger::new("%r %s %b %Dms").log_target("rix_node::http")
 }
-

@@ -53,7 +53,10 @@ async fn registration_flow_publishes_each_approved_version(backend: Backend) {
         )
         .await;
     assert_eq!(approved.status, 200, "{}", approved.body);
-    let number = approved.body["registration_no"].as_str().unwrap().to_owned();
+    let number = approved.body["registration_no"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(number, format!("530000{year}Y0001"));
     assert_eq!(approved.body["record"]["registration_no"], number.as_str());
     assert_eq!(approved.body["published_version"], 1);
@@ -78,11 +81,16 @@ async fn registration_flow_publishes_each_approved_version(backend: Backend) {
         "the approved version stays published while the revision waits"
     );
     let approved = node
-        .post(&format!("/v1/achievements/{id}/approve"), REVIEWER, &json!({}))
+        .post(
+            &format!("/v1/achievements/{id}/approve"),
+            REVIEWER,
+            &json!({}),
+        )
         .await;
     assert_eq!(approved.status, 200, "{}", approved.body);
     assert_eq!(
-        approved.body["registration_no"], number.as_str(),
+        approved.body["registration_no"],
+        number.as_str(),
         "a revision keeps its number"
     );
 
@@ -174,11 +182,17 @@ async fn every_refusal_is_a_problem_with_pointers_and_writes_nothing(backend: Ba
     let r = node.post("/v1/achievements", REVIEWER, &doc).await;
     check(&r, 403, "/headers/authorization");
     let r = node
-        .post(&format!("/v1/achievements/{id}/approve"), SUBMITTER, &json!({}))
+        .post(
+            &format!("/v1/achievements/{id}/approve"),
+            SUBMITTER,
+            &json!({}),
+        )
         .await;
     check(&r, 403, "/headers/authorization");
     // 404: unknown id; another institution's record looks absent too.
-    let r = node.get("/v1/achievements/ach-999999", Some(SUBMITTER)).await;
+    let r = node
+        .get("/v1/achievements/ach-999999", Some(SUBMITTER))
+        .await;
     check(&r, 404, "");
     let r = node
         .get(&format!("/v1/achievements/{id}"), Some(OTHER_SUBMITTER))
@@ -209,12 +223,19 @@ async fn every_refusal_is_a_problem_with_pointers_and_writes_nothing(backend: Ba
             .body(body)
             .send()
     };
-    let r = reply(raw(b"{\"title\": ".to_vec(), "application/json").await.unwrap()).await;
+    let r = reply(
+        raw(b"{\"title\": ".to_vec(), "application/json")
+            .await
+            .unwrap(),
+    )
+    .await;
     check(&r, 400, "");
-    assert!(r.body["errors"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("line 1"));
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1")
+    );
     let r = reply(
         raw(b"{\"title\": \"\xff\xfe\"}".to_vec(), "application/json")
             .await
@@ -222,12 +243,19 @@ async fn every_refusal_is_a_problem_with_pointers_and_writes_nothing(backend: Ba
     )
     .await;
     check(&r, 400, "");
-    assert!(r.body["errors"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("UTF-8"));
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8")
+    );
     // 415: wrong content type.
-    let r = reply(raw(doc.to_string().into_bytes(), "text/plain").await.unwrap()).await;
+    let r = reply(
+        raw(doc.to_string().into_bytes(), "text/plain")
+            .await
+            .unwrap(),
+    )
+    .await;
     check(&r, 415, "/headers/content-type");
     // 413: over the body limit (256 KiB in tests).
     let mut huge = doc.clone();
@@ -258,14 +286,22 @@ async fn every_refusal_is_a_problem_with_pointers_and_writes_nothing(backend: Ba
     check(&r, 409, "/headers/if-match");
     // 409: approving what is not waiting for review.
     let r = node
-        .post(&format!("/v1/achievements/{id}/approve"), REVIEWER, &json!({}))
+        .post(
+            &format!("/v1/achievements/{id}/approve"),
+            REVIEWER,
+            &json!({}),
+        )
         .await;
     check(&r, 409, "");
     // 422: a rejection needs a reason.
     let fresh = node.post("/v1/achievements", SUBMITTER, &doc).await;
     let fresh_id = fresh.body["id"].as_str().unwrap().to_owned();
     let r = node
-        .post(&format!("/v1/achievements/{fresh_id}/reject"), REVIEWER, &json!({}))
+        .post(
+            &format!("/v1/achievements/{fresh_id}/reject"),
+            REVIEWER,
+            &json!({}),
+        )
         .await;
     check(&r, 422, "/reason");
     // 400: bad query parameter, named.
@@ -294,7 +330,11 @@ async fn every_refusal_is_a_problem_with_pointers_and_writes_nothing(backend: Ba
         "only the one valid single submit was written"
     );
     let r = node
-        .post(&format!("/v1/achievements/{fresh_id}/reject"), REVIEWER, &json!({"reason": "缺少第三方评价报告"}))
+        .post(
+            &format!("/v1/achievements/{fresh_id}/reject"),
+            REVIEWER,
+            &json!({"reason": "缺少第三方评价报告"}),
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["state"], "rejected");
@@ -350,8 +390,13 @@ async fn submitters_see_only_their_institution(backend: Backend) {
     let mine = fixture("achievement");
     let mut theirs = fixture("achievement");
     theirs["institutions"][1]["uscc"] = json!(OTHER_USCC);
-    assert_eq!(node.post("/v1/achievements", SUBMITTER, &mine).await.status, 201);
-    let r = node.post("/v1/achievements", OTHER_SUBMITTER, &theirs).await;
+    assert_eq!(
+        node.post("/v1/achievements", SUBMITTER, &mine).await.status,
+        201
+    );
+    let r = node
+        .post("/v1/achievements", OTHER_SUBMITTER, &theirs)
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let other_id = r.body["id"].as_str().unwrap().to_owned();
     let listed = node.get("/v1/achievements", Some(SUBMITTER)).await;
@@ -365,7 +410,10 @@ async fn submitters_see_only_their_institution(backend: Backend) {
             None,
         )
         .await;
-    assert_eq!(r.status, 404, "another institution's record cannot be withdrawn");
+    assert_eq!(
+        r.status, 404,
+        "another institution's record cannot be withdrawn"
+    );
     // Cursor pagination returns each record once.
     for _ in 0..5 {
         node.post("/v1/achievements", SUBMITTER, &mine).await;
@@ -374,7 +422,10 @@ async fn submitters_see_only_their_institution(backend: Backend) {
     let mut after = String::new();
     loop {
         let page = node
-            .get(&format!("/v1/achievements?limit=2&after={after}"), Some(ADMIN))
+            .get(
+                &format!("/v1/achievements?limit=2&after={after}"),
+                Some(ADMIN),
+            )
             .await;
         for item in page.body["items"].as_array().unwrap() {
             seen.push(item["id"].as_str().unwrap().to_owned());
@@ -406,7 +457,10 @@ async fn classified_records_stay_home_until_declassified(backend: Backend) {
     assert_eq!(entries.len(), 1, "only the public record was logged");
     assert_eq!(entries[0].id, public_id);
     let health = node.get("/healthz", None).await;
-    assert_eq!(health.body["log"]["last_seq"], 1, "nothing classified in the outbox");
+    assert_eq!(
+        health.body["log"]["last_seq"], 1,
+        "nothing classified in the outbox"
+    );
 
     // Declassify: a revision at public with the decision, approved.
     let mut lowered = fixture("achievement");
@@ -432,7 +486,11 @@ async fn classified_records_stay_home_until_declassified(backend: Backend) {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = node
-        .post(&format!("/v1/achievements/{secret_id}/approve"), REVIEWER, &json!({}))
+        .post(
+            &format!("/v1/achievements/{secret_id}/approve"),
+            REVIEWER,
+            &json!({}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     node.wait_for_seq(2).await;
@@ -455,15 +513,20 @@ async fn classified_records_stay_home_until_declassified(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    node.post(&format!("/v1/achievements/{secret_id}/approve"), REVIEWER, &json!({}))
-        .await;
+    node.post(
+        &format!("/v1/achievements/{secret_id}/approve"),
+        REVIEWER,
+        &json!({}),
+    )
+    .await;
     node.wait_for_seq(3).await;
     let entries = verify_chain(&node.node_id, &node.key, &node.feed_lines().await);
     assert_eq!(entries[2].op, Op::Withdraw);
-    assert!(entries.iter().all(|e| e
-        .record
-        .as_ref()
-        .is_none_or(|r| r["secrecy"]["level"] == "public" || r["secrecy"]["level"] == "internal")));
+    assert!(entries.iter().all(|e| {
+        e.record.as_ref().is_none_or(|r| {
+            r["secrecy"]["level"] == "public" || r["secrecy"]["level"] == "internal"
+        })
+    }));
     node.node.stop().await;
 }
 on_both_backends!(secrecy, classified_records_stay_home_until_declassified);
@@ -490,7 +553,11 @@ async fn concurrent_approvals_get_gap_free_seqs_and_serials(backend: Backend) {
         let node = node.clone();
         tasks.push(tokio::spawn(async move {
             let r = node
-                .post(&format!("/v1/achievements/{id}/approve"), REVIEWER, &json!({}))
+                .post(
+                    &format!("/v1/achievements/{id}/approve"),
+                    REVIEWER,
+                    &json!({}),
+                )
                 .await;
             assert_eq!(r.status, 200, "{}", r.body);
             r.body["registration_no"].as_str().unwrap().to_owned()
@@ -508,7 +575,10 @@ async fn concurrent_approvals_get_gap_free_seqs_and_serials(backend: Backend) {
     let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=40).collect::<Vec<u64>>());
 }
-on_both_backends!(concurrency, concurrent_approvals_get_gap_free_seqs_and_serials);
+on_both_backends!(
+    concurrency,
+    concurrent_approvals_get_gap_free_seqs_and_serials
+);
 
 #[tokio::test]
 async fn service_endpoints_describe_the_node() {

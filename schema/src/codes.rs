@@ -10,7 +10,9 @@
 pub const USCC_CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// Weights of positions 1–17 of a USCC for its check character (3^(i) mod 31).
-const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const USCC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// Why a unified social credit code is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,7 +21,9 @@ pub enum UsccError {
     #[error("a unified social credit code has 18 characters, this one has {0}")]
     Length(usize),
     /// A character outside the GB 32100 character set.
-    #[error("character {found:?} at position {position} is not allowed in a unified social credit code (I, O, S, V, Z and lower case never appear)")]
+    #[error(
+        "character {found:?} at position {position} is not allowed in a unified social credit code (I, O, S, V, Z and lower case never appear)"
+    )]
     Character {
         /// 1-based position of the character.
         position: usize,
@@ -132,7 +136,9 @@ pub enum RegionError {
     #[error("a region code is six digits, got {0:?}")]
     Format(String),
     /// The first two digits are not a province-level division.
-    #[error("{0:?} does not start with a province-level code of GB/T 2260 (e.g. 53 for 云南省, 21 for 辽宁省)")]
+    #[error(
+        "{0:?} does not start with a province-level code of GB/T 2260 (e.g. 53 for 云南省, 21 for 辽宁省)"
+    )]
     UnknownProvince(String),
     /// A county part without a city part (`PP00DD` with DD ≠ 00).
     #[error("{0:?} has a county part but no city part")]
@@ -202,7 +208,9 @@ pub struct RegistrationNumber {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistrationNumberError {
     /// Does not have the shape code + year + flag + serial.
-    #[error("{0:?} is not issuer code (6-digit region or 3-digit department) + 4-digit year + Y/J/R + 4-6 digit serial")]
+    #[error(
+        "{0:?} is not issuer code (6-digit region or 3-digit department) + 4-digit year + Y/J/R + 4-6 digit serial"
+    )]
     Format(String),
     /// The issuer's region code is not valid.
     #[error("issuer code {code:?}: {source}")]
@@ -221,9 +229,7 @@ impl RegistrationNumber {
     /// Parses and checks a registration number.
     pub fn parse(s: &str) -> Result<RegistrationNumber, RegistrationNumberError> {
         let format_error = || RegistrationNumberError::Format(s.to_owned());
-        let flag_at = s
-            .find(['Y', 'J', 'R'])
-            .ok_or_else(format_error)?;
+        let flag_at = s.find(['Y', 'J', 'R']).ok_or_else(format_error)?;
         let (digits, rest) = s.split_at(flag_at);
         let serial_part = &rest[1..];
         if !digits.bytes().all(|b| b.is_ascii_digit())

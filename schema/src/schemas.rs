@@ -72,7 +72,9 @@ impl SchemaFile {
         static PARSED: OnceLock<Vec<Value>> = OnceLock::new();
         let parsed = PARSED.get_or_init(|| {
             ALL.iter()
-                .map(|f| serde_json::from_str(f.text).expect("embedded schema files are valid JSON"))
+                .map(|f| {
+                    serde_json::from_str(f.text).expect("embedded schema files are valid JSON")
+                })
                 .collect()
         });
         let index = ALL
@@ -98,7 +100,10 @@ mod tests {
                 file.name
             );
             assert_eq!(by_name(file.name).unwrap().id, file.id);
-            assert_eq!(by_reference(&format!("{}.json", file.name)).unwrap().id, file.id);
+            assert_eq!(
+                by_reference(&format!("{}.json", file.name)).unwrap().id,
+                file.id
+            );
         }
     }
 }

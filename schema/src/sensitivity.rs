@@ -79,7 +79,10 @@ pub fn sensitive_fields(kind: RecordKind) -> &'static [SensitiveField] {
             found
         })
     });
-    &maps[RecordKind::ALL.iter().position(|k| *k == kind).expect("listed")]
+    &maps[RecordKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .expect("listed")]
 }
 
 /// Walks a schema node, recording every `x-sensitivity` with the path that leads to it. A marked
@@ -192,7 +195,9 @@ impl Entitlements {
 
 /// An entitlement name that is not one of public, internal, commercial, personal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown entitlement {0:?}; expected a comma-separated list of public, internal, commercial, personal")]
+#[error(
+    "unknown entitlement {0:?}; expected a comma-separated list of public, internal, commercial, personal"
+)]
 pub struct UnknownEntitlement(pub String);
 
 impl FromStr for Entitlements {
@@ -363,7 +368,10 @@ mod tests {
                 "{expected:?} missing from {a:?}"
             );
         }
-        assert!(!a.iter().any(|(p, _)| p == "/title" || p == "/completers/*/name"));
+        assert!(
+            !a.iter()
+                .any(|(p, _)| p == "/title" || p == "/completers/*/name")
+        );
         let p = patterns(RecordKind::FundedProject);
         assert!(p.contains(&("/pi/email".to_owned(), Sensitivity::Personal)));
         assert!(p.contains(&("/budget/self_raised".to_owned(), Sensitivity::Commercial)));
@@ -388,7 +396,12 @@ mod tests {
 
     #[test]
     fn public_view_drops_every_sensitive_field() {
-        let view = redact(RecordKind::Achievement, &record("public"), Entitlements::PUBLIC).unwrap();
+        let view = redact(
+            RecordKind::Achievement,
+            &record("public"),
+            Entitlements::PUBLIC,
+        )
+        .unwrap();
         assert_eq!(view["title"], "高安全固态锂电池");
         assert!(view.get("technical_indicators").is_none());
         assert!(view["transfer"].get("price").is_none());
@@ -415,7 +428,10 @@ mod tests {
         let view = redact(RecordKind::Achievement, &r, personal).unwrap();
         assert_eq!(view["completers"][0]["phone"], "13800000000");
         assert!(view.get("technical_indicators").is_none());
-        assert_eq!(redact(RecordKind::Achievement, &r, Entitlements::ALL).unwrap(), r);
+        assert_eq!(
+            redact(RecordKind::Achievement, &r, Entitlements::ALL).unwrap(),
+            r
+        );
     }
 
     #[test]
@@ -427,7 +443,14 @@ mod tests {
         for level in ["secret", "confidential", "top_secret", "unknown"] {
             assert!(redact(RecordKind::Achievement, &record(level), Entitlements::ALL).is_none());
         }
-        assert!(redact(RecordKind::Achievement, &json!({"title": "x"}), Entitlements::ALL).is_none());
+        assert!(
+            redact(
+                RecordKind::Achievement,
+                &json!({"title": "x"}),
+                Entitlements::ALL
+            )
+            .is_none()
+        );
     }
 
     #[test]

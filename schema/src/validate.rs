@@ -243,11 +243,17 @@ impl<'a> Rules<'a> {
             match conclusion {
                 None if self.record.pointer("/acceptance").is_none() => self.push(
                     "/acceptance",
-                    format!("status {} requires the acceptance record", status.unwrap_or_default()),
+                    format!(
+                        "status {} requires the acceptance record",
+                        status.unwrap_or_default()
+                    ),
                 ),
                 Some(c) if c != expected => self.push(
                     "/acceptance/conclusion",
-                    format!("status {} requires conclusion {expected}, not {c}", status.unwrap_or_default()),
+                    format!(
+                        "status {} requires conclusion {expected}, not {c}",
+                        status.unwrap_or_default()
+                    ),
                 ),
                 _ => {}
             }
@@ -343,7 +349,10 @@ impl<'a> Rules<'a> {
             if normal.is_empty() {
                 self.push(&format!("/keywords/{i}"), "a keyword cannot be blank");
             } else if seen.contains(&normal) {
-                self.push(&format!("/keywords/{i}"), format!("keyword {k:?} is listed twice"));
+                self.push(
+                    &format!("/keywords/{i}"),
+                    format!("keyword {k:?} is listed twice"),
+                );
             }
             seen.push(normal);
         }
@@ -362,11 +371,16 @@ impl<'a> Rules<'a> {
             let at = format!("/confidential_fields/{i}");
             let first = p.split('/').nth(1).unwrap_or_default();
             if !p.starts_with('/') {
-                self.push(&at, format!("{p:?} is not a JSON Pointer (it must start with /)"));
+                self.push(
+                    &at,
+                    format!("{p:?} is not a JSON Pointer (it must start with /)"),
+                );
             } else if NOT_CONFIDENTIAL.contains(&first) {
                 self.push(
                     &at,
-                    format!("/{first} identifies or classifies the record and cannot be confidential"),
+                    format!(
+                        "/{first} identifies or classifies the record and cannot be confidential"
+                    ),
                 );
             } else if self.record.pointer(p).is_none() {
                 self.push(&at, format!("{p} points at no field of this record"));
@@ -408,7 +422,9 @@ impl<'a> Rules<'a> {
         if (total - sum).abs() > 0.000_01 {
             self.push(
                 "/budget/total",
-                format!("total is {total} but central, local and self-raised funds add up to {sum}"),
+                format!(
+                    "total is {total} but central, local and self-raised funds add up to {sum}"
+                ),
             );
         }
     }

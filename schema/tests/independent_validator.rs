@@ -47,7 +47,10 @@ fn python_jsonschema_agrees_with_rix() {
         let mut doc = fixture.clone();
         let (parent, key) = pointer.rsplit_once('/').unwrap();
         doc.pointer_mut(parent).unwrap()[key] = bad;
-        assert!(validate_record(RecordKind::Achievement, &doc).is_err(), "{pointer}");
+        assert!(
+            validate_record(RecordKind::Achievement, &doc).is_err(),
+            "{pointer}"
+        );
         lines.push(case("achievement", doc, false));
     }
     // A real signed batch is a valid envelope.
@@ -60,8 +63,15 @@ fn python_jsonschema_agrees_with_rix() {
         .chain([Entry::withdraw(6, RecordKind::Achievement, "A1", 2)])
         .collect();
     let created_at = time::macros::datetime!(2026-11-24 08:00 UTC);
-    let batch = SignedBatch::sign("prov-530000", 1, GENESIS_PREV_HASH, entries, created_at, &key)
-        .unwrap();
+    let batch = SignedBatch::sign(
+        "prov-530000",
+        1,
+        GENESIS_PREV_HASH,
+        entries,
+        created_at,
+        &key,
+    )
+    .unwrap();
     let batch_json: Value = serde_json::from_slice(&batch.to_bytes()).unwrap();
     lines.push(case("batch", batch_json, true));
 
@@ -80,7 +90,10 @@ fn python_jsonschema_agrees_with_rix() {
         .arg(cases.path())
         .output()
         .unwrap_or_else(|e| {
-            panic!("cannot run {} ({e}); run ops/install-deps.sh and set RIX_PYTHON", python())
+            panic!(
+                "cannot run {} ({e}); run ops/install-deps.sh and set RIX_PYTHON",
+                python()
+            )
         });
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -91,5 +104,8 @@ fn python_jsonschema_agrees_with_rix() {
     let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(summary["checked"], lines.len());
     assert_eq!(summary["disagreements"], 0);
-    assert_eq!(summary["schemas"].as_array().unwrap().len(), schemas::ALL.len());
+    assert_eq!(
+        summary["schemas"].as_array().unwrap().len(),
+        schemas::ALL.len()
+    );
 }

@@ -114,8 +114,7 @@ pub async fn start_node(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Te
     let node_id = unique_node_id("prov");
     let mut cfg = config(backend, dir.path(), &node_id);
     tweak(&mut cfg);
-    let key =
-        SigningKey::from_pkcs8_pem(&std::fs::read(&cfg.signing_key).unwrap()).unwrap();
+    let key = SigningKey::from_pkcs8_pem(&std::fs::read(&cfg.signing_key).unwrap()).unwrap();
     let node_id = cfg.node_id.clone();
     let node = start(cfg).await.expect("node starts");
     TestNode {
@@ -184,7 +183,9 @@ impl TestNode {
 
     /// Submits and approves; returns the record id.
     pub async fn register_approved(&self, collection: &str, doc: &Value) -> String {
-        let r = self.post(&format!("/v1/{collection}"), SUBMITTER, doc).await;
+        let r = self
+            .post(&format!("/v1/{collection}"), SUBMITTER, doc)
+            .await;
         assert_eq!(r.status, 201, "{}", r.body);
         let id = r.body["id"].as_str().unwrap().to_owned();
         let a = self
@@ -207,7 +208,11 @@ impl TestNode {
                 .get(&format!("/v1/feed?after={after}&limit=1000"), None)
                 .await;
             assert_eq!(r.status, 200);
-            let next: i64 = r.headers["x-rix-next-after"].to_str().unwrap().parse().unwrap();
+            let next: i64 = r.headers["x-rix-next-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
             let page: Vec<Vec<u8>> = r
                 .bytes
                 .split(|b| *b == b'\n')
@@ -249,7 +254,11 @@ pub async fn reply(resp: reqwest::Response) -> Reply {
 }
 
 /// Verifies a chain of feed lines with the node key; returns the entries in order.
-pub fn verify_chain(node_id: &str, key: &SigningKey, lines: &[Vec<u8>]) -> Vec<rix_schema::batch::Entry> {
+pub fn verify_chain(
+    node_id: &str,
+    key: &SigningKey,
+    lines: &[Vec<u8>],
+) -> Vec<rix_schema::batch::Entry> {
     use rix_schema::batch::{BatchLimits, ChainPosition, MemoryKeyRing, verify_batch};
     let mut ring = MemoryKeyRing::new();
     ring.trust(node_id, key.verifying_key().clone());
@@ -280,4 +289,118 @@ macro_rules! on_both_backends {
             }
         }
     };
+}
+
+/// A test's own view of the broker: a durable queue bound to one node's batches.
+pub struct TestQueue {
+    pub connection: lapin::Connection,
+    pub channel: lapin::Channel,
+    pub name: String,
+}
+
+impl TestQueue {
+    pub async fn bind(node_id: &str) -> TestQueue {
+        use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+        use lapin::types::FieldTable;
+        let connection =
+            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+                .await
+                .expect("the test broker is reachable");
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .exchange_declare(
+                "rix.records".into(),
+                lapin::ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let name = format!("rix-test-{node_id}");
+        channel
+            .queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                name.as_str().into(),
+                "rix.records".into(),
+                format!("*.{node_id}").as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        TestQueue {
+            connection,
+            channel,
+            name,
+        }
+    }
+
+    /// Takes every message until batches covering `last_seq` arrived (or 30 s pass).
+    /// Returns `(routing_key, body)` in delivery order.
+    pub async fn drain_until(&self, last_seq: u64) -> Vec<(String, Vec<u8>)> {
+        use lapin::options::{BasicAckOptions, BasicGetOptions};
+        let mut out = Vec::new();
+        let mut highest = 0u64;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while highest < last_seq {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only seqs up to {highest} of {last_seq} arrived on the queue"
+            );
+            match self
+                .channel
+                .basic_get(self.name.as_str().into(), BasicGetOptions::default())
+                .await
+                .unwrap()
+            {
+                Some(message) => {
+                    let delivery = &message.delivery;
+                    let batch: rix_schema::batch::SignedBatch =
+                        serde_json::from_slice(&delivery.data).unwrap();
+                    highest = highest.max(batch.header.last_seq);
+                    out.push((delivery.routing_key.to_string(), delivery.data.clone()));
+                    delivery.ack(BasicAckOptions::default()).await.unwrap();
+                }
+                None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+        out
+    }
+
+    pub async fn delete(self) {
+        let _ = self
+            .channel
+            .queue_delete(self.name.as_str().into(), Default::default())
+            .await;
+        let _ = self.connection.close(0, "done".into()).await;
+    }
+}
+
+/// Drops re-sent batches (a batch seen before, as after a crash or a broker restart): what a
+/// gateway does with a `replay`. Anything else out of order fails the chain check.
+pub fn without_resends(batches: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut next = 1u64;
+    let mut out = Vec::new();
+    for bytes in batches {
+        let b: rix_schema::batch::SignedBatch = serde_json::from_slice(&bytes).unwrap();
+        if b.header.batch_seq < next {
+            continue;
+        }
+        next = b.header.batch_seq + 1;
+        out.push(bytes);
+    }
+    out
 }

@@ -1,0 +1,171 @@
+//! `rix`, the operator CLI of the exchange.
+//!
+//! The CLI lives in this library so that the end-to-end tests (`tests/`) can build the very
+//! same program as their own binary and run it as real processes; `src/main.rs` only calls
+//! [`main`].
+//!
+//! Each subcommand is a thin edge over the library crates: it parses arguments, calls one
+//! library function, and reports errors with enough context to act on. Subcommands arrive with
+//! the issues that build what they drive (`node serve`, `gateway serve`, `trust`, `demo`…); the
+//! CLI lists only what works today.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use rix_schema::RecordKind;
+use rix_schema::signing::SigningKey;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "rix",
+    version,
+    about = "Operator CLI of rix, the national S&T results exchange"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a node's Ed25519 signing key.
+    ///
+    /// Writes KEY (PKCS#8 PEM, mode 0600) and KEY.pub (SubjectPublicKeyInfo PEM) and prints the
+    /// key id and the raw public key in base64: give those to the gateway operator for
+    /// `rix trust add`. Refuses to overwrite an existing key, because a node that loses its key
+    /// can no longer extend its signed chain under the same trust entry.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long, default_value = "node.key.pem")]
+        out: PathBuf,
+    },
+    /// Validate record files (JSON) against the common schema and print every error with its
+    /// JSON Pointer. Exits non-zero if any file is invalid.
+    Validate {
+        /// Record kind: achievement or funded_project.
+        #[arg(long)]
+        kind: RecordKind,
+        /// JSON files, each holding one record.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a registration node (a ministry's or a province's).
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Serve the node: registration and review API, signed feed, RabbitMQ publishing.
+    ///
+    /// Reads the TOML config (annotated example: ops/config/node.example.toml); every key can
+    /// be overridden by a RIX_* environment variable (RIX_LISTEN, RIX_DATABASE_URL,
+    /// RIX_AMQP_URL, RIX_SIGNING_KEY…). Runs migrations at start. Stops cleanly on SIGINT or
+    /// SIGTERM: in-flight requests finish and sealed batches are published first.
+    Serve {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Keygen { out } => keygen(&out),
+        Command::Validate { kind, files } => validate(kind, &files),
+        Command::Node {
+            command: NodeCommand::Serve { config },
+        } => node_serve(&config),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RIX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+fn node_serve(config: &Path) -> Result<()> {
+    init_logging();
+    let config = rix_node::Config::load(config)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let node = rix_node::start(config).await?;
+        println!("node listening on {}", node.url());
+        node.run_until_signalled().await;
+        Ok(())
+    })
+}
+
+fn keygen(out: &Path) -> Result<()> {
+    let public_path = PathBuf::from(format!("{}.pub", out.display()));
+    for path in [out, public_path.as_path()] {
+        if path.exists() {
+            bail!(
+                "{} already exists; move it away first if you really mean to replace this node's key \
+                 (the gateway must then trust the new key: rix trust add)",
+                path.display()
+            );
+        }
+    }
+    let key = SigningKey::generate().context("generating an Ed25519 key with OpenSSL")?;
+    let pem = key.to_pkcs8_pem()?;
+    write_private(out, pem.as_bytes())
+        .with_context(|| format!("writing the private key to {}", out.display()))?;
+    fs::write(&public_path, key.verifying_key().to_spki_pem()?)
+        .with_context(|| format!("writing the public key to {}", public_path.display()))?;
+    println!("private key: {} (keep it secret)", out.display());
+    println!("public key:  {}", public_path.display());
+    println!("key id:      {}", key.key_id());
+    println!(
+        "public key (raw, base64): {}",
+        key.verifying_key().to_base64()
+    );
+    Ok(())
+}
+
+/// Creates the file readable by its owner only, before any secret byte is written.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
+fn validate(kind: RecordKind, files: &[PathBuf]) -> Result<()> {
+    let mut invalid = 0;
+    for file in files {
+        let text =
+            fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let record: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                invalid += 1;
+                println!("{}: not JSON: {e}", file.display());
+                continue;
+            }
+        };
+        match rix_schema::validate_record(kind, &record) {
+            Ok(()) => println!("{}: valid {kind}", file.display()),
+            Err(errors) => {
+                invalid += 1;
+                for error in errors {
+                    println!("{}: {error}", file.display());
+                }
+            }
+        }
+    }
+    if invalid > 0 {
+        bail!(
+            "{invalid} of {} files are not valid {kind} records",
+            files.len()
+        );
+    }
+    Ok(())
+}
