@@ -73,11 +73,9 @@ fn principal(state: &AppState, req: &HttpRequest) -> Result<Principal, NodeError
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
 ) -> Result<T, NodeError> {
-    web::block(f).await.map_err(|e| {
-        NodeError::Store(crate::db::StoreError::Migrate(format!(
-            "worker pool failed: {e}"
-        )))
-    })?
+    web::block(f)
+        .await
+        .map_err(|e| NodeError::Store(crate::db::StoreError::Task(e.to_string())))?
 }
 
 /// Reads a JSON body: content type, size limit, UTF-8 and syntax, each with its own error.
@@ -462,6 +460,54 @@ pub async fn approve(
     Ok(view_response(view))
 }
 
+/// Approves many records in one transaction (reviewer): all, or none if any cannot be
+/// approved. Body `{"ids": [...]}` (1–1000).
+#[utoipa::path(post, path = "/v1/{collection}/approve",
+    params(("collection" = String, Path)),
+    request_body(content = Object, description = "`{\"ids\": [\"ach-000001\", ...]}`"),
+    responses((status = 200, description = "`{items: [{id, version, state, registration_no}]}`"),
+              (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn approve_batch(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, NodeError> {
+    let kind = kind_of(&path)?;
+    let who = principal(&state, &req)?;
+    who.require_reviewer()?;
+    let (body, _) = read_json(&state, &req, payload).await?;
+    let ids: Vec<String> = body
+        .get("ids")
+        .and_then(Value::as_array)
+        .filter(|a| (1..=1000).contains(&a.len()))
+        .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+        .ok_or_else(|| {
+            NodeError::Invalid(vec![FieldError::new(
+                "/ids",
+                "must be an array of 1–1000 record ids",
+            )])
+        })?;
+    let st = state.clone();
+    let views =
+        blocking(move || review::approve_many(&st.db, &st.issuer, &who, kind, &ids)).await?;
+    state
+        .metrics
+        .approvals
+        .with_label_values(&[kind.as_str()])
+        .inc_by(views.len() as u64);
+    state.wake.notify_one();
+    let items: Vec<Value> = views
+        .into_iter()
+        .map(|v| {
+            json!({"id": v.id, "version": v.version, "state": v.state,
+                   "registration_no": v.registration_no, "published_version": v.published_version})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
 /// Rejects the latest version (reviewer). Body `{"reason": "...", "version": N?}`.
 #[utoipa::path(post, path = "/v1/{collection}/{id}/reject",
     params(("collection" = String, Path), ("id" = String, Path)),
@@ -622,7 +668,7 @@ pub async fn metrics(state: State) -> HttpResponse {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rix node API", description = "Registration, review and the signed feed of one rix node (DESIGN.md §9)."),
-    paths(submit, submit_batch, list, get_record, revise, withdraw, approve, reject, feed, keys, schema, healthz, metrics),
+    paths(submit, submit_batch, list, get_record, revise, withdraw, approve, approve_batch, reject, feed, keys, schema, healthz, metrics),
     components(schemas(Problem, crate::error::ProblemField, RecordView, register::ReviewView, RecordPage, register::RecordSummary, LogState)),
     modifiers(&BearerAuth)
 )]
@@ -668,6 +714,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/{collection}", web::post().to(submit))
         .route("/v1/{collection}", web::get().to(list))
         .route("/v1/{collection}/batch", web::post().to(submit_batch))
+        .route("/v1/{collection}/approve", web::post().to(approve_batch))
         .route("/v1/{collection}/{id}", web::get().to(get_record))
         .route("/v1/{collection}/{id}", web::put().to(revise))
         .route("/v1/{collection}/{id}", web::delete().to(withdraw))

@@ -149,6 +149,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] DieselError),
+    /// A storage task on the blocking pool did not finish (shutdown, or a panic).
+    #[error("storage task did not finish: {0}")]
+    Task(String),
     /// No pooled connection became free.
     #[error("no database connection available: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),

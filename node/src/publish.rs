@@ -51,6 +51,11 @@ pub struct Publisher {
     pub metrics: Metrics,
 }
 
+/// A blocking task that did not finish: the runtime is shutting down (or the task panicked).
+fn join_failed(e: tokio::task::JoinError) -> crate::db::StoreError {
+    crate::db::StoreError::Task(e.to_string())
+}
+
 /// How long shutdown waits for the broker to confirm what is sealed.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// Most batches in flight before waiting for their confirms.
@@ -153,7 +158,7 @@ impl Publisher {
                 )
             })
             .await
-            .expect("sealing does not panic")?;
+            .map_err(|e| outbox::SealError::Store(join_failed(e)))??;
             match result {
                 Sealing::Sealed(b) => {
                     self.metrics.batches_sealed.inc();
@@ -184,7 +189,8 @@ impl Publisher {
             Ok::<_, crate::db::StoreError>(state.outbox_depth as usize)
         })
         .await
-        .expect("reading the log state does not panic")
+        .map_err(join_failed)
+        .and_then(|r| r)
         .unwrap_or(usize::MAX)
     }
 
@@ -228,7 +234,8 @@ impl Publisher {
             let db = self.db.clone();
             let pending = tokio::task::spawn_blocking(move || outbox::unpublished(&db, IN_FLIGHT))
                 .await
-                .expect("reading batches does not panic")
+                .map_err(join_failed)
+                .and_then(|r| r)
                 .map_err(|e| ("store", e.to_string()))?;
             if pending.is_empty() {
                 return Ok(());
@@ -296,7 +303,8 @@ impl Publisher {
         let seqs = confirmed.to_vec();
         tokio::task::spawn_blocking(move || outbox::mark_published(&db, &seqs))
             .await
-            .expect("marking does not panic")
+            .map_err(join_failed)
+            .and_then(|r| r)
             .map_err(|e| ("store", e.to_string()))?;
         let done: Vec<StoredBatch> = pending
             .iter()

@@ -76,7 +76,48 @@ pub fn approve(
     expected_version: Option<i64>,
 ) -> Result<RecordView, NodeError> {
     who.require_reviewer()?;
+    db.write(|conn| approve_in(conn, issuer, who, kind, id, expected_version))
+}
+
+/// Approves many records in one transaction (批量审核): all of them, or none if any cannot be
+/// approved — the error's pointer names it (`/ids/3`).
+pub fn approve_many(
+    db: &Db,
+    issuer: &Issuer,
+    who: &Principal,
+    kind: RecordKind,
+    ids: &[String],
+) -> Result<Vec<RecordView>, NodeError> {
+    who.require_reviewer()?;
     db.write(|conn| {
+        let mut views = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let view = approve_in(conn, issuer, who, kind, id, None).map_err(|e| match e {
+                NodeError::Conflict { message, .. } => NodeError::Conflict {
+                    pointer: format!("/ids/{i}"),
+                    message,
+                },
+                NodeError::NotFound { .. } => NodeError::Invalid(vec![FieldError::new(
+                    format!("/ids/{i}"),
+                    format!("no {kind} with id {id:?}"),
+                )]),
+                other => other,
+            })?;
+            views.push(view);
+        }
+        Ok(views)
+    })
+}
+
+fn approve_in(
+    conn: &mut DbConn,
+    issuer: &Issuer,
+    who: &Principal,
+    kind: RecordKind,
+    id: &str,
+    expected_version: Option<i64>,
+) -> Result<RecordView, NodeError> {
+    {
         let mut row = load_row(conn, who, kind, id)?;
         check_expected(expected_version, row.version)?;
         if row.state != state::SUBMITTED {
@@ -145,7 +186,7 @@ pub fn approve(
         row.updated_at = at;
         save_row(conn, &row)?;
         Ok(view_of(row, &version))
-    })
+    }
 }
 
 /// Rejects the latest (submitted) version with a reason the submitter will read.

@@ -9,6 +9,8 @@
 //! the issues that build what they drive (`node serve`, `gateway serve`, `trust`, `demo`…); the
 //! CLI lists only what works today.
 
+pub mod bench;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use rix_schema::RecordKind;
@@ -51,10 +53,46 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Measure throughput end to end (numbers for ops/BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Run a registration node (a ministry's or a province's).
     Node {
         #[command(subcommand)]
         command: NodeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// A node from API to confirmed publish: batch-submit generated achievements, approve each
+    /// with concurrent reviewers over HTTP, stop the clock when every approval is published.
+    /// Prints each run and the median approvals per second.
+    Node {
+        /// Records per run.
+        #[arg(long, default_value_t = 5000)]
+        records: u64,
+        /// Concurrent approve requests.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Runs (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Node batch size.
+        #[arg(long, default_value_t = 500)]
+        batch_max_entries: usize,
+        /// Records per approve request: 1 is one request per record, more uses the bulk
+        /// approval endpoint (POST /v1/achievements/approve).
+        #[arg(long, default_value_t = 1)]
+        approve_batch: usize,
+        /// Publish to RabbitMQ at this URL (else the feed is the only transport).
+        #[arg(long)]
+        amqp: Option<String>,
+        /// Store in this PostgreSQL database (else SQLite in a temporary directory).
+        #[arg(long)]
+        postgres: Option<String>,
     },
 }
 
@@ -81,7 +119,81 @@ pub fn main() -> Result<()> {
         Command::Node {
             command: NodeCommand::Serve { config },
         } => node_serve(&config),
+        Command::Bench {
+            command:
+                BenchCommand::Node {
+                    records,
+                    concurrency,
+                    runs,
+                    batch_max_entries,
+                    approve_batch,
+                    amqp,
+                    postgres,
+                },
+        } => bench_node(
+            bench::NodeBench {
+                approve_batch,
+                records,
+                concurrency,
+                submit_batch: 1000,
+                amqp,
+                postgres,
+                batch_max_entries,
+            },
+            runs,
+        ),
     }
+}
+
+fn bench_node(spec: bench::NodeBench, runs: usize) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let transport = if spec.amqp.is_some() {
+        "RabbitMQ"
+    } else {
+        "feed only"
+    };
+    let backend = if spec.postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "rix bench node: {} records/run, {} concurrent reviewers, {} per approve request, {backend}, {transport}",
+        spec.records, spec.concurrency, spec.approve_batch
+    );
+    let mut rates = Vec::new();
+    for run in 1..=runs.max(1) {
+        if let Some(pg) = &spec.postgres {
+            reset_postgres(pg)?;
+        }
+        let r = runtime.block_on(bench::node(&spec))?;
+        let rate = r.records as f64 / r.approve_to_published_secs;
+        println!(
+            "run {run}: submit {:.0} rec/s; approve→published {:.0} rec/s ({} log entries in {:.2} s)",
+            r.records as f64 / r.submit_secs,
+            rate,
+            r.published,
+            r.approve_to_published_secs
+        );
+        rates.push(rate);
+    }
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "median approve→published: {:.0} records/s",
+        rates[rates.len() / 2]
+    );
+    Ok(())
+}
+
+/// Empties the benchmark's PostgreSQL database so every run starts alike.
+fn reset_postgres(url: &str) -> Result<()> {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let mut conn = diesel::PgConnection::establish(url)
+        .with_context(|| format!("connecting to {}", rix_node::db::redact_url(url)))?;
+    conn.batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        .context("resetting the benchmark database")?;
+    Ok(())
 }
 
 fn init_logging() {

@@ -1,0 +1,179 @@
+//! `rix bench`: throughput measured on the real thing, end to end, for ops/BENCHMARKS.md.
+//!
+//! `rix bench node` starts a node in this process (SQLite in a temporary directory, or the
+//! PostgreSQL database given), optionally publishing to RabbitMQ, and drives it over HTTP the
+//! way institutions and reviewers do: batch submits of generated records, then one approve
+//! request per record from several concurrent reviewers. The clock stops when the node
+//! reports every approval published (sealed, signed and — with a broker — confirmed).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rix_node::config::{BatchConfig, Config, Role, TokenConfig};
+use rix_schema::sample::{SampleConfig, SampleGenerator};
+use rix_schema::signing::SigningKey;
+use serde_json::Value;
+
+const ADMIN: &str = "bench-admin-token-00000001";
+
+/// What `rix bench node` measures.
+pub struct NodeBench {
+    /// Records to register and approve.
+    pub records: u64,
+    /// Concurrent approve requests.
+    pub concurrency: usize,
+    /// Records per batch submit.
+    pub submit_batch: usize,
+    /// Approve this many records per request (1: one approve request per record).
+    pub approve_batch: usize,
+    /// Publish to this broker (else the feed is the transport).
+    pub amqp: Option<String>,
+    /// Use this PostgreSQL database (else SQLite).
+    pub postgres: Option<String>,
+    /// Node batch size.
+    pub batch_max_entries: usize,
+}
+
+/// Measured phases, seconds.
+pub struct NodeBenchResult {
+    /// Records approved (and so published, if publishable).
+    pub records: u64,
+    /// Log entries published.
+    pub published: i64,
+    /// Batch submit time.
+    pub submit_secs: f64,
+    /// From the first approve request to the last entry published.
+    pub approve_to_published_secs: f64,
+}
+
+async fn health(http: &reqwest::Client, url: &str) -> Result<Value> {
+    Ok(http
+        .get(format!("{url}/healthz"))
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
+/// Runs the node benchmark.
+pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
+    let dir = tempfile::tempdir()?;
+    let key_path = dir.path().join("bench.key.pem");
+    std::fs::write(
+        &key_path,
+        SigningKey::generate()?.to_pkcs8_pem()?.as_bytes(),
+    )?;
+    let config = Config {
+        node_id: "bench-530000".into(),
+        name: Some("bench".into()),
+        registration_issuer: "530000".into(),
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.path().to_owned(),
+        database_url: bench.postgres.clone(),
+        db_connections: 16,
+        amqp_url: bench.amqp.clone(),
+        amqp_exchange: "rix.records".into(),
+        signing_key: key_path,
+        batch: BatchConfig {
+            max_entries: bench.batch_max_entries,
+            linger_ms: 20,
+        },
+        max_body_bytes: 64 * 1024 * 1024,
+        tls: None,
+        tokens: vec![TokenConfig {
+            token: ADMIN.into(),
+            role: Role::Admin,
+            institution: None,
+            name: Some("bench".into()),
+        }],
+    };
+    let node = rix_node::start(config).await?;
+    let url = node.url();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(bench.concurrency * 2)
+        .build()?;
+
+    let generator = SampleGenerator::new(SampleConfig::default());
+    // The generator writes records as published (with registration numbers); a submission
+    // leaves those to the node.
+    let docs: Vec<Value> = (0..bench.records)
+        .map(|i| {
+            let mut doc = serde_json::to_value(generator.achievement(i)).expect("records are JSON");
+            let obj = doc.as_object_mut().expect("a record is an object");
+            obj.remove("registration_no");
+            obj.remove("registration_date");
+            doc
+        })
+        .collect();
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(docs.len());
+    for chunk in docs.chunks(bench.submit_batch.max(1)) {
+        let reply: Value = http
+            .post(format!("{url}/v1/achievements/batch"))
+            .bearer_auth(ADMIN)
+            .json(chunk)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let items = reply["items"].as_array().with_context(|| {
+            let text = reply.to_string();
+            format!("batch submit refused: {}", &text[..text.len().min(600)])
+        })?;
+        ids.extend(
+            items
+                .iter()
+                .filter_map(|i| i["id"].as_str().map(str::to_owned)),
+        );
+    }
+    let submit_secs = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let chunks: Vec<Vec<String>> = ids
+        .chunks(bench.approve_batch.max(1))
+        .map(<[String]>::to_vec)
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(chunks));
+    let mut workers = Vec::new();
+    for _ in 0..bench.concurrency {
+        let queue = queue.clone();
+        let http = http.clone();
+        let url = url.clone();
+        workers.push(tokio::spawn(async move {
+            loop {
+                let Some(chunk) = queue.lock().expect("queue lock").pop() else {
+                    return Ok::<(), anyhow::Error>(());
+                };
+                let request = if let [id] = chunk.as_slice() {
+                    http.post(format!("{url}/v1/achievements/{id}/approve"))
+                } else {
+                    http.post(format!("{url}/v1/achievements/approve"))
+                        .json(&serde_json::json!({ "ids": chunk }))
+                };
+                let status = request.bearer_auth(ADMIN).send().await?.status();
+                if !status.is_success() {
+                    bail!("approving {} records answered {status}", chunk.len());
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    let published = loop {
+        let h = health(&http, &url).await?;
+        if h["log"]["outbox_depth"] == 0 {
+            break h["log"]["last_seq"].as_i64().unwrap_or(0);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let approve_to_published_secs = started.elapsed().as_secs_f64();
+    node.stop().await;
+    Ok(NodeBenchResult {
+        records: bench.records,
+        published,
+        submit_secs,
+        approve_to_published_secs,
+    })
+}
