@@ -403,4 +403,15 @@ institution = "91330100799655058B"
             .unwrap_err();
         assert!(e.to_string().contains("RIX_LISTEN"));
     }
+
+    #[test]
+    fn the_annotated_example_is_a_valid_config() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../ops/config/node.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config: Config = toml::from_str(&text).unwrap();
+        config.check().unwrap();
+        assert_eq!(config.tokens.len(), 2);
+        assert!(matches!(config.issuer().unwrap(), Issuer::Region(_)));
+    }
 }
