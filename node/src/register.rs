@@ -241,18 +241,18 @@ fn check_document(
             ("registration_no", assigned.map(|a| a.0)),
             ("registration_date", assigned.map(|a| a.1)),
         ] {
-            if let Some(given) = doc.get(field) {
-                if given.as_str() != kept {
-                    errors.push(FieldError::new(
-                        format!("/{field}"),
-                        match kept {
-                            Some(k) => format!(
-                                "is assigned by the node ({k}); send it unchanged or leave it out"
-                            ),
-                            None => "is assigned by the node on approval; leave it out".to_owned(),
-                        },
-                    ));
-                }
+            if let Some(given) = doc.get(field)
+                && given.as_str() != kept
+            {
+                errors.push(FieldError::new(
+                    format!("/{field}"),
+                    match kept {
+                        Some(k) => format!(
+                            "is assigned by the node ({k}); send it unchanged or leave it out"
+                        ),
+                        None => "is assigned by the node on approval; leave it out".to_owned(),
+                    },
+                ));
             }
         }
     }
@@ -260,17 +260,16 @@ fn check_document(
         .institution
         .as_deref()
         .filter(|_| who.role == crate::config::Role::Submitter)
+        && !institution_usccs(kind, doc).contains(&mine)
     {
-        if !institution_usccs(kind, doc).contains(&mine) {
-            let pointer = match kind {
-                RecordKind::Achievement => "/institutions",
-                RecordKind::FundedProject => "/lead/uscc",
-            };
-            errors.push(FieldError::new(
-                pointer,
-                format!("your institution ({mine}) must be one of the record's institutions"),
-            ));
-        }
+        let pointer = match kind {
+            RecordKind::Achievement => "/institutions",
+            RecordKind::FundedProject => "/lead/uscc",
+        };
+        errors.push(FieldError::new(
+            pointer,
+            format!("your institution ({mine}) must be one of the record's institutions"),
+        ));
     }
     if errors.is_empty() {
         Ok(())

@@ -32,10 +32,10 @@ async fn wait_published(http: &reqwest::Client, node: &NodeProcess, last_seq: i6
             None,
         )
         .await
+            && h["log"]["last_seq"] == last_seq
+            && h["log"]["outbox_depth"] == 0
         {
-            if h["log"]["last_seq"] == last_seq && h["log"]["outbox_depth"] == 0 {
-                return;
-            }
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
