@@ -181,6 +181,7 @@ pub struct Db {
     pool: Pool<ConnectionManager<DbConn>>,
     backend: Backend,
     sqlite_writer: Arc<Mutex<()>>,
+    known_counters: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Db {
@@ -205,8 +206,10 @@ impl Db {
             pool,
             backend,
             sqlite_writer: Arc::new(Mutex::new(())),
+            known_counters: Arc::default(),
         };
         db.migrate()?;
+        db.ensure_counters(&["outbox_seq", "id:achievement", "id:funded_project"])?;
         Ok(db)
     }
 
@@ -217,6 +220,49 @@ impl Db {
             DbConn::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
         };
         result.map_err(|e| StoreError::Migrate(e.to_string()))
+    }
+
+    /// Makes sure these counters' rows exist, each created in its own short transaction.
+    ///
+    /// A counter row born inside a long transaction would make concurrent writers that need
+    /// it wait on each other's uncommitted inserts — on PostgreSQL, a deadlock. Creating rows
+    /// first means the writers only ever lock existing rows, in a fixed order.
+    pub fn ensure_counters(&self, names: &[&str]) -> Result<(), StoreError> {
+        use schema::counters::dsl as c;
+        for name in names {
+            if self
+                .known_counters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(*name)
+            {
+                continue;
+            }
+            let created = self.write(|conn| {
+                let exists = c::counters
+                    .filter(c::name.eq(name))
+                    .count()
+                    .get_result::<i64>(conn)?
+                    > 0;
+                if !exists {
+                    diesel::insert_into(c::counters)
+                        .values((c::name.eq(name), c::value.eq(0i64)))
+                        .execute(conn)?;
+                }
+                Ok::<_, StoreError>(())
+            });
+            match created {
+                Ok(()) => {}
+                // Someone else created it first: just as good.
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e),
+            }
+            self.known_counters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((*name).to_owned());
+        }
+        Ok(())
     }
 
     /// Which backend this is.
@@ -271,13 +317,16 @@ pub trait AsConflict {
 
 impl AsConflict for DieselError {
     fn is_conflict(&self) -> bool {
-        matches!(
-            self,
+        match self {
             DieselError::DatabaseError(
                 DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
-                _
-            )
-        )
+                _,
+            ) => true,
+            // PostgreSQL breaks a lock cycle by failing one transaction (SQLSTATE 40P01);
+            // running it again is the documented remedy.
+            DieselError::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+            _ => false,
+        }
     }
 }
 
@@ -294,19 +343,32 @@ impl AsConflict for StoreError {
 /// keeps seqs and serials gap-free and in commit order.
 pub fn next_counter(conn: &mut DbConn, name: &str) -> Result<i64, DieselError> {
     use schema::counters::dsl as c;
-    let updated = diesel::update(c::counters.filter(c::name.eq(name)))
+    let next: Option<i64> = diesel::update(c::counters.filter(c::name.eq(name)))
         .set(c::value.eq(c::value + 1))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(c::counters)
-            .values((c::name.eq(name), c::value.eq(1i64)))
-            .execute(conn)?;
-        return Ok(1);
+        .returning(c::value)
+        .get_result(conn)
+        .optional()?;
+    match next {
+        Some(value) => Ok(value),
+        None => {
+            diesel::insert_into(c::counters)
+                .values((c::name.eq(name), c::value.eq(1i64)))
+                .execute(conn)?;
+            Ok(1)
+        }
     }
-    c::counters
-        .filter(c::name.eq(name))
-        .select(c::value)
-        .first(conn)
+}
+
+/// Locks a counter's row until the transaction ends, without moving it (no-op on SQLite,
+/// whose writers are already serialised). Used to take several counters in a fixed order.
+pub fn lock_counter(conn: &mut DbConn, name: &str) -> Result<(), DieselError> {
+    use schema::counters::dsl as c;
+    if let DbConn::Postgresql(_) = conn {
+        diesel::update(c::counters.filter(c::name.eq(name)))
+            .set(c::value.eq(c::value))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Reads a counter without moving it (0 if never used).

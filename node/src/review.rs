@@ -15,7 +15,7 @@ use rix_schema::{FieldError, SecrecyLevel};
 use serde_json::Value;
 
 use crate::auth::Principal;
-use crate::db::{Db, DbConn, next_counter};
+use crate::db::{Db, DbConn, lock_counter, next_counter};
 use crate::error::NodeError;
 use crate::outbox;
 use crate::register::{
@@ -43,6 +43,15 @@ fn check_expected(expected: Option<i64>, version: i64) -> Result<(), NodeError> 
     }
 }
 
+/// The counter behind the serials of one issuer, year and category flag.
+fn serial_counter(issuer: &Issuer, year: u16, flag: char) -> String {
+    format!("regno:{}:{year}:{flag}", issuer.code())
+}
+
+fn this_year() -> u16 {
+    time::OffsetDateTime::now_utc().year() as u16
+}
+
 /// The next registration number for `category` this year.
 fn assign_registration_no(
     conn: &mut DbConn,
@@ -51,7 +60,7 @@ fn assign_registration_no(
     year: u16,
 ) -> Result<String, NodeError> {
     let flag = category.registration_flag();
-    let serial = next_counter(conn, &format!("regno:{}:{year}:{flag}", issuer.code()))?;
+    let serial = next_counter(conn, &serial_counter(issuer, year, flag))?;
     Ok(RegistrationNumber {
         issuer: issuer.clone(),
         year,
@@ -76,7 +85,18 @@ pub fn approve(
     expected_version: Option<i64>,
 ) -> Result<RecordView, NodeError> {
     who.require_reviewer()?;
+    ensure_serial_counters(db, issuer)?;
     db.write(|conn| approve_in(conn, issuer, who, kind, id, expected_version))
+}
+
+fn ensure_serial_counters(db: &Db, issuer: &Issuer) -> Result<(), NodeError> {
+    let year = this_year();
+    let names: Vec<String> = ['J', 'R', 'Y']
+        .iter()
+        .map(|flag| serial_counter(issuer, year, *flag))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    Ok(db.ensure_counters(&names)?)
 }
 
 /// Approves many records in one transaction (批量审核): all of them, or none if any cannot be
@@ -89,7 +109,16 @@ pub fn approve_many(
     ids: &[String],
 ) -> Result<Vec<RecordView>, NodeError> {
     who.require_reviewer()?;
+    ensure_serial_counters(db, issuer)?;
     db.write(|conn| {
+        // Counter rows are locked (on PostgreSQL) in one global order — serial counters in
+        // flag order, then the log's seq — so concurrent bulk approvals cannot deadlock.
+        if kind == RecordKind::Achievement {
+            let year = this_year();
+            for flag in ['J', 'R', 'Y'] {
+                lock_counter(conn, &serial_counter(issuer, year, flag))?;
+            }
+        }
         let mut views = Vec::with_capacity(ids.len());
         for (i, id) in ids.iter().enumerate() {
             let view = approve_in(conn, issuer, who, kind, id, None).map_err(|e| match e {
@@ -127,6 +156,11 @@ fn approve_in(
         let mut doc: Value = serde_json::from_str(version.document.as_deref().unwrap_or("null"))
             .map_err(|e| NodeError::Invalid(vec![FieldError::new("", e.to_string())]))?;
         let at = now();
+        // The previously approved version, if any, gives way to this one. Done before the
+        // counters below: from the first counter on, concurrent approvals wait for this one.
+        if let Some(previous) = row.published_version {
+            set_version_state(conn, kind, id, previous, state::SUPERSEDED)?;
+        }
 
         if kind == RecordKind::Achievement {
             let category = category_of(&doc).ok_or_else(|| {
@@ -137,10 +171,7 @@ fn approve_in(
             });
             let number = match keep {
                 Some(n) => n.to_owned(),
-                None => {
-                    let year: u16 = at[..4].parse().expect("RFC 3339 starts with the year");
-                    assign_registration_no(conn, issuer, category, year)?
-                }
+                None => assign_registration_no(conn, issuer, category, this_year())?,
             };
             let date = row
                 .registration_date
@@ -153,10 +184,6 @@ fn approve_in(
             row.registration_date = Some(date);
         }
 
-        // The previously approved version, if any, gives way to this one.
-        if let Some(previous) = row.published_version {
-            set_version_state(conn, kind, id, previous, state::SUPERSEDED)?;
-        }
         let document = doc.to_string();
         let level = SecrecyLevel::of_record(&doc).unwrap_or(SecrecyLevel::Public);
         if level.may_leave_node() {

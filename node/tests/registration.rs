@@ -617,3 +617,109 @@ async fn service_endpoints_describe_the_node() {
     assert_eq!(missing.status, 404);
     node.node.stop().await;
 }
+
+async fn bulk_approval_is_all_or_nothing_and_safe_to_run_concurrently(backend: Backend) {
+    let node = std::sync::Arc::new(start_node(backend, |_| {}).await);
+    let mut docs = Vec::new();
+    for (i, category) in ["应用技术", "基础理论", "软科学"]
+        .iter()
+        .cycle()
+        .take(45)
+        .enumerate()
+    {
+        let mut doc = fixture("achievement");
+        doc["category"] = json!(category);
+        if *category != "应用技术" {
+            doc.as_object_mut().unwrap().remove("trl");
+        }
+        doc["title"] = json!(format!("批量审核测试成果{i}"));
+        docs.push(doc);
+    }
+    let r = node
+        .post("/v1/achievements/batch", SUBMITTER, &Value::Array(docs))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ids: Vec<String> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    // One of them is already approved: the bulk request names it and approves nothing.
+    node.post(
+        &format!("/v1/achievements/{}/approve", ids[3]),
+        REVIEWER,
+        &json!({}),
+    )
+    .await;
+    let r = node
+        .post(
+            "/v1/achievements/approve",
+            REVIEWER,
+            &json!({"ids": &ids[..5]}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(pointers(&r.body), vec!["/ids/3"]);
+    let pending = node
+        .get(
+            "/v1/achievements?state=submitted&limit=1000",
+            Some(REVIEWER),
+        )
+        .await;
+    assert_eq!(pending.body["items"].as_array().unwrap().len(), 44);
+
+    // Four reviewers approve the rest in bulk at the same time, categories interleaved.
+    let rest: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, id)| id.clone())
+        .collect();
+    let mut tasks = Vec::new();
+    for chunk in rest.chunks(11) {
+        let node = node.clone();
+        let chunk = chunk.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let r = node
+                .post(
+                    "/v1/achievements/approve",
+                    REVIEWER,
+                    &json!({ "ids": chunk }),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["registration_no"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut numbers = vec![];
+    for t in tasks {
+        numbers.extend(t.await.unwrap());
+    }
+    let first = node
+        .get(&format!("/v1/achievements/{}", ids[3]), Some(REVIEWER))
+        .await;
+    numbers.push(first.body["registration_no"].as_str().unwrap().to_owned());
+    // Serials are gap-free per category flag: 15 each of Y, J and R.
+    for flag in ['Y', 'J', 'R'] {
+        let mut serials: Vec<u32> = numbers
+            .iter()
+            .filter(|n| n.chars().nth(10) == Some(flag))
+            .map(|n| n[11..].parse().unwrap())
+            .collect();
+        serials.sort();
+        assert_eq!(serials, (1..=15).collect::<Vec<u32>>(), "flag {flag}");
+    }
+    node.wait_for_seq(45).await;
+    let entries = verify_chain(&node.node_id, &node.key, &node.feed_lines().await);
+    assert_eq!(entries.len(), 45);
+}
+on_both_backends!(
+    bulk_approval,
+    bulk_approval_is_all_or_nothing_and_safe_to_run_concurrently
+);

@@ -151,9 +151,14 @@ pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
                     http.post(format!("{url}/v1/achievements/approve"))
                         .json(&serde_json::json!({ "ids": chunk }))
                 };
-                let status = request.bearer_auth(ADMIN).send().await?.status();
+                let response = request.bearer_auth(ADMIN).send().await?;
+                let status = response.status();
                 if !status.is_success() {
-                    bail!("approving {} records answered {status}", chunk.len());
+                    let body = response.text().await.unwrap_or_default();
+                    bail!(
+                        "approving {} records answered {status}: {body}",
+                        chunk.len()
+                    );
                 }
             }
         }));
