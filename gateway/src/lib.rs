@@ -1,8 +1,21 @@
-//! rix-gateway: the national gateway that verifies, validates, filters and merges the nodes'
-//! signed feeds into the national catalogue and serves it.
+//! rix-gateway: the national gateway (DESIGN.md §6). It turns the nodes' signed feeds into one
+//! national catalogue.
 //!
-//! The ingest pipeline, trust store, catalogue, access filter, search and read APIs arrive with
-//! issues 4 and 5. Until then this crate is an empty shell over the schema crate, so that the
-//! workspace map of DESIGN.md §2 is in place; it serves nothing yet.
+//! A batch's journey is the module order: a transport brings it in — [`ingest`] takes it
+//! through verification against the [`trust`] store, the chain check, validation and the
+//! secrecy gate — and [`catalogue`] applies it idempotently, merging the same result from
+//! several nodes and linking achievements to projects, writing the change stream that the
+//! search index and the ministries' feeds read. [`db`] is the storage SQLite and PostgreSQL
+//! both serve.
+//!
+//! What it guarantees: nothing is applied that did not verify against a trusted, unrevoked key
+//! on an unbroken chain; nothing classified `secret` or above is ever stored; applying the same
+//! batch twice, or versions out of order, changes nothing. What it does not do (yet): the access
+//! filter, search and read APIs (issue 5).
 
 pub use rix_schema as schema;
+
+pub mod catalogue;
+pub mod db;
+pub mod ingest;
+pub mod trust;

@@ -1,0 +1,12 @@
+DROP TABLE counters;
+DROP TABLE quarantine;
+DROP TABLE refusals;
+DROP TABLE changes;
+DROP TABLE merge_keys;
+DROP TABLE record_funding;
+DROP TABLE records;
+DROP TABLE record_versions;
+DROP TABLE batches;
+DROP TABLE node_chain;
+DROP TABLE node_keys;
+DROP TABLE nodes;

@@ -1,0 +1,691 @@
+//! The national catalogue: applying verified entries, merging the same result from several
+//! nodes into one unified entry, linking achievements to projects, and the change stream.
+//!
+//! **Apply** is idempotent by `(node_id, id, version)`: a version at or below the one held is
+//! ignored, so redelivered and reordered batches change nothing. Each applied version keeps its
+//! provenance (node, batch, seq, the entry's canonical bytes and its inclusion proof; the
+//! signed header is in `batches`), so anyone can re-verify it against the node's key.
+//!
+//! **Merge.** Every record yields merge keys: its registration number (`reg:`), for an
+//! achievement each funding project with its normalised title (`proj:program|number|title`),
+//! each patent number (`pat:`); for a project its program and number (`prj:program|number`).
+//! Records sharing a key belong to one unified entry, named by the global id of the first
+//! record that claimed the key. **Which value shows** when sources disagree: the *primary*
+//! source — the active (not withdrawn) source that appeared in the catalogue first (lowest
+//! `first_change`). Its fields are shown; every source is listed with its version. A
+//! withdrawal by one source removes only that source; the entry stays while another source
+//! still publishes it, and its primary moves to the next-oldest active source.
+//!
+//! **Link.** Achievements link to projects through `program + project_no` (an achievement's
+//! `funding[]`, a project's own fields), whichever node published either side.
+//!
+//! **Change stream.** Every applied change gets the next `change_id` from a counter taken in
+//! the applying transaction, so ids are gap-free and in commit order: a reader that has seen
+//! id N has seen everything before it (the search index and the ministries' feed rely on it).
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use rix_schema::RecordKind;
+use rix_schema::SecrecyLevel;
+use rix_schema::batch::{Entry, Op, VerifiedBatch};
+use serde_json::Value;
+
+use crate::db::schema::{
+    batches, changes, merge_keys, node_chain, record_funding, record_versions, records,
+};
+use crate::db::{DbConn, StoreError};
+
+/// The current time, RFC 3339 UTC.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("the current time formats")
+}
+
+/// What the catalogue extracts from a record to index, link and merge it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordMeta {
+    /// Title.
+    pub title: String,
+    /// Secrecy level (`public` or `internal`; others never get here).
+    pub secrecy: String,
+    /// 批准登记号.
+    pub registration_no: Option<String>,
+    /// A project's program.
+    pub program: Option<String>,
+    /// A project's number.
+    pub project_no: Option<String>,
+    /// An achievement's funding references.
+    pub funding: Vec<(String, String)>,
+    /// Merge keys, most specific first.
+    pub merge_keys: Vec<String>,
+}
+
+/// Lower-case letters and digits only (CJK included): titles that differ in spaces,
+/// punctuation, full-width forms or case compare equal.
+pub fn normalise_title(title: &str) -> String {
+    title
+        .chars()
+        .map(|c| match c {
+            // Full-width ASCII forms to their half-width letters and digits.
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            _ => c,
+        })
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Extracts [`RecordMeta`] from a validated record.
+pub fn meta_of(kind: RecordKind, record: &Value) -> RecordMeta {
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let title = text(record, "title").unwrap_or_default();
+    let secrecy = SecrecyLevel::of_record(record)
+        .unwrap_or(SecrecyLevel::Public)
+        .as_str()
+        .to_owned();
+    let mut meta = RecordMeta {
+        title,
+        secrecy,
+        ..RecordMeta::default()
+    };
+    match kind {
+        RecordKind::Achievement => {
+            meta.registration_no = text(record, "registration_no");
+            if let Some(n) = &meta.registration_no {
+                meta.merge_keys.push(format!("reg:{n}"));
+            }
+            let norm = normalise_title(&meta.title);
+            for f in record
+                .get("funding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(p), Some(n)) = (text(f, "program"), text(f, "project_no")) {
+                    meta.merge_keys.push(format!("proj:{p}|{n}|{norm}"));
+                    meta.funding.push((p, n));
+                }
+            }
+            for ip in record
+                .get("ip")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let is_patent = text(ip, "type").is_some_and(|t| t.contains("专利"));
+                if let (true, Some(n)) = (is_patent, text(ip, "number")) {
+                    meta.merge_keys.push(format!("pat:{n}"));
+                }
+            }
+        }
+        RecordKind::FundedProject => {
+            meta.program = text(record, "program");
+            meta.project_no = text(record, "project_no");
+            if let (Some(p), Some(n)) = (&meta.program, &meta.project_no) {
+                meta.merge_keys.push(format!("prj:{p}|{n}"));
+            }
+        }
+    }
+    meta
+}
+
+/// What applying a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Entries that changed the catalogue.
+    pub applied: usize,
+    /// Entries ignored: a version at or below the one held.
+    pub stale: usize,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = record_versions)]
+#[diesel(treat_none_as_default_value = false)]
+struct NewVersion<'a> {
+    node_id: &'a str,
+    id: &'a str,
+    version: i64,
+    kind: &'a str,
+    op: &'a str,
+    seq: i64,
+    batch_seq: i64,
+    entry: String,
+    proof: String,
+    applied_at: &'a str,
+}
+
+#[derive(Insertable, Clone)]
+#[diesel(table_name = records)]
+#[diesel(treat_none_as_default_value = false)]
+struct RecordRow {
+    node_id: String,
+    id: String,
+    kind: String,
+    version: i64,
+    withdrawn: i32,
+    record: Option<String>,
+    secrecy: String,
+    title: String,
+    registration_no: Option<String>,
+    program: Option<String>,
+    project_no: Option<String>,
+    unified_id: String,
+    first_change: i64,
+    last_change: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = changes)]
+struct NewChange<'a> {
+    change_id: i64,
+    node_id: &'a str,
+    id: &'a str,
+    kind: &'a str,
+    version: i64,
+    op: &'a str,
+    unified_id: String,
+    at: &'a str,
+}
+
+const CHUNK: usize = 400;
+
+/// Takes `n` consecutive change ids (gap-free, in commit order); returns the first.
+fn take_change_ids(conn: &mut DbConn, n: i64) -> Result<i64, diesel::result::Error> {
+    use crate::db::schema::counters::dsl as c;
+    let last: i64 = diesel::update(c::counters.filter(c::name.eq("change_id")))
+        .set(c::value.eq(c::value + n))
+        .returning(c::value)
+        .get_result(conn)?;
+    Ok(last - n + 1)
+}
+
+/// Applies the accepted entries of a verified batch and moves the node's chain forward, in
+/// the caller's transaction. `accepted` are entry indexes that passed validation and the
+/// secrecy gate; `metas` their extracted metadata (upserts only). Returns `Ok(None)` if the
+/// chain moved meanwhile (another transport or replica applied this batch first).
+pub fn apply_batch(
+    conn: &mut DbConn,
+    batch: &VerifiedBatch,
+    transport: &str,
+    accepted: &[(usize, Option<RecordMeta>)],
+) -> Result<Option<ApplyStats>, StoreError> {
+    let header = batch.header();
+    let node_id = header.node_id.as_str();
+    let at = now();
+
+    // Claim the chain step first: only one applier wins a batch.
+    let next = batch.next_position();
+    let moved = if header.batch_seq == 1 {
+        let exists: i64 = node_chain::table
+            .filter(node_chain::node_id.eq(node_id))
+            .count()
+            .get_result(conn)?;
+        if exists > 0 {
+            0
+        } else {
+            diesel::insert_into(node_chain::table)
+                .values((
+                    node_chain::node_id.eq(node_id),
+                    node_chain::next_batch_seq.eq(next.next_batch_seq as i64),
+                    node_chain::next_seq.eq(next.next_seq as i64),
+                    node_chain::prev_batch_hash.eq(hex::encode(next.prev_batch_hash)),
+                    node_chain::updated_at.eq(&at),
+                ))
+                .execute(conn)?
+        }
+    } else {
+        diesel::update(
+            node_chain::table
+                .filter(node_chain::node_id.eq(node_id))
+                .filter(node_chain::next_batch_seq.eq(header.batch_seq as i64)),
+        )
+        .set((
+            node_chain::next_batch_seq.eq(next.next_batch_seq as i64),
+            node_chain::next_seq.eq(next.next_seq as i64),
+            node_chain::prev_batch_hash.eq(hex::encode(next.prev_batch_hash)),
+            node_chain::updated_at.eq(&at),
+        ))
+        .execute(conn)?
+    };
+    if moved == 0 {
+        return Ok(None);
+    }
+    diesel::insert_into(batches::table)
+        .values((
+            batches::node_id.eq(node_id),
+            batches::batch_seq.eq(header.batch_seq as i64),
+            batches::hash.eq(batch.batch_hash_hex()),
+            batches::header.eq(serde_json::to_string(header).expect("a header is JSON")),
+            batches::signature.eq(batch.signature()),
+            batches::transport.eq(transport),
+            batches::received_at.eq(&at),
+        ))
+        .execute(conn)?;
+
+    // What the catalogue holds for these ids now.
+    let entries = batch.entries();
+    let ids: Vec<&str> = accepted.iter().map(|(i, _)| entries[*i].id.as_str()).collect();
+    let mut current: HashMap<String, (i64, String, i64)> = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<(String, i64, String, i64)> = records::table
+            .filter(records::node_id.eq(node_id))
+            .filter(records::id.eq_any(chunk))
+            .select((
+                records::id,
+                records::version,
+                records::unified_id,
+                records::first_change,
+            ))
+            .load(conn)?;
+        for (id, version, unified, first) in rows {
+            current.insert(id, (version, unified, first));
+        }
+    }
+
+    // Which entries change something (a batch may carry several versions of one record).
+    let mut held: HashMap<&str, i64> = current.iter().map(|(k, v)| (k.as_str(), v.0)).collect();
+    let mut to_apply: Vec<(usize, &Option<RecordMeta>)> = Vec::new();
+    let mut stale = 0;
+    for (index, meta) in accepted {
+        let e = &entries[*index];
+        if held.get(e.id.as_str()).is_some_and(|v| *v >= e.version as i64) {
+            stale += 1;
+            continue;
+        }
+        held.insert(e.id.as_str(), e.version as i64);
+        to_apply.push((*index, meta));
+    }
+    if to_apply.is_empty() {
+        return Ok(Some(ApplyStats { applied: 0, stale }));
+    }
+
+    // Merge keys already known.
+    let kind_of = |e: &Entry| e.kind.as_str();
+    let mut key_owner: HashMap<(String, String), String> = HashMap::new();
+    let wanted: Vec<(String, String)> = to_apply
+        .iter()
+        .flat_map(|(i, meta)| {
+            let kind = kind_of(&entries[*i]).to_owned();
+            meta.iter()
+                .flat_map(|m| m.merge_keys.iter())
+                .map(move |k| (kind.clone(), k.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for kind in [RecordKind::Achievement, RecordKind::FundedProject] {
+        let keys: Vec<&str> = wanted
+            .iter()
+            .filter(|(k, _)| k == kind.as_str())
+            .map(|(_, key)| key.as_str())
+            .collect();
+        for chunk in keys.chunks(CHUNK) {
+            let rows: Vec<(String, String)> = merge_keys::table
+                .filter(merge_keys::kind.eq(kind.as_str()))
+                .filter(merge_keys::merge_key.eq_any(chunk))
+                .select((merge_keys::merge_key, merge_keys::unified_id))
+                .load(conn)?;
+            for (key, unified) in rows {
+                key_owner.insert((kind.as_str().to_owned(), key), unified);
+            }
+        }
+    }
+
+    let first_change = take_change_ids(conn, to_apply.len() as i64)?;
+    let mut versions = Vec::with_capacity(to_apply.len());
+    let mut new_changes = Vec::with_capacity(to_apply.len());
+    let mut rows: HashMap<&str, RecordRow> = HashMap::new();
+    let mut new_keys: Vec<(String, String, String)> = Vec::new();
+    let mut funding: Vec<(String, String, String)> = Vec::new();
+    for (n, (index, meta)) in to_apply.iter().enumerate() {
+        let e = &entries[*index];
+        let change_id = first_change + n as i64;
+        let kind = kind_of(e);
+        let existing = current.get(e.id.as_str());
+        let global = format!("{node_id}/{}", e.id);
+        // Unified entry: the owner of the first known merge key, else where it was, else new.
+        let unified = meta
+            .iter()
+            .flat_map(|m| m.merge_keys.iter())
+            .find_map(|k| key_owner.get(&(kind.to_owned(), k.clone())).cloned())
+            .or_else(|| rows.get(e.id.as_str()).map(|r| r.unified_id.clone()))
+            .or_else(|| existing.map(|c| c.1.clone()))
+            .unwrap_or(global);
+        if let Some(m) = meta {
+            for k in &m.merge_keys {
+                let slot = (kind.to_owned(), k.clone());
+                if !key_owner.contains_key(&slot) {
+                    key_owner.insert(slot, unified.clone());
+                    new_keys.push((kind.to_owned(), k.clone(), unified.clone()));
+                }
+            }
+        }
+        let first = rows
+            .get(e.id.as_str())
+            .map(|r| r.first_change)
+            .or_else(|| existing.map(|c| c.2))
+            .unwrap_or(change_id);
+        let row = match (e.op, meta) {
+            (Op::Upsert, Some(m)) => RecordRow {
+                node_id: node_id.to_owned(),
+                id: e.id.clone(),
+                kind: kind.to_owned(),
+                version: e.version as i64,
+                withdrawn: 0,
+                record: e.record.as_ref().map(Value::to_string),
+                secrecy: m.secrecy.clone(),
+                title: m.title.clone(),
+                registration_no: m.registration_no.clone(),
+                program: m.program.clone(),
+                project_no: m.project_no.clone(),
+                unified_id: unified.clone(),
+                first_change: first,
+                last_change: change_id,
+            },
+            _ => {
+                // A withdrawal keeps the row (and so the history and the merge) but empties it.
+                let previous = rows.get(e.id.as_str()).cloned();
+                RecordRow {
+                    node_id: node_id.to_owned(),
+                    id: e.id.clone(),
+                    kind: kind.to_owned(),
+                    version: e.version as i64,
+                    withdrawn: 1,
+                    record: None,
+                    secrecy: previous
+                        .as_ref()
+                        .map(|p| p.secrecy.clone())
+                        .unwrap_or_else(|| "public".into()),
+                    title: previous.as_ref().map(|p| p.title.clone()).unwrap_or_default(),
+                    registration_no: None,
+                    program: None,
+                    project_no: None,
+                    unified_id: unified.clone(),
+                    first_change: first,
+                    last_change: change_id,
+                }
+            }
+        };
+        if let Some(m) = meta {
+            for (p, no) in &m.funding {
+                funding.push((e.id.clone(), p.clone(), no.clone()));
+            }
+        }
+        versions.push(NewVersion {
+            node_id,
+            id: &e.id,
+            version: e.version as i64,
+            kind,
+            op: e.op.as_str(),
+            seq: e.seq as i64,
+            batch_seq: header.batch_seq as i64,
+            entry: String::from_utf8_lossy(batch.canonical_entry(*index).unwrap_or_default())
+                .into_owned(),
+            proof: serde_json::to_string(&batch.inclusion_proof(*index))
+                .expect("a proof is JSON"),
+            applied_at: &at,
+        });
+        new_changes.push(NewChange {
+            change_id,
+            node_id,
+            id: &e.id,
+            kind,
+            version: e.version as i64,
+            op: e.op.as_str(),
+            unified_id: unified,
+            at: &at,
+        });
+        rows.insert(e.id.as_str(), row);
+    }
+
+    // Write everything in few statements.
+    let touched: Vec<&str> = rows.keys().copied().collect();
+    for chunk in touched.chunks(CHUNK) {
+        diesel::delete(
+            records::table
+                .filter(records::node_id.eq(node_id))
+                .filter(records::id.eq_any(chunk)),
+        )
+        .execute(conn)?;
+        diesel::delete(
+            record_funding::table
+                .filter(record_funding::node_id.eq(node_id))
+                .filter(record_funding::id.eq_any(chunk)),
+        )
+        .execute(conn)?;
+    }
+    let row_list: Vec<RecordRow> = rows.into_values().collect();
+    for chunk in row_list.chunks(CHUNK / 4) {
+        crate::batch_insert!(conn, diesel::insert_into(records::table).values(chunk))?;
+    }
+    for chunk in versions.chunks(CHUNK / 4) {
+        crate::batch_insert!(conn, diesel::insert_into(record_versions::table).values(chunk))?;
+    }
+    for chunk in new_changes.chunks(CHUNK / 4) {
+        crate::batch_insert!(conn, diesel::insert_into(changes::table).values(chunk))?;
+    }
+    let key_rows: Vec<_> = new_keys
+        .iter()
+        .map(|(k, key, u)| {
+            (
+                merge_keys::kind.eq(k),
+                merge_keys::merge_key.eq(key),
+                merge_keys::unified_id.eq(u),
+            )
+        })
+        .collect();
+    for chunk in key_rows.chunks(CHUNK / 2) {
+        crate::batch_insert!(conn, diesel::insert_into(merge_keys::table).values(chunk))?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let funding_rows: Vec<_> = funding
+        .iter()
+        .filter(|f| seen.insert((*f).clone()))
+        .map(|(id, p, no)| {
+            (
+                record_funding::node_id.eq(node_id),
+                record_funding::id.eq(id),
+                record_funding::program.eq(p),
+                record_funding::project_no.eq(no),
+            )
+        })
+        .collect();
+    for chunk in funding_rows.chunks(CHUNK / 2) {
+        crate::batch_insert!(conn, diesel::insert_into(record_funding::table).values(chunk))?;
+    }
+    Ok(Some(ApplyStats {
+        applied: to_apply.len(),
+        stale,
+    }))
+}
+
+/// One source of a unified entry.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct Source {
+    /// Publishing node.
+    pub node_id: String,
+    /// Its record id.
+    pub id: String,
+    /// Version held.
+    pub version: i64,
+    /// Withdrawn by this source.
+    pub withdrawn: bool,
+}
+
+/// A unified entry as the catalogue holds it (before any access filter).
+#[derive(Debug, Clone)]
+pub struct Unified {
+    /// Unified id (global id of the first source).
+    pub unified_id: String,
+    /// Kind.
+    pub kind: String,
+    /// The primary source's record (`None` if every source withdrew).
+    pub record: Option<Value>,
+    /// The primary source.
+    pub primary: Option<Source>,
+    /// Every source, primary first.
+    pub sources: Vec<Source>,
+}
+
+/// The unified entry of `unified_id`.
+pub fn unified(conn: &mut DbConn, unified_id: &str) -> Result<Option<Unified>, StoreError> {
+    let rows: Vec<(String, String, String, i64, i32, Option<String>)> = records::table
+        .filter(records::unified_id.eq(unified_id))
+        .order((records::withdrawn.asc(), records::first_change.asc()))
+        .select((
+            records::node_id,
+            records::id,
+            records::kind,
+            records::version,
+            records::withdrawn,
+            records::record,
+        ))
+        .load(conn)?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let kind = first.2.clone();
+    let sources: Vec<Source> = rows
+        .iter()
+        .map(|r| Source {
+            node_id: r.0.clone(),
+            id: r.1.clone(),
+            version: r.3,
+            withdrawn: r.4 != 0,
+        })
+        .collect();
+    let primary = sources.first().filter(|s| !s.withdrawn).cloned();
+    let record = if primary.is_some() {
+        first
+            .5
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+    } else {
+        None
+    };
+    Ok(Some(Unified {
+        unified_id: unified_id.to_owned(),
+        kind,
+        record,
+        primary,
+        sources,
+    }))
+}
+
+/// The unified id a source record belongs to.
+pub fn unified_id_of(
+    conn: &mut DbConn,
+    node_id: &str,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(records::table
+        .find((node_id, id))
+        .select(records::unified_id)
+        .first(conn)
+        .optional()?)
+}
+
+/// Projects an achievement is linked to, and achievements of a project: unified ids of active
+/// records on the other side.
+pub fn links(conn: &mut DbConn, unified_id: &str) -> Result<Vec<String>, StoreError> {
+    let mine: Vec<(String, String, String, Option<String>, Option<String>)> = records::table
+        .filter(records::unified_id.eq(unified_id))
+        .filter(records::withdrawn.eq(0))
+        .select((
+            records::node_id,
+            records::id,
+            records::kind,
+            records::program,
+            records::project_no,
+        ))
+        .load(conn)?;
+    let mut out: Vec<String> = Vec::new();
+    for (node_id, id, kind, program, project_no) in mine {
+        if kind == RecordKind::FundedProject.as_str() {
+            if let (Some(p), Some(n)) = (program, project_no) {
+                let ach: Vec<String> = record_funding::table
+                    .inner_join(
+                        records::table.on(records::node_id
+                            .eq(record_funding::node_id)
+                            .and(records::id.eq(record_funding::id))),
+                    )
+                    .filter(record_funding::program.eq(p))
+                    .filter(record_funding::project_no.eq(n))
+                    .filter(records::withdrawn.eq(0))
+                    .select(records::unified_id)
+                    .load(conn)?;
+                out.extend(ach);
+            }
+        } else {
+            let refs: Vec<(String, String)> = record_funding::table
+                .filter(record_funding::node_id.eq(&node_id))
+                .filter(record_funding::id.eq(&id))
+                .select((record_funding::program, record_funding::project_no))
+                .load(conn)?;
+            for (p, n) in refs {
+                let projects: Vec<String> = records::table
+                    .filter(records::kind.eq(RecordKind::FundedProject.as_str()))
+                    .filter(records::program.eq(p))
+                    .filter(records::project_no.eq(n))
+                    .filter(records::withdrawn.eq(0))
+                    .select(records::unified_id)
+                    .load(conn)?;
+                out.extend(projects);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out.retain(|u| u != unified_id);
+    Ok(out)
+}
+
+/// Unified ids of every entry with at least one active source, by kind (tests, counts).
+pub fn visible_unified_ids(conn: &mut DbConn, kind: RecordKind) -> Result<Vec<String>, StoreError> {
+    let mut ids: Vec<String> = records::table
+        .filter(records::kind.eq(kind.as_str()))
+        .filter(records::withdrawn.eq(0))
+        .select(records::unified_id)
+        .distinct()
+        .load(conn)?;
+    ids.sort();
+    Ok(ids)
+}
+
+/// The change stream after `after`, oldest first.
+pub fn changes_after(
+    conn: &mut DbConn,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String, String, String, i64, String, String)>, StoreError> {
+    Ok(changes::table
+        .filter(changes::change_id.gt(after))
+        .order(changes::change_id.asc())
+        .limit(limit)
+        .select((
+            changes::change_id,
+            changes::node_id,
+            changes::id,
+            changes::kind,
+            changes::version,
+            changes::op,
+            changes::unified_id,
+        ))
+        .load(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_that_differ_in_form_only_normalise_alike() {
+        assert_eq!(
+            normalise_title("高比能 锂离子电池（正极）材料"),
+            normalise_title("高比能锂离子电池正极材料")
+        );
+        assert_eq!(normalise_title("５G Ｎetwork"), normalise_title("5g network"));
+        assert_ne!(normalise_title("锂电池"), normalise_title("钠电池"));
+    }
+}

@@ -1,0 +1,461 @@
+//! The ingest pipeline, one direction, one batch at a time (DESIGN.md §6):
+//!
+//! `verify` (envelope, trust store, signature, Merkle root) → `check_chain` (gap, fork,
+//! replay against the node's stored position) → `validate` (each record against the schema)
+//! → `secrecy_gate` (secret and above never stored) → `apply` (idempotent, with merge, link
+//! and the change stream; [`crate::catalogue`]).
+//!
+//! Every transport (the AMQP consumer, the HTTP feed puller) hands batches to
+//! [`Ingest::ingest`] exactly as they arrived and acts on the answer: acknowledge on
+//! [`Outcome`], dead-letter on [`IngestError::Refused`], fetch the missing batches from the
+//! node's feed on [`IngestError::Gap`], retry later on [`IngestError::Store`].
+//!
+//! A refused batch is counted (`rix_gateway_batches_refused_total{reason}`), written to the
+//! `refusals` audit table with the stage and reason, and never applied. An entry that fails
+//! validation or the secrecy gate is not a reason to refuse its whole batch — the chain must go
+//! on — so it is quarantined instead (node, seq, id, reason; never its content) and counted.
+
+use diesel::prelude::*;
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use rix_schema::batch::{BatchLimits, ChainPosition, Gap, Op, Refusal, verify_batch};
+use rix_schema::canonical::parse_sha256_hex;
+use rix_schema::{SecrecyLevel, validate_record};
+
+use crate::catalogue::{self, ApplyStats, RecordMeta};
+use crate::db::schema::{batches, node_chain, quarantine, refusals};
+use crate::db::{Db, StoreError};
+use crate::trust::TrustStore;
+
+/// How a batch arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Pushed through RabbitMQ.
+    Amqp,
+    /// Pulled from the node's signed feed.
+    Feed,
+}
+
+impl Transport {
+    /// Name for audit rows and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Amqp => "amqp",
+            Transport::Feed => "feed",
+        }
+    }
+}
+
+/// A batch taken in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified and applied (some entries may have been stale or quarantined).
+    Applied {
+        /// Node.
+        node_id: String,
+        /// Batch.
+        batch_seq: u64,
+        /// Last seq of the batch.
+        last_seq: u64,
+        /// Entries that changed the catalogue.
+        applied: usize,
+        /// Entries at or below the version held.
+        stale: usize,
+        /// Entries quarantined (classified or invalid).
+        quarantined: usize,
+    },
+    /// Already applied earlier (same batch, same hash): nothing to do.
+    Duplicate {
+        /// Node.
+        node_id: String,
+        /// Batch.
+        batch_seq: u64,
+    },
+}
+
+/// A batch not taken in.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Refused at `stage`: never applied, audited, counted.
+    #[error("refused at {stage}: {refusal}")]
+    Refused {
+        /// The pipeline stage (`verify`, `check_chain`).
+        stage: &'static str,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// Batches are missing before this one: fetch them from the node's feed, then this one.
+    #[error("batches missing from {node_id}: expected batch {expected_batch_seq}, got {found_batch_seq}")]
+    Gap {
+        /// Node.
+        node_id: String,
+        /// The batch the catalogue waits for.
+        expected_batch_seq: u64,
+        /// The batch that came.
+        found_batch_seq: u64,
+    },
+    /// Storage failed: nothing was applied; try again.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for IngestError {
+    fn from(e: diesel::result::Error) -> Self {
+        IngestError::Store(StoreError::Query(e))
+    }
+}
+
+impl crate::db::AsConflict for IngestError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, IngestError::Store(e) if e.is_conflict())
+    }
+}
+
+impl IngestError {
+    /// The stable reason code (metrics label, audit row, dead-letter header).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IngestError::Refused { refusal, .. } => refusal.reason(),
+            IngestError::Gap { .. } => "seq_gap",
+            IngestError::Store(_) => "storage",
+        }
+    }
+}
+
+/// Ingest counters (`rix_gateway_*`).
+#[derive(Clone)]
+pub struct IngestMetrics {
+    /// Batches applied, by transport.
+    pub batches_applied: IntCounterVec,
+    /// Batches that were already applied, by transport.
+    pub batches_duplicate: IntCounterVec,
+    /// Batches refused, by reason.
+    pub batches_refused: IntCounterVec,
+    /// Batches deferred because earlier ones are missing.
+    pub batches_gap: IntCounter,
+    /// Entries applied.
+    pub entries_applied: IntCounter,
+    /// Entries quarantined, by reason (`classified`, `invalid`).
+    pub entries_quarantined: IntCounterVec,
+    /// Classified entries seen: each is an alert (a node published what it must not).
+    pub classified_alerts: IntCounter,
+}
+
+impl IngestMetrics {
+    /// Registers the counters in `registry`.
+    pub fn new(registry: &Registry) -> IngestMetrics {
+        let vec = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let one = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        IngestMetrics {
+            batches_applied: vec(
+                "rix_gateway_batches_applied_total",
+                "Batches verified and applied.",
+                "transport",
+            ),
+            batches_duplicate: vec(
+                "rix_gateway_batches_duplicate_total",
+                "Batches received again after they were applied.",
+                "transport",
+            ),
+            batches_refused: vec(
+                "rix_gateway_batches_refused_total",
+                "Batches refused and never applied.",
+                "reason",
+            ),
+            batches_gap: one(
+                "rix_gateway_batches_gap_total",
+                "Batches that came before missing ones; the missing ones are pulled from the feed.",
+            ),
+            entries_applied: one(
+                "rix_gateway_entries_applied_total",
+                "Entries that changed the catalogue.",
+            ),
+            entries_quarantined: vec(
+                "rix_gateway_entries_quarantined_total",
+                "Entries kept out of the catalogue.",
+                "reason",
+            ),
+            classified_alerts: one(
+                "rix_gateway_classified_alerts_total",
+                "Entries at secret or above received from a node (never stored): investigate.",
+            ),
+        }
+    }
+}
+
+/// The pipeline.
+#[derive(Clone)]
+pub struct Ingest {
+    db: Db,
+    trust: TrustStore,
+    limits: BatchLimits,
+    metrics: IngestMetrics,
+}
+
+/// The stored chain position of a node, or genesis.
+pub fn chain_position(db: &Db, node_id: &str) -> Result<ChainPosition, StoreError> {
+    let mut conn = db.conn()?;
+    let row: Option<(i64, i64, String)> = node_chain::table
+        .find(node_id)
+        .select((
+            node_chain::next_batch_seq,
+            node_chain::next_seq,
+            node_chain::prev_batch_hash,
+        ))
+        .first(&mut *conn)
+        .optional()?;
+    Ok(match row {
+        Some((b, s, h)) => ChainPosition {
+            next_batch_seq: b as u64,
+            next_seq: s as u64,
+            prev_batch_hash: parse_sha256_hex(&h).unwrap_or([0; 32]),
+        },
+        None => ChainPosition::genesis(),
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct HeaderPeek {
+    header: NodePeek,
+}
+
+#[derive(serde::Deserialize)]
+struct NodePeek {
+    node_id: String,
+}
+
+impl Ingest {
+    /// A pipeline over the catalogue `db`, trusting what `trust` trusts.
+    pub fn new(db: Db, trust: TrustStore, limits: BatchLimits, metrics: IngestMetrics) -> Ingest {
+        Ingest {
+            db,
+            trust,
+            limits,
+            metrics,
+        }
+    }
+
+    /// The catalogue database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Takes one batch, exactly as it arrived, through every stage.
+    pub fn ingest(&self, bytes: &[u8], transport: Transport) -> Result<Outcome, IngestError> {
+        let result = self.run(bytes, transport);
+        match &result {
+            Ok(Outcome::Applied { applied, quarantined: _, .. }) => {
+                self.metrics
+                    .batches_applied
+                    .with_label_values(&[transport.as_str()])
+                    .inc();
+                self.metrics.entries_applied.inc_by(*applied as u64);
+            }
+            Ok(Outcome::Duplicate { .. }) => self
+                .metrics
+                .batches_duplicate
+                .with_label_values(&[transport.as_str()])
+                .inc(),
+            Err(IngestError::Gap { .. }) => self.metrics.batches_gap.inc(),
+            Err(e @ IngestError::Refused { stage, refusal }) => {
+                self.metrics
+                    .batches_refused
+                    .with_label_values(&[e.reason()])
+                    .inc();
+                tracing::warn!(stage, reason = e.reason(), transport = transport.as_str(), "{refusal}");
+                self.audit(refusal, stage, transport);
+            }
+            Err(IngestError::Store(_)) => {}
+        }
+        result
+    }
+
+    fn audit(&self, refusal: &Refusal, stage: &str, transport: Transport) {
+        let row = (
+            refusals::at.eq(catalogue::now()),
+            refusals::node_id.eq(refusal.node_id().map(str::to_owned)),
+            refusals::batch_seq.eq(refusal.batch_seq().map(|b| b as i64)),
+            refusals::transport.eq(transport.as_str()),
+            refusals::reason.eq(refusal.reason()),
+            refusals::detail.eq(format!("{stage}: {refusal}")),
+        );
+        let written = self.db.write(|conn| {
+            diesel::insert_into(refusals::table)
+                .values(row.clone())
+                .execute(conn)
+                .map_err(StoreError::from)
+        });
+        if let Err(e) = written {
+            tracing::error!(error = %e, "could not write the refusal audit row");
+        }
+    }
+
+    fn run(&self, bytes: &[u8], transport: Transport) -> Result<Outcome, IngestError> {
+        // The node id, to find its chain position; a batch too broken to name its node is
+        // refused by `verify` below with the precise reason.
+        let node_id = if bytes.len() <= self.limits.max_bytes {
+            serde_json::from_slice::<HeaderPeek>(bytes)
+                .ok()
+                .map(|p| p.header.node_id)
+        } else {
+            None
+        };
+        let position = match &node_id {
+            Some(n) => Some(chain_position(&self.db, n)?),
+            None => None,
+        };
+
+        // verify + check_chain (one function: the chain check is last and only runs on an
+        // authentic, intact batch).
+        let verified = match verify_batch(bytes, &self.limits, &self.trust, position.as_ref()) {
+            Ok(v) => v,
+            Err(Refusal::Replay {
+                node_id,
+                batch_seq,
+                batch_hash,
+                ..
+            }) => return self.replay(node_id, batch_seq, batch_hash),
+            Err(Refusal::SeqGap {
+                node_id,
+                batch_seq,
+                gap:
+                    Gap::MissingBatches {
+                        expected_batch_seq, ..
+                    },
+            }) => {
+                return Err(IngestError::Gap {
+                    node_id,
+                    expected_batch_seq,
+                    found_batch_seq: batch_seq,
+                });
+            }
+            Err(refusal) => {
+                let stage = match refusal {
+                    Refusal::BrokenChain { .. } | Refusal::SeqGap { .. } => "check_chain",
+                    _ => "verify",
+                };
+                return Err(IngestError::Refused { stage, refusal });
+            }
+        };
+
+        // validate + secrecy_gate, entry by entry.
+        let header = verified.header().clone();
+        let mut accepted: Vec<(usize, Option<RecordMeta>)> = Vec::new();
+        let mut quarantined: Vec<(usize, String)> = Vec::new();
+        for (index, entry) in verified.entries().iter().enumerate() {
+            match (entry.op, &entry.record) {
+                (Op::Withdraw, _) => accepted.push((index, None)),
+                (Op::Upsert, Some(record)) => {
+                    let level = SecrecyLevel::of_record(record);
+                    if let Some(level) = level.filter(|l| !l.may_leave_node()) {
+                        self.metrics.classified_alerts.inc();
+                        quarantined.push((index, format!("classified: {}", level.as_str())));
+                        tracing::error!(
+                            node_id = %header.node_id, seq = entry.seq, id = %entry.id,
+                            level = level.as_str(),
+                            "a node published a classified record; it was not stored"
+                        );
+                        continue;
+                    }
+                    match validate_record(entry.kind, record) {
+                        Ok(()) => accepted.push((index, Some(catalogue::meta_of(entry.kind, record)))),
+                        Err(errors) => {
+                            let first = errors
+                                .first()
+                                .map(|e| format!("{}: {}", e.pointer, e.message))
+                                .unwrap_or_default();
+                            quarantined.push((index, format!("invalid: {first}")));
+                        }
+                    }
+                }
+                (Op::Upsert, None) => quarantined.push((index, "invalid: no record".into())),
+            }
+        }
+
+        // apply, with the quarantine rows, in one transaction.
+        let stats: Option<ApplyStats> = self.db.write(|conn| {
+            let stats = catalogue::apply_batch(conn, &verified, transport.as_str(), &accepted)?;
+            if stats.is_some() && !quarantined.is_empty() {
+                let at = catalogue::now();
+                let rows: Vec<_> = quarantined
+                    .iter()
+                    .map(|(i, reason)| {
+                        let e = &verified.entries()[*i];
+                        (
+                            quarantine::at.eq(at.clone()),
+                            quarantine::node_id.eq(header.node_id.clone()),
+                            quarantine::seq.eq(e.seq as i64),
+                            quarantine::id.eq(e.id.clone()),
+                            quarantine::version.eq(e.version as i64),
+                            quarantine::reason.eq(reason.clone()),
+                        )
+                    })
+                    .collect();
+                for chunk in rows.chunks(100) {
+                    crate::batch_insert!(conn, diesel::insert_into(quarantine::table).values(chunk))?;
+                }
+            }
+            Ok::<_, IngestError>(stats)
+        })?;
+        match stats {
+            Some(s) => {
+                for (_, reason) in &quarantined {
+                    let label = reason.split(':').next().unwrap_or("invalid");
+                    self.metrics
+                        .entries_quarantined
+                        .with_label_values(&[label])
+                        .inc();
+                }
+                Ok(Outcome::Applied {
+                    node_id: header.node_id,
+                    batch_seq: header.batch_seq,
+                    last_seq: header.last_seq,
+                    applied: s.applied,
+                    stale: s.stale,
+                    quarantined: quarantined.len(),
+                })
+            }
+            // Another transport applied it between our read and our write.
+            None => Ok(Outcome::Duplicate {
+                node_id: header.node_id,
+                batch_seq: header.batch_seq,
+            }),
+        }
+    }
+
+    /// A batch from before the node's position: a harmless duplicate if it is the very batch
+    /// applied then, a refused replay (a fork or a forgery) if it differs.
+    fn replay(
+        &self,
+        node_id: String,
+        batch_seq: u64,
+        batch_hash: String,
+    ) -> Result<Outcome, IngestError> {
+        let mut conn = self.db.conn()?;
+        let stored: Option<String> = batches::table
+            .find((&node_id, batch_seq as i64))
+            .select(batches::hash)
+            .first(&mut *conn)
+            .optional()?;
+        if stored.as_deref() == Some(batch_hash.as_str()) {
+            return Ok(Outcome::Duplicate { node_id, batch_seq });
+        }
+        let next_batch_seq = chain_position(&self.db, &node_id)?.next_batch_seq;
+        Err(IngestError::Refused {
+            stage: "check_chain",
+            refusal: Refusal::Replay {
+                node_id,
+                batch_seq,
+                next_batch_seq,
+                batch_hash,
+            },
+        })
+    }
+}

@@ -1,0 +1,352 @@
+//! The trust store: which nodes belong to the federation and which Ed25519 keys may sign their
+//! batches, with validity windows (rotation) and revocation. Kept in the catalogue database,
+//! managed with `rix trust add|list|revoke`, read by ingest as a [`KeyRing`].
+//!
+//! Ingest reads a snapshot refreshed every few seconds, so that a key revoked by the operator
+//! on another process (or another gateway replica) takes effect without a restart.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use rix_schema::batch::{KeyLookup, KeyRing, MemoryKeyRing, TrustedKey};
+use rix_schema::signing::VerifyingKey;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::db::schema::{node_chain, node_keys, nodes};
+use crate::db::{Db, StoreError};
+
+/// A trust-store change that cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The public key is not an Ed25519 key.
+    #[error("not a usable Ed25519 public key: {0}")]
+    Key(String),
+    /// A time is not RFC 3339.
+    #[error("{field}: {value:?} is not an RFC 3339 time (e.g. 2027-01-01T00:00:00Z)")]
+    Time {
+        /// Which option.
+        field: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// The node or key does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for TrustError {
+    fn from(e: diesel::result::Error) -> Self {
+        TrustError::Store(StoreError::Query(e))
+    }
+}
+
+impl crate::db::AsConflict for TrustError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, TrustError::Store(e) if e.is_conflict())
+    }
+}
+
+/// One trusted key as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// The node.
+    pub node_id: String,
+    /// The key id (`ed25519:` + 16 hex).
+    pub key_id: String,
+    /// Raw public key, base64.
+    pub public_key: String,
+    /// Validity start.
+    pub valid_from: Option<String>,
+    /// Validity end.
+    pub valid_until: Option<String>,
+    /// Revocation time.
+    pub revoked_at: Option<String>,
+}
+
+/// One node as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeInfo {
+    /// Node id.
+    pub node_id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Its signed feed.
+    pub feed_url: Option<String>,
+    /// Its keys.
+    pub keys: Vec<KeyInfo>,
+}
+
+/// A public key from an operator: raw base64 (as `rix keygen` prints) or SPKI PEM.
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, TrustError> {
+    let text = text.trim();
+    let key = if text.starts_with("-----BEGIN") {
+        VerifyingKey::from_spki_pem(text.as_bytes())
+    } else {
+        VerifyingKey::from_base64(text)
+    };
+    key.map_err(|e| TrustError::Key(e.to_string()))
+}
+
+fn parse_time(field: &'static str, value: Option<&str>) -> Result<Option<String>, TrustError> {
+    match value {
+        None => Ok(None),
+        Some(v) => OffsetDateTime::parse(v, &Rfc3339)
+            .map(|t| Some(t.format(&Rfc3339).expect("a parsed time formats")))
+            .map_err(|_| TrustError::Time {
+                field,
+                value: v.to_owned(),
+            }),
+    }
+}
+
+fn now() -> String {
+    crate::catalogue::now()
+}
+
+/// Adds (or updates) a node and trusts `key` for it. Returns the key id.
+///
+/// Adding a second key to a node is how keys rotate: trust the new key, let the node switch,
+/// then end the old key's window (`valid_until`) or revoke it.
+pub fn add(
+    db: &Db,
+    node_id: &str,
+    name: Option<&str>,
+    feed_url: Option<&str>,
+    key: &VerifyingKey,
+    valid_from: Option<&str>,
+    valid_until: Option<&str>,
+) -> Result<String, TrustError> {
+    let valid_from = parse_time("--valid-from", valid_from)?;
+    let valid_until = parse_time("--valid-until", valid_until)?;
+    let key_id = key.key_id();
+    db.write(|conn| {
+        let exists: i64 = nodes::table
+            .filter(nodes::node_id.eq(node_id))
+            .count()
+            .get_result(conn)?;
+        if exists == 0 {
+            diesel::insert_into(nodes::table)
+                .values((
+                    nodes::node_id.eq(node_id),
+                    nodes::name.eq(name),
+                    nodes::feed_url.eq(feed_url),
+                    nodes::added_at.eq(now()),
+                ))
+                .execute(conn)?;
+        } else {
+            if name.is_some() {
+                diesel::update(nodes::table.find(node_id))
+                    .set(nodes::name.eq(name))
+                    .execute(conn)?;
+            }
+            if feed_url.is_some() {
+                diesel::update(nodes::table.find(node_id))
+                    .set(nodes::feed_url.eq(feed_url))
+                    .execute(conn)?;
+            }
+        }
+        diesel::delete(node_keys::table.find((node_id, &key_id))).execute(conn)?;
+        diesel::insert_into(node_keys::table)
+            .values((
+                node_keys::node_id.eq(node_id),
+                node_keys::key_id.eq(&key_id),
+                node_keys::public_key.eq(key.to_base64()),
+                node_keys::valid_from.eq(&valid_from),
+                node_keys::valid_until.eq(&valid_until),
+                node_keys::added_at.eq(now()),
+            ))
+            .execute(conn)?;
+        Ok::<_, TrustError>(())
+    })?;
+    Ok(key_id)
+}
+
+/// Revokes a key: every batch it signed is refused from now on.
+pub fn revoke(db: &Db, node_id: &str, key_id: &str) -> Result<(), TrustError> {
+    let changed = db.write(|conn| {
+        diesel::update(node_keys::table.find((node_id, key_id)))
+            .set(node_keys::revoked_at.eq(now()))
+            .execute(conn)
+            .map_err(TrustError::from)
+    })?;
+    if changed == 0 {
+        return Err(TrustError::NotFound(format!(
+            "node {node_id} has no key {key_id}; `rix trust list` shows the trusted keys"
+        )));
+    }
+    Ok(())
+}
+
+/// Every node with its keys.
+pub fn list(db: &Db) -> Result<Vec<NodeInfo>, TrustError> {
+    let mut conn = db.conn()?;
+    let all_nodes: Vec<(String, Option<String>, Option<String>)> = nodes::table
+        .order(nodes::node_id.asc())
+        .select((nodes::node_id, nodes::name, nodes::feed_url))
+        .load(&mut *conn)?;
+    let keys: Vec<KeyRow> = node_keys::table
+        .order((node_keys::node_id.asc(), node_keys::added_at.asc()))
+        .select(KEY_COLUMNS)
+        .load(&mut *conn)?;
+    Ok(all_nodes
+        .into_iter()
+        .map(|(node_id, name, feed_url)| NodeInfo {
+            keys: keys
+                .iter()
+                .filter(|k| k.0 == node_id)
+                .map(|k| KeyInfo {
+                    node_id: k.0.clone(),
+                    key_id: k.1.clone(),
+                    public_key: k.2.clone(),
+                    valid_from: k.3.clone(),
+                    valid_until: k.4.clone(),
+                    revoked_at: k.5.clone(),
+                })
+                .collect(),
+            node_id,
+            name,
+            feed_url,
+        })
+        .collect())
+}
+
+type KeyRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+const KEY_COLUMNS: (
+    node_keys::node_id,
+    node_keys::key_id,
+    node_keys::public_key,
+    node_keys::valid_from,
+    node_keys::valid_until,
+    node_keys::revoked_at,
+) = (
+    node_keys::node_id,
+    node_keys::key_id,
+    node_keys::public_key,
+    node_keys::valid_from,
+    node_keys::valid_until,
+    node_keys::revoked_at,
+);
+
+/// Nodes with a feed URL, for the puller.
+pub fn feeds(db: &Db) -> Result<Vec<(String, String)>, StoreError> {
+    let mut conn = db.conn()?;
+    Ok(nodes::table
+        .filter(nodes::feed_url.is_not_null())
+        .select((nodes::node_id, nodes::feed_url.assume_not_null()))
+        .load(&mut *conn)?)
+}
+
+fn load(db: &Db) -> Result<MemoryKeyRing, StoreError> {
+    let mut conn = db.conn()?;
+    let node_ids: Vec<String> = nodes::table.select(nodes::node_id).load(&mut *conn)?;
+    let keys: Vec<KeyRow> = node_keys::table.select(KEY_COLUMNS).load(&mut *conn)?;
+    let mut ring = MemoryKeyRing::new();
+    for node in &node_ids {
+        ring.add_node(node);
+    }
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+    };
+    for (node_id, _, public_key, from, until, revoked) in &keys {
+        // A stored key that no longer parses is left out: its batches are refused as unknown.
+        if let Ok(key) = VerifyingKey::from_base64(public_key) {
+            ring.add_key(
+                node_id,
+                TrustedKey {
+                    key,
+                    valid_from: time(from),
+                    valid_until: time(until),
+                    revoked_at: time(revoked),
+                },
+            );
+        }
+    }
+    Ok(ring)
+}
+
+/// The trust store as ingest reads it: a snapshot of the database, refreshed when older than
+/// a few seconds or when asked about a node or key it does not know.
+#[derive(Clone)]
+pub struct TrustStore {
+    db: Db,
+    snapshot: Arc<RwLock<(Instant, MemoryKeyRing)>>,
+}
+
+const REFRESH: Duration = Duration::from_secs(2);
+
+impl TrustStore {
+    /// Loads the trust store.
+    pub fn new(db: Db) -> Result<TrustStore, StoreError> {
+        let ring = load(&db)?;
+        Ok(TrustStore {
+            db,
+            snapshot: Arc::new(RwLock::new((Instant::now(), ring))),
+        })
+    }
+
+    /// Re-reads the database now.
+    pub fn refresh(&self) -> Result<(), StoreError> {
+        let ring = load(&self.db)?;
+        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = (Instant::now(), ring);
+        Ok(())
+    }
+
+    fn stale(&self) -> bool {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .elapsed()
+            > REFRESH
+    }
+}
+
+impl KeyRing for TrustStore {
+    fn lookup(&self, node_id: &str, key_id: &str) -> KeyLookup {
+        if self.stale() {
+            let _ = self.refresh();
+        }
+        let found = self
+            .snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .lookup(node_id, key_id);
+        if matches!(found, KeyLookup::Found(_)) {
+            return found;
+        }
+        // Perhaps just added by `rix trust add`: look once more at the database.
+        if self.refresh().is_err() {
+            return found;
+        }
+        self.snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .lookup(node_id, key_id)
+    }
+}
+
+/// Whether the node has a chain position yet (used by `rix trust list`).
+pub fn chain_started(db: &Db, node_id: &str) -> Result<bool, StoreError> {
+    let mut conn = db.conn()?;
+    let n: i64 = node_chain::table
+        .filter(node_chain::node_id.eq(node_id))
+        .count()
+        .get_result(&mut *conn)?;
+    Ok(n > 0)
+}
