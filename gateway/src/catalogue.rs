@@ -266,7 +266,10 @@ pub fn apply_batch(
 
     // What the catalogue holds for these ids now.
     let entries = batch.entries();
-    let ids: Vec<&str> = accepted.iter().map(|(i, _)| entries[*i].id.as_str()).collect();
+    let ids: Vec<&str> = accepted
+        .iter()
+        .map(|(i, _)| entries[*i].id.as_str())
+        .collect();
     let mut current: HashMap<String, (i64, String, i64)> = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
         let rows: Vec<(String, i64, String, i64)> = records::table
@@ -290,7 +293,10 @@ pub fn apply_batch(
     let mut stale = 0;
     for (index, meta) in accepted {
         let e = &entries[*index];
-        if held.get(e.id.as_str()).is_some_and(|v| *v >= e.version as i64) {
+        if held
+            .get(e.id.as_str())
+            .is_some_and(|v| *v >= e.version as i64)
+        {
             stale += 1;
             continue;
         }
@@ -355,8 +361,8 @@ pub fn apply_batch(
         if let Some(m) = meta {
             for k in &m.merge_keys {
                 let slot = (kind.to_owned(), k.clone());
-                if !key_owner.contains_key(&slot) {
-                    key_owner.insert(slot, unified.clone());
+                if let std::collections::hash_map::Entry::Vacant(v) = key_owner.entry(slot) {
+                    v.insert(unified.clone());
                     new_keys.push((kind.to_owned(), k.clone(), unified.clone()));
                 }
             }
@@ -397,7 +403,10 @@ pub fn apply_batch(
                         .as_ref()
                         .map(|p| p.secrecy.clone())
                         .unwrap_or_else(|| "public".into()),
-                    title: previous.as_ref().map(|p| p.title.clone()).unwrap_or_default(),
+                    title: previous
+                        .as_ref()
+                        .map(|p| p.title.clone())
+                        .unwrap_or_default(),
                     registration_no: None,
                     program: None,
                     project_no: None,
@@ -422,8 +431,7 @@ pub fn apply_batch(
             batch_seq: header.batch_seq as i64,
             entry: String::from_utf8_lossy(batch.canonical_entry(*index).unwrap_or_default())
                 .into_owned(),
-            proof: serde_json::to_string(&batch.inclusion_proof(*index))
-                .expect("a proof is JSON"),
+            proof: serde_json::to_string(&batch.inclusion_proof(*index)).expect("a proof is JSON"),
             applied_at: &at,
         });
         new_changes.push(NewChange {
@@ -460,7 +468,10 @@ pub fn apply_batch(
         crate::batch_insert!(conn, diesel::insert_into(records::table).values(chunk))?;
     }
     for chunk in versions.chunks(CHUNK / 4) {
-        crate::batch_insert!(conn, diesel::insert_into(record_versions::table).values(chunk))?;
+        crate::batch_insert!(
+            conn,
+            diesel::insert_into(record_versions::table).values(chunk)
+        )?;
     }
     for chunk in new_changes.chunks(CHUNK / 4) {
         crate::batch_insert!(conn, diesel::insert_into(changes::table).values(chunk))?;
@@ -492,7 +503,10 @@ pub fn apply_batch(
         })
         .collect();
     for chunk in funding_rows.chunks(CHUNK / 2) {
-        crate::batch_insert!(conn, diesel::insert_into(record_funding::table).values(chunk))?;
+        crate::batch_insert!(
+            conn,
+            diesel::insert_into(record_funding::table).values(chunk)
+        )?;
     }
     Ok(Some(ApplyStats {
         applied: to_apply.len(),
@@ -589,7 +603,8 @@ pub fn unified_id_of(
 /// Projects an achievement is linked to, and achievements of a project: unified ids of active
 /// records on the other side.
 pub fn links(conn: &mut DbConn, unified_id: &str) -> Result<Vec<String>, StoreError> {
-    let mine: Vec<(String, String, String, Option<String>, Option<String>)> = records::table
+    type LinkRow = (String, String, String, Option<String>, Option<String>);
+    let mine: Vec<LinkRow> = records::table
         .filter(records::unified_id.eq(unified_id))
         .filter(records::withdrawn.eq(0))
         .select((
@@ -653,12 +668,15 @@ pub fn visible_unified_ids(conn: &mut DbConn, kind: RecordKind) -> Result<Vec<St
     Ok(ids)
 }
 
+/// One row of the change stream: `(change_id, node_id, id, kind, version, op, unified_id)`.
+pub type ChangeRow = (i64, String, String, String, i64, String, String);
+
 /// The change stream after `after`, oldest first.
 pub fn changes_after(
     conn: &mut DbConn,
     after: i64,
     limit: i64,
-) -> Result<Vec<(i64, String, String, String, i64, String, String)>, StoreError> {
+) -> Result<Vec<ChangeRow>, StoreError> {
     Ok(changes::table
         .filter(changes::change_id.gt(after))
         .order(changes::change_id.asc())
@@ -685,7 +703,10 @@ mod tests {
             normalise_title("高比能 锂离子电池（正极）材料"),
             normalise_title("高比能锂离子电池正极材料")
         );
-        assert_eq!(normalise_title("５G Ｎetwork"), normalise_title("5g network"));
+        assert_eq!(
+            normalise_title("５G Ｎetwork"),
+            normalise_title("5g network")
+        );
         assert_ne!(normalise_title("锂电池"), normalise_title("钠电池"));
     }
 }

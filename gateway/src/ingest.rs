@@ -80,11 +80,13 @@ pub enum IngestError {
     Refused {
         /// The pipeline stage (`verify`, `check_chain`).
         stage: &'static str,
-        /// Why.
-        refusal: Refusal,
+        /// Why (boxed: refusals are rare and large, outcomes common and small).
+        refusal: Box<Refusal>,
     },
     /// Batches are missing before this one: fetch them from the node's feed, then this one.
-    #[error("batches missing from {node_id}: expected batch {expected_batch_seq}, got {found_batch_seq}")]
+    #[error(
+        "batches missing from {node_id}: expected batch {expected_batch_seq}, got {found_batch_seq}"
+    )]
     Gap {
         /// Node.
         node_id: String,
@@ -145,12 +147,16 @@ impl IngestMetrics {
     pub fn new(registry: &Registry) -> IngestMetrics {
         let vec = |name: &str, help: &str, label: &str| {
             let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let one = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         IngestMetrics {
@@ -251,7 +257,11 @@ impl Ingest {
     pub fn ingest(&self, bytes: &[u8], transport: Transport) -> Result<Outcome, IngestError> {
         let result = self.run(bytes, transport);
         match &result {
-            Ok(Outcome::Applied { applied, quarantined: _, .. }) => {
+            Ok(Outcome::Applied {
+                applied,
+                quarantined: _,
+                ..
+            }) => {
                 self.metrics
                     .batches_applied
                     .with_label_values(&[transport.as_str()])
@@ -269,7 +279,12 @@ impl Ingest {
                     .batches_refused
                     .with_label_values(&[e.reason()])
                     .inc();
-                tracing::warn!(stage, reason = e.reason(), transport = transport.as_str(), "{refusal}");
+                tracing::warn!(
+                    stage,
+                    reason = e.reason(),
+                    transport = transport.as_str(),
+                    "{refusal}"
+                );
                 self.audit(refusal, stage, transport);
             }
             Err(IngestError::Store(_)) => {}
@@ -341,7 +356,10 @@ impl Ingest {
                     Refusal::BrokenChain { .. } | Refusal::SeqGap { .. } => "check_chain",
                     _ => "verify",
                 };
-                return Err(IngestError::Refused { stage, refusal });
+                return Err(IngestError::Refused {
+                    stage,
+                    refusal: Box::new(refusal),
+                });
             }
         };
 
@@ -365,7 +383,9 @@ impl Ingest {
                         continue;
                     }
                     match validate_record(entry.kind, record) {
-                        Ok(()) => accepted.push((index, Some(catalogue::meta_of(entry.kind, record)))),
+                        Ok(()) => {
+                            accepted.push((index, Some(catalogue::meta_of(entry.kind, record))))
+                        }
                         Err(errors) => {
                             let first = errors
                                 .first()
@@ -399,7 +419,10 @@ impl Ingest {
                     })
                     .collect();
                 for chunk in rows.chunks(100) {
-                    crate::batch_insert!(conn, diesel::insert_into(quarantine::table).values(chunk))?;
+                    crate::batch_insert!(
+                        conn,
+                        diesel::insert_into(quarantine::table).values(chunk)
+                    )?;
                 }
             }
             Ok::<_, IngestError>(stats)
@@ -450,12 +473,12 @@ impl Ingest {
         let next_batch_seq = chain_position(&self.db, &node_id)?.next_batch_seq;
         Err(IngestError::Refused {
             stage: "check_chain",
-            refusal: Refusal::Replay {
+            refusal: Box::new(Refusal::Replay {
                 node_id,
                 batch_seq,
                 next_batch_seq,
                 batch_hash,
-            },
+            }),
         })
     }
 }

@@ -16,6 +16,8 @@
 pub use rix_schema as schema;
 
 pub mod catalogue;
+pub mod consume;
 pub mod db;
 pub mod ingest;
+pub mod pull;
 pub mod trust;

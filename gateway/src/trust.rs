@@ -2,14 +2,11 @@
 //! batches, with validity windows (rotation) and revocation. Kept in the catalogue database,
 //! managed with `rix trust add|list|revoke`, read by ingest as a [`KeyRing`].
 //!
-//! Ingest reads a snapshot refreshed every few seconds, so that a key revoked by the operator
-//! on another process (or another gateway replica) takes effect without a restart.
-
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+//! Ingest reads it straight from the database for every batch, so that a key revoked by the
+//! operator on another process (or another gateway replica) takes effect at once.
 
 use diesel::prelude::*;
-use rix_schema::batch::{KeyLookup, KeyRing, MemoryKeyRing, TrustedKey};
+use rix_schema::batch::{KeyLookup, KeyRing, TrustedKey};
 use rix_schema::signing::VerifyingKey;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -249,95 +246,66 @@ pub fn feeds(db: &Db) -> Result<Vec<(String, String)>, StoreError> {
         .load(&mut *conn)?)
 }
 
-fn load(db: &Db) -> Result<MemoryKeyRing, StoreError> {
-    let mut conn = db.conn()?;
-    let node_ids: Vec<String> = nodes::table.select(nodes::node_id).load(&mut *conn)?;
-    let keys: Vec<KeyRow> = node_keys::table.select(KEY_COLUMNS).load(&mut *conn)?;
-    let mut ring = MemoryKeyRing::new();
-    for node in &node_ids {
-        ring.add_node(node);
-    }
-    let time = |t: &Option<String>| {
-        t.as_deref()
-            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-    };
-    for (node_id, _, public_key, from, until, revoked) in &keys {
-        // A stored key that no longer parses is left out: its batches are refused as unknown.
-        if let Ok(key) = VerifyingKey::from_base64(public_key) {
-            ring.add_key(
-                node_id,
-                TrustedKey {
-                    key,
-                    valid_from: time(from),
-                    valid_until: time(until),
-                    revoked_at: time(revoked),
-                },
-            );
-        }
-    }
-    Ok(ring)
-}
-
-/// The trust store as ingest reads it: a snapshot of the database, refreshed when older than
-/// a few seconds or when asked about a node or key it does not know.
+/// The trust store as ingest reads it: straight from the database, one small query per batch,
+/// so that a key revoked by the operator (from another process, or on another gateway replica)
+/// refuses the very next batch. Per batch, not per record, so it costs nothing measurable.
 #[derive(Clone)]
 pub struct TrustStore {
     db: Db,
-    snapshot: Arc<RwLock<(Instant, MemoryKeyRing)>>,
 }
 
-const REFRESH: Duration = Duration::from_secs(2);
-
 impl TrustStore {
-    /// Loads the trust store.
+    /// The trust store kept in `db`.
     pub fn new(db: Db) -> Result<TrustStore, StoreError> {
-        let ring = load(&db)?;
-        Ok(TrustStore {
-            db,
-            snapshot: Arc::new(RwLock::new((Instant::now(), ring))),
+        Ok(TrustStore { db })
+    }
+
+    fn find(&self, node_id: &str, key_id: &str) -> Result<KeyLookup, StoreError> {
+        let mut conn = self.db.conn()?;
+        let key: Option<KeyRow> = node_keys::table
+            .find((node_id, key_id))
+            .select(KEY_COLUMNS)
+            .first(&mut *conn)
+            .optional()?;
+        let Some((_, _, public_key, from, until, revoked)) = key else {
+            let known: i64 = nodes::table
+                .filter(nodes::node_id.eq(node_id))
+                .count()
+                .get_result(&mut *conn)?;
+            return Ok(if known > 0 {
+                KeyLookup::UnknownKey
+            } else {
+                KeyLookup::UnknownNode
+            });
+        };
+        let time = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        };
+        // A stored key that no longer parses is treated as unknown: its batches are refused.
+        Ok(match VerifyingKey::from_base64(&public_key) {
+            Ok(key) => KeyLookup::Found(TrustedKey {
+                key,
+                valid_from: time(&from),
+                valid_until: time(&until),
+                revoked_at: time(&revoked),
+            }),
+            Err(_) => KeyLookup::UnknownKey,
         })
-    }
-
-    /// Re-reads the database now.
-    pub fn refresh(&self) -> Result<(), StoreError> {
-        let ring = load(&self.db)?;
-        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = (Instant::now(), ring);
-        Ok(())
-    }
-
-    fn stale(&self) -> bool {
-        self.snapshot
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .elapsed()
-            > REFRESH
     }
 }
 
 impl KeyRing for TrustStore {
     fn lookup(&self, node_id: &str, key_id: &str) -> KeyLookup {
-        if self.stale() {
-            let _ = self.refresh();
+        match self.find(node_id, key_id) {
+            Ok(found) => found,
+            Err(e) => {
+                // Verification cannot wait for storage; the batch is refused as unknown and
+                // comes again (the queue redelivers, the puller retries).
+                tracing::error!(error = %e, node_id, "trust store unreadable");
+                KeyLookup::UnknownNode
+            }
         }
-        let found = self
-            .snapshot
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .lookup(node_id, key_id);
-        if matches!(found, KeyLookup::Found(_)) {
-            return found;
-        }
-        // Perhaps just added by `rix trust add`: look once more at the database.
-        if self.refresh().is_err() {
-            return found;
-        }
-        self.snapshot
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .lookup(node_id, key_id)
     }
 }
 

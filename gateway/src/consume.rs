@@ -1,0 +1,1 @@
+//! The RabbitMQ consumer (being written).

@@ -1,0 +1,509 @@
+//! The ingest pipeline on real SQLite and PostgreSQL, fed genuine signed batches: apply, merge,
+//! link, idempotency, the secrecy gate, and an adversarial corpus refused with the right reason.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use diesel::{Connection, QueryDsl, RunQueryDsl};
+use rix_gateway::catalogue;
+use rix_gateway::db::Db;
+use rix_gateway::ingest::{Ingest, IngestError, IngestMetrics, Outcome, Transport};
+use rix_gateway::trust::{self, TrustStore};
+use rix_schema::RecordKind;
+use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
+use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
+use rix_schema::signing::SigningKey;
+use serde_json::{Value, json};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Gateway {
+    _dir: tempfile::TempDir,
+    db: Db,
+    ingest: Ingest,
+}
+
+fn gateway(backend: Backend) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => dir
+            .path()
+            .join("catalogue.db")
+            .to_string_lossy()
+            .into_owned(),
+        Backend::Postgres => {
+            let base = std::env::var("RIX_TEST_POSTGRES_URL").expect(
+                "RIX_TEST_POSTGRES_URL is not set: run ops/start-services.sh and source $RIX_SERVICES_DIR/env",
+            );
+            let name = format!(
+                "rix_gw_t{}_{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::SeqCst)
+            );
+            let mut conn = diesel::PgConnection::establish(&base).unwrap();
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut conn)
+                .unwrap();
+            diesel::sql_query(format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .unwrap();
+            format!("{}/{name}", base.rsplit_once('/').unwrap().0)
+        }
+    };
+    let db = Db::open(&url, 4).unwrap();
+    let trust = TrustStore::new(db.clone()).unwrap();
+    let metrics = IngestMetrics::new(&prometheus::Registry::new());
+    let ingest = Ingest::new(db.clone(), trust, BatchLimits::default(), metrics);
+    Gateway {
+        _dir: dir,
+        db,
+        ingest,
+    }
+}
+
+/// A node as the gateway sees it: its key and its chain.
+struct Node {
+    id: String,
+    key: SigningKey,
+    batch_seq: u64,
+    next_seq: u64,
+    prev: [u8; 32],
+}
+
+impl Node {
+    fn new(gw: &Gateway, id: &str) -> Node {
+        let key = SigningKey::generate().unwrap();
+        trust::add(&gw.db, id, None, None, key.verifying_key(), None, None).unwrap();
+        Node {
+            id: id.to_owned(),
+            key,
+            batch_seq: 1,
+            next_seq: 1,
+            prev: GENESIS_PREV_HASH,
+        }
+    }
+
+    /// Signs the next batch of (kind, id, version, record-or-withdraw).
+    fn batch(&mut self, items: Vec<(RecordKind, String, u64, Option<Value>)>) -> Vec<u8> {
+        let entries = items
+            .into_iter()
+            .map(|(kind, id, version, record)| {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                match record {
+                    Some(r) => Entry::upsert(seq, kind, id, version, r),
+                    None => Entry::withdraw(seq, kind, id, version),
+                }
+            })
+            .collect();
+        let b = SignedBatch::sign(
+            &self.id,
+            self.batch_seq,
+            self.prev,
+            entries,
+            time::OffsetDateTime::now_utc(),
+            &self.key,
+        )
+        .unwrap();
+        self.batch_seq += 1;
+        self.prev = b.hash();
+        b.to_bytes()
+    }
+}
+
+fn public(mut v: Value) -> Value {
+    v["secrecy"] = json!({"level": "public"});
+    v
+}
+
+fn change_count(db: &Db) -> i64 {
+    use rix_gateway::db::schema::changes;
+    changes::table
+        .count()
+        .get_result(&mut *db.conn().unwrap())
+        .unwrap()
+}
+
+fn refusal_reasons(db: &Db) -> Vec<String> {
+    use rix_gateway::db::schema::refusals;
+    refusals::table
+        .select(refusals::reason)
+        .load(&mut *db.conn().unwrap())
+        .unwrap()
+}
+
+fn applied(outcome: Result<Outcome, IngestError>) -> usize {
+    match outcome {
+        Ok(Outcome::Applied { applied, .. }) => applied,
+        other => panic!("expected Applied, got {other:?}"),
+    }
+}
+
+fn merges_links_and_keeps_merged_entries_through_one_withdrawal(backend: Backend) {
+    let gw = gateway(backend);
+    let province = SampleGenerator::new(SampleConfig::default());
+    let ministry = SampleGenerator::new(SampleConfig {
+        node: NodeProfile::ministry("most", "科学技术部", "348"),
+        ..SampleConfig::default()
+    });
+    let mut yunnan = Node::new(&gw, "prov-530000");
+    let mut most = Node::new(&gw, "most");
+    let mut liaoning = Node::new(&gw, "prov-210000");
+
+    // The ministry publishes the funded project; both provinces register the same result
+    // (same registration number); Liaoning also publishes an unrelated achievement.
+    let project = public(serde_json::to_value(ministry.shared_project(0)).unwrap());
+    let shared = public(serde_json::to_value(province.shared_achievement(0)).unwrap());
+    let own = public(serde_json::to_value(province.achievement(7)).unwrap());
+    assert_eq!(
+        applied(gw.ingest.ingest(
+            &most.batch(vec![(
+                RecordKind::FundedProject,
+                "prj-1".into(),
+                1,
+                Some(project)
+            )]),
+            Transport::Amqp
+        )),
+        1
+    );
+    applied(gw.ingest.ingest(
+        &yunnan.batch(vec![(
+            RecordKind::Achievement,
+            "ach-1".into(),
+            1,
+            Some(shared.clone()),
+        )]),
+        Transport::Amqp,
+    ));
+    applied(gw.ingest.ingest(
+        &liaoning.batch(vec![
+            (
+                RecordKind::Achievement,
+                "ach-9".into(),
+                1,
+                Some(shared.clone()),
+            ),
+            (RecordKind::Achievement, "ach-10".into(), 1, Some(own)),
+        ]),
+        Transport::Feed,
+    ));
+
+    let mut conn = gw.db.conn().unwrap();
+    let merged = catalogue::unified_id_of(&mut conn, "prov-210000", "ach-9")
+        .unwrap()
+        .unwrap();
+    assert_eq!(merged, "prov-530000/ach-1", "named by the first source");
+    let entry = catalogue::unified(&mut conn, &merged).unwrap().unwrap();
+    let sources: Vec<(&str, &str)> = entry
+        .sources
+        .iter()
+        .map(|s| (s.node_id.as_str(), s.id.as_str()))
+        .collect();
+    assert_eq!(
+        sources,
+        vec![("prov-530000", "ach-1"), ("prov-210000", "ach-9")]
+    );
+    assert_eq!(entry.record.as_ref().unwrap()["title"], shared["title"]);
+    let achievements = catalogue::visible_unified_ids(&mut conn, RecordKind::Achievement).unwrap();
+    assert_eq!(achievements.len(), 2, "three registrations, two results");
+
+    // Linked both ways, across nodes.
+    assert_eq!(
+        catalogue::links(&mut conn, &merged).unwrap(),
+        vec!["most/prj-1".to_owned()]
+    );
+    assert_eq!(
+        catalogue::links(&mut conn, "most/prj-1").unwrap(),
+        vec![merged.clone()]
+    );
+
+    // Yunnan withdraws: the entry stays (Liaoning still publishes it), Liaoning is primary.
+    drop(conn);
+    applied(gw.ingest.ingest(
+        &yunnan.batch(vec![(RecordKind::Achievement, "ach-1".into(), 2, None)]),
+        Transport::Amqp,
+    ));
+    let mut conn = gw.db.conn().unwrap();
+    let entry = catalogue::unified(&mut conn, &merged).unwrap().unwrap();
+    assert_eq!(entry.primary.as_ref().unwrap().node_id, "prov-210000");
+    assert!(entry.record.is_some());
+    assert_eq!(
+        catalogue::visible_unified_ids(&mut conn, RecordKind::Achievement)
+            .unwrap()
+            .len(),
+        2
+    );
+    // History is kept.
+    use rix_gateway::db::schema::record_versions;
+    let versions: i64 = record_versions::table
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(versions, 5);
+}
+
+#[test]
+fn merge_link_sqlite() {
+    merges_links_and_keeps_merged_entries_through_one_withdrawal(Backend::Sqlite);
+}
+
+#[test]
+fn merge_link_postgres() {
+    merges_links_and_keeps_merged_entries_through_one_withdrawal(Backend::Postgres);
+}
+
+fn duplicates_reordering_and_old_versions_change_nothing(backend: Backend) {
+    let gw = gateway(backend);
+    let g = SampleGenerator::new(SampleConfig::default());
+    let mut node = Node::new(&gw, "prov-530000");
+    let rec = |i: u64| public(serde_json::to_value(g.achievement(i)).unwrap());
+    let b1 = node.batch(vec![
+        (RecordKind::Achievement, "a1".into(), 1, Some(rec(1))),
+        (RecordKind::Achievement, "a2".into(), 1, Some(rec(2))),
+    ]);
+    let b2 = node.batch(vec![(
+        RecordKind::Achievement,
+        "a1".into(),
+        2,
+        Some(rec(3)),
+    )]);
+    let b3 = node.batch(vec![(RecordKind::Achievement, "a2".into(), 2, None)]);
+
+    assert_eq!(applied(gw.ingest.ingest(&b1, Transport::Amqp)), 2);
+    assert!(matches!(
+        gw.ingest.ingest(&b1, Transport::Feed),
+        Ok(Outcome::Duplicate { batch_seq: 1, .. })
+    ));
+    // Batch 3 before 2: a gap, nothing applied.
+    let before = change_count(&gw.db);
+    assert!(matches!(
+        gw.ingest.ingest(&b3, Transport::Amqp),
+        Err(IngestError::Gap {
+            expected_batch_seq: 2,
+            found_batch_seq: 3,
+            ..
+        })
+    ));
+    assert_eq!(change_count(&gw.db), before);
+    assert_eq!(applied(gw.ingest.ingest(&b2, Transport::Amqp)), 1);
+    assert_eq!(applied(gw.ingest.ingest(&b3, Transport::Amqp)), 1);
+    for b in [&b1, &b2, &b3] {
+        assert!(matches!(
+            gw.ingest.ingest(b, Transport::Amqp),
+            Ok(Outcome::Duplicate { .. })
+        ));
+    }
+    // A later batch re-publishing an old version of a1 is ignored (stale), not applied.
+    let b4 = node.batch(vec![(
+        RecordKind::Achievement,
+        "a1".into(),
+        1,
+        Some(rec(1)),
+    )]);
+    match gw.ingest.ingest(&b4, Transport::Amqp) {
+        Ok(Outcome::Applied { applied, stale, .. }) => assert_eq!((applied, stale), (0, 1)),
+        other => panic!("{other:?}"),
+    }
+    let mut conn = gw.db.conn().unwrap();
+    let a1 = catalogue::unified(&mut conn, "prov-530000/a1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(a1.sources[0].version, 2);
+    assert_eq!(a1.record.unwrap()["title"], rec(3)["title"]);
+    let a2 = catalogue::unified(&mut conn, "prov-530000/a2")
+        .unwrap()
+        .unwrap();
+    assert!(a2.record.is_none(), "withdrawn");
+    // Exactly four changes: a1 v1, a2 v1, a1 v2, a2 withdrawn; ids gap-free from 1.
+    let ids: Vec<i64> = catalogue::changes_after(&mut conn, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn idempotent_sqlite() {
+    duplicates_reordering_and_old_versions_change_nothing(Backend::Sqlite);
+}
+
+#[test]
+fn idempotent_postgres() {
+    duplicates_reordering_and_old_versions_change_nothing(Backend::Postgres);
+}
+
+#[test]
+fn classified_and_invalid_entries_are_quarantined_never_stored() {
+    let gw = gateway(Backend::Sqlite);
+    let g = SampleGenerator::new(SampleConfig::default());
+    let mut node = Node::new(&gw, "prov-530000");
+    let mut secret = public(serde_json::to_value(g.achievement(1)).unwrap());
+    secret["secrecy"] = json!({"level": "secret"});
+    secret["title"] = json!("不应出现的秘密成果");
+    let mut invalid = public(serde_json::to_value(g.achievement(2)).unwrap());
+    invalid["trl"] = json!(12);
+    let good = public(serde_json::to_value(g.achievement(3)).unwrap());
+    let outcome = gw.ingest.ingest(
+        &node.batch(vec![
+            (RecordKind::Achievement, "s".into(), 1, Some(secret)),
+            (RecordKind::Achievement, "i".into(), 1, Some(invalid)),
+            (RecordKind::Achievement, "g".into(), 1, Some(good)),
+        ]),
+        Transport::Amqp,
+    );
+    match outcome {
+        Ok(Outcome::Applied {
+            applied,
+            quarantined,
+            ..
+        }) => assert_eq!((applied, quarantined), (1, 2)),
+        other => panic!("{other:?}"),
+    }
+    use rix_gateway::db::schema::{quarantine, records};
+    let mut conn = gw.db.conn().unwrap();
+    let stored: Vec<String> = records::table.select(records::id).load(&mut *conn).unwrap();
+    assert_eq!(stored, vec!["g".to_owned()]);
+    let reasons: Vec<String> = quarantine::table
+        .select(quarantine::reason)
+        .load(&mut *conn)
+        .unwrap();
+    assert_eq!(reasons.len(), 2);
+    assert!(reasons[0].starts_with("classified: secret"), "{reasons:?}");
+    assert!(reasons[1].starts_with("invalid: /trl"), "{reasons:?}");
+    // No byte of the secret record is anywhere in the catalogue.
+    use rix_gateway::db::schema::record_versions;
+    let entries: Vec<String> = record_versions::table
+        .select(record_versions::entry)
+        .load(&mut *conn)
+        .unwrap();
+    assert!(entries.iter().all(|e| !e.contains("不应出现的秘密成果")));
+}
+
+fn an_adversarial_corpus_is_refused_with_reasons_and_applies_nothing(backend: Backend) {
+    let gw = gateway(backend);
+    let g = SampleGenerator::new(SampleConfig::default());
+    let rec = |i: u64| public(serde_json::to_value(g.achievement(i)).unwrap());
+    let mut node = Node::new(&gw, "prov-530000");
+    applied(gw.ingest.ingest(
+        &node.batch(vec![(
+            RecordKind::Achievement,
+            "a1".into(),
+            1,
+            Some(rec(1)),
+        )]),
+        Transport::Amqp,
+    ));
+    let baseline = change_count(&gw.db);
+
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    // Unknown node.
+    let mut stranger = Node {
+        id: "prov-650000".into(),
+        key: SigningKey::generate().unwrap(),
+        batch_seq: 1,
+        next_seq: 1,
+        prev: GENESIS_PREV_HASH,
+    };
+    cases.push((
+        "unknown_node",
+        stranger.batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]),
+    ));
+    // Unknown key: the right node id, another key.
+    let mut impostor = Node {
+        id: "prov-530000".into(),
+        key: SigningKey::generate().unwrap(),
+        batch_seq: 2,
+        next_seq: 2,
+        prev: node.prev,
+    };
+    cases.push((
+        "unknown_key",
+        impostor.batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]),
+    ));
+    // Bad signature: the header altered after signing.
+    let forged =
+        node_clone(&node).batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]);
+    let mut v: Value = serde_json::from_slice(&forged).unwrap();
+    v["header"]["created_at"] = json!("2020-01-01T00:00:00Z");
+    cases.push(("bad_signature", serde_json::to_vec(&v).unwrap()));
+    // Merkle mismatch: an entry altered after signing.
+    let honest =
+        node_clone(&node).batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]);
+    let mut v: Value = serde_json::from_slice(&honest).unwrap();
+    v["entries"][0]["record"]["title"] = json!("篡改后的标题");
+    cases.push(("merkle_mismatch", serde_json::to_vec(&v).unwrap()));
+    // Fork: batch 2 chained to some other history.
+    let mut fork = node_clone(&node);
+    fork.prev = [7; 32];
+    cases.push((
+        "broken_chain",
+        fork.batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]),
+    ));
+    // Replay: a different batch 1.
+    let mut replay = node_clone(&node);
+    replay.batch_seq = 1;
+    replay.next_seq = 1;
+    replay.prev = GENESIS_PREV_HASH;
+    cases.push((
+        "replay",
+        replay.batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(3)))]),
+    ));
+    // Malformed and oversized.
+    cases.push(("malformed", b"{\"header\": 1".to_vec()));
+    cases.push(("oversized", vec![b' '; 17 * 1024 * 1024]));
+
+    for (reason, bytes) in &cases {
+        match gw.ingest.ingest(bytes, Transport::Amqp) {
+            Err(e @ IngestError::Refused { .. }) => assert_eq!(e.reason(), *reason, "{e}"),
+            other => panic!("{reason}: expected a refusal, got {other:?}"),
+        }
+    }
+    // Revoked key: the node's real key, revoked by the operator.
+    let key_id = node.key.key_id();
+    trust::revoke(&gw.db, "prov-530000", &key_id).unwrap();
+    let after_revocation = node.batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(4)))]);
+    match gw.ingest.ingest(&after_revocation, Transport::Amqp) {
+        Err(e) => assert_eq!(e.reason(), "key_revoked"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(change_count(&gw.db), baseline, "nothing was applied");
+    let mut audited = refusal_reasons(&gw.db);
+    audited.sort();
+    let mut expected: Vec<String> = cases
+        .iter()
+        .map(|(r, _)| (*r).to_owned())
+        .chain(["key_revoked".to_owned()])
+        .collect();
+    expected.sort();
+    assert_eq!(
+        audited, expected,
+        "every refusal is audited with its reason"
+    );
+}
+
+fn node_clone(node: &Node) -> Node {
+    Node {
+        id: node.id.clone(),
+        key: node.key.clone(),
+        batch_seq: node.batch_seq,
+        next_seq: node.next_seq,
+        prev: node.prev,
+    }
+}
+
+#[test]
+fn adversarial_sqlite() {
+    an_adversarial_corpus_is_refused_with_reasons_and_applies_nothing(Backend::Sqlite);
+}
+
+#[test]
+fn adversarial_postgres() {
+    an_adversarial_corpus_is_refused_with_reasons_and_applies_nothing(Backend::Postgres);
+}
