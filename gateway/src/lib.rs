@@ -16,6 +16,7 @@
 pub use rix_schema as schema;
 
 pub mod catalogue;
+pub mod config;
 pub mod consume;
 pub mod db;
 pub mod ingest;

@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Manage the gateway's trust store: which nodes may publish and with which keys.
+    Trust {
+        #[command(subcommand)]
+        command: TrustCommand,
+    },
     /// Run a registration node (a ministry's or a province's).
     Node {
         #[command(subcommand)]
@@ -96,6 +101,78 @@ enum BenchCommand {
     },
 }
 
+/// Where the trust store is: the gateway's config (its database), or a database URL.
+#[derive(clap::Args)]
+struct CatalogueArgs {
+    /// The gateway's config file (its database_url or data_dir is used).
+    #[arg(long, required_unless_present = "database")]
+    config: Option<PathBuf>,
+    /// The catalogue database instead: postgres://… or a SQLite path.
+    #[arg(long, env = "RIX_DATABASE_URL")]
+    database: Option<String>,
+}
+
+impl CatalogueArgs {
+    fn open(&self) -> Result<rix_gateway::db::Db> {
+        let db = match (&self.database, &self.config) {
+            (Some(url), _) => rix_gateway::db::Db::open(url, 2)?,
+            (None, Some(config)) => rix_gateway::config::Config::load(config)?.open_database()?,
+            (None, None) => bail!("give --config (the gateway's config) or --database"),
+        };
+        Ok(db)
+    }
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// Trust a node's public key (adding the node if new).
+    ///
+    /// Rotation: add the node's new key (the old one stays valid), let the node switch to it,
+    /// then end the old key with --valid-until or revoke it. Batches are verified against the
+    /// key named in their header, within its validity window.
+    Add {
+        #[command(flatten)]
+        catalogue: CatalogueArgs,
+        /// Node id (prov-530000, most…).
+        #[arg(long)]
+        node: String,
+        /// The public key: base64 as `rix keygen` prints it, or the path of its .pub PEM file.
+        #[arg(long)]
+        key: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The node's base URL, for pulling its signed feed (https://node.example.cn).
+        #[arg(long)]
+        feed_url: Option<String>,
+        /// Batches created before this RFC 3339 time are refused.
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// Batches created at or after this RFC 3339 time are refused.
+        #[arg(long)]
+        valid_until: Option<String>,
+    },
+    /// List trusted nodes and keys (JSON with --json).
+    List {
+        #[command(flatten)]
+        catalogue: CatalogueArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key at once: every batch it signed is refused from now on.
+    Revoke {
+        #[command(flatten)]
+        catalogue: CatalogueArgs,
+        /// Node id.
+        #[arg(long)]
+        node: String,
+        /// Key id (ed25519:…), as `rix trust list` shows.
+        #[arg(long)]
+        key_id: String,
+    },
+}
+
 #[derive(Subcommand)]
 enum NodeCommand {
     /// Serve the node: registration and review API, signed feed, RabbitMQ publishing.
@@ -119,6 +196,7 @@ pub fn main() -> Result<()> {
         Command::Node {
             command: NodeCommand::Serve { config },
         } => node_serve(&config),
+        Command::Trust { command } => trust(command),
         Command::Bench {
             command:
                 BenchCommand::Node {
@@ -193,6 +271,74 @@ fn reset_postgres(url: &str) -> Result<()> {
         .with_context(|| format!("connecting to {}", rix_node::db::redact_url(url)))?;
     conn.batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
         .context("resetting the benchmark database")?;
+    Ok(())
+}
+
+fn trust(command: TrustCommand) -> Result<()> {
+    use rix_gateway::trust;
+    match command {
+        TrustCommand::Add {
+            catalogue,
+            node,
+            key,
+            name,
+            feed_url,
+            valid_from,
+            valid_until,
+        } => {
+            let text = if Path::new(&key).is_file() {
+                fs::read_to_string(&key).with_context(|| format!("reading {key}"))?
+            } else {
+                key
+            };
+            let public = trust::parse_public_key(&text)?;
+            let db = catalogue.open()?;
+            let key_id = trust::add(
+                &db,
+                &node,
+                name.as_deref(),
+                feed_url.as_deref(),
+                &public,
+                valid_from.as_deref(),
+                valid_until.as_deref(),
+            )?;
+            println!("trusted {key_id} for node {node}");
+        }
+        TrustCommand::List { catalogue, json } => {
+            let nodes = trust::list(&catalogue.open()?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&nodes)?);
+            } else {
+                for n in nodes {
+                    println!(
+                        "{}  {}  feed: {}",
+                        n.node_id,
+                        n.name.as_deref().unwrap_or("-"),
+                        n.feed_url.as_deref().unwrap_or("-")
+                    );
+                    for k in n.keys {
+                        let state = match (&k.revoked_at, &k.valid_from, &k.valid_until) {
+                            (Some(at), _, _) => format!("REVOKED at {at}"),
+                            (None, f, u) => format!(
+                                "valid {} .. {}",
+                                f.as_deref().unwrap_or("always"),
+                                u.as_deref().unwrap_or("open")
+                            ),
+                        };
+                        println!("    {}  {}  {state}", k.key_id, k.public_key);
+                    }
+                }
+            }
+        }
+        TrustCommand::Revoke {
+            catalogue,
+            node,
+            key_id,
+        } => {
+            trust::revoke(&catalogue.open()?, &node, &key_id)?;
+            println!("revoked {key_id} of node {node}: its batches are refused from now on");
+        }
+    }
     Ok(())
 }
 
