@@ -165,7 +165,6 @@ struct RecordRow {
     kind: String,
     version: i64,
     withdrawn: i32,
-    record: Option<String>,
     secrecy: String,
     title: String,
     registration_no: Option<String>,
@@ -379,7 +378,6 @@ pub fn apply_batch(
                 kind: kind.to_owned(),
                 version: e.version as i64,
                 withdrawn: 0,
-                record: e.record.as_ref().map(Value::to_string),
                 secrecy: m.secrecy.clone(),
                 title: m.title.clone(),
                 registration_no: m.registration_no.clone(),
@@ -398,7 +396,6 @@ pub fn apply_batch(
                     kind: kind.to_owned(),
                     version: e.version as i64,
                     withdrawn: 1,
-                    record: None,
                     secrecy: previous
                         .as_ref()
                         .map(|p| p.secrecy.clone())
@@ -542,9 +539,27 @@ pub struct Unified {
     pub sources: Vec<Source>,
 }
 
+/// The record a source currently publishes: the `record` of its current version's entry
+/// (stored once, in `record_versions`).
+pub fn current_record(
+    conn: &mut DbConn,
+    node_id: &str,
+    id: &str,
+    version: i64,
+) -> Result<Option<Value>, StoreError> {
+    let entry: Option<String> = record_versions::table
+        .find((node_id, id, version))
+        .select(record_versions::entry)
+        .first(conn)
+        .optional()?;
+    Ok(entry
+        .and_then(|e| serde_json::from_str::<Value>(&e).ok())
+        .and_then(|mut e| e.get_mut("record").map(Value::take)))
+}
+
 /// The unified entry of `unified_id`.
 pub fn unified(conn: &mut DbConn, unified_id: &str) -> Result<Option<Unified>, StoreError> {
-    let rows: Vec<(String, String, String, i64, i32, Option<String>)> = records::table
+    let rows: Vec<(String, String, String, i64, i32)> = records::table
         .filter(records::unified_id.eq(unified_id))
         .order((records::withdrawn.asc(), records::first_change.asc()))
         .select((
@@ -553,7 +568,6 @@ pub fn unified(conn: &mut DbConn, unified_id: &str) -> Result<Option<Unified>, S
             records::kind,
             records::version,
             records::withdrawn,
-            records::record,
         ))
         .load(conn)?;
     let Some(first) = rows.first() else {
@@ -570,13 +584,9 @@ pub fn unified(conn: &mut DbConn, unified_id: &str) -> Result<Option<Unified>, S
         })
         .collect();
     let primary = sources.first().filter(|s| !s.withdrawn).cloned();
-    let record = if primary.is_some() {
-        first
-            .5
-            .as_deref()
-            .and_then(|t| serde_json::from_str(t).ok())
-    } else {
-        None
+    let record = match &primary {
+        Some(p) => current_record(conn, &p.node_id, &p.id, p.version)?,
+        None => None,
     };
     Ok(Some(Unified {
         unified_id: unified_id.to_owned(),

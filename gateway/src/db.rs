@@ -94,7 +94,6 @@ pub mod schema {
             kind -> Text,
             version -> BigInt,
             withdrawn -> Integer,
-            record -> Nullable<Text>,
             secrecy -> Text,
             title -> Text,
             registration_no -> Nullable<Text>,
@@ -165,7 +164,13 @@ pub mod schema {
         }
     }
 
-    diesel::allow_tables_to_appear_in_same_query!(records, record_funding, nodes, node_keys);
+    diesel::allow_tables_to_appear_in_same_query!(
+        records,
+        record_funding,
+        record_versions,
+        nodes,
+        node_keys
+    );
 }
 
 /// Runs a multi-row `INSERT` on the concrete connection underneath `DbConn` (still inside the
@@ -236,7 +241,8 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for Tune {
             // in WAL mode still never corrupts and loses at most the last commits on power loss.
             c.batch_execute(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                 PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }

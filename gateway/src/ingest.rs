@@ -6,7 +6,9 @@
 //! and the change stream; [`crate::catalogue`]).
 //!
 //! Every transport (the AMQP consumer, the HTTP feed puller) hands batches to
-//! [`Ingest::ingest`] exactly as they arrived and acts on the answer: acknowledge on
+//! [`Ingest::ingest`] exactly as they arrived — or, to use more than one core, runs
+//! [`Ingest::prepare`] (the stages that need no catalogue state) for several batches at once and
+//! [`Ingest::commit`] (chain check and apply) in arrival order — and acts on the answer: acknowledge on
 //! [`Outcome`], dead-letter on [`IngestError::Refused`], fetch the missing batches from the
 //! node's feed on [`IngestError::Gap`], retry later on [`IngestError::Store`].
 //!
@@ -17,7 +19,9 @@
 
 use diesel::prelude::*;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
-use rix_schema::batch::{BatchLimits, ChainPosition, Gap, Op, Refusal, verify_batch};
+use rix_schema::batch::{
+    BatchLimits, ChainPosition, Gap, Op, Refusal, VerifiedBatch, check_chain, verify_batch,
+};
 use rix_schema::canonical::parse_sha256_hex;
 use rix_schema::{SecrecyLevel, validate_record};
 
@@ -227,14 +231,19 @@ pub fn chain_position(db: &Db, node_id: &str) -> Result<ChainPosition, StoreErro
     })
 }
 
-#[derive(serde::Deserialize)]
-struct HeaderPeek {
-    header: NodePeek,
+/// A batch through `verify`, `validate` and `secrecy_gate`, waiting for [`Ingest::commit`].
+pub struct Prepared {
+    verified: VerifiedBatch,
+    accepted: Vec<(usize, Option<RecordMeta>)>,
+    quarantined: Vec<(usize, String)>,
+    transport: Transport,
 }
 
-#[derive(serde::Deserialize)]
-struct NodePeek {
-    node_id: String,
+impl Prepared {
+    /// The batch's signed header.
+    pub fn header(&self) -> &rix_schema::batch::BatchHeader {
+        self.verified.header()
+    }
 }
 
 impl Ingest {
@@ -255,11 +264,32 @@ impl Ingest {
 
     /// Takes one batch, exactly as it arrived, through every stage.
     pub fn ingest(&self, bytes: &[u8], transport: Transport) -> Result<Outcome, IngestError> {
-        let result = self.run(bytes, transport);
+        match self.prepare(bytes, transport) {
+            Ok(prepared) => self.commit(prepared),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The stages that need no catalogue state — `verify`, `validate`, `secrecy_gate` — so
+    /// that a transport can run them for several batches at once, on several cores, and then
+    /// [`Ingest::commit`] them in order. Refusals are accounted here.
+    pub fn prepare(&self, bytes: &[u8], transport: Transport) -> Result<Prepared, IngestError> {
+        let result = self.verify_and_screen(bytes, transport);
+        if let Err(e) = &result {
+            self.account_error(e, transport);
+        }
+        result
+    }
+
+    /// `check_chain` and `apply`, in one transaction: a prepared batch enters the catalogue if
+    /// it continues its node's chain. Call in the order batches arrived.
+    pub fn commit(&self, prepared: Prepared) -> Result<Outcome, IngestError> {
+        let transport = prepared.transport;
+        let result = self.check_and_apply(prepared);
         match &result {
             Ok(Outcome::Applied {
                 applied,
-                quarantined: _,
+                quarantined,
                 ..
             }) => {
                 self.metrics
@@ -267,14 +297,22 @@ impl Ingest {
                     .with_label_values(&[transport.as_str()])
                     .inc();
                 self.metrics.entries_applied.inc_by(*applied as u64);
+                let _ = quarantined;
             }
             Ok(Outcome::Duplicate { .. }) => self
                 .metrics
                 .batches_duplicate
                 .with_label_values(&[transport.as_str()])
                 .inc(),
-            Err(IngestError::Gap { .. }) => self.metrics.batches_gap.inc(),
-            Err(e @ IngestError::Refused { stage, refusal }) => {
+            Err(e) => self.account_error(e, transport),
+        }
+        result
+    }
+
+    fn account_error(&self, e: &IngestError, transport: Transport) {
+        match e {
+            IngestError::Gap { .. } => self.metrics.batches_gap.inc(),
+            IngestError::Refused { stage, refusal } => {
                 self.metrics
                     .batches_refused
                     .with_label_values(&[e.reason()])
@@ -287,9 +325,8 @@ impl Ingest {
                 );
                 self.audit(refusal, stage, transport);
             }
-            Err(IngestError::Store(_)) => {}
+            IngestError::Store(_) => {}
         }
-        result
     }
 
     fn audit(&self, refusal: &Refusal, stage: &str, transport: Transport) {
@@ -312,25 +349,75 @@ impl Ingest {
         }
     }
 
-    fn run(&self, bytes: &[u8], transport: Transport) -> Result<Outcome, IngestError> {
-        // The node id, to find its chain position; a batch too broken to name its node is
-        // refused by `verify` below with the precise reason.
-        let node_id = if bytes.len() <= self.limits.max_bytes {
-            serde_json::from_slice::<HeaderPeek>(bytes)
-                .ok()
-                .map(|p| p.header.node_id)
-        } else {
-            None
-        };
-        let position = match &node_id {
-            Some(n) => Some(chain_position(&self.db, n)?),
-            None => None,
-        };
+    fn verify_and_screen(
+        &self,
+        bytes: &[u8],
+        transport: Transport,
+    ) -> Result<Prepared, IngestError> {
+        // verify: envelope, trust store, signature, entry seqs, Merkle root. The chain is
+        // checked at commit, against the position stored then.
+        let verified = verify_batch(bytes, &self.limits, &self.trust, None).map_err(|refusal| {
+            IngestError::Refused {
+                stage: "verify",
+                refusal: Box::new(refusal),
+            }
+        })?;
 
-        // verify + check_chain (one function: the chain check is last and only runs on an
-        // authentic, intact batch).
-        let verified = match verify_batch(bytes, &self.limits, &self.trust, position.as_ref()) {
-            Ok(v) => v,
+        // validate + secrecy_gate, entry by entry.
+        let node_id = verified.header().node_id.clone();
+        let mut accepted: Vec<(usize, Option<RecordMeta>)> = Vec::new();
+        let mut quarantined: Vec<(usize, String)> = Vec::new();
+        for (index, entry) in verified.entries().iter().enumerate() {
+            match (entry.op, &entry.record) {
+                (Op::Withdraw, _) => accepted.push((index, None)),
+                (Op::Upsert, Some(record)) => {
+                    let level = SecrecyLevel::of_record(record);
+                    if let Some(level) = level.filter(|l| !l.may_leave_node()) {
+                        quarantined.push((index, format!("classified: {}", level.as_str())));
+                        tracing::error!(
+                            node_id = %node_id, seq = entry.seq, id = %entry.id,
+                            level = level.as_str(),
+                            "a node published a classified record; it is not stored"
+                        );
+                        continue;
+                    }
+                    match validate_record(entry.kind, record) {
+                        Ok(()) => {
+                            accepted.push((index, Some(catalogue::meta_of(entry.kind, record))))
+                        }
+                        Err(errors) => {
+                            let first = errors
+                                .first()
+                                .map(|e| format!("{}: {}", e.pointer, e.message))
+                                .unwrap_or_default();
+                            quarantined.push((index, format!("invalid: {first}")));
+                        }
+                    }
+                }
+                (Op::Upsert, None) => quarantined.push((index, "invalid: no record".into())),
+            }
+        }
+        Ok(Prepared {
+            verified,
+            accepted,
+            quarantined,
+            transport,
+        })
+    }
+
+    fn check_and_apply(&self, prepared: Prepared) -> Result<Outcome, IngestError> {
+        let Prepared {
+            verified,
+            accepted,
+            quarantined,
+            transport,
+        } = prepared;
+        let header = verified.header().clone();
+        // check_chain against the stored position (read again inside the transaction by
+        // apply_batch's conditional update, so replicas cannot both apply a batch).
+        let position = chain_position(&self.db, &header.node_id)?;
+        match check_chain(&header, verified.batch_hash(), &position) {
+            Ok(()) => {}
             Err(Refusal::Replay {
                 node_id,
                 batch_seq,
@@ -352,50 +439,10 @@ impl Ingest {
                 });
             }
             Err(refusal) => {
-                let stage = match refusal {
-                    Refusal::BrokenChain { .. } | Refusal::SeqGap { .. } => "check_chain",
-                    _ => "verify",
-                };
                 return Err(IngestError::Refused {
-                    stage,
+                    stage: "check_chain",
                     refusal: Box::new(refusal),
                 });
-            }
-        };
-
-        // validate + secrecy_gate, entry by entry.
-        let header = verified.header().clone();
-        let mut accepted: Vec<(usize, Option<RecordMeta>)> = Vec::new();
-        let mut quarantined: Vec<(usize, String)> = Vec::new();
-        for (index, entry) in verified.entries().iter().enumerate() {
-            match (entry.op, &entry.record) {
-                (Op::Withdraw, _) => accepted.push((index, None)),
-                (Op::Upsert, Some(record)) => {
-                    let level = SecrecyLevel::of_record(record);
-                    if let Some(level) = level.filter(|l| !l.may_leave_node()) {
-                        self.metrics.classified_alerts.inc();
-                        quarantined.push((index, format!("classified: {}", level.as_str())));
-                        tracing::error!(
-                            node_id = %header.node_id, seq = entry.seq, id = %entry.id,
-                            level = level.as_str(),
-                            "a node published a classified record; it was not stored"
-                        );
-                        continue;
-                    }
-                    match validate_record(entry.kind, record) {
-                        Ok(()) => {
-                            accepted.push((index, Some(catalogue::meta_of(entry.kind, record))))
-                        }
-                        Err(errors) => {
-                            let first = errors
-                                .first()
-                                .map(|e| format!("{}: {}", e.pointer, e.message))
-                                .unwrap_or_default();
-                            quarantined.push((index, format!("invalid: {first}")));
-                        }
-                    }
-                }
-                (Op::Upsert, None) => quarantined.push((index, "invalid: no record".into())),
             }
         }
 
@@ -431,6 +478,9 @@ impl Ingest {
             Some(s) => {
                 for (_, reason) in &quarantined {
                     let label = reason.split(':').next().unwrap_or("invalid");
+                    if label == "classified" {
+                        self.metrics.classified_alerts.inc();
+                    }
                     self.metrics
                         .entries_quarantined
                         .with_label_values(&[label])
@@ -445,7 +495,7 @@ impl Ingest {
                     quarantined: quarantined.len(),
                 })
             }
-            // Another transport applied it between our read and our write.
+            // Another transport or replica applied it between our read and our write.
             None => Ok(Outcome::Duplicate {
                 node_id: header.node_id,
                 batch_seq: header.batch_seq,

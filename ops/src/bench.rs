@@ -182,3 +182,88 @@ pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
         approve_to_published_secs,
     })
 }
+
+/// What `rix bench ingest` measures.
+pub struct IngestBench {
+    /// Records (spread over batches).
+    pub records: u64,
+    /// Entries per batch.
+    pub batch_entries: usize,
+    /// Catalogue in PostgreSQL (else SQLite in a temporary directory).
+    pub postgres: Option<String>,
+}
+
+/// Pre-signs `records` generated achievements into batches, then times the gateway pipeline
+/// (verify, chain, validate, secrecy gate, apply) taking them in, one core, no transport.
+pub fn ingest_pipeline(bench: &IngestBench) -> Result<(u64, f64)> {
+    use rix_gateway::ingest::{Ingest, IngestMetrics, Outcome, Transport};
+    use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
+    let dir = tempfile::tempdir()?;
+    let url = bench.postgres.clone().unwrap_or_else(|| {
+        dir.path()
+            .join("catalogue.db")
+            .to_string_lossy()
+            .into_owned()
+    });
+    let db = rix_gateway::db::Db::open(&url, 4)?;
+    let key = SigningKey::generate()?;
+    rix_gateway::trust::add(
+        &db,
+        "prov-530000",
+        None,
+        None,
+        key.verifying_key(),
+        None,
+        None,
+    )?;
+    let generator = SampleGenerator::new(SampleConfig::default());
+    let mut batches = Vec::new();
+    let mut prev = GENESIS_PREV_HASH;
+    let mut seq = 1u64;
+    let ids: Vec<u64> = (0..bench.records).collect();
+    for (n, chunk) in ids.chunks(bench.batch_entries.max(1)).enumerate() {
+        let entries: Vec<Entry> = chunk
+            .iter()
+            .map(|i| {
+                let e = Entry::upsert(
+                    seq,
+                    rix_schema::RecordKind::Achievement,
+                    format!("ach-{i:07}"),
+                    1,
+                    serde_json::to_value(generator.achievement(*i)).expect("JSON"),
+                );
+                seq += 1;
+                e
+            })
+            .collect();
+        let b = SignedBatch::sign(
+            "prov-530000",
+            n as u64 + 1,
+            prev,
+            entries,
+            time::OffsetDateTime::now_utc(),
+            &key,
+        )?;
+        prev = b.hash();
+        batches.push(b.to_bytes());
+    }
+    let ingest = Ingest::new(
+        db.clone(),
+        rix_gateway::trust::TrustStore::new(db)?,
+        BatchLimits::default(),
+        IngestMetrics::new(&prometheus::Registry::new()),
+    );
+    let started = Instant::now();
+    let mut taken = 0u64;
+    for b in &batches {
+        match ingest.ingest(b, Transport::Amqp)? {
+            Outcome::Applied {
+                applied,
+                quarantined,
+                ..
+            } => taken += (applied + quarantined) as u64,
+            Outcome::Duplicate { .. } => bail!("a fresh batch was seen as a duplicate"),
+        }
+    }
+    Ok((taken, started.elapsed().as_secs_f64()))
+}

@@ -72,6 +72,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The gateway's ingest pipeline alone (verify, chain check, validate, secrecy gate, apply
+    /// with merge and change stream) on pre-signed batches of generated achievements.
+    Ingest {
+        /// Records per run.
+        #[arg(long, default_value_t = 20000)]
+        records: u64,
+        /// Entries per batch.
+        #[arg(long, default_value_t = 500)]
+        batch_entries: usize,
+        /// Runs (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Catalogue in this PostgreSQL database (emptied before each run).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// A node from API to confirmed publish: batch-submit generated achievements, approve each
     /// with concurrent reviewers over HTTP, stop the clock when every approval is published.
     /// Prints each run and the median approvals per second.
@@ -197,6 +213,44 @@ pub fn main() -> Result<()> {
             command: NodeCommand::Serve { config },
         } => node_serve(&config),
         Command::Trust { command } => trust(command),
+        Command::Bench {
+            command:
+                BenchCommand::Ingest {
+                    records,
+                    batch_entries,
+                    runs,
+                    postgres,
+                },
+        } => {
+            let spec = bench::IngestBench {
+                records,
+                batch_entries,
+                postgres,
+            };
+            println!(
+                "rix bench ingest: {records} records in batches of {batch_entries}, {}",
+                if spec.postgres.is_some() {
+                    "PostgreSQL"
+                } else {
+                    "SQLite"
+                }
+            );
+            let mut rates = Vec::new();
+            for run in 1..=runs.max(1) {
+                if let Some(pg) = &spec.postgres {
+                    reset_postgres(pg)?;
+                }
+                let (n, secs) = bench::ingest_pipeline(&spec)?;
+                println!(
+                    "run {run}: {n} entries in {secs:.2} s = {:.0} records/s",
+                    n as f64 / secs
+                );
+                rates.push(n as f64 / secs);
+            }
+            rates.sort_by(f64::total_cmp);
+            println!("median: {:.0} records/s", rates[rates.len() / 2]);
+            Ok(())
+        }
         Command::Bench {
             command:
                 BenchCommand::Node {

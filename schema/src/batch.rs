@@ -818,6 +818,53 @@ fn validity(from: Option<&OffsetDateTime>, until: Option<&OffsetDateTime>) -> St
     }
 }
 
+/// Step 9 of [`verify_batch`] on its own: does an authentic batch (its header and hash) continue
+/// the chain at `pos`? For receivers that verify batches in parallel without a position and
+/// check the chain later, in order, where they commit.
+pub fn check_chain(
+    header: &BatchHeader,
+    batch_hash: [u8; 32],
+    pos: &ChainPosition,
+) -> Result<(), Refusal> {
+    if header.batch_seq < pos.next_batch_seq {
+        return Err(Refusal::Replay {
+            node_id: header.node_id.clone(),
+            batch_seq: header.batch_seq,
+            next_batch_seq: pos.next_batch_seq,
+            batch_hash: hex::encode(batch_hash),
+        });
+    }
+    if header.batch_seq > pos.next_batch_seq {
+        return Err(Refusal::SeqGap {
+            node_id: header.node_id.clone(),
+            batch_seq: header.batch_seq,
+            gap: Gap::MissingBatches {
+                expected_batch_seq: pos.next_batch_seq,
+                found_batch_seq: header.batch_seq,
+            },
+        });
+    }
+    if parse_sha256_hex(&header.prev_batch_hash) != Some(pos.prev_batch_hash) {
+        return Err(Refusal::BrokenChain {
+            node_id: header.node_id.clone(),
+            batch_seq: header.batch_seq,
+            expected: hex::encode(pos.prev_batch_hash),
+            found: header.prev_batch_hash.clone(),
+        });
+    }
+    if header.first_seq != pos.next_seq {
+        return Err(Refusal::SeqGap {
+            node_id: header.node_id.clone(),
+            batch_seq: header.batch_seq,
+            gap: Gap::Discontinuity {
+                expected_seq: pos.next_seq,
+                found_first_seq: header.first_seq,
+            },
+        });
+    }
+    Ok(())
+}
+
 /// A batch that passed every check of [`verify_batch`], with what the receiver stores next.
 ///
 /// Keeps each entry's canonical bytes (computed once during verification) so leaf hashes and
@@ -1012,42 +1059,7 @@ pub fn verify_batch<K: KeyRing + ?Sized>(
 
     // 9. The chain.
     if let Some(pos) = chain {
-        if header.batch_seq < pos.next_batch_seq {
-            return Err(Refusal::Replay {
-                node_id: header.node_id.clone(),
-                batch_seq: header.batch_seq,
-                next_batch_seq: pos.next_batch_seq,
-                batch_hash: hex::encode(batch_hash),
-            });
-        }
-        if header.batch_seq > pos.next_batch_seq {
-            return Err(Refusal::SeqGap {
-                node_id: header.node_id.clone(),
-                batch_seq: header.batch_seq,
-                gap: Gap::MissingBatches {
-                    expected_batch_seq: pos.next_batch_seq,
-                    found_batch_seq: header.batch_seq,
-                },
-            });
-        }
-        if shape.prev_batch_hash != pos.prev_batch_hash {
-            return Err(Refusal::BrokenChain {
-                node_id: header.node_id.clone(),
-                batch_seq: header.batch_seq,
-                expected: hex::encode(pos.prev_batch_hash),
-                found: header.prev_batch_hash.clone(),
-            });
-        }
-        if header.first_seq != pos.next_seq {
-            return Err(Refusal::SeqGap {
-                node_id: header.node_id.clone(),
-                batch_seq: header.batch_seq,
-                gap: Gap::Discontinuity {
-                    expected_seq: pos.next_seq,
-                    found_first_seq: header.first_seq,
-                },
-            });
-        }
+        check_chain(header, batch_hash, pos)?;
     }
 
     Ok(VerifiedBatch {
@@ -1108,7 +1120,6 @@ struct Shape {
     created_at: OffsetDateTime,
     signature: [u8; SIGNATURE_LEN],
     merkle_root: [u8; 32],
-    prev_batch_hash: [u8; 32],
 }
 
 fn check_shape(batch: &SignedBatch) -> Result<Shape, String> {
@@ -1127,7 +1138,8 @@ fn check_shape(batch: &SignedBatch) -> Result<Shape, String> {
             h.last_seq, h.first_seq
         ));
     }
-    let prev_batch_hash = parse_sha256_hex(&h.prev_batch_hash).ok_or_else(|| {
+    // Checked for shape here; compared with the receiver's chain in `check_chain`.
+    parse_sha256_hex(&h.prev_batch_hash).ok_or_else(|| {
         format!(
             "/header/prev_batch_hash: must be 64 lowercase hex digits, got {:?}",
             h.prev_batch_hash
@@ -1172,7 +1184,6 @@ fn check_shape(batch: &SignedBatch) -> Result<Shape, String> {
         created_at,
         signature,
         merkle_root,
-        prev_batch_hash,
     })
 }
 

@@ -54,14 +54,14 @@ CREATE TABLE record_versions (
     PRIMARY KEY (node_id, id, version)
 );
 
--- The current state of each source record.
+-- The current state of each source record (its content is the entry of its current version in
+-- record_versions: stored once).
 CREATE TABLE records (
     node_id TEXT NOT NULL,
     id TEXT NOT NULL,
     kind TEXT NOT NULL,
     version BIGINT NOT NULL,
     withdrawn INTEGER NOT NULL,       -- 0/1
-    record TEXT,                      -- NULL once withdrawn
     secrecy TEXT NOT NULL,
     title TEXT NOT NULL,
     registration_no TEXT,
