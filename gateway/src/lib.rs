@@ -21,4 +21,5 @@ pub mod consume;
 pub mod db;
 pub mod ingest;
 pub mod pull;
+pub mod serve;
 pub mod trust;

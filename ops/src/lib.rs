@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: TrustCommand,
     },
+    /// Run the national gateway.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
     /// Run a registration node (a ministry's or a province's).
     Node {
         #[command(subcommand)]
@@ -190,6 +195,22 @@ enum TrustCommand {
 }
 
 #[derive(Subcommand)]
+enum GatewayCommand {
+    /// Serve the gateway: consume batches from RabbitMQ (if amqp_url is set), pull every
+    /// trusted node's signed feed (gap fill, catch-up, backfill, or the whole transport), and
+    /// keep the national catalogue. Trust nodes first with `rix trust add`.
+    ///
+    /// Reads the TOML config (annotated example: ops/config/gateway.example.toml); RIX_LISTEN,
+    /// RIX_DATA_DIR, RIX_DATABASE_URL and RIX_AMQP_URL override it. Stops cleanly on SIGINT or
+    /// SIGTERM.
+    Serve {
+        /// The gateway's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum NodeCommand {
     /// Serve the node: registration and review API, signed feed, RabbitMQ publishing.
     ///
@@ -213,6 +234,9 @@ pub fn main() -> Result<()> {
             command: NodeCommand::Serve { config },
         } => node_serve(&config),
         Command::Trust { command } => trust(command),
+        Command::Gateway {
+            command: GatewayCommand::Serve { config },
+        } => gateway_serve(&config),
         Command::Bench {
             command:
                 BenchCommand::Ingest {
@@ -400,6 +424,18 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RIX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+fn gateway_serve(config: &Path) -> Result<()> {
+    init_logging();
+    let config = rix_gateway::config::Config::load(config)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let gateway = rix_gateway::serve::start(config).await?;
+        println!("gateway listening on {}", gateway.url());
+        gateway.run_until_signalled().await;
+        Ok(())
+    })
 }
 
 fn node_serve(config: &Path) -> Result<()> {

@@ -64,6 +64,8 @@ pub mod tokens {
     pub const REVIEWER: &str = "e2e-reviewer-token-0000001";
     /// The submitter's institution (a real, valid USCC).
     pub const SUBMITTER_USCC: &str = "91330100799655058B";
+    /// Admin: registers for any institution (the federation tests use generated records).
+    pub const ADMIN: &str = "e2e-admin-token-0000000001";
 }
 
 /// A node running as a separate `rix node serve` process.
@@ -123,12 +125,14 @@ impl NodeProcess {
         toml.push_str(&format!(
             "[batch]\nmax_entries = {}\nlinger_ms = {}\n\n\
              [[tokens]]\ntoken = \"{}\"\nrole = \"submitter\"\ninstitution = \"{}\"\n\n\
-             [[tokens]]\ntoken = \"{}\"\nrole = \"reviewer\"\n",
+             [[tokens]]\ntoken = \"{}\"\nrole = \"reviewer\"\n\n\
+             [[tokens]]\ntoken = \"{}\"\nrole = \"admin\"\n",
             spec.max_entries,
             spec.linger_ms,
             tokens::SUBMITTER,
             tokens::SUBMITTER_USCC,
-            tokens::REVIEWER
+            tokens::REVIEWER,
+            tokens::ADMIN
         ));
         let config = dir.join(format!("{}.toml", spec.node_id));
         std::fs::write(&config, toml).unwrap();
@@ -152,39 +156,12 @@ impl NodeProcess {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
         let mut cmd = Command::new(&self.exe);
-        cmd.args(["node", "serve", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
+        cmd.args(["node", "serve", "--config"]).arg(&self.config);
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
-        self.child = Some(cmd.spawn().expect("start rix node serve"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if probe::healthy(&format!("{}/healthz", self.url)).unwrap_or(false) {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "node {} exited with {status}; log:\n{}",
-                    self.node_id,
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} never became healthy",
-                self.node_id
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.child = Some(spawn_healthy(cmd, &self.log, &self.url, &self.node_id));
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -208,6 +185,138 @@ impl NodeProcess {
 }
 
 impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `cmd` with its output appended to `log` and waits until `{url}/healthz` answers 200.
+fn spawn_healthy(mut cmd: Command, log: &Path, url: &str, name: &str) -> Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    cmd.stdout(Stdio::from(file.try_clone().unwrap()))
+        .stderr(Stdio::from(file));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if probe::healthy(&format!("{url}/healthz")).unwrap_or(false) {
+            return child;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "{name} exited with {status}; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "{name} never became healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The gateway running as a separate `rix gateway serve` process.
+pub struct GatewayProcess {
+    exe: PathBuf,
+    /// Its config file.
+    pub config: PathBuf,
+    /// Base URL.
+    pub url: String,
+    /// The catalogue database URL (SQLite path or postgres://).
+    pub database_url: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl GatewayProcess {
+    /// Writes a gateway config under `dir`; trusts `nodes` with `rix trust add` (the CLI, as an
+    /// operator would); starts the gateway and waits until it is healthy.
+    pub fn start(
+        exe: &str,
+        dir: &Path,
+        database_url: Option<String>,
+        amqp_url: Option<String>,
+        nodes: &[&NodeProcess],
+    ) -> GatewayProcess {
+        let port = free_port();
+        let data_dir = dir.join("gateway");
+        let database_url = database_url
+            .unwrap_or_else(|| data_dir.join("catalogue.db").to_string_lossy().into_owned());
+        let queue = unique("rix.gateway.e2e");
+        let mut toml = format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ndatabase_url = \"{database_url}\"\n\
+             amqp_queue = \"{queue}\"\n",
+            data_dir.display()
+        );
+        if let Some(a) = &amqp_url {
+            toml.push_str(&format!("amqp_url = \"{a}\"\n"));
+        }
+        toml.push_str(
+            "[pull]\ninterval_ms = 300\nrequest_timeout_ms = 5000\nconnect_timeout_ms = 2000\n",
+        );
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let config = dir.join("gateway.toml");
+        std::fs::write(&config, toml).unwrap();
+        for node in nodes {
+            let out = Command::new(exe)
+                .args(["trust", "add", "--config"])
+                .arg(&config)
+                .args(["--node", &node.node_id, "--key"])
+                .arg(node.key.verifying_key().to_base64())
+                .args(["--feed-url", &node.url])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "rix trust add failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut gw = GatewayProcess {
+            exe: PathBuf::from(exe),
+            config,
+            url: format!("http://127.0.0.1:{port}"),
+            database_url,
+            child: None,
+            log: dir.join("gateway.log"),
+        };
+        gw.spawn();
+        gw
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(["gateway", "serve", "--config"]).arg(&self.config);
+        self.child = Some(spawn_healthy(cmd, &self.log, &self.url, "gateway"));
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts again on the same config and catalogue.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The catalogue, opened directly (the read APIs come with issue 5).
+    pub fn catalogue(&self) -> rix_gateway::db::Db {
+        rix_gateway::db::Db::open(&self.database_url, 2).expect("open the catalogue")
+    }
+
+    /// The gateway's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for GatewayProcess {
     fn drop(&mut self) {
         self.kill();
     }

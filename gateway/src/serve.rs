@@ -1,0 +1,198 @@
+//! Starting and stopping a gateway: catalogue, ingest, transports (RabbitMQ consumer, feed
+//! puller), and the HTTP listener (`/healthz`, `/metrics`; the read APIs arrive with issue 5).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
+use diesel::prelude::*;
+use prometheus::{Encoder, Registry, TextEncoder};
+use rix_schema::batch::BatchLimits;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::consume::{Consumer, ConsumerConfig};
+use crate::db::{Db, StoreError};
+use crate::ingest::{Ingest, IngestMetrics};
+use crate::pull::{PullConfig, Puller};
+use crate::trust::TrustStore;
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The catalogue could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The puller could not be built.
+    #[error("feed puller: {0}")]
+    Pull(String),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A started gateway.
+pub struct RunningGateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The catalogue.
+    pub db: Db,
+    server: ServerHandle,
+    server_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl RunningGateway {
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops: the listener first, then the transports (the consumer finishes and acks what it
+    /// holds; unacknowledged deliveries return to the queue).
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        let _ = self.server_task.await;
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+        }
+    }
+
+    /// Runs until SIGINT or SIGTERM, then stops.
+    pub async fn run_until_signalled(self) {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("stopping the gateway");
+        self.stop().await;
+    }
+}
+
+struct State {
+    db: Db,
+    registry: Registry,
+    broker: bool,
+}
+
+async fn healthz(state: web::Data<State>) -> HttpResponse {
+    let st = state.clone();
+    let nodes = web::block(move || -> Result<Vec<serde_json::Value>, StoreError> {
+        use crate::db::schema::node_chain;
+        let mut conn = st.db.conn()?;
+        let rows: Vec<(String, i64, i64)> = node_chain::table
+            .select((
+                node_chain::node_id,
+                node_chain::next_batch_seq,
+                node_chain::next_seq,
+            ))
+            .load(&mut *conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, b, s)| json!({"node_id": n, "last_batch_seq": b - 1, "last_seq": s - 1}))
+            .collect())
+    })
+    .await;
+    match nodes {
+        Ok(Ok(nodes)) => HttpResponse::Ok().json(json!({
+            "status": "ok",
+            "database": "ok",
+            "backend": format!("{:?}", state.db.backend()).to_lowercase(),
+            "broker": if state.broker { "configured" } else { "none" },
+            "nodes": nodes,
+        })),
+        Ok(Err(e)) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "database": e.to_string()})),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "database": e.to_string()})),
+    }
+}
+
+async fn metrics(state: web::Data<State>) -> HttpResponse {
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&state.registry.gather(), &mut out)
+        .expect("text encoding of registered metrics");
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out)
+}
+
+/// Starts a gateway and returns once it listens.
+pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
+    let cfg = config.clone();
+    let db = tokio::task::spawn_blocking(move || cfg.open_database())
+        .await
+        .map_err(|e| StartError::Store(StoreError::Task(e.to_string())))??;
+    let registry = Registry::new();
+    let ingest = Ingest::new(
+        db.clone(),
+        TrustStore::new(db.clone())?,
+        BatchLimits::default(),
+        IngestMetrics::new(&registry),
+    );
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let pull_config = PullConfig {
+        connect_timeout: Duration::from_millis(config.pull.connect_timeout_ms),
+        request_timeout: Duration::from_millis(config.pull.request_timeout_ms),
+        page_limit: config.pull.page_limit.min(u32::MAX as u64) as u32,
+        poll_interval: Duration::from_millis(config.pull.interval_ms),
+        ..PullConfig::default()
+    };
+    let puller = Puller::new(ingest.clone(), pull_config, &registry)
+        .map_err(|e| StartError::Pull(e.to_string()))?;
+    let fill = puller.fill_handle();
+    tasks.push(tokio::spawn(puller.run(shutdown_rx.clone())));
+
+    if let Some(url) = &config.amqp_url {
+        let mut consumer_config = ConsumerConfig::new(url.clone());
+        consumer_config.exchange = config.amqp_exchange.clone();
+        consumer_config.queue = config.amqp_queue.clone();
+        consumer_config.prefetch = config.amqp_prefetch;
+        let consumer = Consumer::new(consumer_config, ingest.clone(), Some(fill), &registry);
+        tasks.push(tokio::spawn(consumer.run(shutdown_rx.clone())));
+    }
+
+    let state = web::Data::new(State {
+        db: db.clone(),
+        registry,
+        broker: config.amqp_url.is_some(),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/healthz", web::get().to(healthz))
+            .route("/metrics", web::get().to(metrics))
+    })
+    .disable_signals()
+    .bind(config.listen)
+    .map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+    tracing::info!(%addr, backend = ?db.backend(), broker = config.amqp_url.is_some(), "gateway listening");
+    Ok(RunningGateway {
+        addr,
+        db,
+        server: handle,
+        server_task,
+        tasks,
+        shutdown,
+    })
+}
