@@ -240,11 +240,18 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for Tune {
             // WAL lets readers run beside the writer; NORMAL syncs at checkpoints only, which
             // in WAL mode still never corrupts and loses at most the last commits on power loss.
             c.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                  PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
                  PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        if let DbConn::Postgresql(c) = conn {
+            // Plan every execution with its own parameters: cached generic plans, made while a
+            // table was still small (a new gateway backfilling), kept choosing sequential scans
+            // for `= ANY(...)` lookups as the table grew.
+            c.batch_execute("SET plan_cache_mode = force_custom_plan")
+                .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }

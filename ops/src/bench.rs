@@ -193,35 +193,20 @@ pub struct IngestBench {
     pub postgres: Option<String>,
 }
 
-/// Pre-signs `records` generated achievements into batches, then times the gateway pipeline
-/// (verify, chain, validate, secrecy gate, apply) taking them in, one core, no transport.
-pub fn ingest_pipeline(bench: &IngestBench) -> Result<(u64, f64)> {
-    use rix_gateway::ingest::{Ingest, IngestMetrics, Outcome, Transport};
-    use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
-    let dir = tempfile::tempdir()?;
-    let url = bench.postgres.clone().unwrap_or_else(|| {
-        dir.path()
-            .join("catalogue.db")
-            .to_string_lossy()
-            .into_owned()
-    });
-    let db = rix_gateway::db::Db::open(&url, 4)?;
+/// `records` generated achievements signed into a chain of batches by a fresh key.
+fn signed_batches(
+    node_id: &str,
+    records: u64,
+    batch_entries: usize,
+) -> Result<(SigningKey, Vec<Vec<u8>>)> {
+    use rix_schema::batch::{Entry, GENESIS_PREV_HASH, SignedBatch};
     let key = SigningKey::generate()?;
-    rix_gateway::trust::add(
-        &db,
-        "prov-530000",
-        None,
-        None,
-        key.verifying_key(),
-        None,
-        None,
-    )?;
     let generator = SampleGenerator::new(SampleConfig::default());
     let mut batches = Vec::new();
     let mut prev = GENESIS_PREV_HASH;
     let mut seq = 1u64;
-    let ids: Vec<u64> = (0..bench.records).collect();
-    for (n, chunk) in ids.chunks(bench.batch_entries.max(1)).enumerate() {
+    let ids: Vec<u64> = (0..records).collect();
+    for (n, chunk) in ids.chunks(batch_entries.max(1)).enumerate() {
         let entries: Vec<Entry> = chunk
             .iter()
             .map(|i| {
@@ -237,7 +222,7 @@ pub fn ingest_pipeline(bench: &IngestBench) -> Result<(u64, f64)> {
             })
             .collect();
         let b = SignedBatch::sign(
-            "prov-530000",
+            node_id,
             n as u64 + 1,
             prev,
             entries,
@@ -247,16 +232,59 @@ pub fn ingest_pipeline(bench: &IngestBench) -> Result<(u64, f64)> {
         prev = b.hash();
         batches.push(b.to_bytes());
     }
+    Ok((key, batches))
+}
+
+fn bench_catalogue(
+    dir: &std::path::Path,
+    postgres: &Option<String>,
+) -> Result<rix_gateway::db::Db> {
+    let url = postgres
+        .clone()
+        .unwrap_or_else(|| dir.join("catalogue.db").to_string_lossy().into_owned());
+    Ok(rix_gateway::db::Db::open(&url, 4)?)
+}
+
+/// Pre-signs `records` generated achievements into batches, then times the gateway pipeline
+/// (verify, chain, validate, secrecy gate, apply) taking them in, no transport.
+pub fn ingest_pipeline(bench: &IngestBench) -> Result<(u64, f64)> {
+    use rix_gateway::ingest::{Ingest, IngestMetrics, Outcome, Transport};
+    use rix_schema::batch::BatchLimits;
+    let dir = tempfile::tempdir()?;
+    let db = bench_catalogue(dir.path(), &bench.postgres)?;
+    let (key, batches) = signed_batches("prov-530000", bench.records, bench.batch_entries)?;
+    rix_gateway::trust::add(
+        &db,
+        "prov-530000",
+        None,
+        None,
+        key.verifying_key(),
+        None,
+        None,
+    )?;
     let ingest = Ingest::new(
         db.clone(),
         rix_gateway::trust::TrustStore::new(db)?,
         BatchLimits::default(),
         IngestMetrics::new(&prometheus::Registry::new()),
     );
+    // Two stages on two cores, as the consumer runs them: `prepare` (verify, validate, secrecy
+    // gate) of the next batch overlaps `commit` (chain check, apply) of this one.
     let started = Instant::now();
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    let preparer = {
+        let ingest = ingest.clone();
+        std::thread::spawn(move || {
+            for b in &batches {
+                if tx.send(ingest.prepare(b, Transport::Amqp)).is_err() {
+                    return;
+                }
+            }
+        })
+    };
     let mut taken = 0u64;
-    for b in &batches {
-        match ingest.ingest(b, Transport::Amqp)? {
+    for prepared in rx {
+        match ingest.commit(prepared?)? {
             Outcome::Applied {
                 applied,
                 quarantined,
@@ -265,5 +293,96 @@ pub fn ingest_pipeline(bench: &IngestBench) -> Result<(u64, f64)> {
             Outcome::Duplicate { .. } => bail!("a fresh batch was seen as a duplicate"),
         }
     }
+    preparer
+        .join()
+        .expect("the preparing thread does not panic");
     Ok((taken, started.elapsed().as_secs_f64()))
+}
+
+/// Publishes pre-signed batches onto a queue while no consumer runs, then starts the gateway's
+/// consumer and times it until the catalogue holds every entry: ingest from a warm queue.
+pub async fn ingest_from_queue(bench: &IngestBench, amqp: &str) -> Result<(u64, f64)> {
+    use lapin::options::BasicPublishOptions;
+    use rix_gateway::consume::{Consumer, ConsumerConfig};
+    use rix_gateway::ingest::{Ingest, IngestMetrics};
+    use rix_schema::batch::BatchLimits;
+    let dir = tempfile::tempdir()?;
+    let db = bench_catalogue(dir.path(), &bench.postgres)?;
+    let node_id = format!("bench-{}", std::process::id());
+    let (key, batches) = signed_batches(&node_id, bench.records, bench.batch_entries)?;
+    rix_gateway::trust::add(&db, &node_id, None, None, key.verifying_key(), None, None)?;
+    let ingest = Ingest::new(
+        db.clone(),
+        rix_gateway::trust::TrustStore::new(db.clone())?,
+        BatchLimits::default(),
+        IngestMetrics::new(&prometheus::Registry::new()),
+    );
+    let mut config = ConsumerConfig::new(amqp);
+    config.queue = format!("rix.bench.{node_id}");
+    config.binding_key = format!("*.{node_id}");
+    config.dead_letter_queue = format!("rix.bench.{node_id}.dead");
+
+    // 1. Let a consumer declare the queue and its bindings, then stop it.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let first = Consumer::new(
+        config.clone(),
+        ingest.clone(),
+        None,
+        &prometheus::Registry::new(),
+    );
+    let task = tokio::spawn(first.run(stopped));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send(true)?;
+    task.await?;
+
+    // 2. Warm the queue.
+    let connection =
+        lapin::Connection::connect(amqp, lapin::ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await?;
+    for b in &batches {
+        channel
+            .basic_publish(
+                config.exchange.as_str().into(),
+                format!("achievement.{node_id}").as_str().into(),
+                BasicPublishOptions::default(),
+                b,
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await?;
+    }
+    channel.wait_for_confirms().await?;
+
+    // 3. Consume and time.
+    let started = Instant::now();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let consumer = Consumer::new(config.clone(), ingest, None, &prometheus::Registry::new());
+    let task = tokio::spawn(consumer.run(stopped));
+    let total = bench.records as usize;
+    loop {
+        let db = db.clone();
+        // Done when the node's chain position has passed the last entry (classified entries
+        // are quarantined, not changes, so the change count would never reach the total).
+        let node = node_id.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            rix_gateway::ingest::chain_position(&db, &node).map(|p| p.next_seq > total as u64)
+        })
+        .await??;
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    stop.send(true)?;
+    task.await?;
+    let _ = channel
+        .queue_delete(config.queue.as_str().into(), Default::default())
+        .await;
+    let _ = channel
+        .queue_delete(config.dead_letter_queue.as_str().into(), Default::default())
+        .await;
+    Ok((bench.records, secs))
 }

@@ -92,6 +92,10 @@ enum BenchCommand {
         /// Catalogue in this PostgreSQL database (emptied before each run).
         #[arg(long)]
         postgres: Option<String>,
+        /// Measure from a warm RabbitMQ queue through the gateway's consumer (else the
+        /// pipeline alone).
+        #[arg(long)]
+        amqp: Option<String>,
     },
     /// A node from API to confirmed publish: batch-submit generated achievements, approve each
     /// with concurrent reviewers over HTTP, stop the clock when every approval is published.
@@ -244,6 +248,7 @@ pub fn main() -> Result<()> {
                     batch_entries,
                     runs,
                     postgres,
+                    amqp,
                 },
         } => {
             let spec = bench::IngestBench {
@@ -264,7 +269,11 @@ pub fn main() -> Result<()> {
                 if let Some(pg) = &spec.postgres {
                     reset_postgres(pg)?;
                 }
-                let (n, secs) = bench::ingest_pipeline(&spec)?;
+                let (n, secs) = match &amqp {
+                    Some(url) => tokio::runtime::Runtime::new()?
+                        .block_on(bench::ingest_from_queue(&spec, url))?,
+                    None => bench::ingest_pipeline(&spec)?,
+                };
                 println!(
                     "run {run}: {n} entries in {secs:.2} s = {:.0} records/s",
                     n as f64 / secs
