@@ -287,17 +287,12 @@ impl Ingest {
         let transport = prepared.transport;
         let result = self.check_and_apply(prepared);
         match &result {
-            Ok(Outcome::Applied {
-                applied,
-                quarantined,
-                ..
-            }) => {
+            Ok(Outcome::Applied { applied, .. }) => {
                 self.metrics
                     .batches_applied
                     .with_label_values(&[transport.as_str()])
                     .inc();
                 self.metrics.entries_applied.inc_by(*applied as u64);
-                let _ = quarantined;
             }
             Ok(Outcome::Duplicate { .. }) => self
                 .metrics
@@ -356,12 +351,26 @@ impl Ingest {
     ) -> Result<Prepared, IngestError> {
         // verify: envelope, trust store, signature, entry seqs, Merkle root. The chain is
         // checked at commit, against the position stored then.
-        let verified = verify_batch(bytes, &self.limits, &self.trust, None).map_err(|refusal| {
-            IngestError::Refused {
-                stage: "verify",
-                refusal: Box::new(refusal),
+        let verified = match verify_batch(bytes, &self.limits, &self.trust, None) {
+            Ok(v) => v,
+            Err(refusal) => {
+                // "Unknown" may only mean the trust store could not be read: then it is a
+                // storage error (retry), not a refusal (dead letter).
+                if let Refusal::UnknownNode { node_id, .. } | Refusal::UnknownKey { node_id, .. } =
+                    &refusal
+                {
+                    let key_id = match &refusal {
+                        Refusal::UnknownKey { key_id, .. } => key_id.as_str(),
+                        _ => "",
+                    };
+                    self.trust.find(node_id, key_id)?;
+                }
+                return Err(IngestError::Refused {
+                    stage: "verify",
+                    refusal: Box::new(refusal),
+                });
             }
-        })?;
+        };
 
         // validate + secrecy_gate, entry by entry.
         let node_id = verified.header().node_id.clone();
@@ -495,11 +504,10 @@ impl Ingest {
                     quarantined: quarantined.len(),
                 })
             }
-            // Another transport or replica applied it between our read and our write.
-            None => Ok(Outcome::Duplicate {
-                node_id: header.node_id,
-                batch_seq: header.batch_seq,
-            }),
+            // The chain moved between our read and our write (another transport or replica
+            // applied batch N first): a duplicate only if it is the very same batch; a batch
+            // that lost the race with a different hash is a fork and is refused.
+            None => self.replay(header.node_id, header.batch_seq, verified.batch_hash_hex()),
         }
     }
 

@@ -260,7 +260,9 @@ impl TrustStore {
         Ok(TrustStore { db })
     }
 
-    fn find(&self, node_id: &str, key_id: &str) -> Result<KeyLookup, StoreError> {
+    /// The key, or which of node and key is unknown — or a storage error, which ingest must
+    /// not mistake for an unknown node.
+    pub fn find(&self, node_id: &str, key_id: &str) -> Result<KeyLookup, StoreError> {
         let mut conn = self.db.conn()?;
         let key: Option<KeyRow> = node_keys::table
             .find((node_id, key_id))
@@ -300,8 +302,8 @@ impl KeyRing for TrustStore {
         match self.find(node_id, key_id) {
             Ok(found) => found,
             Err(e) => {
-                // Verification cannot wait for storage; the batch is refused as unknown and
-                // comes again (the queue redelivers, the puller retries).
+                // Verification cannot wait for storage: answer "unknown" here; ingest asks
+                // `find` again before refusing and turns a storage error into a retry.
                 tracing::error!(error = %e, node_id, "trust store unreadable");
                 KeyLookup::UnknownNode
             }

@@ -56,6 +56,16 @@ fn join_failed(e: tokio::task::JoinError) -> crate::db::StoreError {
     crate::db::StoreError::Task(e.to_string())
 }
 
+/// Closes a broker connection, but never waits long: lapin's close has been seen to hang
+/// after the broker went away, and neither a reconnect nor a shutdown may hang with it.
+async fn close_quietly(b: Broker) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        b.connection.close(0, "closing".into()),
+    )
+    .await;
+}
+
 /// How long shutdown waits for the broker to confirm what is sealed.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// Most batches in flight before waiting for their confirms.
@@ -97,7 +107,7 @@ impl Publisher {
                             .with_label_values(&[reason])
                             .inc();
                         if let Some(b) = broker.take() {
-                            let _ = b.connection.close(0, "reconnecting".into()).await;
+                            close_quietly(b).await;
                         }
                         self.metrics.broker_connected.set(0);
                         failed = true;
@@ -134,7 +144,7 @@ impl Publisher {
             }
         }
         if let Some(b) = broker {
-            let _ = b.connection.close(0, "node shutting down".into()).await;
+            close_quietly(b).await;
         }
     }
 

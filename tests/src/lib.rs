@@ -227,6 +227,7 @@ pub struct GatewayProcess {
     pub database_url: String,
     child: Option<Child>,
     log: PathBuf,
+    queue: String,
 }
 
 impl GatewayProcess {
@@ -280,6 +281,7 @@ impl GatewayProcess {
             database_url,
             child: None,
             log: dir.join("gateway.log"),
+            queue,
         };
         gw.spawn();
         gw
@@ -319,6 +321,11 @@ impl GatewayProcess {
 impl Drop for GatewayProcess {
     fn drop(&mut self) {
         self.kill();
+        // Its queue is bound to every node's batches: leave nothing filling up behind.
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_queue", &self.queue])
+            .env("RABBITMQ_NODENAME", "rabbit@localhost")
+            .output();
     }
 }
 
