@@ -172,9 +172,13 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     );
     drop(conn);
 
-    // Liaoning goes offline; its withdrawals and new approvals wait; back up, all arrive.
-    liaoning.kill();
-    std::thread::sleep(Duration::from_millis(300));
+    // Liaoning loses the broker (restarted pointing at a port nothing listens on): its
+    // withdrawals and new approvals reach the gateway through its signed feed alone; then it
+    // is back on the broker and everything stays exactly right.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("amqp://guest:guest@{}/%2f", dead.local_addr().unwrap());
+    drop(dead);
+    liaoning.set_env("RIX_AMQP_URL", &dead_url);
     liaoning.restart();
     for id in &own_ids[..2] {
         let (status, body) = call(
@@ -188,14 +192,27 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
         .unwrap();
         assert_eq!(status, 200, "{body}");
     }
-    wait_for_changes(&gateway, 4 + 12 + 6 + 10 + 2);
+    let more: Vec<Value> = (40..80)
+        .map(|i| liaoning_gen.achievement(i))
+        .filter(|a| a.secrecy.level.may_leave_node())
+        .take(3)
+        .map(|a| submission(serde_json::to_value(a).unwrap()))
+        .collect();
+    register(&http, &liaoning, "achievements", more).await;
+    wait_for_changes(&gateway, 4 + 12 + 6 + 10 + 2 + 3);
+    liaoning.set_env("RIX_AMQP_URL", &amqp_url());
+    liaoning.restart();
     let mut conn = db.conn().unwrap();
     assert_eq!(
         catalogue::visible_unified_ids(&mut conn, RecordKind::Achievement)
             .unwrap()
             .len(),
-        20
+        22 - 2 + 3
     );
+    drop(conn);
+    // Nothing Liaoning re-sends after reconnecting changes the catalogue.
+    std::thread::sleep(Duration::from_millis(500));
+    wait_for_changes(&gateway, 4 + 12 + 6 + 10 + 2 + 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
