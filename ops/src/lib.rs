@@ -257,11 +257,16 @@ pub fn main() -> Result<()> {
                 postgres,
             };
             println!(
-                "rix bench ingest: {records} records in batches of {batch_entries}, {}",
+                "rix bench ingest: {records} records in batches of {batch_entries}, {}, {}",
                 if spec.postgres.is_some() {
                     "PostgreSQL"
                 } else {
                     "SQLite"
+                },
+                if amqp.is_some() {
+                    "from a warm RabbitMQ queue through the consumer"
+                } else {
+                    "pipeline only (prepare and commit on two threads)"
                 }
             );
             let mut rates = Vec::new();
