@@ -158,6 +158,26 @@ pub mod schema {
     }
 
     diesel::table! {
+        consumer_tokens (token_sha256) {
+            token_sha256 -> Text,
+            name -> Text,
+            entitlements -> Text,
+            created_at -> Text,
+            revoked_at -> Nullable<Text>,
+        }
+    }
+
+    diesel::table! {
+        read_audit (at, consumer) {
+            at -> Text,
+            consumer -> Text,
+            entitlements -> Text,
+            endpoint -> Text,
+            subject -> Text,
+        }
+    }
+
+    diesel::table! {
         counters (name) {
             name -> Text,
             value -> BigInt,

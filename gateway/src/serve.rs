@@ -170,11 +170,17 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         registry,
         broker: config.amqp_url.is_some(),
     });
+    let read = web::Data::new(crate::api::ReadState {
+        db: db.clone(),
+        access: crate::access::AccessFilter::new(db.clone()),
+    });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(read.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics))
+            .configure(crate::api::configure)
     })
     .disable_signals()
     .bind(config.listen)

@@ -1,0 +1,2 @@
+DROP TABLE read_audit;
+DROP TABLE consumer_tokens;

@@ -1,0 +1,354 @@
+//! The read APIs for researchers and ministries (DESIGN.md §9). Handlers only translate: they
+//! identify the consumer, read the catalogue on the blocking pool, and pass every record through
+//! [`AccessFilter::view`] before any byte of it leaves.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use diesel::prelude::*;
+use rix_schema::RecordKind;
+use rix_schema::sensitivity::Entitlements;
+use serde_json::{Value, json};
+
+use crate::access::{AccessError, AccessFilter, Consumer};
+use crate::catalogue;
+use crate::db::schema::{batches, node_keys, record_versions};
+use crate::db::{Db, StoreError};
+
+/// Why a read was refused; reads as `application/problem+json` with `errors: [{pointer,
+/// message}]`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A parameter is wrong.
+    #[error("bad parameter {pointer}: {message}")]
+    BadParameter {
+        /// `/query/NAME`.
+        pointer: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Unknown token.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// Not there, or not visible to this consumer (the same answer on purpose).
+    #[error("no such record")]
+    NotFound,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    fn bad(name: &str, message: impl Into<String>) -> ApiError {
+        ApiError::BadParameter {
+            pointer: format!("/query/{name}"),
+            message: message.into(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Access(AccessError::UnknownToken) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Access(AccessError::Store(_)) | ApiError::Store(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let pointer = match self {
+            ApiError::BadParameter { pointer, .. } => pointer.clone(),
+            ApiError::Access(AccessError::UnknownToken) => "/headers/authorization".into(),
+            _ => String::new(),
+        };
+        let body = json!({
+            "type": format!("https://schema.rix.cn/problems/{}", status.as_u16()),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+            "errors": [{"pointer": pointer, "message": self.to_string()}],
+        });
+        HttpResponse::build(status)
+            .content_type("application/problem+json")
+            .body(body.to_string())
+    }
+}
+
+/// Shared by the read handlers.
+pub struct ReadState {
+    /// The catalogue.
+    pub db: Db,
+    /// Tokens and audit.
+    pub access: AccessFilter,
+}
+
+type State = web::Data<ReadState>;
+
+fn consumer(state: &ReadState, req: &HttpRequest) -> Result<Consumer, ApiError> {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    Ok(state.access.consumer(auth)?)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))?
+}
+
+fn kind_of(text: &str) -> Option<RecordKind> {
+    text.parse().ok()
+}
+
+/// The detail of one unified entry as `who` may see it, or `None` if not visible.
+pub fn record_detail(
+    db: &Db,
+    unified_id: &str,
+    entitlements: Entitlements,
+) -> Result<Option<Value>, StoreError> {
+    let mut conn = db.conn()?;
+    let Some(entry) = catalogue::unified(&mut conn, unified_id)? else {
+        return Ok(None);
+    };
+    let kind = match kind_of(&entry.kind) {
+        Some(k) => k,
+        None => return Ok(None),
+    };
+    let Some(view) = entry
+        .record
+        .as_ref()
+        .and_then(|r| AccessFilter::view(kind, r, entitlements))
+    else {
+        return Ok(None);
+    };
+    // Sources with the material to re-verify each: the signed header, the signature, the key,
+    // the leaf hash and its inclusion proof. The entry itself (the leaf) holds the whole record,
+    // so it is given only to consumers who may see all of it.
+    let mut sources = Vec::new();
+    for s in &entry.sources {
+        let version: Option<(i64, i64, String, String)> = record_versions::table
+            .find((&s.node_id, &s.id, s.version))
+            .select((
+                record_versions::seq,
+                record_versions::batch_seq,
+                record_versions::entry,
+                record_versions::proof,
+            ))
+            .first(&mut *conn)
+            .optional()?;
+        let mut source = json!({
+            "node_id": s.node_id, "id": s.id, "version": s.version, "withdrawn": s.withdrawn,
+        });
+        if let Some((seq, batch_seq, entry_text, proof)) = version {
+            let signed: Option<(String, String)> = batches::table
+                .find((&s.node_id, batch_seq))
+                .select((batches::header, batches::signature))
+                .first(&mut *conn)
+                .optional()?;
+            let mut verification = json!({
+                "seq": seq,
+                "batch_seq": batch_seq,
+                "leaf_hash": hex::encode(rix_schema::merkle::leaf_hash(entry_text.as_bytes())),
+                "inclusion_proof": serde_json::from_str::<Value>(&proof).unwrap_or(Value::Null),
+            });
+            if let Some((header, signature)) = signed {
+                let header: Value = serde_json::from_str(&header).unwrap_or(Value::Null);
+                let key_id = header["key_id"].as_str().unwrap_or_default().to_owned();
+                let public_key: Option<String> = node_keys::table
+                    .find((&s.node_id, &key_id))
+                    .select(node_keys::public_key)
+                    .first(&mut *conn)
+                    .optional()?;
+                verification["header"] = header;
+                verification["signature"] = Value::String(signature);
+                verification["public_key"] = json!(public_key);
+            }
+            if entitlements == Entitlements::ALL {
+                verification["entry"] = Value::String(entry_text);
+            }
+            source["verification"] = verification;
+        }
+        sources.push(source);
+    }
+    let mut links = Vec::new();
+    for other in catalogue::links(&mut conn, unified_id)? {
+        let Some(linked) = catalogue::unified(&mut conn, &other)? else {
+            continue;
+        };
+        let visible = kind_of(&linked.kind).and_then(|k| {
+            linked
+                .record
+                .as_ref()
+                .and_then(|r| AccessFilter::view(k, r, entitlements))
+        });
+        if let Some(v) = visible {
+            links.push(json!({"unified_id": other, "kind": linked.kind, "title": v["title"]}));
+        }
+    }
+    Ok(Some(json!({
+        "unified_id": entry.unified_id,
+        "kind": entry.kind,
+        "record": view,
+        "primary": entry.primary,
+        "sources": sources,
+        "links": links,
+    })))
+}
+
+/// `GET /v1/records/{node_id}/{id}`: the unified entry the source record belongs to.
+pub async fn record(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let who = consumer(&state, &req)?;
+    let (node_id, id) = path.into_inner();
+    let st = state.clone();
+    let entitlements = who.entitlements;
+    let detail = blocking(move || {
+        let unified = catalogue::unified_id_of(&mut *st.db.conn()?, &node_id, &id)?
+            .ok_or(ApiError::NotFound)?;
+        record_detail(&st.db, &unified, entitlements)?.ok_or(ApiError::NotFound)
+    })
+    .await?;
+    state.access.audit(
+        &who,
+        "/v1/records",
+        detail["unified_id"].as_str().unwrap_or(""),
+    );
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+fn int_param(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ApiError> {
+    match query.get(name).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ApiError::bad(
+                    name,
+                    format!(
+                        "must be an integer {}–{}, got {v:?}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            }),
+    }
+}
+
+/// `GET /v1/changes?after=&limit=&kind=&node=`: every change the consumer may see, in order,
+/// as JSON Lines. A change shows the entry as it is now: `upsert` with the visible record, or
+/// `remove` when it is withdrawn everywhere or not visible to this consumer — so a ministry
+/// that follows the feed from 0 ends with exactly the catalogue it may see.
+pub async fn changes(
+    state: State,
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let who = consumer(&state, &req)?;
+    let after = int_param(&query, "after", 0, 0..=i64::MAX)?;
+    let limit = int_param(&query, "limit", 1000, 1..=10_000)?;
+    let kind = match query.get("kind").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(k) => Some(
+            kind_of(k)
+                .ok_or_else(|| ApiError::bad("kind", "must be achievement or funded_project"))?,
+        ),
+    };
+    let node = query.get("node").filter(|v| !v.is_empty()).cloned();
+    let st = state.clone();
+    let entitlements = who.entitlements;
+    let (body, next) = blocking(move || {
+        let mut conn = st.db.conn()?;
+        let mut out = Vec::new();
+        let mut cursor = after;
+        let mut emitted = 0;
+        // Filtered-out changes still advance the cursor, so a filter never stalls a follower.
+        while emitted < limit {
+            let page = catalogue::changes_after(&mut conn, cursor, 1000)?;
+            if page.is_empty() {
+                break;
+            }
+            for (change_id, node_id, id, change_kind, version, _op, unified_id) in page {
+                cursor = change_id;
+                if kind.is_some_and(|k| k.as_str() != change_kind)
+                    || node.as_deref().is_some_and(|n| n != node_id)
+                {
+                    continue;
+                }
+                let current = catalogue::unified(&mut conn, &unified_id)?;
+                let view = current.as_ref().and_then(|u| {
+                    let k = kind_of(&u.kind)?;
+                    u.record
+                        .as_ref()
+                        .and_then(|r| AccessFilter::view(k, r, entitlements))
+                });
+                let line = match view {
+                    Some(record) => json!({
+                        "change_id": change_id, "op": "upsert", "unified_id": unified_id,
+                        "kind": change_kind, "node_id": node_id, "id": id, "version": version,
+                        "record": record,
+                    }),
+                    None => json!({
+                        "change_id": change_id, "op": "remove", "unified_id": unified_id,
+                        "kind": change_kind, "node_id": node_id, "id": id, "version": version,
+                    }),
+                };
+                out.extend_from_slice(line.to_string().as_bytes());
+                out.push(b'\n');
+                emitted += 1;
+                if emitted >= limit {
+                    break;
+                }
+            }
+        }
+        Ok((out, cursor))
+    })
+    .await?;
+    state
+        .access
+        .audit(&who, "/v1/changes", &format!("after={after}"));
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson; charset=utf-8")
+        .insert_header(("X-Rix-Next-After", next.to_string()))
+        .body(body))
+}
+
+/// Registers the read routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let query_errors = web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::BadParameter {
+            pointer: "/query".into(),
+            message: err.to_string(),
+        }
+        .into()
+    });
+    cfg.app_data(query_errors)
+        .route("/v1/records/{node_id}/{id}", web::get().to(record))
+        .route("/v1/changes", web::get().to(changes));
+}
+
+/// Counts rows of the read audit (tests, operators).
+pub fn audit_count(db: &Db) -> Result<i64, StoreError> {
+    use crate::db::schema::read_audit;
+    Ok(read_audit::table.count().get_result(&mut *db.conn()?)?)
+}

@@ -1,0 +1,259 @@
+//! The leak suite: records carrying unique markers in their hidden parts, every read endpoint,
+//! every entitlement — no response byte contains a marker the consumer must not see.
+//!
+//! Markers: `MKINT…` in the title of internal records (hidden from consumers without
+//! `internal`), `MKCOM…` in the schema-marked commercial field, `MKCONF…` in a field the
+//! submitter listed in `confidential_fields` (both hidden without `commercial`), `MKPER…` in the
+//! personal contact (hidden without `personal`), `MKSEC…` in classified records (never stored at
+//! all). New endpoints must be added to `ENDPOINTS` below.
+
+use actix_web::{App, test, web};
+use rix_gateway::access::{self, AccessFilter};
+use rix_gateway::api::{self, ReadState};
+use rix_gateway::db::Db;
+use rix_gateway::ingest::{Ingest, IngestMetrics, Transport};
+use rix_gateway::trust::{self, TrustStore};
+use rix_schema::RecordKind;
+use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
+use rix_schema::sample::{SampleConfig, SampleGenerator};
+use rix_schema::sensitivity::Entitlements;
+use rix_schema::signing::SigningKey;
+use serde_json::{Value, json};
+
+const RECORDS: u64 = 400;
+
+/// Builds a catalogue of marked records through the real ingest path.
+fn marked_catalogue(dir: &std::path::Path) -> (Db, Vec<(String, Value)>) {
+    let db = Db::open(dir.join("c.db").to_str().unwrap(), 4).unwrap();
+    let key = SigningKey::generate().unwrap();
+    trust::add(
+        &db,
+        "prov-530000",
+        None,
+        None,
+        key.verifying_key(),
+        None,
+        None,
+    )
+    .unwrap();
+    let generator = SampleGenerator::new(SampleConfig {
+        share_internal: 0.3,
+        share_classified: 0.1,
+        share_commercial_secret: 0.0,
+        ..SampleConfig::default()
+    });
+    let mut entries = Vec::new();
+    let mut records = Vec::new();
+    for i in 0..RECORDS {
+        let mut r = serde_json::to_value(generator.achievement(i)).unwrap();
+        let level = r["secrecy"]["level"].as_str().unwrap().to_owned();
+        match level.as_str() {
+            "internal" => r["title"] = json!(format!("内部成果 MKINT{i:05}")),
+            "public" => {}
+            _ => r["title"] = json!(format!("秘密成果 MKSEC{i:05}")),
+        }
+        r["technical_indicators"] = json!(format!("能量密度 MKCOM{i:05}"));
+        r["contact"] = json!({"name": format!("联系人MKPER{i:05}"), "phone": "0871-65031234"});
+        // A submitter-declared commercial secret: the application description.
+        r["application"] = json!({"industries": format!("应用于储能电站 MKCONF{i:05}")});
+        r["confidential_fields"] = json!(["/application/industries"]);
+        assert!(
+            rix_schema::validate_record(RecordKind::Achievement, &r).is_ok(),
+            "{:?}",
+            rix_schema::validate_record(RecordKind::Achievement, &r)
+        );
+        let id = format!("ach-{i:05}");
+        entries.push(Entry::upsert(
+            i + 1,
+            RecordKind::Achievement,
+            id.clone(),
+            1,
+            r.clone(),
+        ));
+        records.push((id, r));
+    }
+    let ingest = Ingest::new(
+        db.clone(),
+        TrustStore::new(db.clone()).unwrap(),
+        BatchLimits::default(),
+        IngestMetrics::new(&prometheus::Registry::new()),
+    );
+    let mut prev = GENESIS_PREV_HASH;
+    for (n, chunk) in entries.chunks(100).enumerate() {
+        let b = SignedBatch::sign(
+            "prov-530000",
+            n as u64 + 1,
+            prev,
+            chunk.to_vec(),
+            time::OffsetDateTime::now_utc(),
+            &key,
+        )
+        .unwrap();
+        prev = b.hash();
+        ingest.ingest(&b.to_bytes(), Transport::Amqp).unwrap();
+    }
+    (db, records)
+}
+
+/// Which markers a consumer with `e` may see.
+fn forbidden(e: Entitlements) -> Vec<&'static str> {
+    let mut f = vec!["MKSEC"];
+    if !e.internal {
+        f.push("MKINT");
+    }
+    if !e.commercial {
+        f.extend(["MKCOM", "MKCONF"]);
+    }
+    if !e.personal {
+        f.push("MKPER");
+    }
+    f
+}
+
+#[actix_web::test]
+async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, records) = marked_catalogue(dir.path());
+    let mut consumers: Vec<(Option<String>, Entitlements)> = vec![(None, Entitlements::PUBLIC)];
+    for (i, names) in [
+        "internal",
+        "commercial",
+        "personal",
+        "internal,commercial",
+        "internal,personal",
+        "internal,commercial,personal",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let token = format!("leak-test-token-{i:03}-abcdefgh");
+        let e: Entitlements = names.parse().unwrap();
+        access::add_token_value(&db, &format!("consumer {names}"), e, &token).unwrap();
+        consumers.push((Some(token), e));
+    }
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(ReadState {
+                db: db.clone(),
+                access: AccessFilter::new(db.clone()),
+            }))
+            .configure(api::configure),
+    )
+    .await;
+
+    let mut paths: Vec<String> = vec![
+        "/v1/changes?after=0&limit=10000".into(),
+        "/v1/changes?after=0&limit=10000&kind=achievement".into(),
+    ];
+    paths.extend(
+        records
+            .iter()
+            .map(|(id, _)| format!("/v1/records/prov-530000/{id}")),
+    );
+    let mut checked = 0;
+    let mut audited_reads = 0;
+    for (token, entitlements) in &consumers {
+        let bad = forbidden(*entitlements);
+        let mut seen_allowed = std::collections::BTreeSet::new();
+        for path in &paths {
+            let mut req = test::TestRequest::get().uri(path);
+            if let Some(t) = token {
+                req = req.insert_header(("Authorization", format!("Bearer {t}")));
+            }
+            let resp = test::call_service(&app, req.to_request()).await;
+            let status = resp.status().as_u16();
+            let body = test::read_body(resp).await;
+            let text = String::from_utf8_lossy(&body);
+            assert!(matches!(status, 200 | 404), "{path}: {status} {text}");
+            if status == 200 && token.is_some() {
+                audited_reads += 1;
+            }
+            for marker in &bad {
+                assert!(
+                    !text.contains(marker),
+                    "{path} leaks {marker} to {entitlements}: {}",
+                    &text[text.find(marker).unwrap().saturating_sub(80)..][..160.min(text.len())]
+                );
+            }
+            for marker in ["MKINT", "MKCOM", "MKCONF", "MKPER"] {
+                if text.contains(marker) {
+                    seen_allowed.insert(marker);
+                }
+            }
+            checked += 1;
+        }
+        // The filter is not simply hiding everything: what is allowed does show.
+        for marker in ["MKINT", "MKCOM", "MKCONF", "MKPER"] {
+            if !bad.contains(&marker) {
+                assert!(
+                    seen_allowed.contains(marker),
+                    "{entitlements} should see {marker}"
+                );
+            }
+        }
+    }
+    assert_eq!(checked, consumers.len() * paths.len());
+    // Every successful non-public read was audited, and no public one.
+    assert_eq!(api::audit_count(&db).unwrap(), audited_reads);
+}
+
+#[actix_web::test]
+async fn a_ministry_following_the_change_feed_ends_with_exactly_the_visible_catalogue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, records) = marked_catalogue(dir.path());
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(ReadState {
+                db: db.clone(),
+                access: AccessFilter::new(db.clone()),
+            }))
+            .configure(api::configure),
+    )
+    .await;
+    // Follow as public, 37 changes a page.
+    let mut state: std::collections::BTreeMap<String, Value> = Default::default();
+    let mut after = 0;
+    loop {
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri(&format!("/v1/changes?after={after}&limit=37"))
+                .to_request(),
+        )
+        .await;
+        let next: i64 = resp
+            .headers()
+            .get("x-rix-next-after")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = test::read_body(resp).await;
+        if body.is_empty() {
+            break;
+        }
+        for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let change: Value = serde_json::from_slice(line).unwrap();
+            let key = change["unified_id"].as_str().unwrap().to_owned();
+            match change["op"].as_str().unwrap() {
+                "upsert" => state.insert(key, change["record"].clone()),
+                _ => state.remove(&key),
+            };
+        }
+        after = next;
+    }
+    let expected: std::collections::BTreeMap<String, Value> = records
+        .iter()
+        .filter_map(|(id, r)| {
+            rix_schema::sensitivity::redact(RecordKind::Achievement, r, Entitlements::PUBLIC)
+                .map(|v| (format!("prov-530000/{id}"), v))
+        })
+        .collect();
+    assert_eq!(state.len(), expected.len());
+    for (k, v) in &expected {
+        // The catalogue's copy carries what the node published; compare the visible fields.
+        assert_eq!(state[k]["title"], v["title"], "{k}");
+        assert!(state[k].get("technical_indicators").is_none());
+    }
+}
