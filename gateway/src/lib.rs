@@ -15,6 +15,8 @@
 
 pub use rix_schema as schema;
 
+pub mod access;
+pub mod api;
 pub mod catalogue;
 pub mod config;
 pub mod consume;
