@@ -63,6 +63,12 @@ enum Command {
         #[command(subcommand)]
         command: TrustCommand,
     },
+    /// Manage the gateway's consumer tokens (who may read internal records, commercial or
+    /// personal fields).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Run the national gateway.
     Gateway {
         #[command(subcommand)]
@@ -199,6 +205,35 @@ enum TrustCommand {
 }
 
 #[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a bearer token for a consumer (a ministry, an analyst) and print it once; only
+    /// its SHA-256 is stored. Without a token a consumer reads as `public`.
+    Add {
+        #[command(flatten)]
+        catalogue: CatalogueArgs,
+        /// Who holds it (shown in the read audit).
+        #[arg(long)]
+        name: String,
+        /// Comma list of internal, commercial, personal.
+        #[arg(long, default_value = "public")]
+        entitlements: rix_schema::sensitivity::Entitlements,
+    },
+    /// List consumers and their entitlements (never the tokens).
+    List {
+        #[command(flatten)]
+        catalogue: CatalogueArgs,
+    },
+    /// Revoke every token of a consumer at once.
+    Revoke {
+        #[command(flatten)]
+        catalogue: CatalogueArgs,
+        /// The consumer's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum GatewayCommand {
     /// Serve the gateway: consume batches from RabbitMQ (if amqp_url is set), pull every
     /// trusted node's signed feed (gap fill, catch-up, backfill, or the whole transport), and
@@ -238,6 +273,7 @@ pub fn main() -> Result<()> {
             command: NodeCommand::Serve { config },
         } => node_serve(&config),
         Command::Trust { command } => trust(command),
+        Command::Token { command } => token(command),
         Command::Gateway {
             command: GatewayCommand::Serve { config },
         } => gateway_serve(&config),
@@ -429,6 +465,35 @@ fn trust(command: TrustCommand) -> Result<()> {
         } => {
             trust::revoke(&catalogue.open()?, &node, &key_id)?;
             println!("revoked {key_id} of node {node}: its batches are refused from now on");
+        }
+    }
+    Ok(())
+}
+
+fn token(command: TokenCommand) -> Result<()> {
+    use rix_gateway::access;
+    match command {
+        TokenCommand::Add {
+            catalogue,
+            name,
+            entitlements,
+        } => {
+            let token = access::add_token(&catalogue.open()?, &name, entitlements)?;
+            println!("{token}");
+            eprintln!("token for {name} ({entitlements}); shown once, keep it secret");
+        }
+        TokenCommand::List { catalogue } => {
+            for (name, entitlements, created, revoked) in access::list_tokens(&catalogue.open()?)? {
+                let state = revoked.map_or("active".to_owned(), |at| format!("REVOKED at {at}"));
+                println!("{name}  {entitlements}  created {created}  {state}");
+            }
+        }
+        TokenCommand::Revoke { catalogue, name } => {
+            let n = access::revoke_tokens(&catalogue.open()?, &name)?;
+            if n == 0 {
+                bail!("{name} has no active token; `rix token list` shows the consumers");
+            }
+            println!("revoked {n} token(s) of {name}");
         }
     }
     Ok(())
