@@ -207,6 +207,12 @@ pub fn record_detail(
 }
 
 /// `GET /v1/records/{node_id}/{id}`: the unified entry the source record belongs to.
+#[utoipa::path(get, path = "/v1/records/{node_id}/{id}",
+    params(("node_id" = String, Path, description = "publishing node"),
+           ("id" = String, Path, description = "the node's record id")),
+    responses((status = 200, description = "`{unified_id, kind, record, primary, sources: [{node_id, id, version, withdrawn, verification: {seq, batch_seq, leaf_hash, inclusion_proof, header, signature, public_key, entry?}}], links}` — `record` as the consumer may see it"),
+              (status = 404, description = "no such record, or not visible to this consumer", content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
 pub async fn record(
     state: State,
     req: HttpRequest,
@@ -259,6 +265,14 @@ fn int_param(
 /// as JSON Lines. A change shows the entry as it is now: `upsert` with the visible record, or
 /// `remove` when it is withdrawn everywhere or not visible to this consumer — so a ministry
 /// that follows the feed from 0 ends with exactly the catalogue it may see.
+#[utoipa::path(get, path = "/v1/changes",
+    params(("after" = Option<i64>, Query, description = "last change id already held (default 0)"),
+           ("limit" = Option<i64>, Query, description = "1–10000, default 1000"),
+           ("kind" = Option<String>, Query, description = "achievement or funded_project"),
+           ("node" = Option<String>, Query, description = "only changes published by this node")),
+    responses((status = 200, content_type = "application/x-ndjson", description = "one change per line: `{change_id, op: upsert|remove, unified_id, kind, node_id, id, version, record?}`; header X-Rix-Next-After"),
+              (status = 400, description = "bad parameter, named in errors[].pointer", content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
 pub async fn changes(
     state: State,
     req: HttpRequest,
@@ -333,6 +347,34 @@ pub async fn changes(
         .body(body))
 }
 
+/// The OpenAPI 3.1 document of the gateway, generated from the handlers.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "rix gateway API", description = "The national catalogue's read APIs (DESIGN.md §9). Anonymous callers read as `public`; bearer tokens carry entitlements."),
+    paths(record, changes),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(<ApiDoc as utoipa::OpenApi>::openapi())
+}
+
 /// Registers the read routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let query_errors = web::QueryConfig::default().error_handler(|err, _| {
@@ -344,7 +386,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     });
     cfg.app_data(query_errors)
         .route("/v1/records/{node_id}/{id}", web::get().to(record))
-        .route("/v1/changes", web::get().to(changes));
+        .route("/v1/changes", web::get().to(changes))
+        .route("/openapi.json", web::get().to(openapi));
 }
 
 /// Counts rows of the read audit (tests, operators).

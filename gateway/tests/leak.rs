@@ -257,3 +257,48 @@ async fn a_ministry_following_the_change_feed_ends_with_exactly_the_visible_cata
         assert!(state[k].get("technical_indicators").is_none());
     }
 }
+
+#[actix_web::test]
+async fn the_openapi_document_describes_the_read_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("c.db").to_str().unwrap(), 2).unwrap();
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(ReadState {
+                db: db.clone(),
+                access: AccessFilter::new(db),
+            }))
+            .configure(api::configure),
+    )
+    .await;
+    let doc: Value = test::call_and_read_body_json(
+        &app,
+        test::TestRequest::get().uri("/openapi.json").to_request(),
+    )
+    .await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in ["/v1/records/{node_id}/{id}", "/v1/changes"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    // Bad parameters are named.
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/v1/changes?limit=0")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = test::read_body_json(resp).await;
+    assert_eq!(body["errors"][0]["pointer"], "/query/limit");
+    // An unknown token is refused rather than silently read as public.
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/v1/changes")
+            .insert_header(("Authorization", "Bearer nobody-knows-this-token"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), 401);
+}
