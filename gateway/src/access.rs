@@ -167,8 +167,11 @@ pub fn revoke_tokens(db: &Db, name: &str) -> Result<usize, StoreError> {
     })
 }
 
-/// `(name, entitlements, created_at, revoked_at)` of every token.
-pub fn list_tokens(db: &Db) -> Result<Vec<(String, String, String, Option<String>)>, StoreError> {
+/// One consumer token as listed: `(name, entitlements, created_at, revoked_at)`.
+pub type TokenRow = (String, String, String, Option<String>);
+
+/// Every token, oldest first (never the token itself: only its digest is stored).
+pub fn list_tokens(db: &Db) -> Result<Vec<TokenRow>, StoreError> {
     let mut conn = db.conn()?;
     Ok(consumer_tokens::table
         .order(consumer_tokens::created_at.asc())

@@ -16,6 +16,7 @@ use crate::access::{AccessError, AccessFilter, Consumer};
 use crate::catalogue;
 use crate::db::schema::{batches, node_keys, record_versions};
 use crate::db::{Db, StoreError};
+use crate::search::{SearchError, SearchIndex, SearchQuery, Sort};
 
 /// Why a read was refused; reads as `application/problem+json` with `errors: [{pointer,
 /// message}]`.
@@ -38,6 +39,21 @@ pub enum ApiError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The search index failed.
+    #[error("search is unavailable: {0}")]
+    Search(String),
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        match e {
+            SearchError::Invalid { pointer, message } => ApiError::BadParameter {
+                pointer: pointer.to_owned(),
+                message,
+            },
+            other => ApiError::Search(other.to_string()),
+        }
+    }
 }
 
 impl ApiError {
@@ -55,7 +71,7 @@ impl ResponseError for ApiError {
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::Access(AccessError::UnknownToken) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Access(AccessError::Store(_)) | ApiError::Store(_) => {
+            ApiError::Access(AccessError::Store(_)) | ApiError::Store(_) | ApiError::Search(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         }
@@ -87,6 +103,8 @@ pub struct ReadState {
     pub db: Db,
     /// Tokens and audit.
     pub access: AccessFilter,
+    /// The search index (derived from the catalogue's change stream).
+    pub search: std::sync::Arc<SearchIndex>,
 }
 
 type State = web::Data<ReadState>;
@@ -347,11 +365,339 @@ pub async fn changes(
         .body(body))
 }
 
+/// Reads the search parameters of DESIGN.md §9, naming the parameter that is wrong.
+pub fn search_query(query: &HashMap<String, String>) -> Result<SearchQuery, ApiError> {
+    let text = |name: &str| query.get(name).filter(|v| !v.is_empty()).cloned();
+    let number = |name: &str| -> Result<Option<u64>, ApiError> {
+        match text(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| ApiError::bad(name, format!("must be a whole number, got {v:?}"))),
+        }
+    };
+    let known = [
+        "q",
+        "kind",
+        "region",
+        "field",
+        "category",
+        "program",
+        "trl_min",
+        "year_from",
+        "year_to",
+        "transfer_mode",
+        "node",
+        "sort",
+        "limit",
+        "cursor",
+        "format",
+        "by",
+    ];
+    if let Some(unknown) = query.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::bad(
+            unknown,
+            format!("unknown parameter; known: {}", known.join(", ")),
+        ));
+    }
+    Ok(SearchQuery {
+        q: text("q"),
+        kind: text("kind"),
+        region: text("region"),
+        field: text("field"),
+        category: text("category"),
+        program: text("program"),
+        trl_min: number("trl_min")?,
+        year_from: number("year_from")?,
+        year_to: number("year_to")?,
+        transfer_mode: text("transfer_mode"),
+        node: text("node"),
+        sort: match text("sort").as_deref() {
+            None | Some("relevance") => Sort::Relevance,
+            Some("date") => Sort::Date,
+            Some(other) => {
+                return Err(ApiError::bad(
+                    "sort",
+                    format!("relevance or date, got {other:?}"),
+                ));
+            }
+        },
+        limit: number("limit")?.map_or(crate::search::DEFAULT_LIMIT, |l| l as usize),
+        cursor: text("cursor"),
+    })
+}
+
+/// `GET /v1/search`: full text (Chinese and English), filters, facets, highlights, cursor
+/// pagination. Only what the consumer may see is matched, counted and highlighted.
+#[utoipa::path(get, path = "/v1/search",
+    params(("q" = Option<String>, Query, description = "full text; every term must match"),
+           ("kind" = Option<String>, Query), ("region" = Option<String>, Query), ("field" = Option<String>, Query),
+           ("category" = Option<String>, Query), ("program" = Option<String>, Query),
+           ("trl_min" = Option<u64>, Query), ("year_from" = Option<u64>, Query), ("year_to" = Option<u64>, Query),
+           ("transfer_mode" = Option<String>, Query), ("node" = Option<String>, Query),
+           ("sort" = Option<String>, Query, description = "relevance (default) or date"),
+           ("limit" = Option<u64>, Query, description = "1–100, default 20"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "`{total, items: [{unified_id, kind, title, year, region, secrecy, score, highlights}], facets, next_cursor}`"),
+              (status = 400, description = "bad parameter, named in errors[].pointer", content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub async fn search(
+    state: State,
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let who = consumer(&state, &req)?;
+    let q = search_query(&query)?;
+    let st = state.clone();
+    let entitlements = who.entitlements;
+    let page = blocking(move || Ok(st.search.search(&q, entitlements)?)).await?;
+    state.access.audit(&who, "/v1/search", req.query_string());
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /v1/stats?by=region|year|field|program|category` (and any search filter): how many
+/// visible entries have each value.
+#[utoipa::path(get, path = "/v1/stats",
+    params(("by" = String, Query, description = "region, year, field, program, category, trl or transfer_mode")),
+    responses((status = 200, description = "`{by, total, counts: [{value, count}]}`"),
+              (status = 400, description = "bad parameter", content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub async fn stats(
+    state: State,
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let who = consumer(&state, &req)?;
+    let by = query.get("by").cloned().unwrap_or_default();
+    let mut q = search_query(&query)?;
+    q.limit = 1;
+    q.cursor = None;
+    let st = state.clone();
+    let entitlements = who.entitlements;
+    let page = blocking(move || Ok(st.search.search(&q, entitlements)?)).await?;
+    let f = &page.facets;
+    let counts = match by.as_str() {
+        "region" => &f.region,
+        "year" => &f.year,
+        "field" => &f.field,
+        "program" => &f.program,
+        "category" => &f.category,
+        "trl" => &f.trl,
+        "transfer_mode" => &f.transfer_mode,
+        other => {
+            return Err(ApiError::bad(
+                "by",
+                format!(
+                    "one of region, year, field, program, category, trl, transfer_mode; got {other:?}"
+                ),
+            ));
+        }
+    };
+    state.access.audit(&who, "/v1/stats", req.query_string());
+    Ok(HttpResponse::Ok().json(json!({"by": by, "total": page.total, "counts": counts})))
+}
+
+/// Columns of the CSV export, from the visible record.
+const CSV_COLUMNS: [&str; 12] = [
+    "unified_id",
+    "kind",
+    "title",
+    "category",
+    "keywords",
+    "institutions",
+    "region",
+    "program",
+    "project_no",
+    "registration_no",
+    "trl",
+    "year",
+];
+
+fn csv_row(
+    unified_id: &str,
+    kind: &str,
+    view: &Value,
+    year: Option<u64>,
+    region: Option<&str>,
+) -> Vec<String> {
+    let s = |p: &str| {
+        view.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let joined = |p: &str, field: Option<&str>| {
+        view.pointer(p)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| match field {
+                        Some(f) => v.get(f).and_then(Value::as_str),
+                        None => v.as_str(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("；")
+            })
+            .unwrap_or_default()
+    };
+    let institutions = if kind == RecordKind::FundedProject.as_str() {
+        s("/lead/name")
+    } else {
+        joined("/institutions", Some("name"))
+    };
+    let program = if kind == RecordKind::FundedProject.as_str() {
+        s("/program")
+    } else {
+        joined("/funding", Some("program"))
+    };
+    let project_no = if kind == RecordKind::FundedProject.as_str() {
+        s("/project_no")
+    } else {
+        joined("/funding", Some("project_no"))
+    };
+    vec![
+        unified_id.to_owned(),
+        kind.to_owned(),
+        s("/title"),
+        s("/category"),
+        joined("/keywords", None),
+        institutions,
+        region.unwrap_or("").to_owned(),
+        program,
+        project_no,
+        s("/registration_no"),
+        view.get("trl").map(|t| t.to_string()).unwrap_or_default(),
+        year.map(|y| y.to_string()).unwrap_or_default(),
+    ]
+}
+
+fn csv_line(fields: &[String]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|f| {
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// `GET /v1/export?format=csv|jsonl&<search filters>`: every visible match, streamed. CSV is
+/// UTF-8 with a byte-order mark so that Excel opens Chinese text correctly.
+#[utoipa::path(get, path = "/v1/export",
+    params(("format" = String, Query, description = "csv or jsonl"),
+           ("q" = Option<String>, Query, description = "and every filter of /v1/search")),
+    responses((status = 200, description = "text/csv (UTF-8 with BOM) or application/x-ndjson, streamed"),
+              (status = 400, description = "bad parameter", content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub async fn export(
+    state: State,
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let who = consumer(&state, &req)?;
+    let csv = match query.get("format").map(String::as_str) {
+        Some("csv") => true,
+        Some("jsonl") => false,
+        other => {
+            return Err(ApiError::bad(
+                "format",
+                format!("csv or jsonl, got {:?}", other.unwrap_or("")),
+            ));
+        }
+    };
+    let mut q = search_query(&query)?;
+    q.limit = crate::search::MAX_LIMIT;
+    q.cursor = None;
+    // Refuse bad parameters before the first byte is sent.
+    let st = state.clone();
+    let entitlements = who.entitlements;
+    let check = q.clone();
+    blocking(move || Ok(st.search.search(&check, entitlements).map(|_| ())?)).await?;
+    state.access.audit(&who, "/v1/export", req.query_string());
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(4);
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let send = |bytes: Vec<u8>| tx.blocking_send(Ok(web::Bytes::from(bytes))).is_ok();
+        if csv {
+            let mut head = vec![0xEF, 0xBB, 0xBF];
+            head.extend(csv_line(&CSV_COLUMNS.map(str::to_owned)).into_bytes());
+            if !send(head) {
+                return;
+            }
+        }
+        loop {
+            let page = match st.search.search(&q, entitlements) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
+            };
+            let mut chunk = Vec::new();
+            for hit in &page.items {
+                // The record itself, through the access filter, as of now.
+                let Ok(Some(detail)) = record_detail(&st.db, &hit.unified_id, entitlements) else {
+                    continue;
+                };
+                let view = &detail["record"];
+                if csv {
+                    let row = csv_row(
+                        &hit.unified_id,
+                        &hit.kind,
+                        view,
+                        hit.year,
+                        hit.region.as_deref(),
+                    );
+                    chunk.extend(csv_line(&row).into_bytes());
+                } else {
+                    let line =
+                        json!({"unified_id": hit.unified_id, "kind": hit.kind, "record": view});
+                    chunk.extend(line.to_string().into_bytes());
+                    chunk.push(b'\n');
+                }
+            }
+            if !chunk.is_empty() && !send(chunk) {
+                return;
+            }
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => return,
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type(if csv {
+            "text/csv; charset=utf-8"
+        } else {
+            "application/x-ndjson; charset=utf-8"
+        })
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            if csv {
+                "attachment; filename=\"rix-export.csv\""
+            } else {
+                "attachment; filename=\"rix-export.jsonl\""
+            },
+        ))
+        .streaming(stream))
+}
+
 /// The OpenAPI 3.1 document of the gateway, generated from the handlers.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "rix gateway API", description = "The national catalogue's read APIs (DESIGN.md §9). Anonymous callers read as `public`; bearer tokens carry entitlements."),
-    paths(record, changes),
+    paths(record, changes, search, stats, export),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -387,6 +733,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(query_errors)
         .route("/v1/records/{node_id}/{id}", web::get().to(record))
         .route("/v1/changes", web::get().to(changes))
+        .route("/v1/search", web::get().to(search))
+        .route("/v1/stats", web::get().to(stats))
+        .route("/v1/export", web::get().to(export))
         .route("/openapi.json", web::get().to(openapi));
 }
 

@@ -23,5 +23,6 @@ pub mod consume;
 pub mod db;
 pub mod ingest;
 pub mod pull;
+pub mod search;
 pub mod serve;
 pub mod trust;

@@ -24,6 +24,9 @@ pub enum StartError {
     /// The catalogue could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The search index could not be opened.
+    #[error("search index: {0}")]
+    Search(String),
     /// The puller could not be built.
     #[error("feed puller: {0}")]
     Pull(String),
@@ -170,9 +173,50 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         registry,
         broker: config.amqp_url.is_some(),
     });
+    // The search index: derived from the catalogue's change stream, one per replica, kept
+    // up to date by a task that syncs every 200 ms (approval → searchable well within 1 s).
+    let search_dir = config.data_dir.join("search");
+    let search = std::sync::Arc::new(
+        tokio::task::spawn_blocking(move || {
+            use crate::search::{SearchError, SearchIndex};
+            match SearchIndex::open_or_create(&search_dir) {
+                // Derived data of another format, or an index killed before its first commit:
+                // start it afresh; the sync task rebuilds it from the change stream.
+                Err(SearchError::Format { .. }) => {
+                    tracing::warn!(dir = %search_dir.display(), "search index unusable; rebuilding it from the catalogue");
+                    let _ = std::fs::remove_dir_all(&search_dir);
+                    SearchIndex::open_or_create(&search_dir)
+                }
+                other => other,
+            }
+        })
+        .await
+        .map_err(|e| StartError::Store(StoreError::Task(e.to_string())))?
+        .map_err(|e| StartError::Search(e.to_string()))?,
+    );
+    {
+        let search = search.clone();
+        let db = db.clone();
+        let mut stop = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let (s, d) = (search.clone(), db.clone());
+                match tokio::task::spawn_blocking(move || s.sync(&d)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "search index sync failed; retrying"),
+                    Err(e) => tracing::error!(error = %e, "search index sync task failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }));
+    }
     let read = web::Data::new(crate::api::ReadState {
         db: db.clone(),
         access: crate::access::AccessFilter::new(db.clone()),
+        search,
     });
     let server = HttpServer::new(move || {
         App::new()

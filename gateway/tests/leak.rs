@@ -23,6 +23,16 @@ use serde_json::{Value, json};
 const RECORDS: u64 = 400;
 
 /// Builds a catalogue of marked records through the real ingest path.
+fn read_state(db: &Db) -> ReadState {
+    let search = rix_gateway::search::SearchIndex::in_ram().unwrap();
+    search.sync(db).unwrap();
+    ReadState {
+        db: db.clone(),
+        access: AccessFilter::new(db.clone()),
+        search: std::sync::Arc::new(search),
+    }
+}
+
 fn marked_catalogue(dir: &std::path::Path) -> (Db, Vec<(String, Value)>) {
     let db = Db::open(dir.join("c.db").to_str().unwrap(), 4).unwrap();
     let key = SigningKey::generate().unwrap();
@@ -133,10 +143,7 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
     }
     let app = test::init_service(
         App::new()
-            .app_data(web::Data::new(ReadState {
-                db: db.clone(),
-                access: AccessFilter::new(db.clone()),
-            }))
+            .app_data(web::Data::new(read_state(&db)))
             .configure(api::configure),
     )
     .await;
@@ -144,7 +151,20 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
     let mut paths: Vec<String> = vec![
         "/v1/changes?after=0&limit=10000".into(),
         "/v1/changes?after=0&limit=10000&kind=achievement".into(),
+        "/v1/export?format=csv".into(),
+        "/v1/export?format=jsonl".into(),
+        "/v1/stats?by=region".into(),
+        "/v1/stats?by=program".into(),
+        "/v1/search?limit=100".into(),
+        "/v1/search?q=%E7%94%B5%E6%B1%A0&limit=100".into(),
     ];
+    // Searching for the markers themselves must find nothing hidden: a match, a count or a
+    // highlight would reveal them.
+    for marker in ["MKINT", "MKCOM", "MKCONF", "MKPER", "MKSEC"] {
+        for i in [0u64, 1, 2, 3, 7, 11, 42] {
+            paths.push(format!("/v1/search?q={marker}{i:05}"));
+        }
+    }
     paths.extend(
         records
             .iter()
@@ -203,10 +223,7 @@ async fn a_ministry_following_the_change_feed_ends_with_exactly_the_visible_cata
     let (db, records) = marked_catalogue(dir.path());
     let app = test::init_service(
         App::new()
-            .app_data(web::Data::new(ReadState {
-                db: db.clone(),
-                access: AccessFilter::new(db.clone()),
-            }))
+            .app_data(web::Data::new(read_state(&db)))
             .configure(api::configure),
     )
     .await;
@@ -264,10 +281,7 @@ async fn the_openapi_document_describes_the_read_endpoints() {
     let db = Db::open(dir.path().join("c.db").to_str().unwrap(), 2).unwrap();
     let app = test::init_service(
         App::new()
-            .app_data(web::Data::new(ReadState {
-                db: db.clone(),
-                access: AccessFilter::new(db),
-            }))
+            .app_data(web::Data::new(read_state(&db)))
             .configure(api::configure),
     )
     .await;
@@ -301,4 +315,74 @@ async fn the_openapi_document_describes_the_read_endpoints() {
     )
     .await;
     assert_eq!(resp.status(), 401);
+}
+
+#[actix_web::test]
+async fn search_export_and_stats_agree_and_name_bad_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, records) = marked_catalogue(dir.path());
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(read_state(&db)))
+            .configure(api::configure),
+    )
+    .await;
+    let public_visible = records
+        .iter()
+        .filter(|(_, r)| r["secrecy"]["level"] == "public")
+        .count() as u64;
+    let page: Value = test::call_and_read_body_json(
+        &app,
+        test::TestRequest::get()
+            .uri("/v1/search?limit=5")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(page["total"], public_visible);
+    let stats: Value = test::call_and_read_body_json(
+        &app,
+        test::TestRequest::get()
+            .uri("/v1/stats?by=region")
+            .to_request(),
+    )
+    .await;
+    let summed: u64 = stats["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stats["total"], public_visible);
+    assert_eq!(summed, public_visible, "every visible entry has one region");
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/v1/export?format=csv")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body = test::read_body(resp).await;
+    assert!(body.starts_with(&[0xEF, 0xBB, 0xBF]), "UTF-8 BOM for Excel");
+    let text = String::from_utf8(body[3..].to_vec()).unwrap();
+    assert!(text.starts_with("unified_id,kind,title"));
+    assert_eq!(
+        text.lines().count() as u64,
+        public_visible + 1,
+        "one row per visible entry"
+    );
+    for (uri, pointer) in [
+        ("/v1/search?trl_min=high", "/query/trl_min"),
+        ("/v1/search?sort=random", "/query/sort"),
+        ("/v1/search?limit=1000", "/query/limit"),
+        ("/v1/search?cursor=not-a-cursor", "/query/cursor"),
+        ("/v1/export?format=xlsx", "/query/format"),
+        ("/v1/stats?by=colour", "/query/by"),
+        ("/v1/search?colour=red", "/query/colour"),
+    ] {
+        let resp = test::call_service(&app, test::TestRequest::get().uri(uri).to_request()).await;
+        assert_eq!(resp.status(), 400, "{uri}");
+        let body: Value = test::read_body_json(resp).await;
+        assert_eq!(body["errors"][0]["pointer"], pointer, "{uri}: {body}");
+    }
 }

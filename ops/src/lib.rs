@@ -247,6 +247,14 @@ enum GatewayCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Rebuild the search index from the catalogue, from scratch (run with the gateway
+    /// stopped, or on a replica taken out of the load balancer). The index is derived data:
+    /// this is also the answer to a lost or corrupt index.
+    Reindex {
+        /// The gateway's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -277,6 +285,23 @@ pub fn main() -> Result<()> {
         Command::Gateway {
             command: GatewayCommand::Serve { config },
         } => gateway_serve(&config),
+        Command::Gateway {
+            command: GatewayCommand::Reindex { config },
+        } => {
+            let config = rix_gateway::config::Config::load(&config)?;
+            let db = config.open_database()?;
+            let index =
+                rix_gateway::search::SearchIndex::open_or_create(&config.data_dir.join("search"))?;
+            let started = std::time::Instant::now();
+            let report = index.rebuild(&db)?;
+            println!(
+                "search index rebuilt: {} entries indexed from {} changes in {:.1} s",
+                report.indexed,
+                report.changes,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Bench {
             command:
                 BenchCommand::Ingest {
