@@ -10,8 +10,9 @@
 //!
 //! What it guarantees: nothing is applied that did not verify against a trusted, unrevoked key
 //! on an unbroken chain; nothing classified `secret` or above is ever stored; applying the same
-//! batch twice, or versions out of order, changes nothing. What it does not do (yet): the access
-//! filter, search and read APIs (issue 5).
+//! batch twice, or versions out of order, changes nothing; no record or field leaves through
+//! [`api`] (search, detail, change feed, export, stats) except through [`access`]'s one filter,
+//! and the [`search`] index holds only what that filter lets an internal reader see.
 
 pub use rix_schema as schema;
 

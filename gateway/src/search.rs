@@ -1114,12 +1114,16 @@ impl SearchIndex {
         let (schema, fields) = schema();
         let index = if exists {
             let index = Index::open(directory)?;
-            let payload = index
-                .load_metas()?
+            let metas = index.load_metas()?;
+            let never_committed = metas.payload.is_none() && metas.segments.is_empty();
+            let payload = metas
                 .payload
                 .and_then(|p| serde_json::from_str::<Payload>(&p).ok());
+            let same_schema = index.schema() == schema;
             match payload {
-                Some(p) if p.format == FORMAT && index.schema() == schema => {}
+                Some(p) if p.format == FORMAT && same_schema => {}
+                // Created by this version and stopped before its first commit: empty, cursor 0.
+                None if never_committed && same_schema => {}
                 other => {
                     return Err(SearchError::Format {
                         path,

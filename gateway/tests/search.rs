@@ -1425,6 +1425,14 @@ fn a_reopened_index_continues_from_its_stored_cursor() {
 }
 
 #[test]
+fn an_index_stopped_before_its_first_commit_reopens_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SearchIndex::open_or_create(dir.path()).unwrap());
+    let index = SearchIndex::open_or_create(dir.path()).unwrap();
+    assert_eq!((index.cursor(), index.num_docs()), (0, 0));
+}
+
+#[test]
 fn a_directory_holding_something_else_is_refused_not_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     // An index with another schema (as an older gateway would have left).
