@@ -10,6 +10,9 @@
 //! CLI lists only what works today.
 
 pub mod bench;
+pub mod bench_search;
+pub mod demo;
+pub mod loadgen;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -32,6 +35,75 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole exchange in this process: a gateway and three nodes (the Ministry of
+    /// Science and Technology, Yunnan, Liaoning) seeded with generated records through the
+    /// nodes' APIs; prints what to try and runs until Ctrl-C.
+    ///
+    /// Everything is kept in the data dir, and a second run reuses it (same keys, tokens and
+    /// records). DIR/demo.json lists every URL and one bearer token per role.
+    Demo {
+        /// Where keys, databases, tokens, the log and demo.json are kept.
+        #[arg(long, default_value = "./rix-demo")]
+        data_dir: PathBuf,
+        /// Publish over RabbitMQ at this URL (amqp://…); the signed feeds stay on as gap fill.
+        #[arg(long)]
+        amqp: Option<String>,
+        /// Keep the catalogue and the nodes' records on this PostgreSQL server (postgres://…);
+        /// the databases rix_demo_gateway, rix_demo_most, rix_demo_prov_530000 and
+        /// rix_demo_prov_210000 are created there if missing.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Verify search, merge, links and the secrecy filters, print a summary, stop and exit
+        /// (non-zero on failure).
+        #[arg(long)]
+        check: bool,
+        /// Records to register over the three nodes (a reused data dir keeps its number).
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(30..=100_000))]
+        records: u64,
+        /// The gateway's port; the nodes take the next three. A taken port falls back to a free
+        /// one; 0 takes free ports throughout.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Longest wait, in seconds, for the gateway to take in and index the records.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Register generated records at a running node through its HTTP API (batch submit, then
+    /// bulk approval) and print the rates. Re-running the same command registers nothing twice
+    /// (idempotency keys); move --start or change --seed for more.
+    Loadgen {
+        /// The node's base URL.
+        #[arg(long)]
+        node: String,
+        /// A submitter token (give its institution with --institution) or an admin token.
+        #[arg(long, env = "RIX_SUBMITTER_TOKEN")]
+        submitter_token: String,
+        /// A reviewer (or admin) token.
+        #[arg(long, env = "RIX_REVIEWER_TOKEN")]
+        reviewer_token: String,
+        /// How many records.
+        #[arg(long)]
+        count: u64,
+        /// Which kind.
+        #[arg(long, value_enum, default_value = "achievement")]
+        kind: loadgen::LoadKind,
+        /// Generator profile: a province's region code (530000) or `most` (the ministry).
+        #[arg(long, default_value = "530000", value_parser = loadgen::parse_profile)]
+        profile: rix_schema::sample::NodeProfile,
+        /// Generator seed.
+        #[arg(long, default_value_t = 20161)]
+        seed: u64,
+        /// Index of the first generated record.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Records per submit and per approval request (1–1000).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// The submitter token's institution (USCC): every record names it, as the node
+        /// requires. It must be one the profile generates.
+        #[arg(long)]
+        institution: Option<String>,
+    },
     /// Generate a node's Ed25519 signing key.
     ///
     /// Writes KEY (PKCS#8 PEM, mode 0600) and KEY.pub (SubjectPublicKeyInfo PEM) and prints the
@@ -83,6 +155,28 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Search over a large generated catalogue through a gateway process's HTTP API, side by
+    /// side with PostgreSQL (ILIKE, pg_trgm) and SQLite FTS5 on the same data: latency
+    /// quantiles, index build time, gateway memory, recall of two-character Chinese terms.
+    Search {
+        /// Records in the catalogue (achievements and projects, 3 : 1).
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Publishing nodes the records come from.
+        #[arg(long, default_value_t = 8)]
+        nodes: usize,
+        /// Where the catalogue, the index and the baselines are kept; a catalogue already
+        /// filled there with the same size is reused.
+        #[arg(long, default_value = "target/bench-search")]
+        data_dir: PathBuf,
+        /// Timed queries per engine (slow baselines stop after a minute).
+        #[arg(long, default_value_t = 2000)]
+        queries: usize,
+        /// PostgreSQL database for the PostgreSQL baselines (its tables docs, prog, mode are
+        /// replaced); without it those rows are skipped.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// The gateway's ingest pipeline alone (verify, chain check, validate, secrecy gate, apply
     /// with merge and change stream) on pre-signed batches of generated achievements.
     Ingest {
@@ -275,6 +369,50 @@ enum NodeCommand {
 /// Parses the command line and runs the subcommand.
 pub fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Demo {
+            data_dir,
+            amqp,
+            postgres,
+            check,
+            records,
+            port,
+            timeout,
+        } => demo::run(demo::Options {
+            data_dir,
+            amqp,
+            postgres,
+            check,
+            records,
+            port,
+            timeout_secs: timeout,
+        }),
+        Command::Loadgen {
+            node,
+            submitter_token,
+            reviewer_token,
+            count,
+            kind,
+            profile,
+            seed,
+            start,
+            batch,
+            institution,
+        } => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")?
+            .block_on(loadgen::run(loadgen::Options {
+                target: loadgen::Target {
+                    url: node,
+                    submitter_token,
+                    reviewer_token,
+                },
+                count,
+                start,
+                kind: kind.into(),
+                profile,
+                seed,
+                batch,
+                institution,
+            })),
         Command::Keygen { out } => keygen(&out),
         Command::Validate { kind, files } => validate(kind, &files),
         Command::Node {
@@ -350,6 +488,22 @@ pub fn main() -> Result<()> {
             println!("median: {:.0} records/s", rates[rates.len() / 2]);
             Ok(())
         }
+        Command::Bench {
+            command:
+                BenchCommand::Search {
+                    records,
+                    nodes,
+                    data_dir,
+                    queries,
+                    postgres,
+                },
+        } => bench_search::run(&bench_search::SearchBench {
+            records,
+            nodes,
+            dir: data_dir,
+            postgres,
+            queries,
+        }),
         Command::Bench {
             command:
                 BenchCommand::Node {
@@ -582,7 +736,7 @@ fn keygen(out: &Path) -> Result<()> {
 }
 
 /// Creates the file readable by its owner only, before any secret byte is written.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
