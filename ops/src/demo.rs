@@ -1483,13 +1483,18 @@ mod tests {
 
     #[test]
     fn the_seed_has_every_kind_of_record_the_checks_need() {
-        for records in [30, 120, 300] {
+        for records in [60, 120, 300] {
             let plan = plan(records);
             let docs: Vec<&Value> = plan.parts.iter().flat_map(|p| p.docs.iter()).collect();
             assert_eq!(docs.len() as u64, records);
             assert!(docs.iter().any(|d| is_classified(d)), "{records}");
             assert!(docs.iter().any(|d| is_internal(d)), "{records}");
             assert!(docs.iter().any(|d| is_commercial(d)), "{records}");
+            assert!(
+                docs.iter().any(|d| level_of(d) == SecrecyLevel::Public
+                    && d["title"].as_str().is_some_and(|t| t.contains(KEYWORD))),
+                "{records}: a public title with {KEYWORD}"
+            );
             for part in &plan.parts {
                 let uscc = &plan.institutions[part.node]["uscc"];
                 for doc in &part.docs {

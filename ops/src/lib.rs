@@ -58,7 +58,7 @@ enum Command {
         #[arg(long)]
         check: bool,
         /// Records to register over the three nodes (a reused data dir keeps its number).
-        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(30..=100_000))]
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(60..=100_000))]
         records: u64,
         /// The gateway's port; the nodes take the next three. A taken port falls back to a free
         /// one; 0 takes free ports throughout.
