@@ -12,7 +12,12 @@
 #               Data in /var/lib/rabbitmq, logs in /var/log/rabbitmq (Debian defaults).
 #               Needs root (or the rabbitmq user, or sudo) because Debian's wrappers do.
 #               ops/rabbitmq/definitions.json (or $RIX_RABBITMQ_DEFINITIONS) is imported on
-#               every run when it exists.
+#               every run when it exists (importing is idempotent): the exchanges, the
+#               dead-letter exchange and queue, and the policies. The queues named in
+#               $RIX_RABBITMQ_SKIP_QUEUES (default: rix.gateway, the production gateway's
+#               queue) and their bindings are left out: no test gateway consumes from that
+#               queue, and bound to rix.records it would pile up every batch the test suite
+#               publishes. RIX_RABBITMQ_SKIP_QUEUES= (empty) imports the whole file.
 #
 # Writes $RIX_SERVICES_DIR/env with the URLs the tests read; `source` it.
 # Install the software first with ops/install-deps.sh.
@@ -190,11 +195,28 @@ start_rabbitmq() {
 
 import_definitions() {
     [[ -f "$DEFINITIONS" ]] || return 0
-    # The CLI runs as the rabbitmq user, which may not be able to read the checkout: copy the
-    # file somewhere readable first.
+    # The CLI runs as the rabbitmq user, which may not be able to read the checkout: write the
+    # (filtered) file somewhere readable first.
     local copy="$SERVICES_DIR/rabbitmq-definitions.json"
-    install -m 0644 "$DEFINITIONS" "$copy"
-    log "importing RabbitMQ definitions from $DEFINITIONS"
+    local skip="${RIX_RABBITMQ_SKIP_QUEUES-rix.gateway}"
+    local py
+    py="$(command -v python3)" || die "python3 is needed to filter $DEFINITIONS; run ops/install-deps.sh"
+    "$py" - "$DEFINITIONS" "$copy.tmp" "$skip" <<'PYEOF' || die "cannot read RabbitMQ definitions $DEFINITIONS"
+import json, sys
+src, dst, skip = sys.argv[1], sys.argv[2], set(filter(None, sys.argv[3].split(",")))
+with open(src, encoding="utf-8") as f:
+    d = json.load(f)
+d["queues"] = [q for q in d.get("queues", []) if q["name"] not in skip]
+d["bindings"] = [
+    b for b in d.get("bindings", [])
+    if not (b.get("destination_type") == "queue" and b["destination"] in skip)
+]
+with open(dst, "w", encoding="utf-8") as f:
+    json.dump(d, f, indent=2)
+PYEOF
+    chmod 0644 "$copy.tmp"
+    mv -f "$copy.tmp" "$copy"
+    log "importing RabbitMQ definitions from $DEFINITIONS${skip:+ (without queue(s) $skip)}"
     rmq rabbitmqctl -q import_definitions "$copy" >/dev/null \
         || die "rabbitmqctl import_definitions $DEFINITIONS failed"
 }

@@ -172,6 +172,13 @@ impl NodeProcess {
         }
     }
 
+    /// SIGTERM, and waits for the graceful stop (sealed batches are published first).
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            terminate(child, &self.node_id, &self.log);
+        }
+    }
+
     /// Starts the node again with the same config and data.
     pub fn restart(&mut self) {
         self.kill();
@@ -225,9 +232,27 @@ pub struct GatewayProcess {
     pub url: String,
     /// The catalogue database URL (SQLite path or postgres://).
     pub database_url: String,
+    /// Its data directory (SQLite catalogue `catalogue.db`, search index `search/`).
+    pub data_dir: PathBuf,
+    /// The durable queue it consumes from.
+    pub queue: String,
+    amqp_url: Option<String>,
     child: Option<Child>,
     log: PathBuf,
-    queue: String,
+}
+
+/// What a test gateway is made of, beyond its trusted nodes.
+#[derive(Default)]
+pub struct GatewaySpec {
+    /// Catalogue database URL (`None`: SQLite in the data dir).
+    pub database_url: Option<String>,
+    /// Broker URL (`None`: the feed puller is the only transport).
+    pub amqp_url: Option<String>,
+    /// Queue name (`None`: a name no other test uses).
+    pub amqp_queue: Option<String>,
+    /// Pause between feed polls of a caught-up node, ms (`None`: 300). A long pause leaves the
+    /// broker as the live path, with the feed only filling the gaps it reports.
+    pub pull_interval_ms: Option<u64>,
 }
 
 impl GatewayProcess {
@@ -240,51 +265,80 @@ impl GatewayProcess {
         amqp_url: Option<String>,
         nodes: &[&NodeProcess],
     ) -> GatewayProcess {
+        GatewayProcess::start_with(
+            exe,
+            dir,
+            GatewaySpec {
+                database_url,
+                amqp_url,
+                ..GatewaySpec::default()
+            },
+            nodes,
+        )
+    }
+
+    /// [`GatewayProcess::start`] with every option of [`GatewaySpec`].
+    pub fn start_with(
+        exe: &str,
+        dir: &Path,
+        spec: GatewaySpec,
+        nodes: &[&NodeProcess],
+    ) -> GatewayProcess {
         let port = free_port();
         let data_dir = dir.join("gateway");
-        let database_url = database_url
+        let database_url = spec
+            .database_url
             .unwrap_or_else(|| data_dir.join("catalogue.db").to_string_lossy().into_owned());
-        let queue = unique("rix.gateway.e2e");
+        let queue = spec.amqp_queue.unwrap_or_else(|| unique("rix.gateway.e2e"));
         let mut toml = format!(
             "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ndatabase_url = \"{database_url}\"\n\
              amqp_queue = \"{queue}\"\n",
             data_dir.display()
         );
-        if let Some(a) = &amqp_url {
+        if let Some(a) = &spec.amqp_url {
             toml.push_str(&format!("amqp_url = \"{a}\"\n"));
         }
-        toml.push_str(
-            "[pull]\ninterval_ms = 300\nrequest_timeout_ms = 5000\nconnect_timeout_ms = 2000\n",
-        );
+        toml.push_str(&format!(
+            "[pull]\ninterval_ms = {}\nrequest_timeout_ms = 5000\nconnect_timeout_ms = 2000\n",
+            spec.pull_interval_ms.unwrap_or(300)
+        ));
         std::fs::create_dir_all(&data_dir).unwrap();
         let config = dir.join("gateway.toml");
         std::fs::write(&config, toml).unwrap();
-        for node in nodes {
-            let out = Command::new(exe)
-                .args(["trust", "add", "--config"])
-                .arg(&config)
-                .args(["--node", &node.node_id, "--key"])
-                .arg(node.key.verifying_key().to_base64())
-                .args(["--feed-url", &node.url])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "rix trust add failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
         let mut gw = GatewayProcess {
             exe: PathBuf::from(exe),
             config,
             url: format!("http://127.0.0.1:{port}"),
             database_url,
+            data_dir,
+            queue,
+            amqp_url: spec.amqp_url,
             child: None,
             log: dir.join("gateway.log"),
-            queue,
         };
+        for node in nodes {
+            gw.trust(node);
+        }
         gw.spawn();
         gw
+    }
+
+    /// Trusts `node`'s key and feed with `rix trust add`, as an operator would (the gateway may
+    /// be running or not).
+    pub fn trust(&self, node: &NodeProcess) {
+        let out = Command::new(&self.exe)
+            .args(["trust", "add", "--config"])
+            .arg(&self.config)
+            .args(["--node", &node.node_id, "--key"])
+            .arg(node.key.verifying_key().to_base64())
+            .args(["--feed-url", &node.url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rix trust add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn spawn(&mut self) {
@@ -307,6 +361,18 @@ impl GatewayProcess {
         self.spawn();
     }
 
+    /// SIGTERM, and waits for the graceful stop (what it holds is committed and acked).
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            terminate(child, "gateway", &self.log);
+        }
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// The catalogue, opened directly (the read APIs come with issue 5).
     pub fn catalogue(&self) -> rix_gateway::db::Db {
         rix_gateway::db::Db::open(&self.database_url, 2).expect("open the catalogue")
@@ -321,12 +387,62 @@ impl GatewayProcess {
 impl Drop for GatewayProcess {
     fn drop(&mut self) {
         self.kill();
-        // Its queue is bound to every node's batches: leave nothing filling up behind.
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_queue", &self.queue])
-            .env("RABBITMQ_NODENAME", "rabbit@localhost")
-            .output();
+        // Its queue is bound to every node's batches: leave nothing filling up behind (in its
+        // own virtual host: another vhost may have a queue of the same name).
+        if let Some(url) = &self.amqp_url {
+            let _ = Command::new("rabbitmqctl")
+                .args(["delete_queue", "-p", &vhost_of(url), &self.queue])
+                .env("RABBITMQ_NODENAME", "rabbit@localhost")
+                .output();
+        }
     }
+}
+
+/// Sends SIGTERM to `child` and waits (at most a minute) for it to exit.
+fn terminate(mut child: Child, name: &str, log: &Path) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{name} did not stop within 60 s of SIGTERM; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The virtual host an `amqp://…/VHOST` URL names (`/` when it names none).
+pub fn vhost_of(amqp_url: &str) -> String {
+    let rest = amqp_url.split_once("://").map_or(amqp_url, |(_, r)| r);
+    match rest.split_once('/') {
+        Some((_, v)) if !v.is_empty() => {
+            let v = v.split('?').next().unwrap_or(v);
+            v.replace("%2f", "/").replace("%2F", "/")
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+/// Runs `rabbitmqctl ARGS` against the test broker's node; panics with its output on failure.
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .env("RABBITMQ_NODENAME", "rabbit@localhost")
+        .output()
+        .expect("rabbitmqctl is installed by ops/install-deps.sh");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A blocking health probe for waiting on a process, usable with or without a runtime.
@@ -508,4 +624,213 @@ pub async fn call(
         status,
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     ))
+}
+
+/// GET `url` anonymously (no `Authorization` header at all: an empty bearer token is an
+/// unknown token to the gateway); returns status and JSON body (`null` if not JSON).
+pub async fn get_json(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<(u16, serde_json::Value), reqwest::Error> {
+    let (status, text) = get_text(http, url).await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
+/// GET `url` anonymously; returns status and body text.
+pub async fn get_text(http: &reqwest::Client, url: &str) -> Result<(u16, String), reqwest::Error> {
+    let resp = http.get(url).send().await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await?))
+}
+
+/// Calls `probe` every 100 ms until it returns `Ok`, and returns that; after `within`, panics
+/// naming `what` and the last `Err` (what the probe saw instead).
+pub async fn poll_until<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("{what}: not reached within {within:?}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// A record as an institution submits it: without the fields the node assigns
+/// (`registration_no`, `registration_date`) and without `confidential_fields`; its secrecy as
+/// given.
+pub fn as_submission(mut record: serde_json::Value) -> serde_json::Value {
+    if let Some(obj) = record.as_object_mut() {
+        obj.remove("registration_no");
+        obj.remove("registration_date");
+        obj.remove("confidential_fields");
+    }
+    record
+}
+
+/// Submits `docs` as the admin (`POST /v1/{collection}/batch`) and approves them all as the
+/// reviewer (bulk `POST /v1/{collection}/approve`); returns the new ids in order.
+pub async fn register_approved(
+    http: &reqwest::Client,
+    node: &NodeProcess,
+    collection: &str,
+    docs: Vec<serde_json::Value>,
+) -> Vec<String> {
+    let (status, body) = call(
+        http,
+        reqwest::Method::POST,
+        &format!("{}/v1/{collection}/batch", node.url),
+        tokens::ADMIN,
+        Some(&serde_json::Value::Array(docs)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let ids: Vec<String> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    let (status, body) = call(
+        http,
+        reqwest::Method::POST,
+        &format!("{}/v1/{collection}/approve", node.url),
+        tokens::REVIEWER,
+        Some(&serde_json::json!({ "ids": ids })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    ids
+}
+
+/// Waits until `node`'s log ends at `last_seq` with nothing left in its outbox (everything
+/// approved is sealed, and confirmed by the broker if it has one).
+pub async fn wait_node_published(http: &reqwest::Client, node: &NodeProcess, last_seq: i64) {
+    wait_node_log(http, node, last_seq, true).await
+}
+
+/// Waits until `node`'s log ends at `last_seq`; with `confirmed`, also until its outbox is
+/// empty (a node whose broker is unreachable keeps its entries there, serving them on its
+/// feed only).
+pub async fn wait_node_log(
+    http: &reqwest::Client,
+    node: &NodeProcess,
+    last_seq: i64,
+    confirmed: bool,
+) {
+    let health_url = format!("{}/healthz", node.url);
+    poll_until(
+        &format!("node {} logs up to seq {last_seq}", node.node_id),
+        Duration::from_secs(60),
+        || async {
+            let (_, h) = get_json(http, &health_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            if h["log"]["last_seq"] == last_seq && (!confirmed || h["log"]["outbox_depth"] == 0) {
+                Ok(())
+            } else {
+                Err(h.to_string())
+            }
+        },
+    )
+    .await
+}
+
+/// A Prometheus value at `{base_url}/metrics`: with labels (`rix_gateway_batches_applied_total{transport="amqp"}`,
+/// exactly as rendered) the one sample; without, the sum of every sample of that metric
+/// whatever its labels. 0 if there is none.
+pub async fn metric(http: &reqwest::Client, base_url: &str, name: &str) -> f64 {
+    let (status, text) = get_text(http, &format!("{base_url}/metrics"))
+        .await
+        .expect("metrics answer");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let matches = if name.contains('{') {
+                key == name
+            } else {
+                key.split('{').next() == Some(name)
+            };
+            matches.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// Every line of the gateway's change feed (`GET /v1/changes`, anonymous), following the
+/// cursor to the end; `filter` is added to the query (e.g. `&node=prov-530000`).
+pub async fn gateway_changes(
+    http: &reqwest::Client,
+    gateway_url: &str,
+    filter: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut lines = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let resp = http
+            .get(format!(
+                "{gateway_url}/v1/changes?after={after}&limit=10000{filter}"
+            ))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status() != 200 {
+            return Err(format!("/v1/changes answered {}", resp.status()));
+        }
+        let next: i64 = resp
+            .headers()
+            .get("X-Rix-Next-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or("/v1/changes without X-Rix-Next-After")?;
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            lines.push(serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?);
+        }
+        if next == after {
+            return Ok(lines);
+        }
+        after = next;
+    }
+}
+
+/// Every hit of a gateway search (`GET /v1/search?QUERY`, anonymous), following
+/// `next_cursor` to the end; with the first page's `total`.
+pub async fn gateway_search(
+    http: &reqwest::Client,
+    gateway_url: &str,
+    query: &str,
+) -> Result<(u64, Vec<serde_json::Value>), String> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut total = None;
+    loop {
+        let mut url = format!("{gateway_url}/v1/search?limit=100&{query}");
+        if let Some(c) = &cursor {
+            url.push_str("&cursor=");
+            url.push_str(c);
+        }
+        let (status, body) = get_json(http, &url).await.map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("/v1/search answered {status}: {body}"));
+        }
+        total.get_or_insert(body["total"].as_u64().unwrap_or(0));
+        items.extend(body["items"].as_array().cloned().unwrap_or_default());
+        match body["next_cursor"].as_str() {
+            Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
+            _ => return Ok((total.unwrap_or(0), items)),
+        }
+    }
 }

@@ -1,0 +1,629 @@
+//! Faults, each counted exactly at the end (every record once, at its latest version; exactly
+//! one change per entry the nodes logged; nothing else):
+//!
+//! - the gateway is down while one node publishes to the broker and another has lost its
+//!   broker; a node is offline while the gateway is back: everything catches up (gateway on
+//!   PostgreSQL);
+//! - the gateway's SQLite catalogue and search index are wiped and rebuilt from the nodes'
+//!   signed feeds alone: the same unified entries, sources, links and counts;
+//! - RabbitMQ restarted while the gateway consumes a stream of approvals.
+//!
+//! The broker restart stops RabbitMQ for everyone: it runs alone (the other scenarios of this
+//! file wait for it, and it for them), and keeps the outage to a few seconds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use reqwest::Method;
+use rix_schema::SecrecyLevel;
+use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
+use rix_tests::tokens::{ADMIN, REVIEWER};
+use rix_tests::*;
+use serde_json::{Value, json};
+use tokio::sync::RwLock;
+
+const RIX: &str = env!("CARGO_BIN_EXE_rix-e2e");
+/// Long enough for a debug build on a busy two-core machine; polls end as soon as it is true.
+const WITHIN: Duration = Duration::from_secs(60);
+
+/// Readers: scenarios that only need the broker up. Writer: the one that restarts it.
+static BROKER: RwLock<()> = RwLock::const_new(());
+
+fn node_spec<'a>(node_id: &'a str, issuer: &'a str) -> NodeSpec<'a> {
+    NodeSpec {
+        node_id,
+        issuer,
+        database_url: None,
+        amqp_url: Some(amqp_url()),
+        max_entries: 20,
+        linger_ms: 10,
+    }
+}
+
+/// `n` generated public achievements of a province, from the `from`-th draw on.
+fn achievements(province: &str, from: u64, n: usize) -> Vec<Value> {
+    let generator = SampleGenerator::new(SampleConfig {
+        node: NodeProfile::province(province),
+        ..SampleConfig::default()
+    });
+    (from..)
+        .map(|i| generator.achievement(i))
+        .filter(|a| a.secrecy.level == SecrecyLevel::Public)
+        .take(n)
+        .map(|a| as_submission(serde_json::to_value(a).unwrap()))
+        .collect()
+}
+
+/// What the catalogue must hold: per `(node, id)` the latest version, `None` once withdrawn;
+/// and how many entries each node logged.
+#[derive(Default)]
+struct Expected {
+    records: BTreeMap<(String, String), Option<i64>>,
+    logged: BTreeMap<String, i64>,
+}
+
+impl Expected {
+    fn approved(&mut self, node: &NodeProcess, ids: &[String]) {
+        for id in ids {
+            self.records
+                .insert((node.node_id.clone(), id.clone()), Some(1));
+        }
+        *self.logged.entry(node.node_id.clone()).or_default() += ids.len() as i64;
+    }
+
+    fn revised(&mut self, node: &NodeProcess, id: &str, version: i64) {
+        self.records
+            .insert((node.node_id.clone(), id.to_owned()), Some(version));
+        *self.logged.entry(node.node_id.clone()).or_default() += 1;
+    }
+
+    fn withdrawn(&mut self, node: &NodeProcess, id: &str) {
+        self.records
+            .insert((node.node_id.clone(), id.to_owned()), None);
+        *self.logged.entry(node.node_id.clone()).or_default() += 1;
+    }
+
+    fn changes(&self) -> usize {
+        self.logged.values().sum::<i64>() as usize
+    }
+
+    fn visible(&self) -> usize {
+        self.records.values().filter(|v| v.is_some()).count()
+    }
+}
+
+/// Revises `id` at `node` (a new title, as the admin) from version `from`, and approves it.
+async fn revise(http: &reqwest::Client, node: &NodeProcess, id: &str, from: i64) {
+    let url = format!("{}/v1/achievements/{id}", node.url);
+    let (status, current) = call(http, Method::GET, &url, ADMIN, None).await.unwrap();
+    assert_eq!(status, 200, "{current}");
+    let mut record = current["record"].clone();
+    record["title"] = json!(format!("{}（修订版）", record["title"].as_str().unwrap()));
+    let resp = http
+        .put(&url)
+        .bearer_auth(ADMIN)
+        .header("If-Match", format!("\"{from}\""))
+        .json(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let (status, body) = call(
+        http,
+        Method::POST,
+        &format!("{url}/approve"),
+        REVIEWER,
+        Some(&json!({})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn withdraw(http: &reqwest::Client, node: &NodeProcess, id: &str) {
+    let (status, body) = call(
+        http,
+        Method::DELETE,
+        &format!("{}/v1/achievements/{id}", node.url),
+        ADMIN,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Waits until the gateway's change feed holds `expected.changes()` changes, then checks that
+/// the catalogue is exactly `expected`: no change applied twice, every record at its latest
+/// version, every withdrawn one gone, nothing else searchable.
+async fn assert_exactly(http: &reqwest::Client, gateway: &GatewayProcess, expected: &Expected) {
+    let want = expected.changes();
+    let changes = poll_until(
+        &format!("the gateway applies all {want} logged entries"),
+        WITHIN,
+        || async {
+            let lines = gateway_changes(http, &gateway.url, "").await?;
+            let ids: BTreeSet<i64> = lines
+                .iter()
+                .map(|c| c["change_id"].as_i64().unwrap())
+                .collect();
+            if ids.len() >= want {
+                Ok(lines)
+            } else {
+                Err(format!(
+                    "{} changes; gateway log tail:\n{}",
+                    ids.len(),
+                    tail(&gateway.log())
+                ))
+            }
+        },
+    )
+    .await;
+    // One change per logged entry: the same (node, id, version) never applied twice.
+    let mut applied: BTreeMap<i64, (String, String, i64)> = BTreeMap::new();
+    for c in &changes {
+        applied.insert(
+            c["change_id"].as_i64().unwrap(),
+            (
+                c["node_id"].as_str().unwrap().to_owned(),
+                c["id"].as_str().unwrap().to_owned(),
+                c["version"].as_i64().unwrap(),
+            ),
+        );
+    }
+    assert_eq!(applied.len(), want, "exactly one change per logged entry");
+    let distinct: BTreeSet<&(String, String, i64)> = applied.values().collect();
+    assert_eq!(distinct.len(), want, "no entry applied twice");
+    for (node_id, logged) in &expected.logged {
+        let per_node = applied.values().filter(|(n, _, _)| n == node_id).count();
+        assert_eq!(per_node as i64, *logged, "changes of {node_id}");
+    }
+    // Every record as it is now.
+    for ((node_id, id), version) in &expected.records {
+        let (status, body) = get_json(http, &format!("{}/v1/records/{node_id}/{id}", gateway.url))
+            .await
+            .unwrap();
+        match version {
+            Some(v) => {
+                assert_eq!(status, 200, "{node_id}/{id}: {body}");
+                let source = body["sources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s["node_id"] == node_id.as_str() && s["id"] == id.as_str())
+                    .unwrap_or_else(|| panic!("{node_id}/{id} is a source: {body}"));
+                assert_eq!(source["version"], *v, "{node_id}/{id}");
+            }
+            None => assert_eq!(status, 404, "withdrawn {node_id}/{id}: {body}"),
+        }
+    }
+    // Searchable: exactly the visible records, each once (no record here is merged).
+    let (total, hits) = poll_until("the search index follows", WITHIN, || async {
+        let (total, hits) = gateway_search(http, &gateway.url, "").await?;
+        if total as usize == expected.visible() {
+            Ok((total, hits))
+        } else {
+            Err(format!("{total} hits"))
+        }
+    })
+    .await;
+    let found: BTreeSet<&str> = hits
+        .iter()
+        .map(|h| h["unified_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(found.len() as u64, total, "each entry found once");
+    let visible: BTreeSet<String> = expected
+        .records
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|((n, i), _)| format!("{n}/{i}"))
+        .collect();
+    assert_eq!(
+        found,
+        visible.iter().map(String::as_str).collect::<BTreeSet<_>>()
+    );
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// A URL where no broker listens.
+fn unreachable_broker() -> String {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("amqp://guest:guest@{}/%2f", dead.local_addr().unwrap());
+    drop(dead);
+    url
+}
+
+/// (a) The gateway is down while Yunnan publishes to the broker (its batches wait on the
+/// gateway's durable queue) and Liaoning has lost its broker (its entries wait in its outbox
+/// and on its signed feed), with revisions and withdrawals among them; when the gateway is
+/// back, Yunnan is offline (its queued batches still arrive); then everyone is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_down_and_node_offline_catch_up_exactly_on_postgres() {
+    let _broker = BROKER.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let yunnan_id = unique("prov-530000");
+    let liaoning_id = unique("prov-210000");
+    let mut yunnan = NodeProcess::start(RIX, dir.path(), node_spec(&yunnan_id, "530000"));
+    let mut liaoning = NodeProcess::start(RIX, dir.path(), node_spec(&liaoning_id, "210000"));
+    let mut gateway = GatewayProcess::start(
+        RIX,
+        dir.path(),
+        Some(fresh_postgres_database()),
+        Some(amqp_url()),
+        &[&yunnan, &liaoning],
+    );
+    let yn = achievements("530000", 0, 30);
+    let ln = achievements("210000", 0, 30);
+    let mut expected = Expected::default();
+
+    // Everyone up.
+    let yn_ids = register_approved(&http, &yunnan, "achievements", yn[..8].to_vec()).await;
+    expected.approved(&yunnan, &yn_ids);
+    let ln_ids = register_approved(&http, &liaoning, "achievements", ln[..8].to_vec()).await;
+    expected.approved(&liaoning, &ln_ids);
+    assert_exactly(&http, &gateway, &expected).await;
+
+    // The gateway is down (SIGKILL); Liaoning loses its broker.
+    gateway.kill();
+    liaoning.set_env("RIX_AMQP_URL", &unreachable_broker());
+    liaoning.restart();
+    let ids = register_approved(&http, &yunnan, "achievements", yn[8..16].to_vec()).await;
+    expected.approved(&yunnan, &ids);
+    revise(&http, &yunnan, &yn_ids[0], 1).await;
+    expected.revised(&yunnan, &yn_ids[0], 2);
+    withdraw(&http, &yunnan, &yn_ids[1]).await;
+    expected.withdrawn(&yunnan, &yn_ids[1]);
+    let ids = register_approved(&http, &liaoning, "achievements", ln[8..16].to_vec()).await;
+    expected.approved(&liaoning, &ids);
+    revise(&http, &liaoning, &ln_ids[0], 1).await;
+    expected.revised(&liaoning, &ln_ids[0], 2);
+    withdraw(&http, &liaoning, &ln_ids[1]).await;
+    expected.withdrawn(&liaoning, &ln_ids[1]);
+    // Yunnan's batches are confirmed by the broker (they wait on the gateway's queue);
+    // Liaoning's stay in its outbox.
+    wait_node_published(&http, &yunnan, expected.logged[&yunnan_id]).await;
+    wait_node_log(&http, &liaoning, expected.logged[&liaoning_id], false).await;
+
+    // Yunnan goes offline (a graceful stop), and the gateway comes back: Yunnan's batches
+    // come off the queue, Liaoning's from its feed.
+    yunnan.stop();
+    gateway.restart();
+    assert_exactly(&http, &gateway, &expected).await;
+
+    // Everyone back, and more of everything.
+    yunnan.restart();
+    liaoning.set_env("RIX_AMQP_URL", &amqp_url());
+    liaoning.restart();
+    let ids = register_approved(&http, &yunnan, "achievements", yn[16..20].to_vec()).await;
+    expected.approved(&yunnan, &ids);
+    let ids = register_approved(&http, &liaoning, "achievements", ln[16..20].to_vec()).await;
+    expected.approved(&liaoning, &ids);
+    withdraw(&http, &liaoning, &ln_ids[0]).await;
+    expected.withdrawn(&liaoning, &ln_ids[0]);
+    wait_node_published(&http, &yunnan, expected.logged[&yunnan_id]).await;
+    wait_node_published(&http, &liaoning, expected.logged[&liaoning_id]).await;
+    assert_exactly(&http, &gateway, &expected).await;
+    // Whatever a node re-sent after reconnecting was recognised, not applied again.
+    let duplicates = metric(&http, &gateway.url, "rix_gateway_batches_duplicate_total").await;
+    let (_, health) = get_json(&http, &format!("{}/healthz", gateway.url))
+        .await
+        .unwrap();
+    assert_eq!(health["backend"], "postgres", "{health}");
+    eprintln!("caught up exactly; {duplicates} duplicate batches recognised");
+}
+
+/// An order-independent picture of the catalogue as a public reader sees it: per unified
+/// entry, its kind, title and sources, and the entries it links to (each named by its
+/// sources: which node's record became an entry's id depends on arrival order).
+async fn catalogue_picture(http: &reqwest::Client, gateway: &GatewayProcess) -> BTreeSet<Entry> {
+    let (status, jsonl) = get_text(http, &format!("{}/v1/export?format=jsonl", gateway.url))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{jsonl}");
+    let mut details = BTreeMap::new();
+    for line in jsonl.lines().filter(|l| !l.is_empty()) {
+        let hit: Value = serde_json::from_str(line).unwrap();
+        let unified = hit["unified_id"].as_str().unwrap().to_owned();
+        let (status, detail) = get_json(http, &format!("{}/v1/records/{unified}", gateway.url))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{detail}");
+        details.insert(unified, detail);
+    }
+    let sources_of = |detail: &Value| {
+        let mut sources: Vec<String> = detail["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}/{}@{}{}",
+                    s["node_id"].as_str().unwrap(),
+                    s["id"].as_str().unwrap(),
+                    s["version"],
+                    if s["withdrawn"] == true {
+                        " withdrawn"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        sources.sort();
+        sources.join(" + ")
+    };
+    let names: BTreeMap<&String, String> =
+        details.iter().map(|(u, d)| (u, sources_of(d))).collect();
+    details
+        .values()
+        .map(|d| {
+            let mut links: Vec<String> = d["links"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    let id = l["unified_id"].as_str().unwrap().to_owned();
+                    names
+                        .get(&id)
+                        .cloned()
+                        .unwrap_or_else(|| format!("not exported: {id}"))
+                })
+                .collect();
+            links.sort();
+            Entry {
+                kind: d["kind"].as_str().unwrap().to_owned(),
+                title: d["record"]["title"].as_str().unwrap().to_owned(),
+                sources: sources_of(d),
+                links,
+            }
+        })
+        .collect()
+}
+
+/// One unified entry in [`catalogue_picture`].
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    kind: String,
+    title: String,
+    /// `node/id@version` of each source, sorted, joined with ` + `.
+    sources: String,
+    /// The linked entries' `sources`, sorted.
+    links: Vec<String>,
+}
+
+/// (b) The gateway's SQLite catalogue and search index are lost; the operator re-adds the trust
+/// entries and starts it again: the nodes' signed feeds rebuild the same catalogue — merged
+/// entries with the same sources, the same links, revisions and withdrawals, the same counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wiped_gateway_rebuilds_the_same_catalogue_from_the_signed_feeds() {
+    let _broker = BROKER.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let most_id = unique("most");
+    let yunnan_id = unique("prov-530000");
+    let most = NodeProcess::start(RIX, dir.path(), node_spec(&most_id, "348"));
+    let yunnan = NodeProcess::start(RIX, dir.path(), node_spec(&yunnan_id, "530000"));
+    let mut gateway =
+        GatewayProcess::start(RIX, dir.path(), None, Some(amqp_url()), &[&most, &yunnan]);
+
+    // The ministry registers 3 funded projects and 6 results of them; Yunnan registers 4 of
+    // the same results (merged) and 5 of its own; one result is revised, one withdrawn.
+    let shared = SampleGenerator::new(SampleConfig::default());
+    let public = |v: Value| {
+        let mut v = as_submission(v);
+        v["secrecy"] = json!({"level": "public"});
+        v
+    };
+    let projects: Vec<Value> = (0..3)
+        .map(|i| public(serde_json::to_value(shared.shared_project(i)).unwrap()))
+        .collect();
+    let results: Vec<Value> = (0..6)
+        .map(|i| public(serde_json::to_value(shared.shared_achievement(i)).unwrap()))
+        .collect();
+    let mut logged = 0;
+    logged += register_approved(&http, &most, "projects", projects)
+        .await
+        .len();
+    let most_results = register_approved(&http, &most, "achievements", results.clone()).await;
+    logged += most_results.len();
+    logged += register_approved(&http, &yunnan, "achievements", results[..4].to_vec())
+        .await
+        .len();
+    let own = register_approved(&http, &yunnan, "achievements", achievements("530000", 0, 5)).await;
+    logged += own.len();
+    revise(&http, &yunnan, &own[0], 1).await;
+    withdraw(&http, &yunnan, &own[1]).await;
+    withdraw(&http, &most, &most_results[5]).await;
+    logged += 3;
+
+    let visible = 3 + 6 - 1 + 5 - 1;
+    let before = wait_caught_up(&http, &gateway, logged, visible).await;
+    let picture = catalogue_picture(&http, &gateway).await;
+    assert_eq!(picture.len(), visible, "{picture:#?}");
+    assert_eq!(
+        picture.iter().filter(|e| e.sources.contains(" + ")).count(),
+        4,
+        "4 results merged from two nodes: {picture:#?}"
+    );
+    assert!(
+        picture.iter().any(|e| e.title.ends_with("（修订版）")),
+        "the revision: {picture:#?}"
+    );
+    assert!(
+        picture.iter().any(|e| !e.links.is_empty()),
+        "results linked to projects: {picture:#?}"
+    );
+
+    // Lost: the catalogue (with its trust store) and the search index.
+    gateway.kill();
+    for file in ["catalogue.db", "catalogue.db-wal", "catalogue.db-shm"] {
+        let _ = std::fs::remove_file(gateway.data_dir.join(file));
+    }
+    std::fs::remove_dir_all(gateway.data_dir.join("search")).unwrap();
+    assert!(!gateway.data_dir.join("catalogue.db").exists());
+    gateway.trust(&most);
+    gateway.trust(&yunnan);
+    gateway.restart();
+
+    let after = wait_caught_up(&http, &gateway, logged, visible).await;
+    assert_eq!(after, before, "the same change count and search total");
+    let rebuilt = catalogue_picture(&http, &gateway).await;
+    assert_eq!(rebuilt, picture, "the same catalogue");
+    // Rebuilt from the signed feeds (the nodes published nothing new since).
+    assert!(
+        metric(
+            &http,
+            &gateway.url,
+            "rix_gateway_batches_applied_total{transport=\"feed\"}"
+        )
+        .await
+            > 0.0
+    );
+}
+
+/// Waits until the gateway's change feed holds `changes` changes (checked exact) and search
+/// finds `visible` entries; returns both counts.
+async fn wait_caught_up(
+    http: &reqwest::Client,
+    gateway: &GatewayProcess,
+    changes: usize,
+    visible: usize,
+) -> (usize, u64) {
+    let counts = poll_until(
+        &format!("{changes} changes and {visible} searchable entries"),
+        WITHIN,
+        || async {
+            let lines = gateway_changes(http, &gateway.url, "").await?;
+            let ids: BTreeSet<i64> = lines
+                .iter()
+                .map(|c| c["change_id"].as_i64().unwrap())
+                .collect();
+            let (total, _) = gateway_search(http, &gateway.url, "limit=1").await?;
+            if ids.len() >= changes && total as usize == visible {
+                Ok((ids.len(), total))
+            } else {
+                Err(format!(
+                    "{} changes, {total} searchable; gateway log tail:\n{}",
+                    ids.len(),
+                    tail(&gateway.log())
+                ))
+            }
+        },
+    )
+    .await;
+    assert_eq!(counts.0, changes, "no entry applied twice");
+    counts
+}
+
+/// (c) RabbitMQ is stopped and started again while a node approves one record after another
+/// and the gateway consumes them. The gateway polls feeds only once a minute here, so the
+/// broker stays its live path: it must reconnect, and anything the outage cost must come back
+/// through the node's re-sends and the gateway's gap fill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_while_the_gateway_consumes_loses_and_duplicates_nothing() {
+    let _broker = BROKER.write().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let node_id = unique("prov-530000");
+    let node = NodeProcess::start(
+        RIX,
+        dir.path(),
+        NodeSpec {
+            max_entries: 5,
+            linger_ms: 5,
+            ..node_spec(&node_id, "530000")
+        },
+    );
+    let gateway = GatewayProcess::start_with(
+        RIX,
+        dir.path(),
+        GatewaySpec {
+            amqp_url: Some(amqp_url()),
+            pull_interval_ms: Some(60_000),
+            ..GatewaySpec::default()
+        },
+        &[&node],
+    );
+    let docs = achievements("530000", 0, 60);
+    let mut expected = Expected::default();
+    let ids = register_approved(&http, &node, "achievements", docs[..20].to_vec()).await;
+    expected.approved(&node, &ids);
+    assert_exactly(&http, &gateway, &expected).await;
+    assert!(
+        metric(
+            &http,
+            &gateway.url,
+            "rix_gateway_batches_applied_total{transport=\"amqp\"}"
+        )
+        .await
+            > 0.0,
+        "the gateway consumes from the broker"
+    );
+
+    // Submitted now, approved one by one below, across the outage.
+    let (status, body) = call(
+        &http,
+        Method::POST,
+        &format!("{}/v1/achievements/batch", node.url),
+        ADMIN,
+        Some(&Value::Array(docs[20..50].to_vec())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let streamed: Vec<String> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    let approving = {
+        let http = http.clone();
+        let base = node.url.clone();
+        let ids = streamed.clone();
+        tokio::spawn(async move {
+            for id in ids {
+                let (status, body) = call(
+                    &http,
+                    Method::POST,
+                    &format!("{base}/v1/achievements/{id}/approve"),
+                    REVIEWER,
+                    Some(&json!({})),
+                )
+                .await
+                .unwrap();
+                assert_eq!(status, 200, "{body}");
+                // Paced, so that the stream spans the outage.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rabbitmqctl(&["stop_app"]);
+    // A short outage: other people's tests share this broker.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rabbitmqctl(&["start_app"]);
+    rabbitmqctl(&["await_startup"]);
+    approving.await.unwrap();
+    expected.approved(&node, &streamed);
+    let ids = register_approved(&http, &node, "achievements", docs[50..].to_vec()).await;
+    expected.approved(&node, &ids);
+    wait_node_published(&http, &node, expected.logged[&node_id]).await;
+
+    assert_exactly(&http, &gateway, &expected).await;
+    poll_until("the gateway consumes again", WITHIN, || async {
+        let connected = metric(&http, &gateway.url, "rix_gateway_broker_connected").await;
+        let reconnects = metric(&http, &gateway.url, "rix_gateway_broker_reconnects_total").await;
+        if connected == 1.0 && reconnects >= 1.0 {
+            Ok(())
+        } else {
+            Err(format!("connected {connected}, reconnects {reconnects}"))
+        }
+    })
+    .await;
+}
