@@ -190,11 +190,22 @@ pub async fn register(
             .await
             .with_context(|| format!("submitting to {url} (is the node running?)"))?;
         if !response.status().is_success() {
-            return Err(refused(
+            let error = refused(
                 &format!("submitting {} {coll} to {url}", chunk.len()),
                 response,
             )
-            .await);
+            .await;
+            // The usual first stumble: a submitter token and records of other institutions.
+            if error
+                .to_string()
+                .contains("must be one of the record's institutions")
+            {
+                return Err(error.context(
+                    "a submitter token registers only its own institution's records: name it in \
+                     every record (rix loadgen --institution USCC), or submit with an admin token",
+                ));
+            }
+            return Err(error);
         }
         let reply: Value = response.json().await.context("reading the submit reply")?;
         let ids: Vec<String> = reply["items"]
