@@ -282,13 +282,15 @@ fn int_param(
 /// `GET /v1/changes?after=&limit=&kind=&node=`: every change the consumer may see, in order,
 /// as JSON Lines. A change shows the entry as it is now: `upsert` with the visible record, or
 /// `remove` when it is withdrawn everywhere or not visible to this consumer — so a ministry
-/// that follows the feed from 0 ends with exactly the catalogue it may see.
+/// that follows the feed from 0 ends with exactly the catalogue it may see. A change that
+/// moved a record from one entry to another gives two lines with the same `change_id`: the
+/// entry it left first, then the one it joined; `limit` counts changes, not lines.
 #[utoipa::path(get, path = "/v1/changes",
     params(("after" = Option<i64>, Query, description = "last change id already held (default 0)"),
            ("limit" = Option<i64>, Query, description = "1–10000, default 1000"),
            ("kind" = Option<String>, Query, description = "achievement or funded_project"),
            ("node" = Option<String>, Query, description = "only changes published by this node")),
-    responses((status = 200, content_type = "application/x-ndjson", description = "one change per line: `{change_id, op: upsert|remove, unified_id, kind, node_id, id, version, record?}`; header X-Rix-Next-After"),
+    responses((status = 200, content_type = "application/x-ndjson", description = "one line per entry a change touched (two when a record moved between entries): `{change_id, op: upsert|remove, unified_id, kind, node_id, id, version, record?}`; header X-Rix-Next-After"),
               (status = 400, description = "bad parameter, named in errors[].pointer", content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
 pub async fn changes(
@@ -320,33 +322,36 @@ pub async fn changes(
             if page.is_empty() {
                 break;
             }
-            for (change_id, node_id, id, change_kind, version, _op, unified_id) in page {
-                cursor = change_id;
-                if kind.is_some_and(|k| k.as_str() != change_kind)
-                    || node.as_deref().is_some_and(|n| n != node_id)
+            for change in page {
+                cursor = change.change_id;
+                if kind.is_some_and(|k| k.as_str() != change.kind)
+                    || node.as_deref().is_some_and(|n| n != change.node_id)
                 {
                     continue;
                 }
-                let current = catalogue::unified(&mut conn, &unified_id)?;
-                let view = current.as_ref().and_then(|u| {
-                    let k = kind_of(&u.kind)?;
-                    u.record
-                        .as_ref()
-                        .and_then(|r| AccessFilter::view(k, r, entitlements))
-                });
-                let line = match view {
-                    Some(record) => json!({
-                        "change_id": change_id, "op": "upsert", "unified_id": unified_id,
-                        "kind": change_kind, "node_id": node_id, "id": id, "version": version,
-                        "record": record,
-                    }),
-                    None => json!({
-                        "change_id": change_id, "op": "remove", "unified_id": unified_id,
-                        "kind": change_kind, "node_id": node_id, "id": id, "version": version,
-                    }),
-                };
-                out.extend_from_slice(line.to_string().as_bytes());
-                out.push(b'\n');
+                // A change that moved the record names the entry it left too: that entry lost
+                // a source (and maybe its content), so the follower hears about both.
+                for unified_id in change.entries() {
+                    let current = catalogue::unified(&mut conn, unified_id)?;
+                    let view = current.as_ref().and_then(|u| {
+                        let k = kind_of(&u.kind)?;
+                        u.record
+                            .as_ref()
+                            .and_then(|r| AccessFilter::view(k, r, entitlements))
+                    });
+                    let mut line = json!({
+                        "change_id": change.change_id,
+                        "op": if view.is_some() { "upsert" } else { "remove" },
+                        "unified_id": unified_id,
+                        "kind": change.kind, "node_id": change.node_id, "id": change.id,
+                        "version": change.version,
+                    });
+                    if let Some(record) = view {
+                        line["record"] = record;
+                    }
+                    out.extend_from_slice(line.to_string().as_bytes());
+                    out.push(b'\n');
+                }
                 emitted += 1;
                 if emitted >= limit {
                     break;
@@ -425,6 +430,7 @@ pub fn search_query(query: &HashMap<String, String>) -> Result<SearchQuery, ApiE
         },
         limit: number("limit")?.map_or(crate::search::DEFAULT_LIMIT, |l| l as usize),
         cursor: text("cursor"),
+        facets: true,
     })
 }
 
@@ -615,6 +621,7 @@ pub async fn export(
     let mut q = search_query(&query)?;
     q.limit = crate::search::MAX_LIMIT;
     q.cursor = None;
+    q.facets = false;
     // Refuse bad parameters before the first byte is sent.
     let st = state.clone();
     let entitlements = who.entitlements;

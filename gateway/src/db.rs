@@ -132,6 +132,7 @@ pub mod schema {
             op -> Text,
             unified_id -> Text,
             at -> Text,
+            moved_from -> Nullable<Text>,
         }
     }
 

@@ -88,7 +88,7 @@ use tantivy::{
     SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
 
-use crate::catalogue::{self, Unified};
+use crate::catalogue::{self, ChangeRow, Unified};
 use crate::db::{Db, DbConn, StoreError};
 
 /// The view every indexed byte comes from: internal records' public fields. Never commercial,
@@ -99,8 +99,16 @@ pub const INDEX_VIEW: Entitlements = Entitlements {
     personal: false,
 };
 
-/// Changes read (and committed) per page of [`SearchIndex::sync`].
+/// Changes read per page of [`SearchIndex::sync`].
 pub const SYNC_PAGE: i64 = 10_000;
+
+/// Changes indexed between two commits while catching up. Each commit closes the segments
+/// in progress; committing every 10,000 changes made a 1,000,000-record rebuild write ~200
+/// small segments and spend a fifth of its time merging them.
+pub const COMMIT_CHANGES: u64 = 200_000;
+
+/// Entries read from the catalogue per round of statements while syncing.
+const SYNC_READ: usize = 400;
 
 /// Most items one page may ask for.
 pub const MAX_LIMIT: usize = 100;
@@ -114,7 +122,7 @@ const MAX_QUERY_TERMS: usize = 32;
 
 /// Bumped whenever the schema or the tokenizers change: an index of another format must be
 /// rebuilt, and opening one says so instead of answering wrongly.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 const GRAMS_TOKENIZER: &str = "rix_grams";
 const WORDS_TOKENIZER: &str = "rix_jieba";
@@ -223,6 +231,10 @@ pub struct SearchQuery {
     pub limit: usize,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Count the facets (the default). An export walking every page turns it off: the facets
+    /// of a page cost a pass over every match, which it would pay once per page.
+    #[serde(skip)]
+    pub facets: bool,
 }
 
 impl Default for SearchQuery {
@@ -242,6 +254,7 @@ impl Default for SearchQuery {
             sort: Sort::Relevance,
             limit: DEFAULT_LIMIT,
             cursor: None,
+            facets: true,
         }
     }
 }
@@ -504,8 +517,16 @@ impl Tokenizer for GramsTokenizer {
 
 /// Jieba in search mode, keeping only tokens with a letter or digit, lower-cased: the words
 /// that score a match.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct WordsTokenizer(tantivy_jieba::JiebaTokenizer);
+
+impl Default for WordsTokenizer {
+    /// Without jieba's HMM guesses at unknown words: the grams field already finds every
+    /// substring, the words only rank, and the HMM cost 6 % of the index build.
+    fn default() -> Self {
+        WordsTokenizer(tantivy_jieba::JiebaTokenizer::with_hmm(false))
+    }
+}
 
 /// [`WordsTokenizer`]'s stream.
 struct WordsTokenStream<'a>(tantivy_jieba::JiebaTokenStream<'a>);
@@ -926,16 +947,9 @@ impl EntryDoc {
         Some(doc)
     }
 
-    fn to_document(
-        &self,
-        f: &Fields,
-        uid: &str,
-        kind: RecordKind,
-        u: &Unified,
-        key: u64,
-    ) -> TantivyDocument {
+    fn to_document(&self, f: &Fields, kind: RecordKind, u: &Unified, key: u64) -> TantivyDocument {
         let mut d = TantivyDocument::new();
-        d.add_text(f.uid, uid);
+        d.add_text(f.uid, &u.unified_id);
         d.add_text(f.kind, kind.as_str());
         d.add_text(f.secrecy, self.secrecy);
         d.add_u64(f.key, key);
@@ -1026,24 +1040,87 @@ impl EntryDoc {
     }
 }
 
+/// What the index makes searchable and filterable of one record, as plain values: for loading
+/// exactly the same text and facet values into another engine (`rix bench search` compares
+/// PostgreSQL and SQLite FTS5 with this index on the same data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Searchable {
+    /// `public` or `internal`.
+    pub secrecy: &'static str,
+    /// Every searched text (title, abstract, keywords, institutions, people, numbers), one
+    /// per line.
+    pub text: String,
+    /// Province code (`530000`).
+    pub region: Option<String>,
+    /// Technology field.
+    pub field: Option<String>,
+    /// Category.
+    pub category: Option<String>,
+    /// Programs (funding programs of an achievement, the program of a project).
+    pub programs: Vec<String>,
+    /// Technology readiness level.
+    pub trl: Option<u64>,
+    /// Year (registration, or research end; a project's start).
+    pub year: Option<u64>,
+    /// Transfer modes.
+    pub transfer_modes: Vec<String>,
+}
+
+/// What the index holds of `view` (a record of `kind` as one consumer sees it), or `None` if
+/// it would not be indexed at all (classified).
+pub fn searchable(kind: RecordKind, view: &Value) -> Option<Searchable> {
+    let d = EntryDoc::from_view(kind, view)?;
+    let mut text = d.title.clone();
+    for part in d
+        .abstract_text
+        .iter()
+        .chain(&d.keywords)
+        .chain(&d.institutions)
+        .chain(&d.people)
+        .chain(&d.numbers)
+    {
+        text.push('\n');
+        text.push_str(part);
+    }
+    Some(Searchable {
+        secrecy: d.secrecy,
+        text,
+        region: d.region,
+        field: d.field,
+        category: d.category,
+        programs: d.programs.into_iter().collect(),
+        trl: d.trl,
+        year: d.date.map(|(_, y)| y),
+        transfer_modes: d.transfer_modes.into_iter().collect(),
+    })
+}
+
 /// The ordering key of an entry: the change id that first stored the record the unified id
 /// names. Unique (one record, one first change) and stable (rebuilds keep it), so it breaks
 /// every tie between equal scores or dates. An entry whose naming record is missing — which
 /// the catalogue never produces — gets a hash in the upper half, away from change ids.
-fn entry_key(conn: &mut DbConn, uid: &str) -> Result<u64, StoreError> {
+fn entry_key(conn: &mut DbConn, u: &Unified) -> Result<u64, StoreError> {
     use crate::db::schema::records;
-    let first: Option<i64> = match uid.split_once('/') {
-        Some((node, id)) => records::table
+    let Some((node, id)) = u.unified_id.split_once('/') else {
+        return Ok(hashed_key(&u.unified_id));
+    };
+    // The naming record is nearly always one of the entry's sources.
+    let first = match u.sources.iter().find(|s| s.node_id == node && s.id == id) {
+        Some(s) => Some(s.first_change),
+        None => records::table
             .find((node, id))
             .select(records::first_change)
             .first(conn)
             .optional()?,
-        None => None,
     };
     Ok(match first {
         Some(c) if c >= 0 => c as u64,
-        _ => (1 << 63) | (fnv1a(uid.as_bytes()) >> 1),
+        _ => hashed_key(&u.unified_id),
     })
+}
+
+fn hashed_key(uid: &str) -> u64 {
+    (1 << 63) | (fnv1a(uid.as_bytes()) >> 1)
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -1135,7 +1212,7 @@ impl SearchIndex {
         } else {
             Index::create(directory, schema, tantivy::IndexSettings::default())?
         };
-        SearchIndex::with_index(index, fields, 2, 128 << 20)
+        SearchIndex::with_index(index, fields, 2, 256 << 20)
     }
 
     /// An index in memory (tests, tools): empty, cursor 0, gone when dropped.
@@ -1155,7 +1232,9 @@ impl SearchIndex {
             .register(GRAMS_TOKENIZER, TextAnalyzer::from(GramsTokenizer));
         index.tokenizers().register(
             WORDS_TOKENIZER,
-            TextAnalyzer::from(WordsTokenizer(tantivy_jieba::JiebaTokenizer::new())),
+            // Without jieba's HMM guesses at unknown words: the grams field already finds every
+            // substring, the words only rank, and the HMM cost 6 % of the index build.
+            TextAnalyzer::from(WordsTokenizer::default()),
         );
         let cursor = committed_cursor(&index);
         let writer = index.writer_with_num_threads(threads, memory)?;
@@ -1198,17 +1277,18 @@ impl SearchIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// Brings the index up to date with the catalogue's change stream, one commit per page of
-    /// [`SYNC_PAGE`] changes, each commit recording its cursor. On failure the page in progress
-    /// is rolled back; the next call starts again from the last commit.
+    /// Brings the index up to date with the catalogue's change stream, reading pages of
+    /// [`SYNC_PAGE`] changes and committing every [`COMMIT_CHANGES`] changes and at the end,
+    /// each commit recording its cursor. On failure what was not committed is rolled back; the
+    /// next call starts again from the last commit.
     pub fn sync(&self, db: &Db) -> Result<SyncReport, SearchError> {
         let mut state = self.writer();
         self.sync_locked(&mut state, db, false)
     }
 
     /// Drops every document and indexes the whole catalogue again from change 0 (`rix gateway
-    /// reindex`). Searches see the old documents until the first page commits, then the new
-    /// ones page by page; on failure the old index stays as it was.
+    /// reindex`). Searches see the old documents until the first commit, then the new ones
+    /// commit by commit; on failure the old index stays as it was.
     pub fn rebuild(&self, db: &Db) -> Result<SyncReport, SearchError> {
         let mut state = self.writer();
         state.writer.delete_all_documents()?;
@@ -1242,48 +1322,57 @@ impl SearchIndex {
             cursor: state.cursor,
             ..SyncReport::default()
         };
+        let mut read = state.cursor;
+        let mut uncommitted = 0u64;
         loop {
             let mut conn = db.conn()?;
-            let rows = catalogue::changes_after(&mut conn, state.cursor, SYNC_PAGE)?;
-            let Some(last) = rows.last().map(|r| r.0) else {
-                if force_commit {
-                    self.commit(state, state.cursor)?;
+            let rows = catalogue::changes_after(&mut conn, read, SYNC_PAGE)?;
+            let Some(last) = rows.last().map(|r| r.change_id) else {
+                if force_commit || uncommitted > 0 {
+                    self.commit(state, read)?;
                     report.commits += 1;
                 }
                 break;
             };
-            // Every entry a change names, and every entry the changed record was in before (a
-            // revision can move a record to another entry; the old one must lose it).
-            let mut uids: BTreeSet<String> = rows.iter().map(|r| r.6.clone()).collect();
-            let searcher = self.reader.searcher();
-            for r in &rows {
-                let source = format!("{}/{}", r.1, r.2);
-                for uid in self.uids_with_source(&searcher, &source)? {
-                    uids.insert(uid);
-                }
-            }
-            for uid in &uids {
-                state
-                    .writer
-                    .delete_term(Term::from_field_text(self.fields.uid, uid));
-                match self.document(&mut conn, uid)? {
-                    Some(doc) => {
-                        state.writer.add_document(doc)?;
-                        report.indexed += 1;
+            // Every entry a change names: the one the record is in, and the one it left.
+            let uids: BTreeSet<&str> = rows.iter().flat_map(ChangeRow::entries).collect();
+            let uids: Vec<&str> = uids.into_iter().collect();
+            for chunk in uids.chunks(SYNC_READ) {
+                let mut entries = catalogue::unified_many(&mut conn, chunk)?;
+                for uid in chunk {
+                    // Deletes reach every document added before them, committed or not.
+                    state
+                        .writer
+                        .delete_term(Term::from_field_text(self.fields.uid, uid));
+                    let doc = match entries.remove(*uid) {
+                        Some(u) => self.document(&mut conn, u)?,
+                        None => None,
+                    };
+                    match doc {
+                        Some(doc) => {
+                            state.writer.add_document(doc)?;
+                            report.indexed += 1;
+                        }
+                        None => report.removed += 1,
                     }
-                    None => report.removed += 1,
                 }
             }
             drop(conn);
-            self.commit(state, last)?;
-            force_commit = false;
-            report.commits += 1;
+            read = last;
+            uncommitted += rows.len() as u64;
             report.changes += rows.len() as u64;
-            report.cursor = last;
-            if (rows.len() as i64) < SYNC_PAGE {
+            let caught_up = (rows.len() as i64) < SYNC_PAGE;
+            if caught_up || uncommitted >= COMMIT_CHANGES {
+                self.commit(state, last)?;
+                force_commit = false;
+                uncommitted = 0;
+                report.commits += 1;
+            }
+            if caught_up {
                 break;
             }
         }
+        report.cursor = state.cursor;
         Ok(report)
     }
 
@@ -1302,64 +1391,25 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Unified ids of the committed documents that list `source` (`node/id`).
-    fn uids_with_source(
-        &self,
-        searcher: &Searcher,
-        source: &str,
-    ) -> Result<Vec<String>, SearchError> {
-        let term = Term::from_field_text(self.fields.source, source);
-        let mut out = Vec::new();
-        for segment in searcher.segment_readers() {
-            let inverted = segment.inverted_index(self.fields.source)?;
-            let Some(mut postings) = inverted
-                .read_postings(&term, IndexRecordOption::Basic)
-                .map_err(tantivy::TantivyError::from)?
-            else {
-                continue;
-            };
-            let Some(uids) = segment.fast_fields().str("uid")? else {
-                continue;
-            };
-            let alive = segment.alive_bitset();
-            let mut doc = tantivy::DocSet::doc(&postings);
-            while doc != tantivy::TERMINATED {
-                if alive.is_none_or(|a| a.is_alive(doc)) {
-                    for ord in uids.term_ords(doc) {
-                        let mut uid = String::new();
-                        uids.ord_to_str(ord, &mut uid)
-                            .map_err(tantivy::TantivyError::from)?;
-                        out.push(uid);
-                    }
-                }
-                doc = tantivy::DocSet::advance(&mut postings);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The document of entry `uid` as the catalogue holds it now, or `None` if nothing of it
+    /// The document of entry `u` as the catalogue holds it now, or `None` if nothing of it
     /// may be indexed (every source withdrawn, or no visible record).
     fn document(
         &self,
         conn: &mut DbConn,
-        uid: &str,
+        mut u: Unified,
     ) -> Result<Option<TantivyDocument>, SearchError> {
-        let Some(u) = catalogue::unified(conn, uid)? else {
-            return Ok(None);
-        };
-        let (Some(record), Ok(kind)) = (&u.record, u.kind.parse::<RecordKind>()) else {
+        let (Some(record), Ok(kind)) = (u.record.take(), u.kind.parse::<RecordKind>()) else {
             return Ok(None);
         };
         // THE access filter, at the one entitlement the index is built for.
-        let Some(view) = sensitivity::redact(kind, record, INDEX_VIEW) else {
+        let Some(view) = sensitivity::redact_owned(kind, record, INDEX_VIEW) else {
             return Ok(None);
         };
         let Some(entry) = EntryDoc::from_view(kind, &view) else {
             return Ok(None);
         };
-        let key = entry_key(conn, uid)?;
-        Ok(Some(entry.to_document(&self.fields, uid, kind, &u, key)))
+        let key = entry_key(conn, &u)?;
+        Ok(Some(entry.to_document(&self.fields, kind, &u, key)))
     }
 
     /// Runs `query` for a caller with `entitlements`: one page of results, the exact total and
@@ -1377,6 +1427,7 @@ impl SearchIndex {
             after: plan.after,
             limit: plan.limit,
             scored: !plan.terms.is_empty(),
+            facets: query.facets,
         };
         let mut fruit = searcher.search(tantivy_query.as_ref(), &collector)?;
         // One more than a page was kept: if it is there, another page follows.
@@ -1840,6 +1891,8 @@ struct PageCollector {
     limit: usize,
     /// The query has text terms, so matches have scores.
     scored: bool,
+    /// Count facets (else only the total and the page).
+    facets: bool,
 }
 
 /// Facet counts of one segment (or, merged, of all), indexed like the parts of [`Packed`].
@@ -1963,6 +2016,7 @@ struct PageSegmentCollector {
     sort: Sort,
     after: Option<Rank>,
     keep: usize,
+    facets_wanted: bool,
     key: Arc<dyn ColumnValues<u64>>,
     date: Arc<dyn ColumnValues<u64>>,
     year: Arc<dyn ColumnValues<u64>>,
@@ -2003,6 +2057,7 @@ impl PageSegmentCollector {
             sort: c.sort,
             after: c.after,
             keep: c.limit + 1,
+            facets_wanted: c.facets,
             key: dense("key")?,
             date: dense("date")?,
             year: dense("year")?,
@@ -2040,7 +2095,9 @@ impl PageSegmentCollector {
             return;
         }
         self.total += n as u64;
-        self.count_facets();
+        if self.facets_wanted {
+            self.count_facets();
+        }
         self.offer_candidates();
         self.docs.clear();
         self.scores.clear();

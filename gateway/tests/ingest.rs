@@ -324,7 +324,7 @@ fn duplicates_reordering_and_old_versions_change_nothing(backend: Backend) {
     let ids: Vec<i64> = catalogue::changes_after(&mut conn, 0, 100)
         .unwrap()
         .into_iter()
-        .map(|c| c.0)
+        .map(|c| c.change_id)
         .collect();
     assert_eq!(ids, vec![1, 2, 3, 4]);
 }

@@ -1233,8 +1233,8 @@ fn withdrawn_entry_leaves_the_index_after_sync_and_a_merged_one_stays_while_a_so
     assert_eq!((idle.changes, idle.commits), (0, 0));
 }
 
-#[test]
-fn a_record_that_moves_to_another_entry_leaves_its_old_one() {
+#[actix_web::test]
+async fn a_record_that_moves_to_another_entry_leaves_its_old_one() {
     let gw = gateway();
     let sample = SampleGenerator::new(SampleConfig {
         share_internal: 0.0,
@@ -1283,6 +1283,48 @@ fn a_record_that_moves_to_another_entry_leaves_its_old_one() {
         ..SearchQuery::default()
     };
     assert_eq!(uids(&every_page(&index, &by_node, INTERNAL).1), uids(&all));
+    drop(conn);
+
+    // A ministry following the change feed hears that y's old entry lost it.
+    let app = actix_web::test::init_service(
+        actix_web::App::new()
+            .app_data(actix_web::web::Data::new(rix_gateway::api::ReadState {
+                db: gw.db.clone(),
+                access: rix_gateway::access::AccessFilter::new(gw.db.clone()),
+                search: std::sync::Arc::new(index),
+            }))
+            .configure(rix_gateway::api::configure),
+    )
+    .await;
+    let body = actix_web::test::call_and_read_body(
+        &app,
+        actix_web::test::TestRequest::get()
+            .uri("/v1/changes?after=0")
+            .to_request(),
+    )
+    .await;
+    let mut followed: BTreeSet<String> = BTreeSet::new();
+    let mut lines = Vec::new();
+    for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let change: Value = serde_json::from_slice(line).unwrap();
+        let uid = change["unified_id"].as_str().unwrap().to_owned();
+        lines.push((change["change_id"].as_i64().unwrap(), uid.clone()));
+        match change["op"].as_str().unwrap() {
+            "upsert" => followed.insert(uid),
+            _ => followed.remove(&uid),
+        };
+    }
+    assert_eq!(followed, BTreeSet::from(["prov-530000/x".to_owned()]));
+    // The move is one change in two lines: the entry left, then the entry joined.
+    assert_eq!(
+        lines,
+        vec![
+            (1, "prov-530000/x".to_owned()),
+            (2, "prov-210000/y".to_owned()),
+            (3, "prov-210000/y".to_owned()),
+            (3, "prov-530000/x".to_owned()),
+        ]
+    );
 }
 
 /// One query's answer: the total, each item with what it shows, and the facets.
