@@ -33,8 +33,11 @@
 //!   positions (runs are separated by a position gap, so a phrase never spans two runs), a
 //!   single character matches the grams that contain it. A Chinese term therefore matches
 //!   exactly the documents whose text contains it as a substring.
-//! - `title` and `body`: jieba (`tantivy-jieba`, search mode, lower-cased) — *scoring* only:
-//!   the query's jieba words add a BM25 bonus, title words weighing more. Jieba's search mode
+//! - `title` and `body`: jieba (`tantivy-jieba`, search mode, no HMM, lower-cased) — *scoring*
+//!   only: the query's jieba words add a BM25 bonus, title words weighing more. `body` holds
+//!   keywords, institutions, people and numbers but not the abstract: the abstract is the bulk
+//!   of the text, already scored through the `grams` phrase that must match, and leaving it to
+//!   `grams` cut a 1,000,000-record rebuild from 58 s to 48 s. Jieba's search mode
 //!   alone does not guarantee recall: it emits only the dictionary sub-words of a word it cut,
 //!   and a two-character word across one of its cut points is never emitted (the company
 //!   name `玉溪恒通信息科技` cuts as `恒通/信息`, so `通信` would be missed there); a unit test
@@ -122,7 +125,7 @@ const MAX_QUERY_TERMS: usize = 32;
 
 /// Bumped whenever the schema or the tokenizers change: an index of another format must be
 /// rebuilt, and opening one says so instead of answering wrongly.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 const GRAMS_TOKENIZER: &str = "rix_grams";
 const WORDS_TOKENIZER: &str = "rix_jieba";
@@ -1031,7 +1034,10 @@ impl EntryDoc {
             grams.push_str(text);
             grams.push('\n');
             if let Some(field) = field {
-                d.add_text(f.body, text);
+                // The abstract is scored through `grams` only (see the module doc).
+                if field != f.hl_abstract {
+                    d.add_text(f.body, text);
+                }
                 d.add_text(field, text);
             }
         }
