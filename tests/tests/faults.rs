@@ -6,7 +6,9 @@
 //!   PostgreSQL);
 //! - the gateway's SQLite catalogue and search index are wiped and rebuilt from the nodes'
 //!   signed feeds alone: the same unified entries, sources, links and counts;
-//! - RabbitMQ restarted while the gateway consumes a stream of approvals.
+//! - RabbitMQ restarted while the gateway consumes a stream of approvals;
+//! - a node SIGKILLed mid-publish and restarted on the same data dir, while the gateway
+//!   consumes its queue and polls its feed.
 //!
 //! The broker restart stops RabbitMQ for everyone: it runs alone (the other scenarios of this
 //! file wait for it, and it for them), and keeps the outage to a few seconds.
@@ -626,4 +628,163 @@ async fn broker_restart_while_the_gateway_consumes_loses_and_duplicates_nothing(
         }
     })
     .await;
+}
+
+/// (d) A node is SIGKILLed while it publishes a stream of approvals (some batches confirmed by
+/// the broker, one sealed but not yet confirmed, the rest of the stream not yet approved), and
+/// restarted on the same data dir; more is approved, revised and withdrawn after the restart.
+/// The gateway (consuming the broker, with the node's feed trusted too) ends up with every
+/// approved record once, at its latest version: whatever the node re-sent after the restart
+/// is recognised, whatever it had not sent arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sigkilled_mid_publish_and_restarted_is_counted_exactly() {
+    let _broker = BROKER.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let node_id = unique("prov-530000");
+    let mut node = NodeProcess::start(
+        RIX,
+        dir.path(),
+        NodeSpec {
+            max_entries: 5,
+            linger_ms: 20,
+            ..node_spec(&node_id, "530000")
+        },
+    );
+    let gateway = GatewayProcess::start(RIX, dir.path(), None, Some(amqp_url()), &[&node]);
+    let docs = achievements("530000", 0, 60);
+    let mut expected = Expected::default();
+    let before = register_approved(&http, &node, "achievements", docs[..10].to_vec()).await;
+    expected.approved(&node, &before);
+    assert_exactly(&http, &gateway, &expected).await;
+    let base = expected.logged[&node_id];
+
+    // Submitted now, approved one by one while the node publishes them; the kill cuts the
+    // stream off.
+    let (status, body) = call(
+        &http,
+        Method::POST,
+        &format!("{}/v1/achievements/batch", node.url),
+        ADMIN,
+        Some(&Value::Array(docs[10..50].to_vec())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let streamed: Vec<String> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    let approving = {
+        let http = http.clone();
+        let base_url = node.url.clone();
+        let ids = streamed.clone();
+        tokio::spawn(async move {
+            let mut done = 0;
+            for id in ids {
+                match call(
+                    &http,
+                    Method::POST,
+                    &format!("{base_url}/v1/achievements/{id}/approve"),
+                    REVIEWER,
+                    Some(&json!({})),
+                )
+                .await
+                {
+                    Ok((200, _)) => done += 1,
+                    Ok((status, body)) => panic!("approve {id}: {status} {body}"),
+                    Err(_) => break, // cut off by the kill
+                }
+                // Paced, so that the stream is still running when the kill lands.
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            done
+        })
+    };
+    // Kill once some of the new entries are confirmed by the broker while others are not yet:
+    // the node is mid-publish. Best with a batch sealed but not yet confirmed (re-sent after
+    // the restart, the same bytes); failing that, later in the stream, with entries waiting
+    // to be sealed. (Polled closely: each entry waits at most a linger and a confirm.)
+    let health_url = format!("{}/healthz", node.url);
+    let at_kill = loop {
+        assert!(
+            !approving.is_finished(),
+            "the stream ended before the node was seen mid-publish; node log:\n{}",
+            tail(&node.log())
+        );
+        let (_, h) = get_json(&http, &health_url).await.unwrap();
+        let last = h["log"]["last_seq"].as_i64().unwrap();
+        let sealed = h["log"]["sealed_seq"].as_i64().unwrap();
+        let confirmed = last - h["log"]["outbox_depth"].as_i64().unwrap();
+        if (confirmed >= base + 5 && confirmed < sealed)
+            || (confirmed >= base + 20 && confirmed < last)
+        {
+            break h["log"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    node.kill();
+    let done_before_kill = approving.await.unwrap();
+    assert!(
+        (1..40).contains(&done_before_kill),
+        "the kill should land mid-stream; {done_before_kill} of 40 approvals had completed \
+         (log at the kill: {at_kill})"
+    );
+
+    // Back on the same data dir: nothing approved was lost (the approval the kill cut off
+    // either committed with its outbox entry or not at all); approve what still waits.
+    node.restart();
+    let (_, health) = get_json(&http, &health_url).await.unwrap();
+    assert!(
+        health["log"]["last_seq"].as_i64().unwrap() >= at_kill["last_seq"].as_i64().unwrap(),
+        "the log survived the kill: {health} (at the kill: {at_kill})"
+    );
+    let mut approved_after_restart = 0;
+    for id in &streamed {
+        let url = format!("{}/v1/achievements/{id}", node.url);
+        let (status, body) = call(&http, Method::GET, &url, REVIEWER, None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        if body["state"] == "submitted" {
+            let (status, body) = call(
+                &http,
+                Method::POST,
+                &format!("{url}/approve"),
+                REVIEWER,
+                Some(&json!({})),
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 200, "{body}");
+            approved_after_restart += 1;
+        }
+    }
+    assert!(
+        (40 - done_before_kill - 1..=40 - done_before_kill).contains(&approved_after_restart),
+        "{approved_after_restart} approved after the restart, {done_before_kill} before: \
+         only the approval the kill cut off may have committed unanswered"
+    );
+    expected.approved(&node, &streamed);
+    // More after the restart: new records, a revision of one approved before the kill and of
+    // one from the stream, a withdrawal.
+    let ids = register_approved(&http, &node, "achievements", docs[50..60].to_vec()).await;
+    expected.approved(&node, &ids);
+    revise(&http, &node, &before[0], 1).await;
+    expected.revised(&node, &before[0], 2);
+    revise(&http, &node, &streamed[0], 1).await;
+    expected.revised(&node, &streamed[0], 2);
+    withdraw(&http, &node, &before[1]).await;
+    expected.withdrawn(&node, &before[1]);
+    wait_node_published(&http, &node, expected.logged[&node_id]).await;
+
+    assert_exactly(&http, &gateway, &expected).await;
+    let duplicates =
+        metric(&http, &gateway.url, "rix_gateway_batches_duplicate_total").await as u64;
+    eprintln!(
+        "killed after {done_before_kill} of 40 approvals (log at the kill: {at_kill}); \
+         counted exactly; {duplicates} duplicate batches recognised"
+    );
 }
