@@ -104,7 +104,16 @@ async fn a_node_keeps_registering_while_the_broker_is_unreachable_and_publishes_
         health.body["log"]["outbox_depth"], 5,
         "sealed but unconfirmed"
     );
-    let text = String::from_utf8(node.get("/metrics", None).await.bytes).unwrap();
+    // The publisher counts a failed connect when the attempt ends, which may be after the
+    // batch was sealed: wait for it rather than race it.
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = String::from_utf8(node.get("/metrics", None).await.bytes).unwrap();
+        if text.contains("rix_node_publish_errors_total{reason=\"connect\"}") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(
         text.contains("rix_node_publish_errors_total{reason=\"connect\"}"),
         "{text}"
