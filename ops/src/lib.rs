@@ -330,8 +330,10 @@ enum TokenCommand {
 #[derive(Subcommand)]
 enum GatewayCommand {
     /// Serve the gateway: consume batches from RabbitMQ (if amqp_url is set), pull every
-    /// trusted node's signed feed (gap fill, catch-up, backfill, or the whole transport), and
-    /// keep the national catalogue. Trust nodes first with `rix trust add`.
+    /// trusted node's signed feed (gap fill, catch-up, backfill, or the whole transport), keep
+    /// the national catalogue and its search index, and serve the read APIs (/v1/search,
+    /// /v1/records, /v1/changes, /v1/export, /v1/stats) through the access filter. Trust nodes
+    /// first with `rix trust add`; consumer tokens come from `rix token add`.
     ///
     /// Reads the TOML config (annotated example: ops/config/gateway.example.toml); RIX_LISTEN,
     /// RIX_DATA_DIR, RIX_DATABASE_URL and RIX_AMQP_URL override it. Stops cleanly on SIGINT or

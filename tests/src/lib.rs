@@ -677,6 +677,33 @@ pub fn as_submission(mut record: serde_json::Value) -> serde_json::Value {
     record
 }
 
+/// Submits `docs` with `token` in one batch (`POST /v1/{collection}/batch`); returns the new
+/// ids in order.
+pub async fn submit_batch(
+    http: &reqwest::Client,
+    node: &NodeProcess,
+    token: &str,
+    collection: &str,
+    docs: Vec<serde_json::Value>,
+) -> Vec<String> {
+    let (status, body) = call(
+        http,
+        reqwest::Method::POST,
+        &format!("{}/v1/{collection}/batch", node.url),
+        token,
+        Some(&serde_json::Value::Array(docs)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Submits `docs` as the admin (`POST /v1/{collection}/batch`) and approves them all as the
 /// reviewer (bulk `POST /v1/{collection}/approve`); returns the new ids in order.
 pub async fn register_approved(
@@ -685,22 +712,7 @@ pub async fn register_approved(
     collection: &str,
     docs: Vec<serde_json::Value>,
 ) -> Vec<String> {
-    let (status, body) = call(
-        http,
-        reqwest::Method::POST,
-        &format!("{}/v1/{collection}/batch", node.url),
-        tokens::ADMIN,
-        Some(&serde_json::Value::Array(docs)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let ids: Vec<String> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = submit_batch(http, node, tokens::ADMIN, collection, docs).await;
     let (status, body) = call(
         http,
         reqwest::Method::POST,

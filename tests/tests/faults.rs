@@ -568,22 +568,7 @@ async fn broker_restart_while_the_gateway_consumes_loses_and_duplicates_nothing(
     );
 
     // Submitted now, approved one by one below, across the outage.
-    let (status, body) = call(
-        &http,
-        Method::POST,
-        &format!("{}/v1/achievements/batch", node.url),
-        ADMIN,
-        Some(&Value::Array(docs[20..50].to_vec())),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let streamed: Vec<String> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_owned())
-        .collect();
+    let streamed = submit_batch(&http, &node, ADMIN, "achievements", docs[20..50].to_vec()).await;
     let approving = {
         let http = http.clone();
         let base = node.url.clone();
@@ -661,22 +646,7 @@ async fn node_sigkilled_mid_publish_and_restarted_is_counted_exactly() {
 
     // Submitted now, approved one by one while the node publishes them; the kill cuts the
     // stream off.
-    let (status, body) = call(
-        &http,
-        Method::POST,
-        &format!("{}/v1/achievements/batch", node.url),
-        ADMIN,
-        Some(&Value::Array(docs[10..50].to_vec())),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let streamed: Vec<String> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_owned())
-        .collect();
+    let streamed = submit_batch(&http, &node, ADMIN, "achievements", docs[10..50].to_vec()).await;
     let approving = {
         let http = http.clone();
         let base_url = node.url.clone();

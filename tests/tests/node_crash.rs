@@ -63,22 +63,7 @@ async fn killed_node_publishes_every_approval_after_restart(database_url: Option
             linger_ms: 600_000,
         },
     );
-    let (status, body) = call(
-        &http,
-        Method::POST,
-        &format!("{}/v1/achievements/batch", node.url),
-        SUBMITTER,
-        Some(&Value::Array(vec![record(); 60])),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let ids: Vec<String> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = submit_batch(&http, &node, SUBMITTER, "achievements", vec![record(); 60]).await;
     let base = node.url.clone();
     let client = http.clone();
     let approve = move |id: String| {
