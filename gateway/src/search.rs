@@ -4,12 +4,13 @@
 //!
 //! **Derived, never authoritative.** The index is a tantivy index built from the catalogue's
 //! change stream: [`SearchIndex::sync`] reads [`catalogue::changes_after`] from the cursor it
-//! stored in its last commit, re-reads every touched unified entry with [`catalogue::unified`]
-//! and replaces (or deletes) its document, one commit per page of changes. The cursor is the
-//! tantivy commit payload, so it is durable exactly when the documents are: a gateway killed
-//! mid-sync resumes from the last commit, and re-applying a page is harmless (each document is
-//! deleted and re-added whole). [`SearchIndex::rebuild`] (`rix gateway reindex`) starts again
-//! from change 0.
+//! stored in its last commit, re-reads every touched unified entry (the one a change names and
+//! the one it moved the record out of) with [`catalogue::unified_many`] and replaces (or
+//! deletes) its document, committing every [`COMMIT_CHANGES`] changes and when caught up. The
+//! cursor is the tantivy commit payload, so it is durable exactly when the documents are: a
+//! gateway killed mid-sync resumes from the last commit, and re-applying changes is harmless
+//! (each document is deleted and re-added whole). [`SearchIndex::rebuild`] (`rix gateway
+//! reindex`) starts again from change 0.
 //!
 //! **No leaks, by construction.** The only text and values that ever enter the index come from
 //! one view: `sensitivity::redact(kind, record, Entitlements { internal: true, commercial:
@@ -343,7 +344,7 @@ pub struct SyncReport {
     pub indexed: u64,
     /// Entries removed (every source withdrawn, or nothing visible left).
     pub removed: u64,
-    /// Commits made (one per page).
+    /// Commits made (every [`COMMIT_CHANGES`] changes, and at the end).
     pub commits: u64,
     /// The change id the index has now seen everything up to.
     pub cursor: i64,
