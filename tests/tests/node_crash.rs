@@ -87,9 +87,21 @@ async fn killed_node_publishes_every_approval_after_restart(database_url: Option
     // 2. Restart with a short linger; kill again while it publishes the next approvals.
     node.set_env("RIX_BATCH_LINGER_MS", "5");
     node.restart();
+    // The restarted node first publishes what phase 1 left sealed: once that is on the queue,
+    // its publisher is connected and new batches flow within milliseconds.
+    let mut resent = 0;
+    for _ in 0..2000 {
+        resent = queue.depth().await;
+        if resent >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let approvals = {
         let batch: Vec<String> = ids[10..50].to_vec();
         let approve = approve.clone();
+        let progress = progress.clone();
         tokio::spawn(async move {
             let mut done = 0;
             for id in batch {
@@ -97,16 +109,20 @@ async fn killed_node_publishes_every_approval_after_restart(database_url: Option
                     Ok((200, _)) => done += 1,
                     _ => break, // cut off by the kill
                 }
+                progress.store(done, std::sync::atomic::Ordering::SeqCst);
             }
             done
         })
     };
-    // Kill as soon as batches are flowing: confirmed batches are on the queue, more are coming.
-    for _ in 0..400 {
-        if queue.depth().await >= 3 {
+    // Kill once batches are flowing (some confirmed on the queue) and approvals are still
+    // coming: watching the approvals, not only the queue, keeps a fast machine from finishing
+    // all 40 before the kill.
+    for _ in 0..2000 {
+        let done = progress.load(std::sync::atomic::Ordering::SeqCst);
+        if done >= 30 || (done >= 10 && queue.depth().await > resent) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     node.kill();
     let done_before_kill = approvals.await.unwrap();
