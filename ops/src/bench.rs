@@ -248,8 +248,6 @@ fn bench_catalogue(
 /// Pre-signs `records` generated achievements into batches, then times the gateway pipeline
 /// (verify, chain, validate, secrecy gate, apply) taking them in, no transport.
 pub fn ingest_pipeline(bench: &IngestBench) -> Result<(u64, f64)> {
-    use rix_gateway::ingest::{Ingest, IngestMetrics, Outcome, Transport};
-    use rix_schema::batch::BatchLimits;
     let dir = tempfile::tempdir()?;
     let db = bench_catalogue(dir.path(), &bench.postgres)?;
     let (key, batches) = signed_batches("prov-530000", bench.records, bench.batch_entries)?;
@@ -262,21 +260,40 @@ pub fn ingest_pipeline(bench: &IngestBench) -> Result<(u64, f64)> {
         None,
         None,
     )?;
-    let ingest = Ingest::new(
+    let ingest = catalogue_ingest(&db)?;
+    let started = Instant::now();
+    let taken = apply_all(&ingest, batches, |_| {})?;
+    Ok((taken, started.elapsed().as_secs_f64()))
+}
+
+/// The gateway's ingest over `db`, with metrics nobody scrapes.
+pub(crate) fn catalogue_ingest(db: &rix_gateway::db::Db) -> Result<rix_gateway::ingest::Ingest> {
+    use rix_gateway::ingest::{Ingest, IngestMetrics};
+    use rix_schema::batch::BatchLimits;
+    Ok(Ingest::new(
         db.clone(),
-        rix_gateway::trust::TrustStore::new(db)?,
+        rix_gateway::trust::TrustStore::new(db.clone())?,
         BatchLimits::default(),
         IngestMetrics::new(&prometheus::Registry::new()),
-    );
-    // Two stages on two cores, as the consumer runs them: `prepare` (verify, validate, secrecy
-    // gate) of the next batch overlaps `commit` (chain check, apply) of this one.
-    let started = Instant::now();
-    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    ))
+}
+
+/// Takes fresh signed batches in through `ingest` in two stages on two cores, as the consumer
+/// runs them: `prepare` (verify, validate, secrecy gate) of the next batch on another thread
+/// overlaps `commit` (chain check, apply) of this one. `committed` hears the running total of
+/// entries taken (applied or quarantined). A duplicate is an error: every batch is new here.
+pub(crate) fn apply_all(
+    ingest: &rix_gateway::ingest::Ingest,
+    batches: impl IntoIterator<Item = Vec<u8>, IntoIter: Send> + Send + 'static,
+    mut committed: impl FnMut(u64),
+) -> Result<u64> {
+    use rix_gateway::ingest::{Outcome, Transport};
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
     let preparer = {
         let ingest = ingest.clone();
         std::thread::spawn(move || {
-            for b in &batches {
-                if tx.send(ingest.prepare(b, Transport::Amqp)).is_err() {
+            for b in batches {
+                if tx.send(ingest.prepare(&b, Transport::Amqp)).is_err() {
                     return;
                 }
             }
@@ -292,11 +309,12 @@ pub fn ingest_pipeline(bench: &IngestBench) -> Result<(u64, f64)> {
             } => taken += (applied + quarantined) as u64,
             Outcome::Duplicate { .. } => bail!("a fresh batch was seen as a duplicate"),
         }
+        committed(taken);
     }
     preparer
         .join()
-        .expect("the preparing thread does not panic");
-    Ok((taken, started.elapsed().as_secs_f64()))
+        .map_err(|_| anyhow::anyhow!("the preparing thread panicked"))?;
+    Ok(taken)
 }
 
 /// Publishes pre-signed batches onto a queue while no consumer runs, then starts the gateway's
@@ -304,19 +322,12 @@ pub fn ingest_pipeline(bench: &IngestBench) -> Result<(u64, f64)> {
 pub async fn ingest_from_queue(bench: &IngestBench, amqp: &str) -> Result<(u64, f64)> {
     use lapin::options::BasicPublishOptions;
     use rix_gateway::consume::{Consumer, ConsumerConfig};
-    use rix_gateway::ingest::{Ingest, IngestMetrics};
-    use rix_schema::batch::BatchLimits;
     let dir = tempfile::tempdir()?;
     let db = bench_catalogue(dir.path(), &bench.postgres)?;
     let node_id = format!("bench-{}", std::process::id());
     let (key, batches) = signed_batches(&node_id, bench.records, bench.batch_entries)?;
     rix_gateway::trust::add(&db, &node_id, None, None, key.verifying_key(), None, None)?;
-    let ingest = Ingest::new(
-        db.clone(),
-        rix_gateway::trust::TrustStore::new(db.clone())?,
-        BatchLimits::default(),
-        IngestMetrics::new(&prometheus::Registry::new()),
-    );
+    let ingest = catalogue_ingest(&db)?;
     let mut config = ConsumerConfig::new(amqp);
     config.queue = format!("rix.bench.{node_id}");
     config.binding_key = format!("*.{node_id}");

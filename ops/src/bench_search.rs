@@ -30,7 +30,7 @@ use rix_gateway::catalogue;
 use rix_gateway::db::Db;
 use rix_gateway::search;
 use rix_schema::RecordKind;
-use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
+use rix_schema::batch::{Entry, GENESIS_PREV_HASH, SignedBatch};
 use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
 use rix_schema::sensitivity::{self, Entitlements};
 use rix_schema::signing::SigningKey;
@@ -329,7 +329,6 @@ fn cpu_secs_of(path: &str) -> f64 {
 /// ingest pipeline: generate + sign, prepare (verify, validate, secrecy gate) and commit on
 /// three threads, as the consumer overlaps them.
 fn fill(db: &Db, spec: &SearchBench) -> Result<u64> {
-    use rix_gateway::ingest::{Ingest, IngestMetrics, Outcome, Transport};
     let profiles = profiles(spec.nodes);
     let per_node = spec.records / profiles.len() as u64;
     let mut keys = Vec::new();
@@ -338,14 +337,8 @@ fn fill(db: &Db, spec: &SearchBench) -> Result<u64> {
         rix_gateway::trust::add(db, p.node_id(), None, None, key.verifying_key(), None, None)?;
         keys.push(key);
     }
-    let ingest = Ingest::new(
-        db.clone(),
-        rix_gateway::trust::TrustStore::new(db.clone())?,
-        BatchLimits::default(),
-        IngestMetrics::new(&prometheus::Registry::new()),
-    );
+    let ingest = crate::bench::catalogue_ingest(db)?;
     let (signed_tx, signed_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-    let (prepared_tx, prepared_rx) = std::sync::mpsc::sync_channel(4);
     let producer = std::thread::spawn(move || -> Result<()> {
         for (profile, key) in profiles.into_iter().zip(keys) {
             let node_id = profile.node_id().to_owned();
@@ -407,31 +400,9 @@ fn fill(db: &Db, spec: &SearchBench) -> Result<u64> {
         }
         Ok(())
     });
-    let preparer = {
-        let ingest = ingest.clone();
-        std::thread::spawn(move || {
-            for bytes in signed_rx {
-                if prepared_tx
-                    .send(ingest.prepare(&bytes, Transport::Amqp))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        })
-    };
-    let mut taken = 0u64;
     let started = Instant::now();
     let mut shown = Instant::now();
-    for prepared in prepared_rx {
-        match ingest.commit(prepared?)? {
-            Outcome::Applied {
-                applied,
-                quarantined,
-                ..
-            } => taken += (applied + quarantined) as u64,
-            Outcome::Duplicate { .. } => bail!("a fresh batch was seen as a duplicate"),
-        }
+    let taken = crate::bench::apply_all(&ingest, signed_rx, |taken| {
         if shown.elapsed() > Duration::from_secs(10) {
             shown = Instant::now();
             println!(
@@ -439,13 +410,10 @@ fn fill(db: &Db, spec: &SearchBench) -> Result<u64> {
                 taken as f64 / started.elapsed().as_secs_f64()
             );
         }
-    }
+    })?;
     producer
         .join()
         .map_err(|_| anyhow::anyhow!("the generating thread panicked"))??;
-    preparer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the preparing thread panicked"))?;
     Ok(taken)
 }
 
