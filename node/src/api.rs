@@ -78,7 +78,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| NodeError::Store(crate::db::StoreError::Task(e.to_string())))?
 }
 
-/// Reads a JSON body: content type, size limit, UTF-8 and syntax, each with its own error.
+/// Reads a JSON body: content type, size limit, then strict JSON ([`rix_schema::strict_json`]:
+/// UTF-8, syntax, no repeated key, bounded nesting), each with its own error and pointer.
 async fn read_json(
     state: &AppState,
     req: &HttpRequest,
@@ -117,21 +118,10 @@ async fn read_json(
         }
         body.extend_from_slice(&chunk);
     }
-    if let Err(e) = std::str::from_utf8(&body) {
-        return Err(NodeError::BadJson(FieldError::new(
-            "",
-            format!(
-                "the body is not UTF-8: invalid byte at offset {}",
-                e.valid_up_to()
-            ),
-        )));
-    }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        NodeError::BadJson(FieldError::new(
-            "",
-            format!("line {} column {}: {e}", e.line(), e.column()),
-        ))
-    })?;
+    // Strict: a repeated key (which serde_json would silently resolve to its last value), deep
+    // nesting and invalid UTF-8 are refused with where they are, before anything reads the body.
+    let value = rix_schema::strict_json::parse_value(&body)
+        .map_err(|e| NodeError::BadJson(e.to_field_error()))?;
     Ok((value, body))
 }
 
@@ -270,10 +260,13 @@ pub async fn submit_batch(
     let who = principal(&state, &req)?;
     let (doc, body) = read_json(&state, &req, payload).await?;
     let Value::Array(docs) = doc else {
-        return Err(NodeError::Invalid(vec![FieldError::new(
-            "",
-            "a batch submit is a JSON array of records",
-        )]));
+        return Err(NodeError::Invalid(
+            vec![FieldError::new(
+                "",
+                "a batch submit is a JSON array of records",
+            )]
+            .into(),
+        ));
     };
     let idem = idempotency(&req, &body)?;
     let st = state.clone();
@@ -422,10 +415,13 @@ fn review_version(body: &Value) -> Result<Option<i64>, NodeError> {
     match body.get("version") {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or_else(|| {
-            NodeError::Invalid(vec![FieldError::new(
-                "/version",
-                "must be the integer version you reviewed",
-            )])
+            NodeError::Invalid(
+                vec![FieldError::new(
+                    "/version",
+                    "must be the integer version you reviewed",
+                )]
+                .into(),
+            )
         }),
     }
 }
@@ -484,10 +480,13 @@ pub async fn approve_batch(
         .filter(|a| (1..=1000).contains(&a.len()))
         .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
         .ok_or_else(|| {
-            NodeError::Invalid(vec![FieldError::new(
-                "/ids",
-                "must be an array of 1–1000 record ids",
-            )])
+            NodeError::Invalid(
+                vec![FieldError::new(
+                    "/ids",
+                    "must be an array of 1–1000 record ids",
+                )]
+                .into(),
+            )
         })?;
     let st = state.clone();
     let views =

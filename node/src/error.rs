@@ -2,14 +2,21 @@
 //!
 //! Each refusal carries `errors: [{pointer, message}]`: a JSON Pointer into the request (the
 //! body, or `/headers/…` and `/query/…` for what is not in the body) and what to fix there.
+//! The list holds at most [`MAX_PROBLEM_ERRORS`] entries, the first found; `errors_total` says
+//! how many problems there were in all, so a body with a million bad fields gets a short
+//! answer, not a 70 MB one.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use rix_schema::FieldError;
+use rix_schema::validate::FieldErrors;
 use serde::Serialize;
 
 use crate::db::{AsConflict, StoreError};
+
+/// Most `{pointer, message}` entries in one problem document.
+pub const MAX_PROBLEM_ERRORS: usize = rix_schema::validate::MAX_ERRORS;
 
 /// Why the node refused a request.
 #[derive(Debug, thiserror::Error)]
@@ -20,9 +27,10 @@ pub enum NodeError {
     /// A query parameter or header is wrong.
     #[error("bad request parameter")]
     BadParameter(FieldError),
-    /// The record breaks the schema or a code-list rule.
+    /// The record breaks the schema or a code-list rule: the first errors found, and how many
+    /// there were.
     #[error("the record is not valid")]
-    Invalid(Vec<FieldError>),
+    Invalid(FieldErrors),
     /// No or unknown bearer token.
     #[error("a valid bearer token is required")]
     Unauthorized,
@@ -89,8 +97,11 @@ pub struct Problem {
     pub status: u16,
     /// What happened.
     pub detail: String,
-    /// Where and what, one per problem found.
+    /// Where and what, one per problem found: the first 100 found at most, sorted by pointer
+    /// within each record.
     pub errors: Vec<ProblemField>,
+    /// How many problems were found in all; more than `errors` holds when the list was cut.
+    pub errors_total: usize,
 }
 
 /// One `{pointer, message}` of a problem document.
@@ -120,7 +131,18 @@ impl NodeError {
         }
     }
 
-    fn field_errors(&self) -> Vec<ProblemField> {
+    /// The `{pointer, message}` list (cut to [`MAX_PROBLEM_ERRORS`]) and how many there were.
+    fn field_errors(&self) -> (Vec<ProblemField>, usize) {
+        let mut list = self.all_field_errors();
+        let total = match self {
+            NodeError::Invalid(e) => e.total.max(list.len()),
+            _ => list.len(),
+        };
+        list.truncate(MAX_PROBLEM_ERRORS);
+        (list, total)
+    }
+
+    fn all_field_errors(&self) -> Vec<ProblemField> {
         let one = |pointer: &str, message: String| {
             vec![ProblemField {
                 pointer: pointer.to_owned(),
@@ -132,7 +154,9 @@ impl NodeError {
                 one(&e.pointer, e.message.clone())
             }
             NodeError::Invalid(errors) => errors
+                .errors
                 .iter()
+                .take(MAX_PROBLEM_ERRORS)
                 .map(|e| ProblemField {
                     pointer: e.pointer.clone(),
                     message: e.message.clone(),
@@ -168,12 +192,14 @@ impl NodeError {
     /// The problem document for this refusal.
     pub fn problem(&self) -> Problem {
         let status = self.status_code();
+        let (errors, errors_total) = self.field_errors();
         Problem {
             type_uri: format!("https://schema.rix.cn/problems/{}", self.type_name()),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: self.to_string(),
-            errors: self.field_errors(),
+            errors,
+            errors_total,
         }
     }
 }

@@ -9,7 +9,8 @@
 
 use diesel::prelude::*;
 use rix_schema::batch::Op;
-use rix_schema::{FieldError, RecordKind, SecrecyLevel, validate_record};
+use rix_schema::validate::{self, FieldErrors, MAX_ERRORS, validate_record_bounded};
+use rix_schema::{FieldError, RecordKind, SecrecyLevel};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -223,17 +224,19 @@ fn institution_usccs(kind: RecordKind, doc: &Value) -> Vec<&str> {
     }
 }
 
-/// Checks a submitted document: the schema and code rules, then what the node itself assigns
-/// and whose record it is. `pointer_base` prefixes pointers (batch submits: `/3`).
+/// Checks a submitted document: the schema and the rules in code (among them the text rule:
+/// no control or bidirectional-override characters), then what the node itself assigns and
+/// whose record it is. `pointer_base` prefixes pointers (batch submits: `/3`). At most
+/// [`MAX_ERRORS`] errors are kept; all are counted.
 fn check_document(
     kind: RecordKind,
     doc: &Value,
     who: &Principal,
     assigned: Option<(&str, &str)>,
     pointer_base: &str,
-) -> Result<(), Vec<FieldError>> {
-    let mut errors = match validate_record(kind, doc) {
-        Ok(()) => Vec::new(),
+) -> Result<(), FieldErrors> {
+    let mut errors = match validate_record_bounded(kind, doc, MAX_ERRORS) {
+        Ok(()) => FieldErrors::from(Vec::new()),
         Err(e) => e,
     };
     if kind == RecordKind::Achievement {
@@ -244,15 +247,18 @@ fn check_document(
             if let Some(given) = doc.get(field)
                 && given.as_str() != kept
             {
-                errors.push(FieldError::new(
-                    format!("/{field}"),
-                    match kept {
-                        Some(k) => format!(
-                            "is assigned by the node ({k}); send it unchanged or leave it out"
-                        ),
-                        None => "is assigned by the node on approval; leave it out".to_owned(),
-                    },
-                ));
+                errors.push(
+                    FieldError::new(
+                        format!("/{field}"),
+                        match kept {
+                            Some(k) => format!(
+                                "is assigned by the node ({k}); send it unchanged or leave it out"
+                            ),
+                            None => "is assigned by the node on approval; leave it out".to_owned(),
+                        },
+                    ),
+                    MAX_ERRORS,
+                );
             }
         }
     }
@@ -266,15 +272,18 @@ fn check_document(
             RecordKind::Achievement => "/institutions",
             RecordKind::FundedProject => "/lead/uscc",
         };
-        errors.push(FieldError::new(
-            pointer,
-            format!("your institution ({mine}) must be one of the record's institutions"),
-        ));
+        errors.push(
+            FieldError::new(
+                pointer,
+                format!("your institution ({mine}) must be one of the record's institutions"),
+            ),
+            MAX_ERRORS,
+        );
     }
-    if errors.is_empty() {
+    if errors.total == 0 {
         Ok(())
     } else {
-        for e in &mut errors {
+        for e in &mut errors.errors {
             e.pointer = format!("{pointer_base}{}", e.pointer);
         }
         Err(errors)
@@ -287,8 +296,59 @@ fn title_and_secrecy(doc: &Value) -> (String, String) {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let level = SecrecyLevel::of_record(doc).unwrap_or(SecrecyLevel::Public);
+    // Validated documents always have a level; were one missing, the row must not look public.
+    let level = SecrecyLevel::of_record(doc).unwrap_or(SecrecyLevel::TopSecret);
     (title, level.as_str().to_owned())
+}
+
+/// The secrecy level in force for a record: that of its last approved version before
+/// `before`, or `None` if no version before it was approved. A stored level that cannot be
+/// read counts as top secret, so that nothing is lowered from a level no one can read.
+pub fn level_in_force(
+    conn: &mut DbConn,
+    kind: RecordKind,
+    id: &str,
+    before: i64,
+) -> Result<Option<SecrecyLevel>, NodeError> {
+    // Approved versions carry a reviewer and are not rejected; a later approval only turns
+    // them superseded.
+    let document: Option<Option<String>> = record_versions::table
+        .filter(record_versions::kind.eq(kind.as_str()))
+        .filter(record_versions::id.eq(id))
+        .filter(record_versions::version.lt(before))
+        .filter(record_versions::reviewed_at.is_not_null())
+        .filter(record_versions::state.ne(state::REJECTED))
+        .order(record_versions::version.desc())
+        .select(record_versions::document)
+        .first(conn)
+        .optional()?;
+    Ok(document.map(|d| {
+        d.as_deref()
+            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+            .and_then(|d| SecrecyLevel::of_record(&d))
+            .unwrap_or(SecrecyLevel::TopSecret)
+    }))
+}
+
+/// Refuses a new version that lowers the record's secrecy without the decision
+/// ([`validate::check_level_change`]). At a revision the level to measure against is the
+/// highest of the level in force and that of a version still waiting for review: the submitter
+/// declared it, and replacing it is lowering it.
+fn check_declassification(
+    conn: &mut DbConn,
+    row: &RecordRow,
+    kind: RecordKind,
+    doc: &Value,
+) -> Result<(), NodeError> {
+    let pending = (row.state == state::SUBMITTED)
+        .then(|| SecrecyLevel::parse(&row.secrecy).unwrap_or(SecrecyLevel::TopSecret));
+    let in_force = level_in_force(conn, kind, &row.id, row.version + 1)?;
+    match pending.max(in_force) {
+        Some(standing) => {
+            validate::check_level_change(standing, doc).map_err(|e| NodeError::Invalid(e.into()))
+        }
+        None => Ok(()),
+    }
 }
 
 /// Runs `f` once per idempotency key: a retry with the same key and request gets the stored
@@ -413,18 +473,19 @@ pub fn submit_many(
 ) -> Result<Reply, NodeError> {
     who.require_submitter()?;
     if docs.is_empty() || docs.len() > 10_000 {
-        return Err(NodeError::Invalid(vec![FieldError::new(
-            "",
-            "a batch submit holds 1–10000 records",
-        )]));
+        return Err(NodeError::Invalid(
+            vec![FieldError::new("", "a batch submit holds 1–10000 records")].into(),
+        ));
     }
-    let mut errors = Vec::new();
+    // Every record is checked (the count is exact), but only the first MAX_ERRORS errors are
+    // kept: ten thousand bad records must not cost a million messages.
+    let mut errors = FieldErrors::from(Vec::new());
     for (i, doc) in docs.iter().enumerate() {
         if let Err(e) = check_document(kind, doc, who, None, &format!("/{i}")) {
-            errors.extend(e);
+            errors.append(e, MAX_ERRORS);
         }
     }
-    if !errors.is_empty() {
+    if errors.total > 0 {
         return Err(NodeError::Invalid(errors));
     }
     db.write(|conn| {
@@ -525,7 +586,8 @@ fn stale(expected: i64, row: &RecordRow) -> NodeError {
 }
 
 /// Files a new version of a record for review. The published version (if any) stays in the
-/// feed until the new one is approved.
+/// feed until the new one is approved. A version that lowers the secrecy level must carry the
+/// declassification decision (`/secrecy/decision`).
 pub fn revise(
     db: &Db,
     who: &Principal,
@@ -553,6 +615,7 @@ pub fn revise(
                 .as_deref()
                 .zip(row.registration_date.as_deref());
             check_document(kind, doc, who, assigned, "").map_err(NodeError::Invalid)?;
+            check_declassification(conn, &row, kind, doc)?;
             if row.state == state::SUBMITTED {
                 set_version_state(conn, kind, id, row.version, state::SUPERSEDED)?;
             }

@@ -6,11 +6,17 @@
 //! classified — puts it in the log ([`crate::outbox::enqueue`]). A classified record is
 //! approved and kept, but never logged; an approved revision that raises a published record to
 //! a classified level logs a withdrawal instead, so the record leaves circulation.
+//!
+//! Approval fails closed on secrecy: a version whose level cannot be read is refused (422 at
+//! `/secrecy/level`), never taken for public; and a version that lowers the level in force
+//! (降解密) is refused without the declassification decision (422 at `/secrecy/decision`),
+//! even if it somehow got past the same check at revision.
 
 use rix_schema::RecordKind;
 use rix_schema::batch::Op;
 use rix_schema::codes::{Issuer, RegistrationNumber};
 use rix_schema::record::Category;
+use rix_schema::validate::{check_level_change, check_text};
 use rix_schema::{FieldError, SecrecyLevel};
 use serde_json::Value;
 
@@ -19,7 +25,8 @@ use crate::db::{Db, DbConn, lock_counter, next_counter};
 use crate::error::NodeError;
 use crate::outbox;
 use crate::register::{
-    RecordView, load_row, load_version, now, save_row, set_version_state, state, view_of,
+    RecordView, level_in_force, load_row, load_version, now, save_row, set_version_state, state,
+    view_of,
 };
 
 fn not_reviewable(kind: RecordKind, id: &str, current: &str, version: i64) -> NodeError {
@@ -126,10 +133,20 @@ pub fn approve_many(
                     pointer: format!("/ids/{i}"),
                     message,
                 },
-                NodeError::NotFound { .. } => NodeError::Invalid(vec![FieldError::new(
-                    format!("/ids/{i}"),
-                    format!("no {kind} with id {id:?}"),
-                )]),
+                NodeError::NotFound { .. } => NodeError::Invalid(
+                    vec![FieldError::new(
+                        format!("/ids/{i}"),
+                        format!("no {kind} with id {id:?}"),
+                    )]
+                    .into(),
+                ),
+                // The pointers are into the record; the message says which one.
+                NodeError::Invalid(mut errors) => {
+                    for e in &mut errors.errors {
+                        e.message = format!("{kind} {id} (/ids/{i}): {}", e.message);
+                    }
+                    NodeError::Invalid(errors)
+                }
                 other => other,
             })?;
             views.push(view);
@@ -154,7 +171,30 @@ fn approve_in(
         }
         let mut version = load_version(conn, kind, id, row.version)?;
         let mut doc: Value = serde_json::from_str(version.document.as_deref().unwrap_or("null"))
-            .map_err(|e| NodeError::Invalid(vec![FieldError::new("", e.to_string())]))?;
+            .map_err(|e| NodeError::Invalid(vec![FieldError::new("", e.to_string())].into()))?;
+        // Fail closed: a record whose level cannot be read is never approved (and so never
+        // published); one that lowers the level in force needs the declassification decision,
+        // whatever happened at submission.
+        let level = SecrecyLevel::of_record(&doc).ok_or_else(|| {
+            NodeError::Invalid(
+                vec![FieldError::new(
+                    "/secrecy/level",
+                    format!(
+                        "the secrecy level of version {} cannot be read, so it cannot be approved; \
+                         the submitter must revise it with one of public, internal, secret, confidential, top_secret",
+                        row.version
+                    ),
+                )]
+                .into(),
+            )
+        })?;
+        let in_force = match row.version {
+            1 => None,
+            _ => level_in_force(conn, kind, id, row.version)?,
+        };
+        if let Some(standing) = in_force {
+            check_level_change(standing, &doc).map_err(|e| NodeError::Invalid(e.into()))?;
+        }
         let at = now();
         // The previously approved version, if any, gives way to this one. Done before the
         // counters below: from the first counter on, concurrent approvals wait for this one.
@@ -164,7 +204,7 @@ fn approve_in(
 
         if kind == RecordKind::Achievement {
             let category = category_of(&doc).ok_or_else(|| {
-                NodeError::Invalid(vec![FieldError::new("/category", "missing or unknown")])
+                NodeError::Invalid(vec![FieldError::new("/category", "missing or unknown")].into())
             })?;
             let keep = row.registration_no.as_deref().filter(|n| {
                 RegistrationNumber::parse(n).is_ok_and(|r| r.flag == category.registration_flag())
@@ -185,7 +225,6 @@ fn approve_in(
         }
 
         let document = doc.to_string();
-        let level = SecrecyLevel::of_record(&doc).unwrap_or(SecrecyLevel::Public);
         if level.may_leave_node() {
             outbox::enqueue(conn, kind, Op::Upsert, id, row.version, Some(&document))?;
             row.published_version = Some(row.version);
@@ -228,10 +267,19 @@ pub fn reject(
     who.require_reviewer()?;
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 2000 {
-        return Err(NodeError::Invalid(vec![FieldError::new(
-            "/reason",
-            "a rejection needs a reason of 1–2000 characters",
-        )]));
+        return Err(NodeError::Invalid(
+            vec![FieldError::new(
+                "/reason",
+                "a rejection needs a reason of 1–2000 characters",
+            )]
+            .into(),
+        ));
+    }
+    // The submitter reads the reason: the same text rule as a record's multi-line fields.
+    if let Err(message) = check_text(reason, true) {
+        return Err(NodeError::Invalid(
+            vec![FieldError::new("/reason", message)].into(),
+        ));
     }
     db.write(|conn| {
         let mut row = load_row(conn, who, kind, id)?;

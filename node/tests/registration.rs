@@ -466,7 +466,8 @@ async fn classified_records_stay_home_until_declassified(backend: Backend) {
     let mut lowered = fixture("achievement");
     lowered["secrecy"] = json!({
         "level": "public",
-        "decision": {"reference": "云科密解〔2026〕7号", "date": "2026-06-01", "previous_level": "secret"}
+        "decision": {"reference": "云科密解〔2026〕7号", "date": "2026-06-01",
+                     "authority": "云南省科学技术厅", "previous_level": "secret"}
     });
     let current = node
         .get(&format!("/v1/achievements/{secret_id}"), Some(SUBMITTER))
@@ -499,7 +500,12 @@ async fn classified_records_stay_home_until_declassified(backend: Backend) {
     assert_eq!(ids, vec![(public_id.as_str(), 1), (secret_id.as_str(), 2)]);
 
     // Raising a published record to secret takes it out of circulation: a withdrawal.
-    let mut raised = entries[1].record.clone().unwrap();
+    // (The node's own copy: the feed's carries placeholders for hidden values.)
+    let mut raised = node
+        .get(&format!("/v1/achievements/{secret_id}"), Some(SUBMITTER))
+        .await
+        .body["record"]
+        .clone();
     raised["secrecy"] = json!({"level": "confidential"});
     let r = reply(
         node.http

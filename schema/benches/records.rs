@@ -77,5 +77,57 @@ fn per_record(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_record);
+/// The strict parser every outside document goes through (`rix_schema::strict_json`) against
+/// plain `serde_json`, on the same bytes: the price of refusing repeated keys and deep nesting.
+fn strict_parse(c: &mut Criterion) {
+    let bytes: Vec<Vec<u8>> = sample_records()
+        .iter()
+        .map(|(_, r)| serde_json::to_vec(r).unwrap())
+        .collect();
+    let mut group = c.benchmark_group("strict_json");
+    group.throughput(Throughput::Bytes(
+        bytes.iter().map(|b| b.len() as u64).sum(),
+    ));
+    group.bench_function("serde_json::from_slice", |b| {
+        b.iter(|| {
+            for raw in &bytes {
+                black_box(serde_json::from_slice::<Value>(raw).unwrap());
+            }
+        })
+    });
+    // The same parser as strict_json uses underneath (whole-text UTF-8 check, then `from_str`),
+    // without the duplicate and depth checks: what those checks cost.
+    group.bench_function("serde_json::from_str(from_utf8)", |b| {
+        b.iter(|| {
+            for raw in &bytes {
+                let text = std::str::from_utf8(raw).unwrap();
+                black_box(serde_json::from_str::<Value>(text).unwrap());
+            }
+        })
+    });
+    group.bench_function("strict_json::parse_value", |b| {
+        b.iter(|| {
+            for raw in &bytes {
+                black_box(rix_schema::strict_json::parse_value(raw).unwrap());
+            }
+        })
+    });
+    group.bench_function("strict_json::check", |b| {
+        b.iter(|| {
+            for raw in &bytes {
+                rix_schema::strict_json::check(raw).unwrap();
+            }
+        })
+    });
+    group.bench_function("strict_json::from_slice::<Value>", |b| {
+        b.iter(|| {
+            for raw in &bytes {
+                black_box(rix_schema::strict_json::from_slice::<Value>(raw).unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, per_record, strict_parse);
 criterion_main!(benches);

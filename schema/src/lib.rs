@@ -21,6 +21,7 @@ pub mod schemas;
 pub mod secrecy;
 pub mod sensitivity;
 pub mod signing;
+pub mod strict_json;
 pub mod validate;
 
 pub use kind::RecordKind;

@@ -492,3 +492,249 @@ fn a_document_that_is_not_an_object_is_refused_at_the_root() {
         assert_eq!(errors[0].pointer, "", "{errors:?}");
     }
 }
+
+// ---- Issue 11 §4: intake that cannot be tricked ------------------------------------------------
+
+fn errors_at(kind: RecordKind, doc: &Value) -> Vec<String> {
+    match validate_record(kind, doc) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.into_iter().map(|e| e.pointer).collect(),
+    }
+}
+
+#[test]
+fn control_and_bidi_characters_are_refused_at_each_field() {
+    let mut doc = fixture(RecordKind::Achievement);
+    set(&mut doc, "/title", Some(json!("固态电池\u{202E}txt.exe")));
+    set(&mut doc, "/completers/1/name", Some(json!("李\u{0}华")));
+    set(&mut doc, "/keywords/0", Some(json!("固态\u{85}电池")));
+    set(
+        &mut doc,
+        "/ip/0/number",
+        Some(json!("ZL2021\u{2066}10123456.7")),
+    );
+    set(
+        &mut doc,
+        "/institutions/0/name",
+        Some(json!("昆明\u{1b}[2J理工大学")),
+    );
+    set(
+        &mut doc,
+        "/transfer/conditions",
+        Some(json!("独占\u{7f}许可")),
+    );
+    let errors = validate_record(RecordKind::Achievement, &doc).unwrap_err();
+    let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+    assert_eq!(
+        pointers,
+        [
+            "/completers/1/name",
+            "/institutions/0/name",
+            "/ip/0/number",
+            "/keywords/0",
+            "/title",
+            "/transfer/conditions",
+        ],
+        "{errors:?}"
+    );
+    let title = errors.iter().find(|e| e.pointer == "/title").unwrap();
+    assert!(
+        title.message.contains("U+202E") && title.message.contains("character 5"),
+        "{title}"
+    );
+    // The funded project kind applies the same rule.
+    let mut project = fixture(RecordKind::FundedProject);
+    set(&mut project, "/lead/name", Some(json!("单位\u{2069}")));
+    assert_eq!(
+        errors_at(RecordKind::FundedProject, &project),
+        ["/lead/name"]
+    );
+}
+
+#[test]
+fn line_breaks_only_in_multi_line_fields() {
+    let mut doc = fixture(RecordKind::Achievement);
+    set(
+        &mut doc,
+        "/abstract",
+        Some(json!(
+            "第一段：研制了高离子电导率硫化物固态电解质。\n第二段：\t突破了界面稳定化技术。"
+        )),
+    );
+    set(
+        &mut doc,
+        "/completers/0/contribution",
+        Some(json!("总体方案\n工艺设计")),
+    );
+    set(
+        &mut doc,
+        "/evaluation/conclusion",
+        Some(json!("整体达到\n国际先进水平")),
+    );
+    assert_eq!(validate_record(RecordKind::Achievement, &doc), Ok(()));
+
+    set(
+        &mut doc,
+        "/title",
+        Some(json!("面向新能源汽车的\n高安全固态锂电池")),
+    );
+    set(&mut doc, "/completers/0/name", Some(json!("张\n明")));
+    set(&mut doc, "/funding/0/funder", Some(json!("科学技术部\n")));
+    set(
+        &mut doc,
+        "/contact/address",
+        Some(json!("昆明市\n一二一大街")),
+    );
+    // A carriage return is refused even where lines are allowed.
+    set(
+        &mut doc,
+        "/application/social_benefit",
+        Some(json!("第一行\r\n第二行")),
+    );
+    assert_eq!(
+        errors_at(RecordKind::Achievement, &doc),
+        [
+            "/application/social_benefit",
+            "/completers/0/name",
+            "/contact/address",
+            "/funding/0/funder",
+            "/title",
+        ]
+    );
+    // A tab is fine anywhere; the implicit direction marks (LRM, RLM) are allowed.
+    let mut doc = fixture(RecordKind::Achievement);
+    set(
+        &mut doc,
+        "/title",
+        Some(json!("固态锂电池\t\u{200F}ئۇيغۇرچە\u{200E} 400 Wh/kg")),
+    );
+    assert_eq!(validate_record(RecordKind::Achievement, &doc), Ok(()));
+}
+
+#[test]
+fn multi_line_fields_are_declared_in_the_schema_files() {
+    assert_eq!(
+        rix_schema::validate::multiline_fields(RecordKind::Achievement),
+        [
+            "/abstract",
+            "/application/industries",
+            "/application/social_benefit",
+            "/completers/*/contribution",
+            "/evaluation/conclusion",
+            "/technical_indicators",
+            "/transfer/conditions",
+        ]
+    );
+    assert_eq!(
+        rix_schema::validate::multiline_fields(RecordKind::FundedProject),
+        [
+            "/abstract",
+            "/pi/contribution",
+            "/transfer_obligation/description"
+        ]
+    );
+}
+
+#[test]
+fn check_text_names_the_character_and_its_position() {
+    use rix_schema::validate::check_text;
+    assert_eq!(check_text("普通文本 plain\ttext", false), Ok(()));
+    assert!(check_text("a\nb", false).unwrap_err().contains("one line"));
+    assert_eq!(check_text("a\nb", true), Ok(()));
+    for bad in [
+        "\u{0}", "\u{1}", "\r", "\u{7f}", "\u{80}", "\u{9f}", "\u{2028}", "\u{2029}",
+    ] {
+        assert!(check_text(bad, true).is_err(), "{bad:?}");
+    }
+    for c in ('\u{202A}'..='\u{202E}').chain('\u{2066}'..='\u{2069}') {
+        let e = check_text(&format!("ab{c}"), true).unwrap_err();
+        assert!(
+            e.contains("character 3") && e.contains("bidirectional"),
+            "{e}"
+        );
+    }
+    // Neighbours of the refused ranges, and characters sharing their lead bytes, pass.
+    for ok in [
+        "\u{a0}",
+        "\u{2027}",
+        "\u{202F}",
+        "\u{2065}",
+        "\u{206A}",
+        "“—…”",
+        "\u{200E}\u{200F}\u{61C}",
+    ] {
+        assert_eq!(check_text(ok, false), Ok(()), "{ok:?}");
+    }
+}
+
+#[test]
+fn a_million_bad_keys_cost_a_hundred_errors_and_a_count() {
+    let mut doc = fixture(RecordKind::Achievement);
+    let obj = doc.as_object_mut().unwrap();
+    for i in 0..1_000_000 {
+        obj.insert(format!("x{i}"), json!(1));
+    }
+    let errors = validate_record(RecordKind::Achievement, &doc).unwrap_err();
+    assert_eq!(errors.len(), rix_schema::validate::MAX_ERRORS);
+    let bounded = rix_schema::validate::validate_record_bounded(RecordKind::Achievement, &doc, 10)
+        .unwrap_err();
+    assert_eq!(bounded.errors.len(), 10);
+    assert_eq!(bounded.total, 1_000_000);
+    assert!(bounded.truncated());
+    // A short list is exact.
+    let mut doc = fixture(RecordKind::Achievement);
+    set(&mut doc, "/trl", Some(json!(12)));
+    let one = rix_schema::validate::validate_record_bounded(RecordKind::Achievement, &doc, 10)
+        .unwrap_err();
+    assert_eq!((one.errors.len(), one.total), (1, 1));
+    assert!(!one.truncated());
+}
+
+#[test]
+fn lowering_the_secrecy_level_needs_the_decision() {
+    use rix_schema::SecrecyLevel::{Internal, Public, Secret};
+    use rix_schema::validate::check_level_change;
+    let pointers = |r: Result<(), Vec<FieldError>>| -> Vec<String> {
+        r.err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.pointer)
+            .collect()
+    };
+    let mut doc = fixture(RecordKind::Achievement);
+    doc["secrecy"] = json!({"level": "public"});
+    assert_eq!(
+        pointers(check_level_change(Secret, &doc)),
+        ["/secrecy/decision"]
+    );
+    // Keeping or raising the level needs nothing.
+    assert_eq!(check_level_change(Public, &doc), Ok(()));
+    doc["secrecy"] = json!({"level": "secret"});
+    assert_eq!(check_level_change(Internal, &doc), Ok(()));
+    // A full decision from the level in force.
+    doc["secrecy"] = json!({"level": "public", "decision": {
+        "reference": "云科密解〔2026〕7号", "date": "2026-06-01",
+        "authority": "云南省科学技术厅", "previous_level": "secret"}});
+    assert_eq!(check_level_change(Secret, &doc), Ok(()));
+    assert_eq!(validate_record(RecordKind::Achievement, &doc), Ok(()));
+    // A decision that lowers from some other level does not cover this one.
+    assert_eq!(
+        pointers(check_level_change(Internal, &doc)),
+        ["/secrecy/decision/previous_level"]
+    );
+    // Who decided must be named.
+    doc["secrecy"]["decision"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authority");
+    assert_eq!(
+        pointers(check_level_change(Secret, &doc)),
+        ["/secrecy/decision/authority"]
+    );
+    // A level no one can read is refused, never taken for public.
+    doc["secrecy"] = json!({"level": "unclassified"});
+    assert_eq!(
+        pointers(check_level_change(Public, &doc)),
+        ["/secrecy/level"]
+    );
+}
