@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// How the feed puller behaves.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PullConfig {
     /// Pause between polls of a node that is caught up, ms.
@@ -23,6 +23,17 @@ pub struct PullConfig {
     /// Whole-request timeout (a page must arrive completely within it), ms.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// The gateway's TLS client certificate chain (PEM), for nodes that bind the gateway to
+    /// it. Env: `RIX_PULL_CLIENT_CERT`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// Its private key (PEM). Env: `RIX_PULL_CLIENT_KEY`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// CA certificates (PEM) the nodes' server certificates must chain to, instead of the
+    /// system's roots. Env: `RIX_PULL_SERVER_CA`.
+    #[serde(default)]
+    pub server_ca: Option<PathBuf>,
 }
 
 fn default_pull_interval_ms() -> u64 {
@@ -45,6 +56,29 @@ impl Default for PullConfig {
             page_limit: default_page_limit(),
             connect_timeout_ms: default_connect_timeout_ms(),
             request_timeout_ms: default_request_timeout_ms(),
+            client_cert: None,
+            client_key: None,
+            server_ca: None,
+        }
+    }
+}
+
+impl PullConfig {
+    /// The puller's settings from this section (the rest keep [`crate::pull::PullConfig`]'s
+    /// defaults).
+    pub fn puller(&self) -> crate::pull::PullConfig {
+        use std::time::Duration;
+        crate::pull::PullConfig {
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            page_limit: self.page_limit.min(u32::MAX as u64) as u32,
+            poll_interval: Duration::from_millis(self.interval_ms),
+            tls: crate::pull::FeedTls {
+                client_cert: self.client_cert.clone(),
+                client_key: self.client_key.clone(),
+                server_ca: self.server_ca.clone(),
+            },
+            ..crate::pull::PullConfig::default()
         }
     }
 }
@@ -189,6 +223,16 @@ impl Config {
         if let Some(v) = get("RIX_AMQP_URL") {
             self.amqp_url = Some(v).filter(|v| !v.is_empty());
         }
+        let path = |v: String| Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+        if let Some(v) = get("RIX_PULL_CLIENT_CERT") {
+            self.pull.client_cert = path(v);
+        }
+        if let Some(v) = get("RIX_PULL_CLIENT_KEY") {
+            self.pull.client_key = path(v);
+        }
+        if let Some(v) = get("RIX_PULL_SERVER_CA") {
+            self.pull.server_ca = path(v);
+        }
         Ok(())
     }
 
@@ -240,5 +284,23 @@ mod tests {
         .unwrap();
         assert_eq!(c.effective_database_url(), "postgres://rix:pw@db/rix");
         assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    #[test]
+    fn the_pullers_tls_comes_from_the_file_or_the_environment() {
+        let mut c: Config = toml::from_str(
+            "[pull]\nclient_cert = \"/etc/rix/gw.crt\"\nclient_key = \"/etc/rix/gw.key\"\n",
+        )
+        .unwrap();
+        c.apply_env(|n| (n == "RIX_PULL_SERVER_CA").then(|| "/etc/rix/nodes-ca.crt".into()))
+            .unwrap();
+        let pull = c.pull.puller();
+        assert_eq!(pull.tls.client_cert, Some(PathBuf::from("/etc/rix/gw.crt")));
+        assert_eq!(pull.tls.client_key, Some(PathBuf::from("/etc/rix/gw.key")));
+        assert_eq!(
+            pull.tls.server_ca,
+            Some(PathBuf::from("/etc/rix/nodes-ca.crt"))
+        );
+        assert_eq!(pull.request_timeout.as_millis(), 30_000);
     }
 }

@@ -44,6 +44,13 @@
 //! verified and screened ([`Ingest::prepare`]) while one commits ([`Ingest::commit`]), so a
 //! single busy node still keeps both cores working.
 //!
+//! **Least privilege.** The consumer declares its exchanges, queues and bindings at connect when
+//! the broker user may (embedded and test brokers). A production gateway's broker user may
+//! only read its queue and write the dead-letter exchange (`ops/rabbitmq/definitions.json`: no
+//! configure permission, no write on `rix.records`); the first declare is then refused, and the
+//! consumer checks passively, on a fresh channel, that the operator's exchanges and queues
+//! exist, and consumes them as they are (the operator's definitions own the bindings).
+//!
 //! **Reconnects.** Whenever the connection or a channel dies, or the broker cancels the
 //! consumer (the queue was deleted), the consumer reconnects with backoff (100 ms doubling to
 //! 10 s) and declares everything again. Unacknowledged deliveries return to the queue and come
@@ -405,7 +412,10 @@ impl Shared {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(&err)?;
-        self.declare(&channel).await.map_err(&err)?;
+        let channel = self
+            .declare_or_check(connection, channel)
+            .await
+            .map_err(&err)?;
         channel
             .basic_qos(config.prefetch, BasicQosOptions::default())
             .await
@@ -464,6 +474,58 @@ impl Shared {
             let _ = w.await;
         }
         ended
+    }
+
+    /// Declares the topology, or — for a broker user without configure permission, whose
+    /// declare the broker refused (closing `channel`) — checks on a fresh channel that the
+    /// operator declared it. Returns the channel to consume on.
+    async fn declare_or_check(
+        &self,
+        connection: &Connection,
+        channel: Channel,
+    ) -> Result<Channel, lapin::Error> {
+        match self.declare(&channel).await {
+            Ok(()) => Ok(channel),
+            Err(e) if matches!(e.kind(), lapin::ErrorKind::ProtocolError(a) if a.get_id() == 403) =>
+            {
+                let channel = connection.create_channel().await?;
+                let config = &self.config;
+                let passive = ExchangeDeclareOptions {
+                    passive: true,
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                };
+                for (exchange, kind) in [
+                    (&config.exchange, ExchangeKind::Topic),
+                    (&config.dead_letter_exchange, ExchangeKind::Fanout),
+                ] {
+                    channel
+                        .exchange_declare(
+                            exchange.as_str().into(),
+                            kind,
+                            passive,
+                            FieldTable::default(),
+                        )
+                        .await?;
+                }
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                };
+                for queue in [&config.dead_letter_queue, &config.queue] {
+                    channel
+                        .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                        .await?;
+                }
+                tracing::info!(
+                    queue = %config.queue,
+                    "the broker user may not declare: consuming the operator's queue and exchanges as they are"
+                );
+                Ok(channel)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {

@@ -35,6 +35,7 @@ pub mod schema {
             name -> Nullable<Text>,
             feed_url -> Nullable<Text>,
             added_at -> Text,
+            feed_token -> Nullable<Text>,
         }
     }
 

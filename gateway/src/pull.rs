@@ -23,10 +23,19 @@
 //!   after it are never applied out of order. A body cut mid-line applies its complete lines
 //!   and drops the fragment without auditing it (the transfer failed, not the node).
 //!
+//! **Credentials.** A node's feed carries internal records and every disclosure, so it serves
+//! enrolled gateways only (DESIGN.md §4). Every page request carries the bearer token the node
+//! issued to this gateway, stored with the node's feed URL in the trust store
+//! ([`crate::trust::feed_token`], read again at every catch-up so a rotated token takes effect
+//! at once; never logged). For nodes that bind the gateway to a TLS client certificate the
+//! client presents [`FeedTls::client_cert`], and [`FeedTls::server_ca`] verifies the nodes'
+//! server certificates. A 401 or 403 is [`PullError::Unauthorized`], which says what to fix.
+//!
 //! What it does not do: verify anything itself (ingest does, line by line), nor keep a cursor
 //! of its own.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,6 +76,76 @@ pub struct PullConfig {
     /// How often the node list is re-read from the trust store (default 30 s); a fill request
     /// for a node the puller does not know yet re-reads it at once.
     pub rescan_interval: Duration,
+    /// TLS toward the nodes: the gateway's client certificate, the nodes' CA.
+    pub tls: FeedTls,
+}
+
+/// TLS material of the feed puller (`[pull]` in the gateway's config). All optional: without
+/// any, the puller verifies nodes against the system's roots and presents no certificate.
+#[derive(Debug, Clone, Default)]
+pub struct FeedTls {
+    /// The gateway's TLS client certificate chain (PEM, leaf first), presented to every node;
+    /// nodes that enrol the gateway with `require_client_cert` refuse it without one.
+    pub client_cert: Option<PathBuf>,
+    /// The private key of `client_cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub client_key: Option<PathBuf>,
+    /// CA certificates (PEM) that nodes' server certificates must chain to, **instead of** the
+    /// system's roots (a federation's private CA).
+    pub server_ca: Option<PathBuf>,
+}
+
+impl FeedTls {
+    /// Applies the material to a client under construction.
+    fn apply(
+        &self,
+        mut builder: reqwest::ClientBuilder,
+    ) -> Result<reqwest::ClientBuilder, PullError> {
+        let read = |what: &str, path: &PathBuf| {
+            std::fs::read(path)
+                .map_err(|e| PullError::Client(format!("{what} {}: {e}", path.display())))
+        };
+        match (&self.client_cert, &self.client_key) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => {
+                let cert_pem = read("client certificate", cert)?;
+                let key_pem = read("client key", key)?;
+                // reqwest's native TLS wants PKCS#8; accept what `openssl genrsa`/`ecparam`
+                // write too.
+                let bad_key = |e: openssl::error::ErrorStack| {
+                    PullError::Client(format!("client key {}: {e}", key.display()))
+                };
+                let pkcs8 = openssl::pkey::PKey::private_key_from_pem(&key_pem)
+                    .and_then(|k| k.private_key_to_pem_pkcs8())
+                    .map_err(bad_key)?;
+                let identity =
+                    reqwest::Identity::from_pkcs8_pem(&cert_pem, &pkcs8).map_err(|e| {
+                        PullError::Client(format!(
+                            "client certificate {} with key {}: {e}",
+                            cert.display(),
+                            key.display()
+                        ))
+                    })?;
+                builder = builder.identity(identity);
+            }
+            _ => {
+                return Err(PullError::Client(
+                    "set both client_cert and client_key, or neither".into(),
+                ));
+            }
+        }
+        if let Some(ca) = &self.server_ca {
+            let certs = reqwest::Certificate::from_pem_bundle(&read("server CA", ca)?)
+                .map_err(|e| PullError::Client(format!("server CA {}: {e}", ca.display())))?;
+            if certs.is_empty() {
+                return Err(PullError::Client(format!(
+                    "server CA {}: no PEM certificate in the file",
+                    ca.display()
+                )));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        Ok(builder)
+    }
 }
 
 impl Default for PullConfig {
@@ -80,6 +159,7 @@ impl Default for PullConfig {
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             rescan_interval: Duration::from_secs(30),
+            tls: FeedTls::default(),
         }
     }
 }
@@ -116,6 +196,21 @@ pub enum PullError {
         url: String,
         /// The limit that was hit.
         timeout: Duration,
+    },
+    /// The node does not accept this gateway's credential (HTTP 401 or 403).
+    #[error(
+        "feed of {node_id} at {url} answered HTTP {status}: the node does not accept this gateway's credential. \
+         Store the token the node enrolled for this gateway (its [[gateways]] entry) with \
+         `rix trust add --node {node_id} --key … --feed-token-file FILE`; if the node binds the gateway \
+         to a TLS client certificate, set [pull] client_cert and client_key. Retrying with backoff"
+    )]
+    Unauthorized {
+        /// Node.
+        node_id: String,
+        /// The request URL.
+        url: String,
+        /// HTTP status (401 or 403).
+        status: u16,
     },
     /// The node answered with an HTTP error.
     #[error("feed of {node_id} at {url} answered HTTP {status}; retrying with backoff")]
@@ -188,6 +283,7 @@ impl PullError {
             PullError::Client(_) => "client",
             PullError::Http { .. } => "http",
             PullError::Timeout { .. } => "timeout",
+            PullError::Unauthorized { .. } => "unauthorized",
             PullError::Status { .. } => "status",
             PullError::TooLarge { .. } => "too_large",
             PullError::Truncated { .. } => "truncated",
@@ -230,11 +326,12 @@ impl PullError {
 /// busy verifying while one line commits.
 pub const PIPELINE: usize = 4;
 
-const RESULTS: [&str; 10] = [
+const RESULTS: [&str; 11] = [
     "ok",
     "client",
     "http",
     "timeout",
+    "unauthorized",
     "status",
     "too_large",
     "truncated",
@@ -434,10 +531,13 @@ impl Puller {
         config: PullConfig,
         registry: &Registry,
     ) -> Result<Puller, PullError> {
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
-            .user_agent(concat!("rix-gateway/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("rix-gateway/", env!("CARGO_PKG_VERSION")));
+        let client = config
+            .tls
+            .apply(builder)?
             .build()
             .map_err(|e| PullError::Client(e.to_string()))?;
         let metrics = PullMetrics::new(registry);
@@ -500,8 +600,11 @@ impl Puller {
             ..PullReport::default()
         };
         let mut held = self.position(node_id).await?;
+        let token = self.feed_token(node_id).await?;
         loop {
-            let page = self.fetch(node_id, feed_url, held).await?;
+            let page = self
+                .fetch(node_id, feed_url, token.as_deref(), held)
+                .await?;
             report.pages += 1;
             report.remote_last_seq = page.remote_last_seq.or(report.remote_last_seq);
             let (lines, fragment) = split_lines(&page.body);
@@ -556,8 +659,25 @@ impl Puller {
         Ok(position.next_seq.saturating_sub(1))
     }
 
+    /// The bearer token to present to the node's feed, from the trust store.
+    async fn feed_token(&self, node_id: &str) -> Result<Option<String>, PullError> {
+        let db = self.inner.ingest.db().clone();
+        let node = node_id.to_owned();
+        Ok(
+            tokio::task::spawn_blocking(move || crate::trust::feed_token(&db, &node))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??,
+        )
+    }
+
     /// One page: the body read as a stream, under a total deadline and a byte ceiling.
-    async fn fetch(&self, node_id: &str, feed_url: &str, after: u64) -> Result<Page, PullError> {
+    async fn fetch(
+        &self,
+        node_id: &str,
+        feed_url: &str,
+        token: Option<&str>,
+        after: u64,
+    ) -> Result<Page, PullError> {
         let config = &self.inner.config;
         let url = format!(
             "{}/v1/feed?after={after}&limit={}",
@@ -585,8 +705,20 @@ impl Puller {
             limit: config.max_page_bytes,
         };
         let read = async {
-            let response = self.inner.client.get(&url).send().await.map_err(http)?;
+            let mut request = self.inner.client.get(&url);
+            if let Some(token) = token {
+                // Marked sensitive by reqwest: never in its debug output.
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.map_err(http)?;
             let status = response.status();
+            if matches!(status.as_u16(), 401 | 403) {
+                return Err(PullError::Unauthorized {
+                    node_id: node_id.to_owned(),
+                    url: url.clone(),
+                    status: status.as_u16(),
+                });
+            }
             if !status.is_success() {
                 return Err(PullError::Status {
                     node_id: node_id.to_owned(),

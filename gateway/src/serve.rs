@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::consume::{Consumer, ConsumerConfig};
 use crate::db::{Db, StoreError};
 use crate::ingest::{Ingest, IngestMetrics};
-use crate::pull::{PullConfig, Puller};
+use crate::pull::Puller;
 use crate::trust::TrustStore;
 
 /// Why a gateway could not start.
@@ -147,14 +147,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    let pull_config = PullConfig {
-        connect_timeout: Duration::from_millis(config.pull.connect_timeout_ms),
-        request_timeout: Duration::from_millis(config.pull.request_timeout_ms),
-        page_limit: config.pull.page_limit.min(u32::MAX as u64) as u32,
-        poll_interval: Duration::from_millis(config.pull.interval_ms),
-        ..PullConfig::default()
-    };
-    let puller = Puller::new(ingest.clone(), pull_config, &registry)
+    let puller = Puller::new(ingest.clone(), config.pull.puller(), &registry)
         .map_err(|e| StartError::Pull(e.to_string()))?;
     let fill = puller.fill_handle();
     tasks.push(tokio::spawn(puller.run(shutdown_rx.clone())));

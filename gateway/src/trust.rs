@@ -4,6 +4,13 @@
 //!
 //! Ingest reads it straight from the database for every batch, so that a key revoked by the
 //! operator on another process (or another gateway replica) takes effect at once.
+//!
+//! Beside each node's feed URL it keeps the **feed token**: the bearer credential the node
+//! issued to this gateway (its `[[gateways]]` entry), which the puller presents on every page
+//! because a node's feed serves enrolled gateways only (DESIGN.md §4). It lives here, with the
+//! URL it belongs to, so that every replica sharing the catalogue pulls with it and an operator
+//! rotates it with one `rix trust add`. It is a secret: [`list`] says only whether one is set,
+//! and nothing logs it.
 
 use diesel::prelude::*;
 use rix_schema::batch::{KeyLookup, KeyRing, TrustedKey};
@@ -32,6 +39,9 @@ pub enum TrustError {
     /// The node or key does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A feed token that cannot be a node's `[[gateways]]` token.
+    #[error("{0}")]
+    FeedToken(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -75,6 +85,8 @@ pub struct NodeInfo {
     pub name: Option<String>,
     /// Its signed feed.
     pub feed_url: Option<String>,
+    /// Whether a feed token is stored for it (never the token).
+    pub feed_token_set: bool,
     /// Its keys.
     pub keys: Vec<KeyInfo>,
 }
@@ -183,9 +195,14 @@ pub fn revoke(db: &Db, node_id: &str, key_id: &str) -> Result<(), TrustError> {
 /// Every node with its keys.
 pub fn list(db: &Db) -> Result<Vec<NodeInfo>, TrustError> {
     let mut conn = db.conn()?;
-    let all_nodes: Vec<(String, Option<String>, Option<String>)> = nodes::table
+    let all_nodes: Vec<(String, Option<String>, Option<String>, bool)> = nodes::table
         .order(nodes::node_id.asc())
-        .select((nodes::node_id, nodes::name, nodes::feed_url))
+        .select((
+            nodes::node_id,
+            nodes::name,
+            nodes::feed_url,
+            nodes::feed_token.is_not_null(),
+        ))
         .load(&mut *conn)?;
     let keys: Vec<KeyRow> = node_keys::table
         .order((node_keys::node_id.asc(), node_keys::added_at.asc()))
@@ -193,7 +210,7 @@ pub fn list(db: &Db) -> Result<Vec<NodeInfo>, TrustError> {
         .load(&mut *conn)?;
     Ok(all_nodes
         .into_iter()
-        .map(|(node_id, name, feed_url)| NodeInfo {
+        .map(|(node_id, name, feed_url, feed_token_set)| NodeInfo {
             keys: keys
                 .iter()
                 .filter(|k| k.0 == node_id)
@@ -209,6 +226,7 @@ pub fn list(db: &Db) -> Result<Vec<NodeInfo>, TrustError> {
             node_id,
             name,
             feed_url,
+            feed_token_set,
         })
         .collect())
 }
@@ -236,6 +254,50 @@ const KEY_COLUMNS: (
     node_keys::valid_until,
     node_keys::revoked_at,
 );
+
+/// Stores (or with `None` removes) the bearer token the puller presents to `node_id`'s feed.
+///
+/// The node must be in the trust store already ([`add`]).
+pub fn set_feed_token(db: &Db, node_id: &str, token: Option<&str>) -> Result<(), TrustError> {
+    if let Some(t) = token {
+        check_feed_token(t)?;
+    }
+    let changed = db.write(|conn| {
+        diesel::update(nodes::table.find(node_id))
+            .set(nodes::feed_token.eq(token))
+            .execute(conn)
+            .map_err(TrustError::from)
+    })?;
+    if changed == 0 {
+        return Err(TrustError::NotFound(format!(
+            "node {node_id} is not in the trust store; `rix trust add` it with its key first"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `token` can be a node's `[[gateways]]` token (checked before anything is stored).
+pub fn check_feed_token(token: &str) -> Result<(), TrustError> {
+    if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(TrustError::FeedToken(
+            "a feed token is at least 16 characters without spaces or control characters (the \
+             value the node has in its [[gateways]] entry)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The bearer token the puller presents to `node_id`'s feed, if one is stored.
+pub fn feed_token(db: &Db, node_id: &str) -> Result<Option<String>, StoreError> {
+    let mut conn = db.conn()?;
+    Ok(nodes::table
+        .find(node_id)
+        .select(nodes::feed_token)
+        .first::<Option<String>>(&mut *conn)
+        .optional()?
+        .flatten())
+}
 
 /// Nodes with a feed URL, for the puller.
 pub fn feeds(db: &Db) -> Result<Vec<(String, String)>, StoreError> {

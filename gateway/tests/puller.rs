@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::{Backend, Change, FakeNode, Feed, Gateway, eventually, requested_afters};
 use rix_gateway::pull::{PullConfig, PullError, Puller};
+use rix_gateway::trust;
 use rix_schema::batch::Refusal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Small pages (so every feed here takes several), short timeouts and backoffs.
@@ -27,7 +28,50 @@ fn config() -> PullConfig {
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(400),
         rescan_interval: Duration::from_millis(200),
+        ..PullConfig::default()
     }
+}
+
+/// The bearer token `node` enrolled the test gateway with (its `[[gateways]]` entry).
+fn feed_token(node: &FakeNode) -> String {
+    format!("feed-token-of-{}", node.node_id)
+}
+
+/// Trusts `node`'s key with its feed URL, and stores the token its feed demands, as
+/// `rix trust add --feed-url … --feed-token-file …` does.
+fn trust(gw: &Gateway, node: &FakeNode, feed_url: &str) {
+    node.trust(&gw.db, Some(feed_url));
+    trust::set_feed_token(&gw.db, &node.node_id, Some(&feed_token(node))).unwrap();
+}
+
+/// A node's feed played by wiremock, closed as a node's is: `feed` to the holder of `node`'s
+/// feed token, 401 problem+json to anyone else.
+async fn closed_feed(feed: &Feed, node: &FakeNode) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/feed"))
+        .and(header(
+            "authorization",
+            format!("Bearer {}", feed_token(node)).as_str(),
+        ))
+        .respond_with(feed.clone())
+        .with_priority(10)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/feed"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header("www-authenticate", "Bearer")
+                .set_body_raw(
+                    r#"{"type":"https://schema.rix.cn/problems/unauthorized","status":401}"#,
+                    "application/problem+json",
+                ),
+        )
+        .with_priority(20)
+        .mount(&server)
+        .await;
+    server
 }
 
 /// A node with six batches: new records, then revisions and a withdrawal, then more records.
@@ -61,8 +105,8 @@ async fn a_multi_page_feed_fills_the_catalogue_exactly(backend: Backend) {
     );
     let feed = Feed::default();
     feed.serve_node(&node);
-    let server = feed.start().await;
-    node.trust(&gw.db, Some(&server.uri()));
+    let server = closed_feed(&feed, &node).await;
+    trust(&gw, &node, &server.uri());
     let puller = Puller::new(gw.ingest.clone(), config(), &gw.registry).unwrap();
 
     let report = puller
@@ -110,7 +154,7 @@ async fn a_node_answering_500_is_pulled_completely_on_a_later_try() {
     let node = busy_node(12);
     let feed = Feed::default();
     feed.serve_node(&node);
-    let server = feed.start().await;
+    let server = closed_feed(&feed, &node).await;
     Mock::given(method("GET"))
         .and(path("/v1/feed"))
         .respond_with(ResponseTemplate::new(500))
@@ -118,7 +162,7 @@ async fn a_node_answering_500_is_pulled_completely_on_a_later_try() {
         .with_priority(1)
         .mount(&server)
         .await;
-    node.trust(&gw.db, Some(&server.uri()));
+    trust(&gw, &node, &server.uri());
     let puller = Puller::new(gw.ingest.clone(), config(), &gw.registry).unwrap();
 
     let err = puller
@@ -151,7 +195,7 @@ async fn a_page_slower_than_the_timeout_is_abandoned_and_fetched_again() {
     let node = busy_node(13);
     let feed = Feed::default();
     feed.serve_node(&node);
-    let server = feed.start().await;
+    let server = closed_feed(&feed, &node).await;
     let (body, _, last) = feed.page(0, 10);
     Mock::given(method("GET"))
         .and(path("/v1/feed"))
@@ -165,7 +209,7 @@ async fn a_page_slower_than_the_timeout_is_abandoned_and_fetched_again() {
         .with_priority(1)
         .mount(&server)
         .await;
-    node.trust(&gw.db, Some(&server.uri()));
+    trust(&gw, &node, &server.uri());
     let puller = Puller::new(
         gw.ingest.clone(),
         PullConfig {
@@ -204,8 +248,8 @@ async fn a_cut_or_corrupt_line_applies_nothing_of_itself_and_a_later_page_comple
     let node = busy_node(14);
     let feed = Feed::default();
     feed.serve_node(&node);
-    let server = feed.start().await;
-    node.trust(&gw.db, Some(&server.uri()));
+    let server = closed_feed(&feed, &node).await;
+    trust(&gw, &node, &server.uri());
     let puller = Puller::new(gw.ingest.clone(), config(), &gw.registry).unwrap();
     let first = node.batches[0].header.clone();
     let second = node.bytes(2);
@@ -286,8 +330,8 @@ async fn a_feed_missing_a_batch_stops_at_the_gap_and_applies_nothing_after_it() 
     let mut holey = node.batches.clone();
     holey.remove(1);
     feed.serve(&holey);
-    let server = feed.start().await;
-    node.trust(&gw.db, Some(&server.uri()));
+    let server = closed_feed(&feed, &node).await;
+    trust(&gw, &node, &server.uri());
     let puller = Puller::new(gw.ingest.clone(), config(), &gw.registry).unwrap();
 
     let err = puller
@@ -327,8 +371,8 @@ async fn a_forked_feed_is_refused_as_a_broken_chain_audited_and_applies_nothing(
     node.seal_new(5);
     let feed = Feed::default();
     feed.serve_node(&node);
-    let server = feed.start().await;
-    node.trust(&gw.db, Some(&server.uri()));
+    let server = closed_feed(&feed, &node).await;
+    trust(&gw, &node, &server.uri());
     let puller = Puller::new(gw.ingest.clone(), config(), &gw.registry).unwrap();
     puller
         .catch_up_once(&node.node_id, &server.uri())
@@ -377,8 +421,8 @@ async fn a_page_over_the_byte_ceiling_is_abandoned_unread() {
     let node = busy_node(17);
     let feed = Feed::default();
     feed.serve_node(&node);
-    let server = feed.start().await;
-    node.trust(&gw.db, Some(&server.uri()));
+    let server = closed_feed(&feed, &node).await;
+    trust(&gw, &node, &server.uri());
     let puller = Puller::new(
         gw.ingest.clone(),
         PullConfig {
@@ -472,8 +516,8 @@ async fn endless_and_stalled_nodes_time_out_without_holding_up_a_healthy_one() {
     let mut healthy = busy_node(20);
     let feed = Feed::default();
     feed.serve_node(&healthy);
-    let server = feed.start().await;
-    healthy.trust(&gw.db, Some(&server.uri()));
+    let server = closed_feed(&feed, &healthy).await;
+    trust(&gw, &healthy, &server.uri());
 
     let timeouts_before = pulls(&puller, "timeout");
     let (stop, stopped) = watch::channel(false);
@@ -539,8 +583,8 @@ async fn a_fill_request_pulls_at_once_even_for_a_node_trusted_after_start() {
     let gw = Gateway::open(Backend::Sqlite);
     let mut first = FakeNode::new("prov", 21, 0.0);
     let feed = Feed::default();
-    let server = feed.start().await;
-    first.trust(&gw.db, Some(&server.uri()));
+    let server = closed_feed(&feed, &first).await;
+    trust(&gw, &first, &server.uri());
     // Polls and rescans so rare that only a fill request can explain a pull.
     let puller = Puller::new(
         gw.ingest.clone(),
@@ -569,8 +613,8 @@ async fn a_fill_request_pulls_at_once_even_for_a_node_trusted_after_start() {
     let second = busy_node(22);
     let second_feed = Feed::default();
     second_feed.serve_node(&second);
-    let second_server = second_feed.start().await;
-    second.trust(&gw.db, Some(&second_server.uri()));
+    let second_server = closed_feed(&second_feed, &second).await;
+    trust(&gw, &second, &second_server.uri());
     fill.request(&second.node_id);
     gw.wait_for_seq(&second.node_id, second.last_seq(), Duration::from_secs(5))
         .await;
@@ -583,4 +627,59 @@ async fn a_fill_request_pulls_at_once_even_for_a_node_trusted_after_start() {
         .await
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_puller_presents_each_nodes_feed_token_and_a_refusal_names_the_fix() {
+    let gw = Gateway::open(Backend::Sqlite);
+    let node = busy_node(23);
+    let feed = Feed::default();
+    feed.serve_node(&node);
+    let server = closed_feed(&feed, &node).await;
+    // Trusted, but without the token the node issued: the node refuses, nothing applies.
+    node.trust(&gw.db, Some(&server.uri()));
+    let puller = Puller::new(gw.ingest.clone(), config(), &gw.registry).unwrap();
+    let err = puller
+        .catch_up_once(&node.node_id, &server.uri())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PullError::Unauthorized { status: 401, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--feed-token-file"), "{err}");
+    assert_eq!(pulls(&puller, "unauthorized"), 1);
+    assert_eq!(gw.change_count(), 0);
+
+    // Another node's token is no better.
+    trust::set_feed_token(&gw.db, &node.node_id, Some("feed-token-of-another-node")).unwrap();
+    let err = puller
+        .catch_up_once(&node.node_id, &server.uri())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PullError::Unauthorized { .. }), "{err}");
+
+    // With the node's own token (taken from the trust store at the next pull, no restart).
+    trust::set_feed_token(&gw.db, &node.node_id, Some(&feed_token(&node))).unwrap();
+    let report = puller
+        .catch_up_once(&node.node_id, &server.uri())
+        .await
+        .unwrap();
+    assert_eq!(report.batches_applied, 6);
+    gw.assert_holds_exactly(&node);
+    let requests = server.received_requests().await.unwrap();
+    assert!(requests.iter().all(|r| {
+        r.headers
+            .get("authorization")
+            .is_none_or(|v| v.to_str().unwrap().starts_with("Bearer "))
+    }));
+
+    // The trust store says a token is set, never what it is.
+    let listed = trust::list(&gw.db).unwrap();
+    let entry = listed.iter().find(|n| n.node_id == node.node_id).unwrap();
+    assert!(entry.feed_token_set);
+    let shown = serde_json::to_string(&listed).unwrap();
+    assert!(!shown.contains(&feed_token(&node)), "{shown}");
+    assert!(trust::set_feed_token(&gw.db, &node.node_id, Some("short")).is_err());
+    assert!(trust::set_feed_token(&gw.db, "no-such-node", Some(&feed_token(&node))).is_err());
 }

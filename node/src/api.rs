@@ -541,16 +541,38 @@ pub async fn reject(
 }
 
 /// The signed log: whole batches holding entries after `after`, one per line (JSON Lines),
-/// byte-identical to what was published. No token needed: batches carry only publishable
-/// records, and anyone may verify them with `/v1/keys`.
+/// byte-identical to what was published.
+///
+/// **Enrolled gateways only** (DESIGN.md §4): the log carries internal records and every
+/// disclosure of commercial and personal values, so it is as closed as the queue. A request
+/// needs the bearer token of a gateway in the node's `[[gateways]]`; a gateway enrolled with
+/// `require_client_cert` must also come over TLS with a client certificate that chains to the
+/// node's `tls.client_ca` (and matches its pinned subject or fingerprint, if any). No token:
+/// 401. A submitter, reviewer or admin token, or a gateway's token without its certificate:
+/// 403. The public keys that verify the batches stay public at `/v1/keys`.
 #[utoipa::path(get, path = "/v1/feed",
     params(("after" = Option<i64>, Query, description = "last seq already held (default 0)"),
            ("limit" = Option<i64>, Query, description = "about this many entries, 1–10000 (default 1000); whole batches")),
-    responses((status = 200, content_type = "application/x-ndjson", description = "one signed batch per line; headers X-Rix-Next-After and X-Rix-Last-Seq")))]
+    responses((status = 200, content_type = "application/x-ndjson", description = "one signed batch per line; headers X-Rix-Next-After and X-Rix-Last-Seq"),
+              (status = 401, body = Problem, content_type = "application/problem+json", description = "no gateway's bearer token"),
+              (status = 403, body = Problem, content_type = "application/problem+json", description = "not a gateway's token, or a gateway's token without its TLS client certificate")),
+    security(("bearer" = [])))]
 pub async fn feed(
     state: State,
+    req: HttpRequest,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, NodeError> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let peer = req.conn_data::<crate::auth::PeerCertificate>();
+    let reader = state
+        .tokens
+        .authenticate_gateway(authorization, peer)
+        .inspect_err(|e| {
+            tracing::info!(refusal = %e, client_cert = peer.is_some(), "feed request refused");
+        })?;
     let after = query_i64(&query, "after", 0, 0..=i64::MAX)?;
     let limit = query_i64(&query, "limit", 1000, 1..=10_000)?;
     let st = state.clone();
@@ -561,6 +583,7 @@ pub async fn feed(
     })
     .await?;
     let next_after = batches.last().map(|b| b.last_seq).unwrap_or(after);
+    tracing::debug!(gateway = %reader.name, gateway_token = %reader.id, after, next_after, "feed page served");
     let mut body = Vec::with_capacity(batches.iter().map(|b| b.bytes.len() + 1).sum());
     for b in &batches {
         body.extend_from_slice(&b.bytes);

@@ -1,7 +1,8 @@
 //! Node configuration: a TOML file (annotated example: `ops/config/node.example.toml`), every
 //! key overridable by a `RIX_*` environment variable.
 //!
-//! Tokens are secrets: [`Config`] never prints them (its `Debug` shows only their roles).
+//! Tokens are secrets: [`Config`] never prints them (its `Debug` shows only their roles and the
+//! gateways' names).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -49,6 +50,40 @@ pub struct TokenConfig {
     pub name: Option<String>,
 }
 
+/// One gateway this node serves its signed feed to (`[[gateways]]`).
+///
+/// The feed carries internal records and every disclosure (DESIGN.md §4), so it is closed:
+/// only a request with one of these bearer tokens reads it — and, for a gateway with
+/// `require_client_cert`, only over TLS with a client certificate chained to `tls.client_ca`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Who it is, for logs and audit (`national`); never the token.
+    pub name: String,
+    /// The bearer token the gateway presents (at least 16 characters); the gateway operator
+    /// stores the same value with `rix trust add --feed-token-file`.
+    pub token: String,
+    /// Also require a TLS client certificate verified against `tls.client_ca`.
+    #[serde(default)]
+    pub require_client_cert: bool,
+    /// Pin the certificate's subject common name (CN); implies `require_client_cert`.
+    #[serde(default)]
+    pub client_cert_subject: Option<String>,
+    /// Pin the certificate itself: SHA-256 of its DER, hex (colons allowed); implies
+    /// `require_client_cert`.
+    #[serde(default)]
+    pub client_cert_sha256: Option<String>,
+}
+
+impl GatewayConfig {
+    /// Whether requests with this gateway's token must carry a verified client certificate.
+    pub fn needs_client_cert(&self) -> bool {
+        self.require_client_cert
+            || self.client_cert_subject.is_some()
+            || self.client_cert_sha256.is_some()
+    }
+}
+
 /// Listener TLS: PEM certificate chain and private key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +92,12 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// Private key, PEM.
     pub key: PathBuf,
+    /// CA certificates (PEM) that gateways' client certificates must chain to. When set, the
+    /// listener asks every client for a certificate but does not insist (institutions use the
+    /// same port without one); a certificate that is presented and does not verify ends the
+    /// handshake. Gateways with `require_client_cert` must present one.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// How the publisher cuts the log into batches.
@@ -131,6 +172,9 @@ pub struct Config {
     /// Bearer tokens.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// The gateways that may read the signed feed; none means nobody reads it.
+    #[serde(default)]
+    pub gateways: Vec<GatewayConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -152,6 +196,7 @@ fn default_max_body_bytes() -> usize {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let roles: Vec<&str> = self.tokens.iter().map(|t| t.role.as_str()).collect();
+        let gateways: Vec<&str> = self.gateways.iter().map(|g| g.name.as_str()).collect();
         f.debug_struct("Config")
             .field("node_id", &self.node_id)
             .field("registration_issuer", &self.registration_issuer)
@@ -169,6 +214,7 @@ impl fmt::Debug for Config {
             .field("batch", &self.batch)
             .field("tls", &self.tls.is_some())
             .field("tokens", &roles)
+            .field("gateways", &gateways)
             .finish()
     }
 }
@@ -269,6 +315,22 @@ impl Config {
                 name: Some("RIX_ADMIN_TOKEN".to_owned()),
             });
         }
+        if let Some(v) = get("RIX_GATEWAY_TOKEN") {
+            self.gateways.push(GatewayConfig {
+                name: "RIX_GATEWAY_TOKEN".to_owned(),
+                token: v,
+                require_client_cert: false,
+                client_cert_subject: None,
+                client_cert_sha256: None,
+            });
+        }
+        if let Some(v) = get("RIX_TLS_CLIENT_CA") {
+            let tls = self.tls.as_mut().ok_or(ConfigError::Env {
+                name: "RIX_TLS_CLIENT_CA",
+                message: "the listener has no TLS: set [tls] cert and key first".into(),
+            })?;
+            tls.client_ca = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+        }
         Ok(())
     }
 
@@ -322,6 +384,56 @@ impl Config {
                 }
             }
         }
+        self.check_gateways()
+    }
+
+    fn check_gateways(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            key: "gateways",
+            message,
+        };
+        let client_ca = self.tls.as_ref().and_then(|t| t.client_ca.as_ref());
+        for (i, g) in self.gateways.iter().enumerate() {
+            if g.name.trim().is_empty() {
+                return Err(invalid(format!("gateway #{i} has an empty `name`")));
+            }
+            if self.gateways[..i].iter().any(|o| o.name == g.name) {
+                return Err(invalid(format!(
+                    "gateway #{i}: the name {:?} is used twice",
+                    g.name
+                )));
+            }
+            if g.token.len() < 16 {
+                return Err(invalid(format!(
+                    "gateway {:?}: the token is shorter than 16 characters",
+                    g.name
+                )));
+            }
+            let reused = self.tokens.iter().any(|t| t.token == g.token)
+                || self.gateways[..i].iter().any(|o| o.token == g.token);
+            if reused {
+                return Err(invalid(format!(
+                    "gateway {:?}: its token is also another token of this node; give every gateway its own",
+                    g.name
+                )));
+            }
+            if let Some(fp) = &g.client_cert_sha256
+                && normalize_fingerprint(fp).is_none()
+            {
+                return Err(invalid(format!(
+                    "gateway {:?}: client_cert_sha256 must be 64 hex digits (colons allowed), \
+                     e.g. from `openssl x509 -noout -fingerprint -sha256 -in gateway.crt`",
+                    g.name
+                )));
+            }
+            if g.needs_client_cert() && client_ca.is_none() {
+                return Err(invalid(format!(
+                    "gateway {:?} requires a client certificate, but the listener does not \
+                     verify any: set [tls] cert, key and client_ca",
+                    g.name
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -354,6 +466,16 @@ impl Config {
             None => self.data_dir.join("node.db").to_string_lossy().into_owned(),
         }
     }
+}
+
+/// A SHA-256 fingerprint as lowercase hex without separators, or `None` if it is not one.
+pub fn normalize_fingerprint(text: &str) -> Option<String> {
+    let hex: String = text
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' '))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
 }
 
 #[cfg(test)]
@@ -412,6 +534,48 @@ institution = "91330100799655058B"
         let config: Config = toml::from_str(&text).unwrap();
         config.check().unwrap();
         assert_eq!(config.tokens.len(), 2);
+        assert_eq!(config.gateways.len(), 1);
         assert!(matches!(config.issuer().unwrap(), Issuer::Region(_)));
+    }
+
+    #[test]
+    fn gateways_are_checked_and_their_tokens_never_shown() {
+        let text = format!(
+            "{MINIMAL}\n[[gateways]]\nname = \"national\"\ntoken = \"gateway-token-national-0001\"\n"
+        );
+        let mut c: Config = toml::from_str(&text).unwrap();
+        c.check().unwrap();
+        let shown = format!("{c:?}");
+        assert!(shown.contains("national"), "{shown}");
+        assert!(!shown.contains("gateway-token-national-0001"), "{shown}");
+
+        // A client certificate needs a CA to verify it against.
+        c.gateways[0].require_client_cert = true;
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("client_ca"), "{e}");
+        c.tls = Some(TlsConfig {
+            cert: "/tmp/c.pem".into(),
+            key: "/tmp/k.pem".into(),
+            client_ca: None,
+        });
+        c.apply_env(|n| (n == "RIX_TLS_CLIENT_CA").then(|| "/etc/rix/gateways-ca.pem".into()))
+            .unwrap();
+        c.check().unwrap();
+
+        // A gateway's token is its own: not a staff token, not another gateway's.
+        c.gateways[0].token = "submitter-token-0001".into();
+        assert!(c.check().unwrap_err().to_string().contains("its own"));
+        c.gateways[0].token = "gateway-token-national-0001".into();
+        c.gateways[0].client_cert_sha256 = Some("AB:CD".into());
+        assert!(c.check().unwrap_err().to_string().contains("64 hex"));
+        c.gateways[0].client_cert_sha256 = Some("Ab:".repeat(31) + "ab");
+        c.check().unwrap();
+
+        // RIX_GATEWAY_TOKEN enrols one more gateway.
+        c.apply_env(|n| (n == "RIX_GATEWAY_TOKEN").then(|| "gateway-token-from-env-01".into()))
+            .unwrap();
+        assert_eq!(c.gateways.len(), 2);
+        assert!(!c.gateways[1].needs_client_cert());
+        c.check().unwrap();
     }
 }

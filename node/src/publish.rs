@@ -9,6 +9,11 @@
 //! The broker being away never stops registration: the task keeps sealing (the feed serves
 //! the batches), counts the failure, backs off (up to 10 s) and reconnects. Without an AMQP
 //! URL the feed is the only transport and batches count as published once sealed.
+//!
+//! The exchange is declared at connect when the broker user may (embedded and test brokers).
+//! A production node's broker user may only publish under its own routing keys
+//! (`ops/rabbitmq/definitions.json`: no configure permission); the declare is then refused and
+//! the node checks passively, on a fresh channel, that the operator's exchange exists.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -211,21 +216,42 @@ impl Publisher {
                 .with_connection_name(format!("rix-node {}", self.node_id).into()),
         )
         .await?;
-        let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        channel
-            .exchange_declare(
-                target.exchange.as_str().into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        let open = || async {
+            let channel = connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            Ok::<_, lapin::Error>(channel)
+        };
+        let declare = |channel: Channel, passive: bool| async move {
+            channel
+                .exchange_declare(
+                    target.exchange.as_str().into(),
+                    ExchangeKind::Topic,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        passive,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map(|()| channel)
+        };
+        let channel = match declare(open().await?, false).await {
+            Ok(channel) => channel,
+            // A user without configure permission (the production setup): the refusal closed
+            // the channel; the exchange must exist already.
+            Err(e) if access_refused(&e) => {
+                let channel = declare(open().await?, true).await?;
+                tracing::info!(
+                    exchange = %target.exchange,
+                    "the broker user may not declare exchanges; publishing to the operator's"
+                );
+                channel
+            }
+            Err(e) => return Err(e),
+        };
         tracing::info!(exchange = %target.exchange, "connected to the broker");
         self.metrics.broker_connected.set(1);
         Ok(Broker {
@@ -324,4 +350,9 @@ impl Publisher {
         self.count_published(&done);
         Ok(())
     }
+}
+
+/// Whether the broker refused an operation for lack of permission (ACCESS_REFUSED, 403).
+fn access_refused(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(a) if a.get_id() == 403)
 }

@@ -1,15 +1,22 @@
 //! Starting and stopping a node: storage, key, publisher task, HTTP listener (optionally TLS).
+//!
+//! With `tls.client_ca` the listener asks every client for a certificate (verify mode PEER, not
+//! FAIL_IF_NO_PEER_CERT: institutions use the same port without one). A certificate that does
+//! not chain to the CA ends the handshake; a verified one is handed to the handlers as the
+//! connection's [`PeerCertificate`], which is how a gateway bound to its certificate reads the
+//! feed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
-use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
+use openssl::x509::{X509, X509VerifyResult};
 use rix_schema::signing::SigningKey;
 use tokio::sync::{Notify, watch};
 
 use crate::api::{self, AppState};
-use crate::auth::TokenTable;
+use crate::auth::{PeerCertificate, TokenTable};
 use crate::config::Config;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -112,7 +119,44 @@ fn tls_acceptor(
     builder
         .set_certificate_chain_file(&tls.cert)
         .map_err(|e| StartError::Tls(format!("certificate {}: {e}", tls.cert.display())))?;
+    if let Some(ca) = &tls.client_ca {
+        let what =
+            |e: &dyn std::fmt::Display| StartError::Tls(format!("client CA {}: {e}", ca.display()));
+        let pem = std::fs::read(ca).map_err(|e| what(&e))?;
+        let certs = X509::stack_from_pem(&pem).map_err(|e| what(&e))?;
+        if certs.is_empty() {
+            return Err(what(&"no PEM certificate in the file"));
+        }
+        for cert in &certs {
+            // Trusted for verifying clients, and named in the CertificateRequest so a client
+            // with several certificates picks the right one.
+            builder
+                .cert_store_mut()
+                .add_cert(cert.clone())
+                .map_err(|e| what(&e))?;
+            builder.add_client_ca(cert).map_err(|e| what(&e))?;
+        }
+        builder.set_verify(SslVerifyMode::PEER);
+        // Sessions resumed under client verification need a context id.
+        builder
+            .set_session_id_context(b"rix-node")
+            .map_err(|e| what(&e))?;
+    }
     Ok(builder)
+}
+
+/// Puts a verified TLS client certificate into the connection's data for the handlers.
+fn client_certificate(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    type Tls = actix_tls::accept::openssl::TlsStream<actix_web::rt::net::TcpStream>;
+    let Some(tls) = conn.downcast_ref::<Tls>() else {
+        return;
+    };
+    let ssl = tls.ssl();
+    if let Some(cert) = ssl.peer_certificate()
+        && ssl.verify_result() == X509VerifyResult::OK
+    {
+        data.insert(PeerCertificate::from_x509(&cert));
+    }
 }
 
 /// Starts a node from its configuration and returns once it listens.
@@ -154,7 +198,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         node_id: config.node_id.clone(),
         node_name: config.name.clone(),
         issuer,
-        tokens: TokenTable::new(&config.tokens),
+        tokens: TokenTable::new(&config.tokens).with_gateways(&config.gateways),
         key,
         wake,
         metrics: metrics.clone(),
@@ -167,6 +211,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
             .wrap(tracing_actix())
             .configure(api::configure)
     })
+    .on_connect(client_certificate)
     .disable_signals()
     .shutdown_timeout(30);
     let (server, scheme) = match &config.tls {
@@ -194,6 +239,12 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     tracing::info!(node_id = %config.node_id, %addr, scheme, backend = ?db.backend(), "node listening");
+    if config.gateways.is_empty() {
+        tracing::warn!(
+            "no [[gateways]] configured: nobody may read the signed feed (GET /v1/feed answers 401); \
+             enrol the gateways that pull this node"
+        );
+    }
     Ok(RunningNode {
         addr,
         scheme,

@@ -39,6 +39,7 @@ fn self_signed(dir: &std::path::Path) -> (TlsConfig, Vec<u8>) {
     let tls = TlsConfig {
         cert: dir.join("node.crt"),
         key: dir.join("node.tls.key"),
+        client_ca: None,
     };
     std::fs::write(&tls.cert, &cert_pem).unwrap();
     std::fs::write(&tls.key, key.private_key_to_pem_pkcs8().unwrap()).unwrap();

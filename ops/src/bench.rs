@@ -87,6 +87,8 @@ pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
             institution: None,
             name: Some("bench".into()),
         }],
+        // Nothing pulls this node's feed.
+        gateways: Vec::new(),
     };
     let node = rix_node::start(config).await?;
     let url = node.url();

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use rix_node::config::{BatchConfig, Role, TokenConfig};
+use rix_node::config::{BatchConfig, GatewayConfig, Role, TokenConfig};
 use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
 use rix_schema::sensitivity::Entitlements;
 use rix_schema::signing::SigningKey;
@@ -181,6 +181,9 @@ struct State {
     node_tokens: HashMap<String, HashMap<String, String>>,
     /// consumer role → token.
     consumer_tokens: HashMap<String, String>,
+    /// node id → the feed token the node enrols the demo gateway with (`[[gateways]]`); the
+    /// gateway stores it with the node's feed URL.
+    feed_tokens: HashMap<String, String>,
     /// Made by this run (nothing to reuse).
     fresh: bool,
 }
@@ -195,13 +198,18 @@ impl State {
         if path.exists() {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            return State::parse(&text).with_context(|| {
+            let (state, complete) = State::parse(&text).with_context(|| {
                 format!(
                     "{} is damaged; remove the data dir {} to start afresh",
                     path.display(),
                     dir.display()
                 )
-            });
+            })?;
+            if !complete {
+                // A data dir from before the feeds were closed: its nodes get feed tokens now.
+                state.save(dir)?;
+            }
+            return Ok(state);
         }
         let mut node_tokens = HashMap::new();
         for node in &NODES {
@@ -222,21 +230,30 @@ impl State {
                 .context("formatting the time")?,
             node_tokens,
             consumer_tokens,
+            feed_tokens: new_feed_tokens()?,
             fresh: true,
         };
-        let text = serde_json::to_string_pretty(&json!({
-            "version": 1,
-            "records": state.records,
-            "created_at": state.created_at,
-            "node_tokens": state.node_tokens,
-            "consumer_tokens": state.consumer_tokens,
-        }))?;
-        crate::write_private(&path, text.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        state.save(dir)?;
         Ok(state)
     }
 
-    fn parse(text: &str) -> Result<State> {
+    fn save(&self, dir: &Path) -> Result<()> {
+        let path = State::path(dir);
+        let text = serde_json::to_string_pretty(&json!({
+            "version": 1,
+            "records": self.records,
+            "created_at": self.created_at,
+            "node_tokens": self.node_tokens,
+            "consumer_tokens": self.consumer_tokens,
+            "feed_tokens": self.feed_tokens,
+        }))?;
+        crate::write_private(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The state, and whether it had everything (an older one lacks the feed tokens, which
+    /// are made here).
+    fn parse(text: &str) -> Result<(State, bool)> {
         let v: Value = serde_json::from_str(text)?;
         let records = v["records"].as_u64().context("no `records`")?;
         let node_tokens: HashMap<String, HashMap<String, String>> =
@@ -257,13 +274,28 @@ impl State {
                 .get(role)
                 .with_context(|| format!("no {role} consumer token"))?;
         }
-        Ok(State {
-            records,
-            created_at: v["created_at"].as_str().unwrap_or("").to_owned(),
-            node_tokens,
-            consumer_tokens,
-            fresh: false,
-        })
+        let feed_tokens: Option<HashMap<String, String>> = match v.get("feed_tokens") {
+            None => None,
+            Some(t) => Some(serde_json::from_value(t.clone()).context("bad `feed_tokens`")?),
+        };
+        let complete = feed_tokens
+            .as_ref()
+            .is_some_and(|t| NODES.iter().all(|n| t.contains_key(n.node_id)));
+        let feed_tokens = match feed_tokens {
+            Some(t) if complete => t,
+            _ => new_feed_tokens()?,
+        };
+        Ok((
+            State {
+                records,
+                created_at: v["created_at"].as_str().unwrap_or("").to_owned(),
+                node_tokens,
+                consumer_tokens,
+                feed_tokens,
+                fresh: false,
+            },
+            complete,
+        ))
     }
 
     fn node_token(&self, node: usize, role: &str) -> &str {
@@ -273,6 +305,18 @@ impl State {
     fn consumer_token(&self, role: &str) -> &str {
         &self.consumer_tokens[role]
     }
+
+    fn feed_token(&self, node: usize) -> &str {
+        &self.feed_tokens[NODES[node].node_id]
+    }
+}
+
+/// One feed token per node, for the demo gateway.
+fn new_feed_tokens() -> Result<HashMap<String, String>> {
+    NODES
+        .iter()
+        .map(|n| Ok((n.node_id.to_owned(), random_token("rixf_")?)))
+        .collect()
 }
 
 /// The node's signing key, made on the first run (`DIR/keys/{node_id}.key.pem`, owner-only,
@@ -909,6 +953,14 @@ async fn start_and_seed(demo: &mut Demo, running: &mut Running) -> Result<Vec<Se
             max_body_bytes: 16 * 1024 * 1024,
             tls: None,
             tokens,
+            // The demo gateway reads the node's feed with the token stored beside its URL.
+            gateways: vec![GatewayConfig {
+                name: "demo gateway".to_owned(),
+                token: demo.state.feed_token(n).to_owned(),
+                require_client_cert: false,
+                client_cert_subject: None,
+                client_cert_sha256: None,
+            }],
         };
         println!(
             "starting node {} ({})…",
@@ -957,7 +1009,14 @@ async fn start_and_seed(demo: &mut Demo, running: &mut Running) -> Result<Vec<Se
     };
     {
         let config = gateway_config.clone();
-        let trusted: Vec<(String, String, String, rix_schema::signing::VerifyingKey)> = NODES
+        type Trusted = (
+            String,
+            String,
+            String,
+            rix_schema::signing::VerifyingKey,
+            String,
+        );
+        let trusted: Vec<Trusted> = NODES
             .iter()
             .enumerate()
             .map(|(n, node)| {
@@ -966,6 +1025,7 @@ async fn start_and_seed(demo: &mut Demo, running: &mut Running) -> Result<Vec<Se
                     node.profile().name().to_owned(),
                     demo.node_urls[n].clone(),
                     keys[n].verifying_key().clone(),
+                    demo.state.feed_token(n).to_owned(),
                 )
             })
             .collect();
@@ -983,10 +1043,12 @@ async fn start_and_seed(demo: &mut Demo, running: &mut Running) -> Result<Vec<Se
             let db = config
                 .open_database()
                 .context("opening the gateway's catalogue")?;
-            for (node_id, name, url, key) in &trusted {
+            for (node_id, name, url, key, feed_token) in &trusted {
                 // Re-run on every start: it updates the feed URL when a node's port changed.
                 rix_gateway::trust::add(&db, node_id, Some(name), Some(url), key, None, None)
                     .with_context(|| format!("trusting {node_id}"))?;
+                rix_gateway::trust::set_feed_token(&db, node_id, Some(feed_token))
+                    .with_context(|| format!("storing the feed token of {node_id}"))?;
             }
             for (role, entitlements, token) in &consumers {
                 rix_gateway::access::add_token_value(
@@ -1047,6 +1109,9 @@ fn write_demo_json(demo: &Demo, postgres: bool) -> Result<()> {
                 "url": demo.node_urls[n],
                 "registration_issuer": node.issuer,
                 "tokens": tokens,
+                // The node's signed feed serves enrolled gateways only: this is the demo
+                // gateway's credential for it (`Authorization: Bearer …` on GET /v1/feed).
+                "feed_token": demo.state.feed_token(n),
                 "submitter_institution": {"name": inst["name"], "uscc": inst["uscc"]},
             })
         })

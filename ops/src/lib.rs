@@ -270,6 +270,11 @@ enum TrustCommand {
         /// The node's base URL, for pulling its signed feed (https://node.example.cn).
         #[arg(long)]
         feed_url: Option<String>,
+        /// A file holding the bearer token the node enrolled this gateway with (its [[gateways]]
+        /// entry); the puller presents it on the node's feed. `-` reads it from stdin. Stored
+        /// with the feed URL, never printed. Re-run with a new file to rotate it.
+        #[arg(long, value_name = "FILE")]
+        feed_token_file: Option<PathBuf>,
         /// Batches created before this RFC 3339 time are refused.
         #[arg(long)]
         valid_from: Option<String>,
@@ -592,9 +597,18 @@ fn trust(command: TrustCommand) -> Result<()> {
             key,
             name,
             feed_url,
+            feed_token_file,
             valid_from,
             valid_until,
         } => {
+            let feed_token = match &feed_token_file {
+                None => None,
+                Some(path) => {
+                    let token = read_secret(path)?;
+                    trust::check_feed_token(&token)?;
+                    Some(token)
+                }
+            };
             let text = if Path::new(&key).is_file() {
                 fs::read_to_string(&key).with_context(|| format!("reading {key}"))?
             } else {
@@ -612,6 +626,12 @@ fn trust(command: TrustCommand) -> Result<()> {
                 valid_until.as_deref(),
             )?;
             println!("trusted {key_id} for node {node}");
+            if let Some(token) = &feed_token {
+                trust::set_feed_token(&db, &node, Some(token))?;
+                println!(
+                    "stored the feed token for node {node} (the puller presents it on its feed)"
+                );
+            }
         }
         TrustCommand::List { catalogue, json } => {
             let nodes = trust::list(&catalogue.open()?)?;
@@ -620,10 +640,11 @@ fn trust(command: TrustCommand) -> Result<()> {
             } else {
                 for n in nodes {
                     println!(
-                        "{}  {}  feed: {}",
+                        "{}  {}  feed: {}  feed token: {}",
                         n.node_id,
                         n.name.as_deref().unwrap_or("-"),
-                        n.feed_url.as_deref().unwrap_or("-")
+                        n.feed_url.as_deref().unwrap_or("-"),
+                        if n.feed_token_set { "set" } else { "none" }
                     );
                     for k in n.keys {
                         let state = match (&k.revoked_at, &k.valid_from, &k.valid_until) {
@@ -649,6 +670,23 @@ fn trust(command: TrustCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A secret from a file (or stdin for `-`), trimmed of the line end editors add.
+fn read_secret(path: &Path) -> Result<String> {
+    let text = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading the feed token from stdin")?;
+        text
+    } else {
+        fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    let token = text.trim().to_owned();
+    if token.is_empty() {
+        bail!("{} holds no token", path.display());
+    }
+    Ok(token)
 }
 
 fn token(command: TokenCommand) -> Result<()> {

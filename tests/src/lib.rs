@@ -66,6 +66,15 @@ pub mod tokens {
     pub const SUBMITTER_USCC: &str = "91330100799655058B";
     /// Admin: registers for any institution (the federation tests use generated records).
     pub const ADMIN: &str = "e2e-admin-token-0000000001";
+    /// How the feed tokens test nodes issue to the test gateway begin ([`feed_token`]).
+    pub const GATEWAY_PREFIX: &str = "e2e-feed-token-for-";
+
+    /// The feed token `node_id` enrols the test gateway with (its `[[gateways]]` entry; one
+    /// per node, as in production): the gateway stores it with `rix trust add
+    /// --feed-token-file`.
+    pub fn feed_token(node_id: &str) -> String {
+        format!("{GATEWAY_PREFIX}{node_id}")
+    }
 }
 
 /// A node running as a separate `rix node serve` process.
@@ -126,13 +135,15 @@ impl NodeProcess {
             "[batch]\nmax_entries = {}\nlinger_ms = {}\n\n\
              [[tokens]]\ntoken = \"{}\"\nrole = \"submitter\"\ninstitution = \"{}\"\n\n\
              [[tokens]]\ntoken = \"{}\"\nrole = \"reviewer\"\n\n\
-             [[tokens]]\ntoken = \"{}\"\nrole = \"admin\"\n",
+             [[tokens]]\ntoken = \"{}\"\nrole = \"admin\"\n\n\
+             [[gateways]]\nname = \"e2e gateway\"\ntoken = \"{}\"\n",
             spec.max_entries,
             spec.linger_ms,
             tokens::SUBMITTER,
             tokens::SUBMITTER_USCC,
             tokens::REVIEWER,
-            tokens::ADMIN
+            tokens::ADMIN,
+            tokens::feed_token(spec.node_id)
         ));
         let config = dir.join(format!("{}.toml", spec.node_id));
         std::fs::write(&config, toml).unwrap();
@@ -323,15 +334,21 @@ impl GatewayProcess {
         gw
     }
 
-    /// Trusts `node`'s key and feed with `rix trust add`, as an operator would (the gateway may
-    /// be running or not).
+    /// Trusts `node`'s key and feed, with the feed token the node enrolled the gateway with,
+    /// by `rix trust add`, as an operator would (the gateway may be running or not).
     pub fn trust(&self, node: &NodeProcess) {
+        let token_file = self
+            .data_dir
+            .with_file_name(format!("feed-token-{}", node.node_id));
+        std::fs::write(&token_file, tokens::feed_token(&node.node_id)).unwrap();
         let out = Command::new(&self.exe)
             .args(["trust", "add", "--config"])
             .arg(&self.config)
             .args(["--node", &node.node_id, "--key"])
             .arg(node.key.verifying_key().to_base64())
             .args(["--feed-url", &node.url])
+            .arg("--feed-token-file")
+            .arg(&token_file)
             .output()
             .unwrap();
         assert!(

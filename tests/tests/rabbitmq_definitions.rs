@@ -3,9 +3,20 @@
 //! publishes and a gateway consuming from the pre-declared production queue `rix.gateway`
 //! takes every batch in — a queue declared with other arguments than the gateway's would
 //! instead fail its declare with PRECONDITION_FAILED and the gateway would never consume.
+//!
+//! And the queue is as closed as the feed (DESIGN.md §4): the file's broker users are least
+//! privileged, and the real broker enforces it — a node's user publishes only under its own
+//! routing keys and reads nothing, the gateway's user consumes its queue and cannot publish
+//! records — while the node and the gateway work under exactly those users.
 
 use std::time::Duration;
 
+use lapin::options::{
+    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use rix_gateway::consume::ConsumerConfig;
 use rix_schema::SecrecyLevel;
 use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
@@ -86,41 +97,290 @@ fn definitions_name_what_the_gateway_and_the_nodes_declare() {
     assert!(node_example.contains(&format!("amqp_exchange = \"{}\"", consumer.exchange)));
 }
 
-/// Deletes the virtual host when the test ends, passed or not.
-struct VhostGuard(String);
-
-impl Drop for VhostGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.0])
-            .env("RABBITMQ_NODENAME", "rabbit@localhost")
-            .output();
+#[test]
+fn definitions_give_every_node_and_the_gateway_a_least_privileged_user() {
+    let defs = definitions();
+    let consumer = ConsumerConfig::new("amqp://unused");
+    let users = defs["users"].as_array().unwrap();
+    assert!(
+        users.iter().all(|u| u["name"] != "guest"
+            && u["tags"].as_array().is_some_and(|t| t.is_empty())
+            && u["password_hash"] == ""),
+        "no guest, no administrators, no password in the file: {users:?}"
+    );
+    let permission = |user: &str| {
+        defs["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user"] == user)
+            .unwrap_or_else(|| panic!("no permissions for {user}"))
+            .clone()
+    };
+    let gateway = permission("rix-gateway");
+    assert_eq!(gateway["configure"], "^$");
+    assert_eq!(
+        gateway["write"], "^rix\\.records\\.dlx$",
+        "dead-lettering only"
+    );
+    assert_eq!(gateway["read"], "^rix\\.gateway$", "its queue only");
+    let nodes: Vec<&str> = users
+        .iter()
+        .filter_map(|u| u["name"].as_str()?.strip_prefix("rix-node-"))
+        .collect();
+    assert!(
+        nodes.contains(&"prov-530000") && nodes.len() >= 3,
+        "{nodes:?}"
+    );
+    for node in nodes {
+        let user = format!("rix-node-{node}");
+        let p = permission(&user);
+        assert_eq!(
+            (&p["configure"], &p["write"], &p["read"]),
+            (&json!("^$"), &json!("^rix\\.records$"), &json!("^$")),
+            "{user}"
+        );
+        let topic: Vec<&Value> = defs["topic_permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["user"] == user.as_str())
+            .collect();
+        assert_eq!(topic.len(), 1, "{user}");
+        assert_eq!(topic[0]["exchange"], consumer.exchange.as_str());
+        assert_eq!(topic[0]["write"], format!("^[a-z_]+\\.{node}$"));
+        assert_eq!(topic[0]["read"], "^$");
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gateway_consumes_from_the_queue_the_definitions_declare() {
-    let vhost = unique("rix-definitions");
-    // The file as an operator imports it, moved into our own virtual host.
-    let mut defs = definitions();
-    for section in ["exchanges", "queues", "bindings", "policies"] {
-        for item in defs[section].as_array_mut().unwrap() {
-            assert_eq!(item["vhost"], "/", "the file targets the default vhost");
-            item["vhost"] = json!(vhost);
+/// The file as an operator imports it, moved into a throw-away virtual host, its users
+/// renamed `{vhost}.{name}` (users are broker-wide) and given passwords as an operator does
+/// after the import (`rabbitmqctl change_password`). Everything is removed when the guard
+/// drops, passed or not.
+struct ImportedDefinitions {
+    vhost: String,
+    users: Vec<String>,
+}
+
+impl ImportedDefinitions {
+    fn import(prefix: &str) -> ImportedDefinitions {
+        let vhost = unique(prefix);
+        let mut defs = definitions();
+        for section in [
+            "exchanges",
+            "queues",
+            "bindings",
+            "policies",
+            "permissions",
+            "topic_permissions",
+        ] {
+            for item in defs[section].as_array_mut().unwrap() {
+                assert_eq!(item["vhost"], "/", "the file targets the default vhost");
+                item["vhost"] = json!(vhost);
+                if let Some(user) = item["user"].as_str() {
+                    item["user"] = json!(format!("{vhost}.{user}"));
+                }
+            }
+        }
+        let mut users = Vec::new();
+        for user in defs["users"].as_array_mut().unwrap() {
+            let name = format!("{vhost}.{}", user["name"].as_str().unwrap());
+            user["name"] = json!(name);
+            users.push(name);
+        }
+        defs["vhosts"] = json!([{ "name": vhost }]);
+        // The test harness itself (queue clean-up, the other checks) stays the broker's guest.
+        defs["permissions"].as_array_mut().unwrap().push(json!({
+            "user": "guest", "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"
+        }));
+        let imported = ImportedDefinitions { vhost, users };
+        // rabbitmqctl runs as the rabbitmq user: the file must be readable to it.
+        let file = std::env::temp_dir().join(format!("{}.json", imported.vhost));
+        std::fs::write(&file, serde_json::to_vec_pretty(&defs).unwrap()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        rabbitmqctl(&["import_definitions", file.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&file);
+        for user in &imported.users {
+            rabbitmqctl(&["change_password", user, &password(user)]);
+        }
+        imported
+    }
+
+    /// The AMQP URL of the file's user `name` (`rix-gateway`, `rix-node-prov-530000`…).
+    fn url(&self, name: &str) -> String {
+        let user = format!("{}.{name}", self.vhost);
+        assert!(
+            self.users.contains(&user),
+            "definitions.json has no user {name}"
+        );
+        let (base, _) = amqp_url()
+            .rsplit_once('/')
+            .map(|(b, _)| (b.to_owned(), ()))
+            .unwrap();
+        let (scheme, rest) = base.split_once("://").unwrap();
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        format!(
+            "{scheme}://{user}:{}@{host}/{}",
+            password(&user),
+            self.vhost
+        )
+    }
+}
+
+impl Drop for ImportedDefinitions {
+    fn drop(&mut self) {
+        for args in std::iter::once(vec!["delete_vhost", self.vhost.as_str()])
+            .chain(self.users.iter().map(|u| vec!["delete_user", u.as_str()]))
+        {
+            let _ = std::process::Command::new("rabbitmqctl")
+                .args(args)
+                .env("RABBITMQ_NODENAME", "rabbit@localhost")
+                .output();
         }
     }
-    defs["vhosts"] = json!([{ "name": vhost }]);
-    defs["permissions"] = json!([{
-        "user": "guest", "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"
-    }]);
-    // rabbitmqctl runs as the rabbitmq user: the file must be readable to it.
-    let file = std::env::temp_dir().join(format!("{vhost}.json"));
-    std::fs::write(&file, serde_json::to_vec_pretty(&defs).unwrap()).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let _guard = VhostGuard(vhost.clone());
-    rabbitmqctl(&["import_definitions", file.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&file);
+}
+
+fn password(user: &str) -> String {
+    format!("pw-{}", user.replace(['.', '-'], ""))
+}
+
+/// Whether the broker refused with ACCESS_REFUSED (403), closing the channel.
+fn access_refused<T: std::fmt::Debug>(result: Result<T, lapin::Error>) -> bool {
+    match result {
+        Ok(v) => panic!("the broker allowed it: {v:?}"),
+        Err(e) => {
+            let refused =
+                matches!(e.kind(), lapin::ErrorKind::ProtocolError(a) if a.get_id() == 403);
+            assert!(refused, "refused, but not for permissions: {e}");
+            refused
+        }
+    }
+}
+
+async fn confirming_channel(url: &str) -> (Connection, Channel) {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    (connection, channel)
+}
+
+/// Publishes one message and waits for the broker's confirm (or its refusal).
+async fn publish(channel: &Channel, exchange: &str, key: &str) -> Result<(), lapin::Error> {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            b"{}",
+            BasicProperties::default(),
+        )
+        .await?
+        .await?;
+    assert!(confirm.is_ack(), "{confirm:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_users_may_do_only_their_own_part() {
+    let defs = ImportedDefinitions::import("rix-users");
+    let node = defs.url("rix-node-prov-530000");
+    let gateway = defs.url("rix-gateway");
+
+    // A node's user publishes under its own routing keys, of every kind.
+    let (_c1, own) = confirming_channel(&node).await;
+    publish(&own, "rix.records", "achievement.prov-530000")
+        .await
+        .unwrap();
+    publish(&own, "rix.records", "funded_project.prov-530000")
+        .await
+        .unwrap();
+    // Not under another node's: the broker closes the channel with ACCESS_REFUSED.
+    let (_c2, forging) = confirming_channel(&node).await;
+    assert!(access_refused(
+        publish(&forging, "rix.records", "achievement.prov-210000").await
+    ));
+    let (_c3, forging) = confirming_channel(&node).await;
+    assert!(access_refused(
+        publish(&forging, "rix.records", "achievement.prov-530000.x").await
+    ));
+    // Nor to the dead-letter exchange, nor may it read the gateway's queue or make its own.
+    let (_c4, dead) = confirming_channel(&node).await;
+    assert!(access_refused(publish(&dead, "rix.records.dlx", "").await));
+    let (_c5, reading) = confirming_channel(&node).await;
+    assert!(access_refused(
+        reading
+            .basic_consume(
+                "rix.gateway".into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+    ));
+    let (_c6, declaring) = confirming_channel(&node).await;
+    assert!(access_refused(
+        declaring
+            .queue_declare(
+                "rix.node.tap".into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+    ));
+
+    // The gateway's user cannot publish records, under any node's key…
+    let (_c7, gw) = confirming_channel(&gateway).await;
+    assert!(access_refused(
+        publish(&gw, "rix.records", "achievement.prov-530000").await
+    ));
+    // …but reads its queue (the node's two messages are there), consumes it, dead-letters.
+    let (_c8, gw) = confirming_channel(&gateway).await;
+    let mut keys = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while keys.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node's messages never reached the gateway's queue: {keys:?}"
+        );
+        match gw
+            .basic_get("rix.gateway".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            Some(message) => keys.push(message.delivery.routing_key.to_string()),
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["achievement.prov-530000", "funded_project.prov-530000"]
+    );
+    let (_c9, gw) = confirming_channel(&gateway).await;
+    gw.basic_consume(
+        "rix.gateway".into(),
+        "rix-test".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("the gateway's user consumes its queue");
+    let (_c10, dead) = confirming_channel(&gateway).await;
+    publish(&dead, "rix.records.dlx", "").await.unwrap();
+}
+
+/// The node and the gateway under the file's least-privileged users: neither may declare
+/// anything, so both use the operator's topology as it is (DESIGN.md §4, issue 11).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_consumes_from_the_queue_the_definitions_declare() {
+    let defs = ImportedDefinitions::import("rix-definitions");
+    let vhost = defs.vhost.clone();
     let queues = rabbitmqctl(&["list_queues", "-q", "-p", &vhost, "name", "type", "policy"]);
     assert!(
         queues
@@ -137,22 +397,17 @@ async fn gateway_consumes_from_the_queue_the_definitions_declare() {
         "{queues}"
     );
 
-    let (base, _) = amqp_url()
-        .rsplit_once('/')
-        .map(|(b, v)| (b.to_owned(), v.to_owned()))
-        .unwrap();
-    let url = format!("{base}/{vhost}");
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
-    let node_id = unique("prov-530000");
+    // The node whose user the file names: the vhost is ours alone, so the id need not be unique.
     let node = NodeProcess::start(
         RIX,
         dir.path(),
         NodeSpec {
-            node_id: &node_id,
+            node_id: "prov-530000",
             issuer: "530000",
             database_url: None,
-            amqp_url: Some(url.clone()),
+            amqp_url: Some(defs.url("rix-node-prov-530000")),
             max_entries: 5,
             linger_ms: 5,
         },
@@ -162,7 +417,7 @@ async fn gateway_consumes_from_the_queue_the_definitions_declare() {
         RIX,
         dir.path(),
         GatewaySpec {
-            amqp_url: Some(url),
+            amqp_url: Some(defs.url("rix-gateway")),
             amqp_queue: Some("rix.gateway".into()),
             pull_interval_ms: Some(60_000),
             ..GatewaySpec::default()
@@ -217,4 +472,12 @@ async fn gateway_consumes_from_the_queue_the_definitions_declare() {
         "{}",
         gateway.log()
     );
+    // Neither could declare: both fell back to the operator's topology, and said so.
+    assert!(
+        gateway.log().contains("may not declare"),
+        "{}",
+        gateway.log()
+    );
+    assert!(node.log().contains("may not declare"), "{}", node.log());
+    let _ = vhost;
 }

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use diesel::{Connection, RunQueryDsl};
-use rix_node::config::{BatchConfig, Config, Role, TokenConfig};
+use rix_node::config::{BatchConfig, Config, GatewayConfig, Role, TokenConfig};
 use rix_node::{RunningNode, start};
 use rix_schema::signing::SigningKey;
 use serde_json::Value;
@@ -14,6 +14,8 @@ pub const SUBMITTER: &str = "submitter-token-yunnan-univ";
 pub const OTHER_SUBMITTER: &str = "submitter-token-other-inst";
 pub const REVIEWER: &str = "reviewer-token-0000000001";
 pub const ADMIN: &str = "admin-token-000000000001";
+/// The feed token of the gateway every test node serves (`[[gateways]]`, name `national`).
+pub const GATEWAY: &str = "gateway-token-national-0001";
 /// The institution of SUBMITTER: the fixtures' second institution.
 pub const SUBMITTER_USCC: &str = "91330100799655058B";
 pub const OTHER_USCC: &str = "91440300708461136T";
@@ -106,6 +108,13 @@ pub fn config(backend: Backend, dir: &std::path::Path, node_id: &str) -> Config 
             token(REVIEWER, Role::Reviewer, None),
             token(ADMIN, Role::Admin, None),
         ],
+        gateways: vec![GatewayConfig {
+            name: "national".into(),
+            token: GATEWAY.into(),
+            require_client_cert: false,
+            client_cert_subject: None,
+            client_cert_sha256: None,
+        }],
     }
 }
 
@@ -205,7 +214,7 @@ impl TestNode {
         let mut lines = Vec::new();
         loop {
             let r = self
-                .get(&format!("/v1/feed?after={after}&limit=1000"), None)
+                .get(&format!("/v1/feed?after={after}&limit=1000"), Some(GATEWAY))
                 .await;
             assert_eq!(r.status, 200);
             let next: i64 = r.headers["x-rix-next-after"]
