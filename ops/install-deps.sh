@@ -3,7 +3,8 @@
 #   - Debian packages: postgresql (server 15, ships pg_trgm), rabbitmq-server, and the
 #     build tools (gcc, pkg-config, libssl-dev).
 #   - A Python venv at $RIX_SERVICES_DIR/venv with jsonschema + referencing (the independent
-#     JSON Schema validator used by schema/tests/independent_validator.rs via RIX_PYTHON).
+#     JSON Schema validator used by schema/tests/independent_validator.rs via RIX_PYTHON) and
+#     cryptography (the independent verifier of signed records, gateway/tests/verifier.py).
 #
 # Idempotent: when everything is already present it does nothing (no apt-get update).
 # Packages are installed without starting any service (a temporary /usr/sbin/policy-rc.d
@@ -15,7 +16,7 @@ set -euo pipefail
 
 SERVICES_DIR="${RIX_SERVICES_DIR:-/var/tmp/rix-services}"
 VENV="$SERVICES_DIR/venv"
-PY_PACKAGES=(jsonschema referencing)
+PY_PACKAGES=(jsonschema referencing cryptography)
 
 log() { printf '[install-deps] %s\n' "$*"; }
 die() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -102,7 +103,7 @@ fi
 
 # --- Python venv for the independent JSON Schema validator ---------------------------------
 venv_ok() {
-    [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import jsonschema, referencing' >/dev/null 2>&1
+    [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import jsonschema, referencing, cryptography' >/dev/null 2>&1
 }
 if venv_ok; then
     log "Python venv present: $VENV"

@@ -6,6 +6,12 @@
 //! its own list of fields. A record a consumer may not see is reported as absent (404), never as
 //! forbidden: a refusal would reveal that it exists.
 //!
+//! The signed form of a record follows the same rule: [`AccessFilter::disclosures`] picks, of
+//! a record's disclosures (batch format 2, `rix_schema::disclosure`), exactly those of values
+//! the reader may see — the same [`hidden_fields`] list `redact` cuts by — so the signed entry
+//! plus what the reader receives reconstructs exactly the view they are shown, and nothing
+//! they receive lets them test a guess at a value they may not see.
+//!
 //! Consumers hold bearer tokens with entitlements (`internal`, `commercial`, `personal`); no
 //! token means `public`. Tokens live in the catalogue (`rix token add|list|revoke`), by SHA-256
 //! digest only. Every read by a consumer with more than `public` is written to `read_audit`.
@@ -13,7 +19,8 @@
 use diesel::prelude::*;
 use rix_schema::RecordKind;
 use rix_schema::canonical::sha256_hex;
-use rix_schema::sensitivity::{Entitlements, redact};
+use rix_schema::disclosure::Disclosure;
+use rix_schema::sensitivity::{Entitlements, hidden_fields, redact};
 use serde_json::Value;
 
 use crate::db::schema::{consumer_tokens, read_audit};
@@ -70,6 +77,32 @@ impl AccessFilter {
     /// What a consumer with `entitlements` may see of `record`; `None` if not the record at all.
     pub fn view(kind: RecordKind, record: &Value, entitlements: Entitlements) -> Option<Value> {
         redact(kind, record, entitlements)
+    }
+
+    /// Of the disclosures `texts` of `record` (the full record), those a reader with
+    /// `entitlements` may receive, in the order given. A disclosure whose place is not one the
+    /// rules hide (a node that sealed more than needed) goes only to readers entitled to
+    /// everything: fail closed.
+    pub fn disclosures(
+        kind: RecordKind,
+        record: &Value,
+        texts: &[String],
+        entitlements: Entitlements,
+    ) -> Vec<String> {
+        let hidden = hidden_fields(kind, record);
+        texts
+            .iter()
+            .filter(|text| {
+                let Ok(d) = Disclosure::parse(text, 0) else {
+                    return false;
+                };
+                match hidden.iter().find(|h| h.pointer() == d.pointer) {
+                    Some(h) => h.classes.entitled(entitlements),
+                    None => entitlements.commercial && entitlements.personal,
+                }
+            })
+            .cloned()
+            .collect()
     }
 
     /// The consumer behind an `Authorization` header (none: public).

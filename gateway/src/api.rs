@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use diesel::prelude::*;
 use rix_schema::RecordKind;
 use rix_schema::sensitivity::Entitlements;
@@ -16,6 +16,7 @@ use crate::access::{AccessError, AccessFilter, Consumer};
 use crate::catalogue;
 use crate::db::schema::{batches, node_keys, record_versions};
 use crate::db::{Db, StoreError};
+use crate::limits::{Admission, Heavy, Limits, Refusal};
 use crate::search::{SearchError, SearchIndex, SearchQuery, Sort};
 
 /// Why a read was refused; reads as `application/problem+json` with `errors: [{pointer,
@@ -42,6 +43,9 @@ pub enum ApiError {
     /// The search index failed.
     #[error("search is unavailable: {0}")]
     Search(String),
+    /// A heavy request over its client's rate or beyond the gateway's slots (429).
+    #[error(transparent)]
+    Limited(#[from] Refusal),
 }
 
 impl From<SearchError> for ApiError {
@@ -57,9 +61,10 @@ impl From<SearchError> for ApiError {
 }
 
 impl ApiError {
+    /// A bad query parameter, at `/query/NAME` (the name escaped as a JSON Pointer token).
     fn bad(name: &str, message: impl Into<String>) -> ApiError {
         ApiError::BadParameter {
-            pointer: format!("/query/{name}"),
+            pointer: format!("/query/{}", name.replace('~', "~0").replace('/', "~1")),
             message: message.into(),
         }
     }
@@ -71,6 +76,7 @@ impl ResponseError for ApiError {
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::Access(AccessError::UnknownToken) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Access(AccessError::Store(_)) | ApiError::Store(_) | ApiError::Search(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -91,10 +97,177 @@ impl ResponseError for ApiError {
             "detail": self.to_string(),
             "errors": [{"pointer": pointer, "message": self.to_string()}],
         });
-        HttpResponse::build(status)
+        let mut response = HttpResponse::build(status);
+        if let ApiError::Limited(refusal) = self {
+            for h in refusal.headers() {
+                response.insert_header(h);
+            }
+        }
+        response
             .content_type("application/problem+json")
             .body(body.to_string())
     }
+}
+
+/// The query string of a read request, parsed strictly — the one parser every read endpoint
+/// uses. `web::Query<HashMap<…>>` decoded lossily (`%FF%FE` became two U+FFFD, which matched
+/// nothing and so searched the whole catalogue) and kept the last of repeated names; here the
+/// request is refused with 400, the parameter named in `errors[].pointer` (`/query/NAME`), when:
+/// - a percent-escape is malformed (`%` not followed by two hex digits; a literal `%` is `%25`);
+/// - a name or value is not UTF-8 once percent-decoded;
+/// - a value holds a control character (U+0000–U+001F, U+007F–U+009F): DESIGN.md §7;
+/// - a name is given twice (`q=a&q=b`): every parameter of the API takes one value, and which
+///   one was meant is the client's to say.
+///
+/// `+` is a space, as in HTML forms; an empty piece (`a=1&&b=2`) is skipped. Which names an
+/// endpoint knows is checked by [`Params::only`] (or [`search_query`]).
+#[derive(Debug, Clone, Default)]
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    /// Parses a raw (still percent-encoded) query string.
+    pub fn parse(query: &str) -> Result<Params, ApiError> {
+        let mut out = HashMap::new();
+        for piece in query.split('&').filter(|p| !p.is_empty()) {
+            let (raw_name, raw_value) = piece.split_once('=').unwrap_or((piece, ""));
+            let name = match percent_decode(raw_name).map(String::from_utf8) {
+                Ok(Ok(name)) => name,
+                Ok(Err(_)) => {
+                    return Err(ApiError::bad(
+                        raw_name,
+                        "the parameter name is not valid UTF-8 once percent-decoded; send names as UTF-8",
+                    ));
+                }
+                Err(message) => return Err(ApiError::bad(raw_name, message)),
+            };
+            let value = match percent_decode(raw_value) {
+                Err(message) => return Err(ApiError::bad(&name, message)),
+                Ok(bytes) => String::from_utf8(bytes).map_err(|e| {
+                    let bad = e.utf8_error().valid_up_to();
+                    ApiError::bad(
+                        &name,
+                        format!(
+                            "is not valid UTF-8 once percent-decoded (byte {bad} is 0x{:02X}); send text as UTF-8, percent-encoded",
+                            e.as_bytes()[bad]
+                        ),
+                    )
+                })?,
+            };
+            if let Some(c) = value.chars().find(|c| c.is_control()) {
+                return Err(ApiError::bad(
+                    &name,
+                    format!(
+                        "contains the control character U+{:04X}; remove it",
+                        c as u32
+                    ),
+                ));
+            }
+            if out.insert(name.clone(), value).is_some() {
+                let times = query
+                    .split('&')
+                    .filter(|p| {
+                        let raw = p.split_once('=').map_or(*p, |(n, _)| n);
+                        percent_decode(raw).is_ok_and(|n| n == name.as_bytes())
+                    })
+                    .count();
+                return Err(ApiError::bad(
+                    &name,
+                    format!("is given {times} times; give it once"),
+                ));
+            }
+        }
+        Ok(Params(out))
+    }
+
+    /// Refuses a name the endpoint does not know, naming it and listing the known ones.
+    pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+        let mut unknown: Vec<&String> = self
+            .0
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        match unknown.first() {
+            None => Ok(()),
+            Some(name) if known.is_empty() => Err(ApiError::bad(
+                name,
+                "unknown parameter; this endpoint takes none",
+            )),
+            Some(name) => Err(ApiError::bad(
+                name,
+                format!("unknown parameter; known: {}", known.join(", ")),
+            )),
+        }
+    }
+}
+
+impl std::ops::Deref for Params {
+    type Target = HashMap<String, String>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl FromRequest for Params {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Params, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(Params::parse(req.query_string()))
+    }
+}
+
+/// `+` to space and `%HH` to the byte; a malformed escape is an error saying how to fix it.
+fn percent_decode(raw: &str) -> Result<Vec<u8>, String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => out.push(b),
+                    None => {
+                        return Err(format!(
+                            "has a malformed percent-escape at byte {i}: % must be followed by two hex digits (a literal % is %25)"
+                        ));
+                    }
+                }
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// Admits a heavy request through the gateway's [`Limits`]. An app without them (tests that
+/// build the read routes alone) is unbounded; `serve::start` always installs them.
+async fn admit(req: &HttpRequest, heavy: Heavy) -> Result<Option<Admission>, ApiError> {
+    match req.app_data::<web::Data<Limits>>() {
+        None => Ok(None),
+        Some(limits) => Ok(Some(limits.admit(heavy, req).await?)),
+    }
+}
+
+/// `response` with the client's rate headers, if the request was admitted under a rate.
+fn with_rate(admission: Option<&Admission>, mut response: HttpResponse) -> HttpResponse {
+    for (name, value) in admission.map(Admission::headers).unwrap_or_default() {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            header::HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 /// Shared by the read handlers.
@@ -130,6 +303,12 @@ fn kind_of(text: &str) -> Option<RecordKind> {
 }
 
 /// The detail of one unified entry as `who` may see it, or `None` if not visible.
+///
+/// Everything in it is cut to the reader: the primary and the sources are the ones they may
+/// see ([`catalogue::Unified::sources_for`]), links only through sources and funding
+/// references they may see, and each source's verification material is the signed entry in
+/// placeholder form (the Merkle leaf, as the node signed it) with exactly the disclosures the
+/// reader may receive ([`AccessFilter::disclosures`]) — never a hash over a hidden value.
 pub fn record_detail(
     db: &Db,
     unified_id: &str,
@@ -139,36 +318,40 @@ pub fn record_detail(
     let Some(entry) = catalogue::unified(&mut conn, unified_id)? else {
         return Ok(None);
     };
-    let kind = match kind_of(&entry.kind) {
-        Some(k) => k,
-        None => return Ok(None),
+    let Some(kind) = kind_of(&entry.kind) else {
+        return Ok(None);
     };
     let Some(view) = entry
-        .record
-        .as_ref()
+        .record_for(entitlements)
         .and_then(|r| AccessFilter::view(kind, r, entitlements))
     else {
         return Ok(None);
     };
-    // Sources with the material to re-verify each: the signed header, the signature, the key,
-    // the leaf hash and its inclusion proof. The entry itself (the leaf) holds the whole record,
-    // so it is given only to consumers who may see all of it.
     let mut sources = Vec::new();
-    for s in &entry.sources {
-        let version: Option<(i64, i64, String, String)> = record_versions::table
+    for s in entry.sources_for(entitlements) {
+        let version: Option<(i64, i64, String, String, Option<String>)> = record_versions::table
             .find((&s.node_id, &s.id, s.version))
             .select((
                 record_versions::seq,
                 record_versions::batch_seq,
                 record_versions::entry,
                 record_versions::proof,
+                record_versions::disclosures,
             ))
             .first(&mut *conn)
             .optional()?;
         let mut source = json!({
             "node_id": s.node_id, "id": s.id, "version": s.version, "withdrawn": s.withdrawn,
         });
-        if let Some((seq, batch_seq, entry_text, proof)) = version {
+        if let Some((seq, batch_seq, entry_text, proof, disclosures)) = version {
+            let texts: Vec<String> = disclosures
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok())
+                .unwrap_or_default();
+            let given = match catalogue::full_record(&entry_text, disclosures.as_deref()) {
+                Some(full) => AccessFilter::disclosures(kind, &full, &texts, entitlements),
+                None => Vec::new(),
+            };
             let signed: Option<(String, String)> = batches::table
                 .find((&s.node_id, batch_seq))
                 .select((batches::header, batches::signature))
@@ -177,7 +360,8 @@ pub fn record_detail(
             let mut verification = json!({
                 "seq": seq,
                 "batch_seq": batch_seq,
-                "leaf_hash": hex::encode(rix_schema::merkle::leaf_hash(entry_text.as_bytes())),
+                "entry": entry_text,
+                "disclosures": given,
                 "inclusion_proof": serde_json::from_str::<Value>(&proof).unwrap_or(Value::Null),
             });
             if let Some((header, signature)) = signed {
@@ -188,26 +372,26 @@ pub fn record_detail(
                     .select(node_keys::public_key)
                     .first(&mut *conn)
                     .optional()?;
+                verification["header_canonical"] = Value::String(
+                    String::from_utf8(rix_schema::canonical::canonical_value(&header))
+                        .unwrap_or_default(),
+                );
                 verification["header"] = header;
                 verification["signature"] = Value::String(signature);
                 verification["public_key"] = json!(public_key);
-            }
-            if entitlements == Entitlements::ALL {
-                verification["entry"] = Value::String(entry_text);
             }
             source["verification"] = verification;
         }
         sources.push(source);
     }
     let mut links = Vec::new();
-    for other in catalogue::links(&mut conn, unified_id)? {
+    for other in catalogue::links(&mut conn, unified_id, entitlements)? {
         let Some(linked) = catalogue::unified(&mut conn, &other)? else {
             continue;
         };
         let visible = kind_of(&linked.kind).and_then(|k| {
             linked
-                .record
-                .as_ref()
+                .record_for(entitlements)
                 .and_then(|r| AccessFilter::view(k, r, entitlements))
         });
         if let Some(v) = visible {
@@ -218,7 +402,7 @@ pub fn record_detail(
         "unified_id": entry.unified_id,
         "kind": entry.kind,
         "record": view,
-        "primary": entry.primary,
+        "primary": entry.primary_for(entitlements),
         "sources": sources,
         "links": links,
     })))
@@ -228,7 +412,7 @@ pub fn record_detail(
 #[utoipa::path(get, path = "/v1/records/{node_id}/{id}",
     params(("node_id" = String, Path, description = "publishing node"),
            ("id" = String, Path, description = "the node's record id")),
-    responses((status = 200, description = "`{unified_id, kind, record, primary, sources: [{node_id, id, version, withdrawn, verification: {seq, batch_seq, leaf_hash, inclusion_proof, header, signature, public_key, entry?}}], links}` — `record` as the consumer may see it"),
+    responses((status = 200, description = "`{unified_id, kind, record, primary, sources: [{node_id, id, version, withdrawn, verification: {seq, batch_seq, entry, disclosures, inclusion_proof, header, header_canonical, signature, public_key}}], links}` — `record`, the sources and the links as the consumer may see them; `entry` is the signed entry in placeholder form (the Merkle leaf's bytes) and `disclosures` exactly those of its hidden values the consumer may see (schema/VERIFYING.md)"),
               (status = 404, description = "no such record, or not visible to this consumer", content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
 pub async fn record(
@@ -236,12 +420,15 @@ pub async fn record(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    Params::parse(req.query_string())?.only(&[])?;
     let who = consumer(&state, &req)?;
     let (node_id, id) = path.into_inner();
     let st = state.clone();
     let entitlements = who.entitlements;
     let detail = blocking(move || {
-        let unified = catalogue::unified_id_of(&mut *st.db.conn()?, &node_id, &id)?
+        // The source asked for must itself be one the consumer may know of: an internal
+        // record merged into a public entry is as absent as any other internal record.
+        let unified = catalogue::unified_id_of(&mut *st.db.conn()?, &node_id, &id, entitlements)?
             .ok_or(ApiError::NotFound)?;
         record_detail(&st.db, &unified, entitlements)?.ok_or(ApiError::NotFound)
     })
@@ -281,8 +468,10 @@ fn int_param(
 
 /// `GET /v1/changes?after=&limit=&kind=&node=`: every change the consumer may see, in order,
 /// as JSON Lines. A change shows the entry as it is now: `upsert` with the visible record, or
-/// `remove` when it is withdrawn everywhere or not visible to this consumer — so a ministry
-/// that follows the feed from 0 ends with exactly the catalogue it may see. A change that
+/// `remove` when it is withdrawn everywhere or no longer visible to this consumer — so a
+/// ministry that follows the feed from 0 ends with exactly the catalogue it may see. Changes
+/// to source records the consumer could never see (before or after the change) are not
+/// listed at all: no ids, versions, merges or removals of what they may not know of. A change that
 /// moved a record from one entry to another gives two lines with the same `change_id`: the
 /// entry it left first, then the one it joined; `limit` counts changes, not lines.
 #[utoipa::path(get, path = "/v1/changes",
@@ -290,15 +479,17 @@ fn int_param(
            ("limit" = Option<i64>, Query, description = "1–10000, default 1000"),
            ("kind" = Option<String>, Query, description = "achievement or funded_project"),
            ("node" = Option<String>, Query, description = "only changes published by this node")),
-    responses((status = 200, content_type = "application/x-ndjson", description = "one line per entry a change touched (two when a record moved between entries): `{change_id, op: upsert|remove, unified_id, kind, node_id, id, version, record?}`; header X-Rix-Next-After"),
-              (status = 400, description = "bad parameter, named in errors[].pointer", content_type = "application/problem+json")),
+    responses((status = 200, content_type = "application/x-ndjson", description = "one line per entry a change touched (two when a record moved between entries): `{change_id, op: upsert|remove, unified_id, kind, node_id, id, version, record?}`; header X-Rix-Next-After; RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-06)"),
+              (status = 400, description = "bad parameter, named in errors[].pointer", content_type = "application/problem+json"),
+              (status = 429, description = "over this client's rate, or every slot for the feed busy: Retry-After (seconds) and the RateLimit-* headers", content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
 pub async fn changes(
     state: State,
     req: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
+    query: Params,
 ) -> Result<HttpResponse, ApiError> {
     let who = consumer(&state, &req)?;
+    query.only(&["after", "limit", "kind", "node"])?;
     let after = int_param(&query, "after", 0, 0..=i64::MAX)?;
     let limit = int_param(&query, "limit", 1000, 1..=10_000)?;
     let kind = match query.get("kind").filter(|v| !v.is_empty()) {
@@ -309,6 +500,7 @@ pub async fn changes(
         ),
     };
     let node = query.get("node").filter(|v| !v.is_empty()).cloned();
+    let admission = admit(&req, Heavy::Changes).await?;
     let st = state.clone();
     let entitlements = who.entitlements;
     let (body, next) = blocking(move || {
@@ -324,8 +516,11 @@ pub async fn changes(
             }
             for change in page {
                 cursor = change.change_id;
+                // A change to a source this consumer could never see alters nothing they
+                // see: they are not told of it, not even as a removal.
                 if kind.is_some_and(|k| k.as_str() != change.kind)
                     || node.as_deref().is_some_and(|n| n != change.node_id)
+                    || !change.visible_to(entitlements)
                 {
                     continue;
                 }
@@ -335,8 +530,7 @@ pub async fn changes(
                     let current = catalogue::unified(&mut conn, unified_id)?;
                     let view = current.as_ref().and_then(|u| {
                         let k = kind_of(&u.kind)?;
-                        u.record
-                            .as_ref()
+                        u.record_for(entitlements)
                             .and_then(|r| AccessFilter::view(k, r, entitlements))
                     });
                     let mut line = json!({
@@ -364,10 +558,13 @@ pub async fn changes(
     state
         .access
         .audit(&who, "/v1/changes", &format!("after={after}"));
-    Ok(HttpResponse::Ok()
-        .content_type("application/x-ndjson; charset=utf-8")
-        .insert_header(("X-Rix-Next-After", next.to_string()))
-        .body(body))
+    Ok(with_rate(
+        admission.as_ref(),
+        HttpResponse::Ok()
+            .content_type("application/x-ndjson; charset=utf-8")
+            .insert_header(("X-Rix-Next-After", next.to_string()))
+            .body(body),
+    ))
 }
 
 /// Reads the search parameters of DESIGN.md §9, naming the parameter that is wrong.
@@ -435,7 +632,9 @@ pub fn search_query(query: &HashMap<String, String>) -> Result<SearchQuery, ApiE
 }
 
 /// `GET /v1/search`: full text (Chinese and English), filters, facets, highlights, cursor
-/// pagination. Only what the consumer may see is matched, counted and highlighted.
+/// pagination. Only what the consumer may see is matched, counted and highlighted. Pages after
+/// the first (with a `cursor`) are heavy: bounded and rate-limited per client
+/// ([`crate::limits`]).
 #[utoipa::path(get, path = "/v1/search",
     params(("q" = Option<String>, Query, description = "full text; every term must match"),
            ("kind" = Option<String>, Query), ("region" = Option<String>, Query), ("field" = Option<String>, Query),
@@ -445,21 +644,27 @@ pub fn search_query(query: &HashMap<String, String>) -> Result<SearchQuery, ApiE
            ("sort" = Option<String>, Query, description = "relevance (default) or date"),
            ("limit" = Option<u64>, Query, description = "1–100, default 20"),
            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, description = "`{total, items: [{unified_id, kind, title, year, region, secrecy, score, highlights}], facets, next_cursor}`"),
-              (status = 400, description = "bad parameter, named in errors[].pointer", content_type = "application/problem+json")),
+    responses((status = 200, description = "`{total, items: [{unified_id, kind, title, year, region, secrecy, score, highlights}], facets, next_cursor}`; a page with a cursor carries RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-06)"),
+              (status = 400, description = "bad parameter (also: not UTF-8, a control character, or given twice), named in errors[].pointer", content_type = "application/problem+json"),
+              (status = 429, description = "a page with a cursor over this client's rate, or every slot for such pages busy: Retry-After (seconds) and the RateLimit-* headers", content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
 pub async fn search(
     state: State,
     req: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
+    query: Params,
 ) -> Result<HttpResponse, ApiError> {
     let who = consumer(&state, &req)?;
     let q = search_query(&query)?;
+    // A page after the first is heavy: bounded and rate-limited (DESIGN.md §6).
+    let admission = match q.cursor {
+        Some(_) => admit(&req, Heavy::SearchPages).await?,
+        None => None,
+    };
     let st = state.clone();
     let entitlements = who.entitlements;
     let page = blocking(move || Ok(st.search.search(&q, entitlements)?)).await?;
     state.access.audit(&who, "/v1/search", req.query_string());
-    Ok(HttpResponse::Ok().json(page))
+    Ok(with_rate(admission.as_ref(), HttpResponse::Ok().json(page)))
 }
 
 /// `GET /v1/stats?by=region|year|field|program|category` (and any search filter): how many
@@ -472,7 +677,7 @@ pub async fn search(
 pub async fn stats(
     state: State,
     req: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
+    query: Params,
 ) -> Result<HttpResponse, ApiError> {
     let who = consumer(&state, &req)?;
     let by = query.get("by").cloned().unwrap_or_default();
@@ -578,16 +783,46 @@ fn csv_row(
     ]
 }
 
+/// What makes a spreadsheet read a cell as a formula when the cell begins with it: OWASP's
+/// CSV Injection list — `=`, `+`, `-`, `@`, tab (0x09), carriage return (0x0D) — and NUL,
+/// which OWASP ASVS 5.0 (V1.2.10) adds to it.
+const FORMULA_TRIGGERS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\0'];
+
+/// One cell as a spreadsheet must read it: as text, never as a formula. This follows OWASP's
+/// CSV Injection guidance exactly:
+/// - a cell that begins with one of [`FORMULA_TRIGGERS`] gets a single quote (`'`) in front
+///   (`=HYPERLINK(…)` is exported as `'=HYPERLINK(…)`); the rest of the text is unchanged;
+/// - the field separator and quotes cannot start a new cell inside the text: a cell holding
+///   `,`, `;` (the separator Excel uses in many locales), tab, `"`, CR or LF is wrapped in
+///   double quotes with every `"` doubled (RFC 4180).
+///
+/// One step beyond OWASP's list: a cell whose first character after leading whitespace
+/// (spaces, U+3000 ideographic spaces…) is a trigger gets the quote too, because LibreOffice's
+/// "trim spaces" import option strips the whitespace before it evaluates the cell.
+///
+/// Numbers: the export's numeric columns (`trl` 1–9 and `year`) are never negative, so no
+/// number is altered; a cell such as a project number that begins with `-` is text and gets
+/// the quote like any other.
+fn csv_cell(text: &str) -> String {
+    let trimmed =
+        text.trim_start_matches(|c: char| c.is_whitespace() && !FORMULA_TRIGGERS.contains(&c));
+    let neutralised = if text.starts_with(FORMULA_TRIGGERS) || trimmed.starts_with(FORMULA_TRIGGERS)
+    {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if neutralised.contains([',', ';', '\t', '"', '\n', '\r']) {
+        format!("\"{}\"", neutralised.replace('"', "\"\""))
+    } else {
+        neutralised
+    }
+}
+
 fn csv_line(fields: &[String]) -> String {
     let mut line = fields
         .iter()
-        .map(|f| {
-            if f.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                f.clone()
-            }
-        })
+        .map(|f| csv_cell(f))
         .collect::<Vec<_>>()
         .join(",");
     line.push_str("\r\n");
@@ -595,17 +830,23 @@ fn csv_line(fields: &[String]) -> String {
 }
 
 /// `GET /v1/export?format=csv|jsonl&<search filters>`: every visible match, streamed. CSV is
-/// UTF-8 with a byte-order mark so that Excel opens Chinese text correctly.
+/// UTF-8 with a byte-order mark so that Excel opens Chinese text correctly, and safe to open
+/// in a spreadsheet (OWASP's CSV Injection guidance, see [`csv_cell`]): a cell that begins with
+/// `=`, `+`, `-`, `@`, tab, carriage return or NUL — also after leading whitespace — is
+/// prefixed with `'`, and a cell holding `,` `;` tab `"` or a line break is quoted. Exports are
+/// heavy: bounded and rate-limited per client ([`crate::limits`]); the slot is held until the
+/// last byte is sent.
 #[utoipa::path(get, path = "/v1/export",
     params(("format" = String, Query, description = "csv or jsonl"),
            ("q" = Option<String>, Query, description = "and every filter of /v1/search")),
-    responses((status = 200, description = "text/csv (UTF-8 with BOM) or application/x-ndjson, streamed"),
-              (status = 400, description = "bad parameter", content_type = "application/problem+json")),
+    responses((status = 200, description = "text/csv (UTF-8 with BOM) or application/x-ndjson, streamed. CSV is safe to open in a spreadsheet, following OWASP's CSV Injection guidance: a cell that begins with `=`, `+`, `-`, `@`, tab, carriage return or NUL (also after leading whitespace) is prefixed with a single quote `'` (the text after it is unchanged; the numeric columns trl and year are never negative, so no number is altered), and a cell holding `,` `;` tab `\"` or a line break is wrapped in double quotes with `\"` doubled. Headers RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-06)."),
+              (status = 400, description = "bad parameter", content_type = "application/problem+json"),
+              (status = 429, description = "over this client's export rate, or every export slot busy: Retry-After (seconds) and the RateLimit-* headers", content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
 pub async fn export(
     state: State,
     req: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
+    query: Params,
 ) -> Result<HttpResponse, ApiError> {
     let who = consumer(&state, &req)?;
     let csv = match query.get("format").map(String::as_str) {
@@ -622,6 +863,9 @@ pub async fn export(
     q.limit = crate::search::MAX_LIMIT;
     q.cursor = None;
     q.facets = false;
+    // Held by the producer and the response stream alike: the slot is free once both are done
+    // (the last byte sent, or the reader gone and the producer stopped).
+    let admission = std::sync::Arc::new(admit(&req, Heavy::Export).await?);
     // Refuse bad parameters before the first byte is sent.
     let st = state.clone();
     let entitlements = who.entitlements;
@@ -631,7 +875,9 @@ pub async fn export(
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(4);
     let st = state.clone();
+    let producing = admission.clone();
     tokio::task::spawn_blocking(move || {
+        let _slot = producing;
         let send = |bytes: Vec<u8>| tx.blocking_send(Ok(web::Bytes::from(bytes))).is_ok();
         if csv {
             let mut head = vec![0xEF, 0xBB, 0xBF];
@@ -680,10 +926,15 @@ pub async fn export(
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    let rate = (*admission).as_ref().map(Admission::headers);
+    let stream = futures_util::stream::unfold((rx, admission), |(mut rx, slot)| async move {
+        rx.recv().await.map(|item| (item, (rx, slot)))
     });
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    for h in rate.unwrap_or_default() {
+        response.insert_header(h);
+    }
+    Ok(response
         .content_type(if csv {
             "text/csv; charset=utf-8"
         } else {
@@ -750,4 +1001,58 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub fn audit_count(db: &Db) -> Result<i64, StoreError> {
     use crate::db::schema::read_audit;
     Ok(read_audit::table.count().get_result(&mut *db.conn()?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_that_would_begin_a_formula_get_a_quote() {
+        for (text, cell) in [
+            ("=1+1", "'=1+1"),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2", "'-2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "\"'\t=1\""),
+            ("\r=1", "\"'\r=1\""),
+            ("\0=1", "'\0=1"),
+            (" =1", "' =1"),
+            ("\u{3000}+1", "'\u{3000}+1"),
+            ("=A1,B1", "\"'=A1,B1\""),
+            ("=A1;B1", "\"'=A1;B1\""),
+            ("=\"x\"", "\"'=\"\"x\"\"\""),
+            ("锂电池=储能", "锂电池=储能"),
+            ("a-b", "a-b"),
+            ("  plain", "  plain"),
+            ("", ""),
+            ("2019", "2019"),
+        ] {
+            assert_eq!(csv_cell(text), cell, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn query_strings_are_decoded_strictly() {
+        let p = Params::parse("q=%E7%94%B5%E6%B1%A0+a&&limit=5&empty&x=").unwrap();
+        assert_eq!(p["q"], "电池 a");
+        assert_eq!(p["limit"], "5");
+        assert_eq!(p["empty"], "");
+        assert_eq!(p["x"], "");
+        let pointer = |q: &str| match Params::parse(q) {
+            Err(ApiError::BadParameter { pointer, .. }) => pointer,
+            other => panic!("{q}: {other:?}"),
+        };
+        assert_eq!(pointer("q=%FF%FE"), "/query/q");
+        assert_eq!(pointer("a=1&q=%C3"), "/query/q");
+        assert_eq!(pointer("q=%G1"), "/query/q");
+        assert_eq!(pointer("q=%7"), "/query/q");
+        assert_eq!(pointer("q=%7F"), "/query/q");
+        assert_eq!(pointer("q=%C2%85"), "/query/q", "C1 control NEL");
+        assert_eq!(pointer("q=1&q=1"), "/query/q");
+        assert_eq!(pointer("%71=1&q=2"), "/query/q", "the same name, escaped");
+        assert_eq!(pointer("%FF=1"), "/query/%FF");
+        assert_eq!(pointer("a%2Fb~c=%FF"), "/query/a~1b~0c");
+        assert!(Params::parse("").unwrap().is_empty());
+    }
 }

@@ -6,18 +6,30 @@
 //! provenance (node, batch, seq, the entry's canonical bytes and its inclusion proof; the
 //! signed header is in `batches`), so anyone can re-verify it against the node's key.
 //!
-//! **Merge.** Every record yields merge keys: its registration number (`reg:`), for an
-//! achievement each funding project with its normalised title (`proj:program|number|title`),
-//! each patent number (`pat:`); for a project its program and number (`prj:program|number`).
-//! Records sharing a key belong to one unified entry, named by the global id of the first
-//! record that claimed the key. **Which value shows** when sources disagree: the *primary*
-//! source — the active (not withdrawn) source that appeared in the catalogue first (lowest
-//! `first_change`). Its fields are shown; every source is listed with its version. A
-//! withdrawal by one source removes only that source; the entry stays while another source
-//! still publishes it, and its primary moves to the next-oldest active source.
+//! **Merge** only what is the same result: the same registration number (`reg:`), or — across
+//! different nodes — the same patent number with the same normalised title
+//! (`pat:number|title`) or the same funding project with the same normalised title
+//! (`proj:program|number|title`: how a funding ministry and a province register one result
+//! that has no patent); for projects the same program and number (`prj:program|number`). A
+//! shared patent or project alone is not enough: different results of one group cite the same
+//! patent and come from the same project.
+//! Keys come only from values every reader of the record may see ([`meta_of`]). Records sharing
+//! a key belong to one unified entry, named by the global id of the first record that claimed
+//! the key. **Which value shows** when sources disagree: the *primary* source — the active (not
+//! withdrawn) source that appeared in the catalogue first (lowest `first_change`) **among those
+//! the reader may see** ([`Unified::primary_for`]): a reader never sees, counts or hears of a
+//! source they may not see. A node that publishes another node's registration number joins
+//! that entry but cannot take it over: the earlier source stays primary. A withdrawal by one
+//! source removes only that source; the entry stays while another source still publishes it,
+//! and its primary moves to the next-oldest active source.
 //!
 //! **Link.** Achievements link to projects through `program + project_no` (an achievement's
-//! `funding[]`, a project's own fields), whichever node published either side.
+//! `funding[]`, a project's own fields), whichever node published either side. A funding
+//! reference the submitter hid makes a link only for readers entitled to see it.
+//!
+//! **Provenance.** `record_versions.entry` is the entry as signed (records in placeholder form,
+//! batch format 2) and `record_versions.disclosures` its disclosures, so the record page can
+//! give each reader the signed entry and exactly the disclosures they may see.
 //!
 //! **Change stream.** Every applied change gets the next `change_id` from a counter taken in
 //! the applying transaction, so ids are gap-free and in commit order: a reader that has seen
@@ -29,6 +41,8 @@ use diesel::prelude::*;
 use rix_schema::RecordKind;
 use rix_schema::SecrecyLevel;
 use rix_schema::batch::{Entry, Op, VerifiedBatch};
+use rix_schema::disclosure;
+use rix_schema::sensitivity::{Classes, Entitlements, hidden_fields};
 use serde_json::Value;
 
 use crate::db::schema::{
@@ -44,11 +58,18 @@ pub fn now() -> String {
 }
 
 /// What the catalogue extracts from a record to index, link and merge it.
+///
+/// Only from values every reader of the record may see: a merge or a link made through a
+/// hidden value would tell a reader something about that value (that two records share a
+/// hidden patent number, which project a confidential funding reference names). Funding
+/// references are the one exception, kept with the classes that hide them, so that a link is
+/// shown exactly to the readers entitled to the reference it comes from.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RecordMeta {
-    /// Title.
+    /// Title (empty if the submitter hid it).
     pub title: String,
-    /// Secrecy level (`public` or `internal`; others never get here).
+    /// Secrecy level (`public` or `internal`; others never get here; `unknown` if unreadable,
+    /// which no reader may see).
     pub secrecy: String,
     /// 批准登记号.
     pub registration_no: Option<String>,
@@ -56,8 +77,8 @@ pub struct RecordMeta {
     pub program: Option<String>,
     /// A project's number.
     pub project_no: Option<String>,
-    /// An achievement's funding references.
-    pub funding: Vec<(String, String)>,
+    /// An achievement's funding references, with the classes a reader needs to see each.
+    pub funding: Vec<(String, String, Classes)>,
     /// Merge keys, most specific first.
     pub merge_keys: Vec<String>,
 }
@@ -77,13 +98,45 @@ pub fn normalise_title(title: &str) -> String {
         .collect()
 }
 
-/// Extracts [`RecordMeta`] from a validated record.
+/// Extracts [`RecordMeta`] from a validated full record.
+///
+/// Merge keys: the registration number (`reg:`), which names one registration; for an
+/// achievement each patent number and each funding project **with the normalised title**
+/// (`pat:number|title`, `proj:program|number|title`: two different results may cite one
+/// patent or come from one project, the same result keeps its title), which [`apply_batch`]
+/// follows only across nodes (one node does not register a result twice); for a project its
+/// program and number (`prj:`).
 pub fn meta_of(kind: RecordKind, record: &Value) -> RecordMeta {
-    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    let title = text(record, "title").unwrap_or_default();
+    let hidden = hidden_fields(kind, record);
+    // The classes a reader needs to see the value at `pointer` (its own and its ancestors').
+    let needs = |pointer: &str| {
+        hidden
+            .iter()
+            .filter(|h| {
+                let p = h.pointer();
+                pointer == p
+                    || pointer
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            })
+            .fold(Classes::default(), |a, h| Classes {
+                commercial: a.commercial || h.classes.commercial,
+                personal: a.personal || h.classes.personal,
+            })
+    };
+    let open = |pointer: &str| needs(pointer) == Classes::default();
+    let text = |pointer: &str| {
+        record
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let visible = |pointer: &str| text(pointer).filter(|_| open(pointer));
+    let title = visible("/title").unwrap_or_default();
+    // Fail closed: a level that cannot be read is one no reader may see.
     let secrecy = SecrecyLevel::of_record(record)
-        .unwrap_or(SecrecyLevel::Public)
-        .as_str()
+        .map(SecrecyLevel::as_str)
+        .unwrap_or("unknown")
         .to_owned();
     let mut meta = RecordMeta {
         title,
@@ -92,37 +145,50 @@ pub fn meta_of(kind: RecordKind, record: &Value) -> RecordMeta {
     };
     match kind {
         RecordKind::Achievement => {
-            meta.registration_no = text(record, "registration_no");
+            meta.registration_no = visible("/registration_no");
             if let Some(n) = &meta.registration_no {
                 meta.merge_keys.push(format!("reg:{n}"));
             }
+            let count = |name: &str| {
+                record
+                    .get(name)
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len)
+            };
             let norm = normalise_title(&meta.title);
-            for f in record
-                .get("funding")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let (Some(p), Some(n)) = (text(f, "program"), text(f, "project_no")) {
-                    meta.merge_keys.push(format!("proj:{p}|{n}|{norm}"));
-                    meta.funding.push((p, n));
+            for i in 0..count("funding") {
+                let (p, n) = (
+                    format!("/funding/{i}/program"),
+                    format!("/funding/{i}/project_no"),
+                );
+                if let (Some(program), Some(number)) = (text(&p), text(&n)) {
+                    let classes = needs(&p);
+                    let classes = Classes {
+                        commercial: classes.commercial || needs(&n).commercial,
+                        personal: classes.personal || needs(&n).personal,
+                    };
+                    if classes == Classes::default() && !norm.is_empty() {
+                        meta.merge_keys
+                            .push(format!("proj:{program}|{number}|{norm}"));
+                    }
+                    meta.funding.push((program, number, classes));
                 }
             }
-            for ip in record
-                .get("ip")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let is_patent = text(ip, "type").is_some_and(|t| t.contains("专利"));
-                if let (true, Some(n)) = (is_patent, text(ip, "number")) {
-                    meta.merge_keys.push(format!("pat:{n}"));
+            for i in 0..count("ip") {
+                let is_patent =
+                    visible(&format!("/ip/{i}/type")).is_some_and(|t| t.contains("专利"));
+                if let (true, Some(n), false) = (
+                    is_patent,
+                    visible(&format!("/ip/{i}/number")),
+                    norm.is_empty(),
+                ) {
+                    meta.merge_keys.push(format!("pat:{n}|{norm}"));
                 }
             }
         }
         RecordKind::FundedProject => {
-            meta.program = text(record, "program");
-            meta.project_no = text(record, "project_no");
+            meta.program = visible("/program");
+            meta.project_no = visible("/project_no");
             if let (Some(p), Some(n)) = (&meta.program, &meta.project_no) {
                 meta.merge_keys.push(format!("prj:{p}|{n}"));
             }
@@ -132,12 +198,15 @@ pub fn meta_of(kind: RecordKind, record: &Value) -> RecordMeta {
 }
 
 /// What applying a batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyStats {
     /// Entries that changed the catalogue.
     pub applied: usize,
     /// Entries ignored: a version at or below the one held.
     pub stale: usize,
+    /// Entries refused against what the catalogue holds (index, reason): an id re-published
+    /// as the other kind. The caller quarantines them.
+    pub refused: Vec<(usize, String)>,
 }
 
 #[derive(Insertable)]
@@ -154,6 +223,7 @@ struct NewVersion<'a> {
     entry: String,
     proof: String,
     applied_at: &'a str,
+    disclosures: Option<String>,
 }
 
 #[derive(Insertable, Clone)]
@@ -187,9 +257,36 @@ struct NewChange<'a> {
     unified_id: String,
     at: &'a str,
     moved_from: Option<String>,
+    source_audience: i64,
 }
 
 const CHUNK: usize = 400;
+
+/// Who may see an entry: [`AUDIENCE_PUBLIC`] everyone, [`AUDIENCE_INTERNAL`] internal readers
+/// only, [`AUDIENCE_NOBODY`] no one (every source withdrawn, or levels no reader may see).
+pub const AUDIENCE_PUBLIC: i64 = 0;
+/// See [`AUDIENCE_PUBLIC`].
+pub const AUDIENCE_INTERNAL: i64 = 1;
+/// See [`AUDIENCE_PUBLIC`].
+pub const AUDIENCE_NOBODY: i64 = 2;
+
+/// Whether a reader with `entitlements` may see an entry of `audience`.
+pub fn audience_visible(audience: i64, entitlements: Entitlements) -> bool {
+    audience == AUDIENCE_PUBLIC || (audience == AUDIENCE_INTERNAL && entitlements.internal)
+}
+
+fn audience_of_level(secrecy: &str) -> i64 {
+    match SecrecyLevel::parse(secrecy) {
+        Some(SecrecyLevel::Public) => AUDIENCE_PUBLIC,
+        Some(SecrecyLevel::Internal) => AUDIENCE_INTERNAL,
+        _ => AUDIENCE_NOBODY,
+    }
+}
+
+/// Whether a merge key joins only records of different nodes (patent or project + title).
+fn across_nodes_only(key: &str) -> bool {
+    key.starts_with("pat:") || key.starts_with("proj:")
+}
 
 /// Takes `n` consecutive change ids (gap-free, in commit order); returns the first.
 fn take_change_ids(conn: &mut DbConn, n: i64) -> Result<i64, diesel::result::Error> {
@@ -270,9 +367,9 @@ pub fn apply_batch(
         .iter()
         .map(|(i, _)| entries[*i].id.as_str())
         .collect();
-    let mut current: HashMap<String, (i64, String, i64)> = HashMap::new();
+    let mut current: HashMap<String, (i64, String, i64, String, String)> = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<(String, i64, String, i64)> = records::table
+        let rows: Vec<(String, i64, String, i64, String, String)> = records::table
             .filter(records::node_id.eq(node_id))
             .filter(records::id.eq_any(chunk))
             .select((
@@ -280,10 +377,12 @@ pub fn apply_batch(
                 records::version,
                 records::unified_id,
                 records::first_change,
+                records::secrecy,
+                records::kind,
             ))
             .load(conn)?;
-        for (id, version, unified, first) in rows {
-            current.insert(id, (version, unified, first));
+        for (id, version, unified, first, secrecy, kind) in rows {
+            current.insert(id, (version, unified, first, secrecy, kind));
         }
     }
 
@@ -291,8 +390,24 @@ pub fn apply_batch(
     let mut held: HashMap<&str, i64> = current.iter().map(|(k, v)| (k.as_str(), v.0)).collect();
     let mut to_apply: Vec<(usize, &Option<RecordMeta>)> = Vec::new();
     let mut stale = 0;
+    let mut refused = Vec::new();
     for (index, meta) in accepted {
         let e = &entries[*index];
+        // One id is one record of one kind for good: re-publishing it as the other kind would
+        // turn a project into an achievement under every link and merge made of it.
+        if let Some(held_kind) = current.get(e.id.as_str()).map(|c| c.4.as_str())
+            && held_kind != e.kind.as_str()
+        {
+            refused.push((
+                *index,
+                format!(
+                    "invalid: {} was published as {held_kind}, not {}",
+                    e.id,
+                    e.kind.as_str()
+                ),
+            ));
+            continue;
+        }
         if held
             .get(e.id.as_str())
             .is_some_and(|v| *v >= e.version as i64)
@@ -304,7 +419,11 @@ pub fn apply_batch(
         to_apply.push((*index, meta));
     }
     if to_apply.is_empty() {
-        return Ok(Some(ApplyStats { applied: 0, stale }));
+        return Ok(Some(ApplyStats {
+            applied: 0,
+            stale,
+            refused,
+        }));
     }
 
     // Merge keys already known.
@@ -338,12 +457,29 @@ pub fn apply_batch(
         }
     }
 
+    // `pat:` and `proj:` keys join only records of different nodes: which nodes are in the entries they
+    // name already?
+    let pat_owners: Vec<String> = key_owner
+        .iter()
+        .filter(|((_, k), _)| across_nodes_only(k))
+        .map(|(_, u)| u.clone())
+        .collect();
+    let mut owner_sources: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for chunk in pat_owners.chunks(CHUNK) {
+        let rows: Vec<(String, String, String)> = records::table
+            .filter(records::unified_id.eq_any(chunk))
+            .select((records::unified_id, records::node_id, records::id))
+            .load(conn)?;
+        for (u, n, i) in rows {
+            owner_sources.entry(u).or_default().push((n, i));
+        }
+    }
     let first_change = take_change_ids(conn, to_apply.len() as i64)?;
     let mut versions = Vec::with_capacity(to_apply.len());
     let mut new_changes = Vec::with_capacity(to_apply.len());
     let mut rows: HashMap<&str, RecordRow> = HashMap::new();
     let mut new_keys: Vec<(String, String, String)> = Vec::new();
-    let mut funding: Vec<(String, String, String)> = Vec::new();
+    let mut funding: Vec<(String, String, String, String)> = Vec::new();
     for (n, (index, meta)) in to_apply.iter().enumerate() {
         let e = &entries[*index];
         let change_id = first_change + n as i64;
@@ -351,10 +487,26 @@ pub fn apply_batch(
         let existing = current.get(e.id.as_str());
         let global = format!("{node_id}/{}", e.id);
         // Unified entry: the owner of the first known merge key, else where it was, else new.
+        // A `pat:` or `proj:` key joins only an entry in which this node has no other record.
         let unified = meta
             .iter()
             .flat_map(|m| m.merge_keys.iter())
-            .find_map(|k| key_owner.get(&(kind.to_owned(), k.clone())).cloned())
+            .find_map(|k| {
+                let owner = key_owner.get(&(kind.to_owned(), k.clone()))?;
+                if across_nodes_only(k) {
+                    let other_here = |n: &str, i: &str| n == node_id && i != e.id;
+                    let stored = owner_sources
+                        .get(owner)
+                        .is_some_and(|v| v.iter().any(|(n, i)| other_here(n, i)));
+                    let pending = rows
+                        .values()
+                        .any(|r| r.unified_id == *owner && other_here(&r.node_id, &r.id));
+                    if stored || pending {
+                        return None;
+                    }
+                }
+                Some(owner.clone())
+            })
             .or_else(|| rows.get(e.id.as_str()).map(|r| r.unified_id.clone()))
             .or_else(|| existing.map(|c| c.1.clone()))
             .unwrap_or(global);
@@ -394,18 +546,22 @@ pub fn apply_batch(
                 last_change: change_id,
             },
             _ => {
-                // A withdrawal keeps the row (and so the history and the merge) but empties it.
+                // A withdrawal keeps the row (and so the history and the merge) but empties it;
+                // it keeps the level the record had, so that a reader who could never see the
+                // record does not learn of it now. Unknown stays unknown: never public.
                 let previous = rows.get(e.id.as_str()).cloned();
+                let previous_level = previous
+                    .as_ref()
+                    .map(|p| p.secrecy.clone())
+                    .or_else(|| existing.map(|c| c.3.clone()))
+                    .unwrap_or_else(|| "unknown".into());
                 RecordRow {
                     node_id: node_id.to_owned(),
                     id: e.id.clone(),
                     kind: kind.to_owned(),
                     version: e.version as i64,
                     withdrawn: 1,
-                    secrecy: previous
-                        .as_ref()
-                        .map(|p| p.secrecy.clone())
-                        .unwrap_or_else(|| "public".into()),
+                    secrecy: previous_level,
                     title: previous
                         .as_ref()
                         .map(|p| p.title.clone())
@@ -420,8 +576,8 @@ pub fn apply_batch(
             }
         };
         if let Some(m) = meta {
-            for (p, no) in &m.funding {
-                funding.push((e.id.clone(), p.clone(), no.clone()));
+            for (p, no, classes) in &m.funding {
+                funding.push((e.id.clone(), p.clone(), no.clone(), classes.names()));
             }
         }
         versions.push(NewVersion {
@@ -436,7 +592,21 @@ pub fn apply_batch(
                 .into_owned(),
             proof: serde_json::to_string(&batch.inclusion_proof(*index)).expect("a proof is JSON"),
             applied_at: &at,
+            disclosures: (e.op == Op::Upsert).then(|| {
+                serde_json::to_string(&batch.disclosures(*index)).expect("strings are JSON")
+            }),
         });
+        // Who could see this source before or after the change.
+        let level_before = rows
+            .get(e.id.as_str())
+            .map(|r| r.secrecy.clone())
+            .or_else(|| existing.map(|c| c.3.clone()));
+        let source_audience = level_before
+            .iter()
+            .chain(std::iter::once(&row.secrecy))
+            .map(|l| audience_of_level(l))
+            .min()
+            .unwrap_or(AUDIENCE_NOBODY);
         new_changes.push(NewChange {
             change_id,
             node_id,
@@ -447,6 +617,7 @@ pub fn apply_batch(
             unified_id: unified,
             at: &at,
             moved_from,
+            source_audience,
         });
         rows.insert(e.id.as_str(), row);
     }
@@ -496,13 +667,14 @@ pub fn apply_batch(
     let mut seen = std::collections::HashSet::new();
     let funding_rows: Vec<_> = funding
         .iter()
-        .filter(|f| seen.insert((*f).clone()))
-        .map(|(id, p, no)| {
+        .filter(|f| seen.insert((f.0.clone(), f.1.clone(), f.2.clone())))
+        .map(|(id, p, no, classes)| {
             (
                 record_funding::node_id.eq(node_id),
                 record_funding::id.eq(id),
                 record_funding::program.eq(p),
                 record_funding::project_no.eq(no),
+                record_funding::classes.eq(classes),
             )
         })
         .collect();
@@ -515,6 +687,7 @@ pub fn apply_batch(
     Ok(Some(ApplyStats {
         applied: to_apply.len(),
         stale,
+        refused,
     }))
 }
 
@@ -532,44 +705,115 @@ pub struct Source {
     /// The change that first brought this source in (merge precedence; not shown to readers).
     #[serde(skip)]
     pub first_change: i64,
+    /// The record's secrecy level (its last one, if withdrawn): who may know of this source.
+    #[serde(skip)]
+    pub secrecy: String,
+}
+
+impl Source {
+    /// Whether a reader with `entitlements` may know of this source at all.
+    pub fn visible_to(&self, entitlements: Entitlements) -> bool {
+        SecrecyLevel::parse(&self.secrecy).is_some_and(|l| entitlements.may_see(l))
+    }
 }
 
 /// A unified entry as the catalogue holds it (before any access filter).
+///
+/// What a reader sees of it depends on who reads: [`Unified::primary_for`],
+/// [`Unified::record_for`] and [`Unified::sources_for`] count only sources the reader may see,
+/// so an internal source merged into a public entry is invisible to a public reader — not
+/// listed, not counted, not the one whose fields show.
 #[derive(Debug, Clone)]
 pub struct Unified {
     /// Unified id (global id of the first source).
     pub unified_id: String,
     /// Kind.
     pub kind: String,
-    /// The primary source's record (`None` if every source withdrew).
+    /// The full record of the primary source for internal readers (`None` if every source
+    /// withdrew). Use [`Unified::record_for`] for a given reader.
     pub record: Option<Value>,
-    /// The primary source.
+    /// The primary source for internal readers.
     pub primary: Option<Source>,
-    /// Every source, primary first.
+    /// Every source, active first, oldest first.
     pub sources: Vec<Source>,
+    /// The primary for public readers and its record, when it is not `primary` (the oldest
+    /// active source is internal, and a public one exists too).
+    pub public: Option<(Source, Value)>,
 }
 
-/// The record a source currently publishes: the `record` of its current version's entry
-/// (stored once, in `record_versions`).
+impl Unified {
+    /// The reader's primary source: the oldest active source they may see.
+    pub fn primary_for(&self, entitlements: Entitlements) -> Option<&Source> {
+        self.sources
+            .iter()
+            .find(|s| !s.withdrawn && s.visible_to(entitlements))
+    }
+
+    /// The full record of the reader's primary source (not yet cut to the reader's view).
+    pub fn record_for(&self, entitlements: Entitlements) -> Option<&Value> {
+        let primary = self.primary_for(entitlements)?;
+        if self.primary.as_ref() == Some(primary) {
+            return self.record.as_ref();
+        }
+        match &self.public {
+            Some((s, record)) if s == primary => Some(record),
+            _ => None,
+        }
+    }
+
+    /// The sources a reader may know of, primary first.
+    pub fn sources_for(&self, entitlements: Entitlements) -> Vec<&Source> {
+        self.sources
+            .iter()
+            .filter(|s| s.visible_to(entitlements))
+            .collect()
+    }
+
+    /// Who may see the entry now ([`AUDIENCE_PUBLIC`]…).
+    pub fn audience(&self) -> i64 {
+        self.sources
+            .iter()
+            .filter(|s| !s.withdrawn)
+            .map(|s| audience_of_level(&s.secrecy))
+            .min()
+            .unwrap_or(AUDIENCE_NOBODY)
+    }
+}
+
+/// The full record a source currently publishes: its current version's signed entry with every
+/// disclosure put back.
 pub fn current_record(
     conn: &mut DbConn,
     node_id: &str,
     id: &str,
     version: i64,
 ) -> Result<Option<Value>, StoreError> {
-    let entry: Option<String> = record_versions::table
+    let entry: Option<(String, Option<String>)> = record_versions::table
         .find((node_id, id, version))
-        .select(record_versions::entry)
+        .select((record_versions::entry, record_versions::disclosures))
         .first(conn)
         .optional()?;
-    Ok(entry.and_then(|e| record_of_entry(&e)))
+    Ok(entry.and_then(|(e, d)| full_record(&e, d.as_deref())))
 }
 
-/// The `record` of a stored canonical log entry.
-fn record_of_entry(entry: &str) -> Option<Value> {
-    serde_json::from_str::<Value>(entry)
+/// The full record of a stored entry (placeholder form) and its stored disclosures. `None` if
+/// either does not read back, which only a damaged catalogue gives: then nothing is shown.
+pub fn full_record(entry: &str, disclosures: Option<&str>) -> Option<Value> {
+    let mut record = serde_json::from_str::<Value>(entry)
         .ok()
-        .and_then(|mut e| e.get_mut("record").map(Value::take))
+        .and_then(|mut e| e.get_mut("record").map(Value::take))?;
+    let texts: Vec<String> = match disclosures {
+        Some(d) => serde_json::from_str(d).ok()?,
+        None => Vec::new(),
+    };
+    let parsed = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| disclosure::Disclosure::parse(t, i))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    disclosure::reveal(&mut record, &parsed, true).ok()?;
+    Some(record)
 }
 
 /// The unified entry of `unified_id`.
@@ -583,7 +827,11 @@ pub fn unified_many(
     conn: &mut DbConn,
     unified_ids: &[&str],
 ) -> Result<HashMap<String, Unified>, StoreError> {
-    type SourceRow = (String, String, String, String, i64, i32, i64);
+    type SourceRow = (String, String, String, String, i64, i32, i64, String);
+    let internal = Entitlements {
+        internal: true,
+        ..Entitlements::PUBLIC
+    };
     let mut out: HashMap<String, Unified> = HashMap::with_capacity(unified_ids.len());
     for chunk in unified_ids.chunks(CHUNK) {
         let rows: Vec<SourceRow> = records::table
@@ -601,16 +849,18 @@ pub fn unified_many(
                 records::version,
                 records::withdrawn,
                 records::first_change,
+                records::secrecy,
             ))
             .load(conn)?;
         let mut entries: Vec<Unified> = Vec::new();
-        for (unified_id, node_id, id, kind, version, withdrawn, first_change) in rows {
+        for (unified_id, node_id, id, kind, version, withdrawn, first_change, secrecy) in rows {
             let source = Source {
                 node_id,
                 id,
                 version,
                 withdrawn: withdrawn != 0,
                 first_change,
+                secrecy,
             };
             match entries.last_mut() {
                 Some(u) if u.unified_id == unified_id => u.sources.push(source),
@@ -618,37 +868,58 @@ pub fn unified_many(
                     unified_id,
                     kind,
                     record: None,
-                    // Rows come active first, oldest first: the first is the primary if active.
-                    primary: Some(source.clone()).filter(|s| !s.withdrawn),
+                    primary: None,
                     sources: vec![source],
+                    public: None,
                 }),
             }
         }
-        // The primaries' current records, one statement per publishing node.
+        // The primaries (for internal and for public readers) and their records, one
+        // statement per publishing node.
+        let mut wanted: Vec<Source> = Vec::new();
+        for u in &mut entries {
+            u.primary = u.primary_for(internal).cloned();
+            wanted.extend(u.primary.clone());
+            if let Some(p) = u.primary_for(Entitlements::PUBLIC)
+                && Some(p) != u.primary.as_ref()
+            {
+                wanted.push(p.clone());
+            }
+        }
         let mut by_node: HashMap<&str, Vec<&str>> = HashMap::new();
-        for p in entries.iter().filter_map(|u| u.primary.as_ref()) {
+        for p in &wanted {
             by_node.entry(&p.node_id).or_default().push(&p.id);
         }
-        let mut held: HashMap<(String, String, i64), String> = HashMap::new();
+        let mut held: HashMap<(String, String, i64), Value> = HashMap::new();
         for (node_id, ids) in by_node {
-            let found: Vec<(String, i64, String)> = record_versions::table
+            let found: Vec<(String, i64, String, Option<String>)> = record_versions::table
                 .filter(record_versions::node_id.eq(node_id))
                 .filter(record_versions::id.eq_any(&ids))
                 .select((
                     record_versions::id,
                     record_versions::version,
                     record_versions::entry,
+                    record_versions::disclosures,
                 ))
                 .load(conn)?;
-            for (id, version, entry) in found {
-                held.insert((node_id.to_owned(), id, version), entry);
+            for (id, version, entry, disclosures) in found {
+                let wanted_version = wanted
+                    .iter()
+                    .any(|w| w.node_id == node_id && w.id == id && w.version == version);
+                if wanted_version && let Some(r) = full_record(&entry, disclosures.as_deref()) {
+                    held.insert((node_id.to_owned(), id, version), r);
+                }
             }
         }
         for mut u in entries {
             if let Some(p) = &u.primary {
-                u.record = held
-                    .remove(&(p.node_id.clone(), p.id.clone(), p.version))
-                    .and_then(|e| record_of_entry(&e));
+                u.record = held.remove(&(p.node_id.clone(), p.id.clone(), p.version));
+            }
+            if let Some(p) = u.primary_for(Entitlements::PUBLIC).cloned()
+                && Some(&p) != u.primary.as_ref()
+                && let Some(r) = held.remove(&(p.node_id.clone(), p.id.clone(), p.version))
+            {
+                u.public = Some((p, r));
             }
             out.insert(u.unified_id.clone(), u);
         }
@@ -656,23 +927,46 @@ pub fn unified_many(
     Ok(out)
 }
 
-/// The unified id a source record belongs to.
+/// The unified id a source record belongs to, if a reader with `entitlements` may know of the
+/// source at all.
 pub fn unified_id_of(
     conn: &mut DbConn,
     node_id: &str,
     id: &str,
+    entitlements: Entitlements,
 ) -> Result<Option<String>, StoreError> {
-    Ok(records::table
+    let row: Option<(String, String)> = records::table
         .find((node_id, id))
-        .select(records::unified_id)
+        .select((records::unified_id, records::secrecy))
         .first(conn)
-        .optional()?)
+        .optional()?;
+    Ok(row
+        .filter(|(_, level)| SecrecyLevel::parse(level).is_some_and(|l| entitlements.may_see(l)))
+        .map(|(u, _)| u))
 }
 
 /// Projects an achievement is linked to, and achievements of a project: unified ids of active
-/// records on the other side.
-pub fn links(conn: &mut DbConn, unified_id: &str) -> Result<Vec<String>, StoreError> {
-    type LinkRow = (String, String, String, Option<String>, Option<String>);
+/// records on the other side — as a reader with `entitlements` may know them: only through
+/// sources they may see, and only through funding references they may see.
+pub fn links(
+    conn: &mut DbConn,
+    unified_id: &str,
+    entitlements: Entitlements,
+) -> Result<Vec<String>, StoreError> {
+    type LinkRow = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    let level_ok =
+        |secrecy: &str| SecrecyLevel::parse(secrecy).is_some_and(|l| entitlements.may_see(l));
+    let classes_ok = |classes: &str| {
+        (!classes.contains("commercial") || entitlements.commercial)
+            && (!classes.contains("personal") || entitlements.personal)
+    };
     let mine: Vec<LinkRow> = records::table
         .filter(records::unified_id.eq(unified_id))
         .filter(records::withdrawn.eq(0))
@@ -682,13 +976,17 @@ pub fn links(conn: &mut DbConn, unified_id: &str) -> Result<Vec<String>, StoreEr
             records::kind,
             records::program,
             records::project_no,
+            records::secrecy,
         ))
         .load(conn)?;
     let mut out: Vec<String> = Vec::new();
-    for (node_id, id, kind, program, project_no) in mine {
+    for (node_id, id, kind, program, project_no, secrecy) in mine {
+        if !level_ok(&secrecy) {
+            continue;
+        }
         if kind == RecordKind::FundedProject.as_str() {
             if let (Some(p), Some(n)) = (program, project_no) {
-                let ach: Vec<String> = record_funding::table
+                let ach: Vec<(String, String, String)> = record_funding::table
                     .inner_join(
                         records::table.on(records::node_id
                             .eq(record_funding::node_id)
@@ -697,25 +995,42 @@ pub fn links(conn: &mut DbConn, unified_id: &str) -> Result<Vec<String>, StoreEr
                     .filter(record_funding::program.eq(p))
                     .filter(record_funding::project_no.eq(n))
                     .filter(records::withdrawn.eq(0))
-                    .select(records::unified_id)
+                    .select((
+                        records::unified_id,
+                        records::secrecy,
+                        record_funding::classes,
+                    ))
                     .load(conn)?;
-                out.extend(ach);
+                out.extend(
+                    ach.into_iter()
+                        .filter(|(_, s, c)| level_ok(s) && classes_ok(c))
+                        .map(|(u, _, _)| u),
+                );
             }
         } else {
-            let refs: Vec<(String, String)> = record_funding::table
+            let refs: Vec<(String, String, String)> = record_funding::table
                 .filter(record_funding::node_id.eq(&node_id))
                 .filter(record_funding::id.eq(&id))
-                .select((record_funding::program, record_funding::project_no))
+                .select((
+                    record_funding::program,
+                    record_funding::project_no,
+                    record_funding::classes,
+                ))
                 .load(conn)?;
-            for (p, n) in refs {
-                let projects: Vec<String> = records::table
+            for (p, n, _) in refs.into_iter().filter(|(_, _, c)| classes_ok(c)) {
+                let projects: Vec<(String, String)> = records::table
                     .filter(records::kind.eq(RecordKind::FundedProject.as_str()))
                     .filter(records::program.eq(p))
                     .filter(records::project_no.eq(n))
                     .filter(records::withdrawn.eq(0))
-                    .select(records::unified_id)
+                    .select((records::unified_id, records::secrecy))
                     .load(conn)?;
-                out.extend(projects);
+                out.extend(
+                    projects
+                        .into_iter()
+                        .filter(|(_, s)| level_ok(s))
+                        .map(|(u, _)| u),
+                );
             }
         }
     }
@@ -757,6 +1072,19 @@ pub struct ChangeRow {
     /// The entry the record left, when the change moved it to another one (that entry
     /// changed too: it lost this source).
     pub moved_from: Option<String>,
+    /// Who could see the changed source, before or after the change ([`AUDIENCE_PUBLIC`]…;
+    /// `None` reads as nobody).
+    pub source_audience: Option<i64>,
+}
+
+impl ChangeRow {
+    /// Whether a reader with `entitlements` may hear of this change at all: only if they could
+    /// see the changed source before or after it. A change to a source they never could see
+    /// alters nothing they see.
+    pub fn visible_to(&self, entitlements: Entitlements) -> bool {
+        self.source_audience
+            .is_some_and(|a| audience_visible(a, entitlements))
+    }
 }
 
 impl ChangeRow {
@@ -788,6 +1116,7 @@ pub fn changes_after(
             changes::op,
             changes::unified_id,
             changes::moved_from,
+            changes::source_audience,
         ))
         .load(conn)?)
 }

@@ -614,8 +614,13 @@ impl Shared {
                         acker,
                         ..
                     } = delivery;
+                    let (origin, arrived_as) = claimed_origin(&routing_key, &properties);
                     let joined = tokio::task::spawn_blocking(move || {
-                        let prepared = ingest.prepare(&data, Transport::Amqp);
+                        let prepared = ingest.prepare_from(
+                            &data,
+                            Transport::Amqp,
+                            Some((&origin, &arrived_as)),
+                        );
                         (data, prepared)
                     })
                     .await;
@@ -914,6 +919,34 @@ fn main_queue_arguments(config: &ConsumerConfig) -> FieldTable {
         AMQPValue::LongString(config.queue_type.as_str().into()),
     );
     args
+}
+
+/// The node a delivery claims to come from — its routing key `{kind}.{node_id}`, and its
+/// `rix-node-id` header if it has one — and how to say so in a refusal. Both must name the node
+/// that signed the batch; when they disagree with each other the claim is empty, which no
+/// signed header matches.
+fn claimed_origin(
+    routing_key: &ShortString,
+    properties: &lapin::BasicProperties,
+) -> (String, String) {
+    let key = routing_key.as_str();
+    let routed = key.split_once('.').map(|(_, n)| n).unwrap_or_default();
+    let header = properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("rix-node-id"))
+        .and_then(|v| match v {
+            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+            AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+            _ => None,
+        });
+    match header {
+        Some(h) if h != routed => (
+            String::new(),
+            format!("routing key {key} with header rix-node-id {h}"),
+        ),
+        _ => (routed.to_owned(), format!("routing key {key}")),
+    }
 }
 
 /// The lane of a delivery: by its node (header `rix-node-id`, else the routing key's second

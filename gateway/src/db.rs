@@ -85,6 +85,7 @@ pub mod schema {
             entry -> Text,
             proof -> Text,
             applied_at -> Text,
+            disclosures -> Nullable<Text>,
         }
     }
 
@@ -112,6 +113,7 @@ pub mod schema {
             id -> Text,
             program -> Text,
             project_no -> Text,
+            classes -> Text,
         }
     }
 
@@ -134,6 +136,7 @@ pub mod schema {
             unified_id -> Text,
             at -> Text,
             moved_from -> Nullable<Text>,
+            source_audience -> Nullable<BigInt>,
         }
     }
 

@@ -23,7 +23,9 @@ use rix_schema::batch::{
     BatchLimits, ChainPosition, Gap, Op, Refusal, VerifiedBatch, check_chain, verify_batch,
 };
 use rix_schema::canonical::parse_sha256_hex;
+use rix_schema::sensitivity::hidden_fields;
 use rix_schema::{SecrecyLevel, validate_record};
+use serde_json::Value;
 
 use crate::catalogue::{self, ApplyStats, RecordMeta};
 use crate::db::schema::{batches, node_chain, quarantine, refusals};
@@ -200,6 +202,24 @@ impl IngestMetrics {
     }
 }
 
+/// The first value of `full` that the rules hide from some reader but that the node did not
+/// seal (`sealed`: the pointers of the entry's disclosures) — a node that did not seal what it
+/// must (an old or broken node). Such a record is never stored: the signed entry is what every
+/// reader receives.
+fn value_in_clear(kind: rix_schema::RecordKind, full: &Value, sealed: &[&str]) -> Option<String> {
+    hidden_fields(kind, full).into_iter().find_map(|h| {
+        let pointer = h.pointer();
+        // Sealed if the value, or a value around it, was.
+        let covered = sealed.iter().any(|s| {
+            pointer == *s
+                || pointer
+                    .strip_prefix(s)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+        (!covered).then_some(pointer)
+    })
+}
+
 /// The pipeline.
 #[derive(Clone)]
 pub struct Ingest {
@@ -222,10 +242,16 @@ pub fn chain_position(db: &Db, node_id: &str) -> Result<ChainPosition, StoreErro
         .first(&mut *conn)
         .optional()?;
     Ok(match row {
+        // A damaged hash must not read as the start of the chain: that would let any batch 1
+        // in again. Refuse, loudly, until an operator repairs the catalogue.
         Some((b, s, h)) => ChainPosition {
             next_batch_seq: b as u64,
             next_seq: s as u64,
-            prev_batch_hash: parse_sha256_hex(&h).unwrap_or([0; 32]),
+            prev_batch_hash: parse_sha256_hex(&h).ok_or_else(|| {
+                StoreError::Task(format!(
+                    "the catalogue's chain position of node {node_id} is damaged (prev_batch_hash {h:?} is not hex SHA-256); restore node_chain from a backup or rebuild the catalogue from the feeds"
+                ))
+            })?,
         },
         None => ChainPosition::genesis(),
     })
@@ -274,7 +300,31 @@ impl Ingest {
     /// that a transport can run them for several batches at once, on several cores, and then
     /// [`Ingest::commit`] them in order. Refusals are accounted here.
     pub fn prepare(&self, bytes: &[u8], transport: Transport) -> Result<Prepared, IngestError> {
-        let result = self.verify_and_screen(bytes, transport);
+        self.prepare_from(bytes, transport, None)
+    }
+
+    /// [`Ingest::prepare`] of a batch that arrived by way of node `origin` (its routing key, its
+    /// feed): refused as `misdirected` unless `origin` signed it, so that one node cannot pass
+    /// its batches off through another node's channel (nor a channel carry another's).
+    pub fn prepare_from(
+        &self,
+        bytes: &[u8],
+        transport: Transport,
+        origin: Option<(&str, &str)>,
+    ) -> Result<Prepared, IngestError> {
+        let result = self
+            .verify_and_screen(bytes, transport)
+            .and_then(|p| match origin {
+                Some((node, how)) if node != p.header().node_id => Err(IngestError::Refused {
+                    stage: "verify",
+                    refusal: Box::new(Refusal::Misdirected {
+                        node_id: p.header().node_id.clone(),
+                        batch_seq: p.header().batch_seq,
+                        arrived_as: how.to_owned(),
+                    }),
+                }),
+                _ => Ok(p),
+            });
         if let Err(e) = &result {
             self.account_error(e, transport);
         }
@@ -377,16 +427,27 @@ impl Ingest {
         let mut accepted: Vec<(usize, Option<RecordMeta>)> = Vec::new();
         let mut quarantined: Vec<(usize, String)> = Vec::new();
         for (index, entry) in verified.entries().iter().enumerate() {
-            match (entry.op, &entry.record) {
+            match (entry.op, verified.record(index)) {
                 (Op::Withdraw, _) => accepted.push((index, None)),
                 (Op::Upsert, Some(record)) => {
+                    // Fail closed: a level that cannot be read is refused like a classified one.
                     let level = SecrecyLevel::of_record(record);
-                    if let Some(level) = level.filter(|l| !l.may_leave_node()) {
-                        quarantined.push((index, format!("classified: {}", level.as_str())));
+                    if level.is_none_or(|l| !l.may_leave_node()) {
+                        let level = level.map_or("unreadable", SecrecyLevel::as_str);
+                        quarantined.push((index, format!("classified: {level}")));
                         tracing::error!(
-                            node_id = %node_id, seq = entry.seq, id = %entry.id,
-                            level = level.as_str(),
-                            "a node published a classified record; it is not stored"
+                            node_id = %node_id, seq = entry.seq, id = %entry.id, level,
+                            "a node published a classified record (or one whose level cannot be read); it is not stored"
+                        );
+                        continue;
+                    }
+                    if let Some(pointer) =
+                        value_in_clear(entry.kind, record, &verified.sealed_pointers(index))
+                    {
+                        quarantined.push((index, format!("sensitive value in clear: {pointer}")));
+                        tracing::error!(
+                            node_id = %node_id, seq = entry.seq, id = %entry.id, pointer,
+                            "a node published a value some readers may not see without sealing it; it is not stored"
                         );
                         continue;
                     }
@@ -456,8 +517,13 @@ impl Ingest {
         }
 
         // apply, with the quarantine rows, in one transaction.
+        let mut quarantined = quarantined;
         let stats: Option<ApplyStats> = self.db.write(|conn| {
             let stats = catalogue::apply_batch(conn, &verified, transport.as_str(), &accepted)?;
+            let mut quarantined = quarantined.clone();
+            if let Some(s) = &stats {
+                quarantined.extend(s.refused.iter().cloned());
+            }
             if stats.is_some() && !quarantined.is_empty() {
                 let at = catalogue::now();
                 let rows: Vec<_> = quarantined
@@ -485,6 +551,7 @@ impl Ingest {
         })?;
         match stats {
             Some(s) => {
+                quarantined.extend(s.refused.iter().cloned());
                 for (_, reason) in &quarantined {
                     let label = reason.split(':').next().unwrap_or("invalid");
                     if label == "classified" {

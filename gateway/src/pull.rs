@@ -609,7 +609,7 @@ impl Puller {
             report.remote_last_seq = page.remote_last_seq.or(report.remote_last_seq);
             let (lines, fragment) = split_lines(&page.body);
             let line_count = lines.len();
-            let (done, failure) = self.ingest_lines(page.body, lines).await;
+            let (done, failure) = self.ingest_lines(node_id, page.body, lines).await;
             report.batches_applied += done.applied;
             report.batches_duplicate += done.duplicate;
             report.entries_applied += done.entries_applied;
@@ -774,6 +774,7 @@ impl Puller {
     /// itself refused is audited then and again when the page is fetched again.
     async fn ingest_lines(
         &self,
+        node_id: &str,
         body: Vec<u8>,
         lines: Vec<std::ops::Range<usize>>,
     ) -> (LinesDone, Option<IngestError>) {
@@ -783,7 +784,12 @@ impl Puller {
             .map(|range| {
                 let ingest = self.inner.ingest.clone();
                 let body = body.clone();
-                tokio::task::spawn_blocking(move || ingest.prepare(&body[range], Transport::Feed))
+                // A node's feed carries that node's batches only.
+                let origin = node_id.to_owned();
+                let arrived_as = format!("the feed of {node_id}");
+                tokio::task::spawn_blocking(move || {
+                    ingest.prepare_from(&body[range], Transport::Feed, Some((&origin, &arrived_as)))
+                })
             })
             .buffered(PIPELINE);
         let mut prepared = std::pin::pin!(prepared);

@@ -18,10 +18,14 @@
 //! `x-sensitivity`) and every field the submitter listed in `confidential_fields` are gone
 //! before a single token is made, so no query, total, facet, highlight or stored value can
 //! reveal them, whatever the caller's entitlements. Record-level secrecy is the one thing that
-//! varies by caller: each document stores its level (`public` or `internal`; nothing else
-//! reaches the catalogue), and [`SearchIndex::search`] adds a `secrecy = public` filter to the
-//! query itself for callers without the `internal` entitlement. Because the filter is part of
-//! the query, totals, facets, highlights and cursors only ever reflect documents the caller may
+//! varies by caller: each document stores its audience in `secrecy` — `public` (everyone),
+//! `internal` (internal readers only) or `public-view` (everyone *but* internal readers) — and
+//! [`SearchIndex::search`] adds the audience filter to the query itself. An entry whose
+//! sources are not all of one level gets two documents: the one internal readers see (its
+//! oldest source overall, every source) and the one public readers see (its oldest public
+//! source, public sources only), so that a public reader never finds an entry through, nor
+//! sees the node of, an internal source merged into it. Because the filter is part of the
+//! query, totals, facets, highlights and cursors only ever reflect documents the caller may
 //! see. Callers with `commercial` or `personal` entitlements get the same text search as
 //! everyone else; they read those fields on the record page, through the same `redact`.
 //!
@@ -92,7 +96,7 @@ use tantivy::{
     SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
 
-use crate::catalogue::{self, ChangeRow, Unified};
+use crate::catalogue::{self, ChangeRow, Source, Unified};
 use crate::db::{Db, DbConn, StoreError};
 
 /// The view every indexed byte comes from: internal records' public fields. Never commercial,
@@ -126,7 +130,23 @@ const MAX_QUERY_TERMS: usize = 32;
 
 /// Bumped whenever the schema or the tokenizers change: an index of another format must be
 /// rebuilt, and opening one says so instead of answering wrongly.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
+
+/// `secrecy` of a document only internal readers see.
+const AUDIENCE_INTERNAL: &str = "internal";
+/// `secrecy` of a document everyone sees.
+const AUDIENCE_ALL: &str = "public";
+/// `secrecy` of the public readers' document of an entry that internal readers see otherwise.
+const AUDIENCE_PUBLIC_ONLY: &str = "public-view";
+
+/// The audiences of the documents a reader with `entitlements` may find.
+fn audiences_for(entitlements: Entitlements) -> [&'static str; 2] {
+    if entitlements.internal {
+        [AUDIENCE_ALL, AUDIENCE_INTERNAL]
+    } else {
+        [AUDIENCE_ALL, AUDIENCE_PUBLIC_ONLY]
+    }
+}
 
 const GRAMS_TOKENIZER: &str = "rix_grams";
 const WORDS_TOKENIZER: &str = "rix_jieba";
@@ -951,9 +971,16 @@ impl EntryDoc {
         Some(doc)
     }
 
-    fn to_document(&self, f: &Fields, kind: RecordKind, u: &Unified, key: u64) -> TantivyDocument {
+    fn to_document(
+        &self,
+        f: &Fields,
+        kind: RecordKind,
+        unified_id: &str,
+        sources: &[&Source],
+        key: u64,
+    ) -> TantivyDocument {
         let mut d = TantivyDocument::new();
-        d.add_text(f.uid, &u.unified_id);
+        d.add_text(f.uid, unified_id);
         d.add_text(f.kind, kind.as_str());
         d.add_text(f.secrecy, self.secrecy);
         d.add_u64(f.key, key);
@@ -1001,7 +1028,7 @@ impl EntryDoc {
         };
         d.add_u64(f.facets, packed.pack());
         let mut nodes = BTreeSet::new();
-        for s in &u.sources {
+        for s in sources {
             d.add_text(f.source, format!("{}/{}", s.node_id, s.id));
             if !s.withdrawn {
                 nodes.insert(s.node_id.as_str());
@@ -1354,16 +1381,17 @@ impl SearchIndex {
                     state
                         .writer
                         .delete_term(Term::from_field_text(self.fields.uid, uid));
-                    let doc = match entries.remove(*uid) {
-                        Some(u) => self.document(&mut conn, u)?,
-                        None => None,
+                    let docs = match entries.remove(*uid) {
+                        Some(u) => self.documents(&mut conn, u)?,
+                        None => Vec::new(),
                     };
-                    match doc {
-                        Some(doc) => {
-                            state.writer.add_document(doc)?;
-                            report.indexed += 1;
-                        }
-                        None => report.removed += 1,
+                    if docs.is_empty() {
+                        report.removed += 1;
+                    } else {
+                        report.indexed += 1;
+                    }
+                    for doc in docs {
+                        state.writer.add_document(doc)?;
                     }
                 }
             }
@@ -1401,25 +1429,46 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// The document of entry `u` as the catalogue holds it now, or `None` if nothing of it
-    /// may be indexed (every source withdrawn, or no visible record).
-    fn document(
+    /// The documents of entry `u` as the catalogue holds it now: none if nothing of it may be
+    /// indexed (every source withdrawn, or no visible record); one when every reader who may
+    /// see it sees the same sources; else one for internal readers and one for public readers.
+    fn documents(
         &self,
         conn: &mut DbConn,
-        mut u: Unified,
-    ) -> Result<Option<TantivyDocument>, SearchError> {
-        let (Some(record), Ok(kind)) = (u.record.take(), u.kind.parse::<RecordKind>()) else {
-            return Ok(None);
-        };
-        // THE access filter, at the one entitlement the index is built for.
-        let Some(view) = sensitivity::redact_owned(kind, record, INDEX_VIEW) else {
-            return Ok(None);
-        };
-        let Some(entry) = EntryDoc::from_view(kind, &view) else {
-            return Ok(None);
+        u: Unified,
+    ) -> Result<Vec<TantivyDocument>, SearchError> {
+        let Ok(kind) = u.kind.parse::<RecordKind>() else {
+            return Ok(Vec::new());
         };
         let key = entry_key(conn, &u)?;
-        Ok(Some(entry.to_document(&self.fields, kind, &u, key)))
+        let public_primary = u.primary_for(Entitlements::PUBLIC);
+        let public_sources = u.sources_for(Entitlements::PUBLIC);
+        let all_sources = u.sources_for(INDEX_VIEW);
+        let same_for_all = public_primary.is_some()
+            && public_primary == u.primary_for(INDEX_VIEW)
+            && public_sources.len() == all_sources.len();
+        // THE access filter, at the one entitlement the index is built for.
+        let entry_of = |record: Option<&Value>| {
+            record
+                .and_then(|r| sensitivity::redact(kind, r, INDEX_VIEW))
+                .and_then(|view| EntryDoc::from_view(kind, &view))
+        };
+        let mut docs = Vec::new();
+        if same_for_all {
+            if let Some(entry) = entry_of(u.record_for(INDEX_VIEW)) {
+                docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &all_sources, key));
+            }
+            return Ok(docs);
+        }
+        if let Some(mut entry) = entry_of(u.record_for(INDEX_VIEW)) {
+            entry.secrecy = AUDIENCE_INTERNAL;
+            docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &all_sources, key));
+        }
+        if let Some(mut entry) = entry_of(u.record_for(Entitlements::PUBLIC)) {
+            entry.secrecy = AUDIENCE_PUBLIC_ONLY;
+            docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &public_sources, key));
+        }
+        Ok(docs)
     }
 
     /// Runs `query` for a caller with `entitlements`: one page of results, the exact total and
@@ -1472,9 +1521,12 @@ impl SearchIndex {
                 .and_then(|v| v.as_str())
                 .map(str::to_owned)
         };
-        let secrecy = text(f.secrecy).unwrap_or_default();
+        let mut secrecy = text(f.secrecy).unwrap_or_default();
         let uid = text(f.uid).unwrap_or_default();
-        let visible = SecrecyLevel::parse(&secrecy).is_some_and(|l| entitlements.may_see(l));
+        let visible = audiences_for(entitlements).contains(&secrecy.as_str());
+        if secrecy == AUDIENCE_PUBLIC_ONLY {
+            secrecy = AUDIENCE_ALL.to_owned();
+        }
         if !visible {
             return Err(SearchError::Inconsistent(format!(
                 "entry {uid} ({secrecy}) matched a query for {entitlements}"
@@ -1536,9 +1588,11 @@ impl SearchIndex {
             ))
         };
         // Visibility first: it is the one filter that must never be missing.
-        if !entitlements.internal {
-            clauses.push(filter(exact(f.secrecy, "public")));
-        }
+        let audience: Vec<(Occur, Box<dyn Query>)> = audiences_for(entitlements)
+            .iter()
+            .map(|a| (Occur::Should, exact(f.secrecy, a)))
+            .collect();
+        clauses.push(filter(Box::new(BooleanQuery::new(audience))));
         for (field, value) in [
             (f.kind, &plan.kind),
             (f.program, &plan.program),

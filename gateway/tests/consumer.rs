@@ -547,6 +547,26 @@ async fn refused_batches_are_dead_lettered_with_their_reason_and_change_nothing(
         "oversized",
         "verify",
     ));
+    // A trusted node's own, valid batch published under another node's routing key.
+    let mut mallory = FakeNode::new("mallory", 40, 0.0);
+    mallory.trust(&gw.db, None);
+    corpus.push((
+        "another node's routing key",
+        route(&node.node_id),
+        mallory.seal_new(2),
+        "misdirected",
+        "verify",
+    ));
+    corpus.push((
+        "extra disclosure",
+        route(&node.node_id),
+        tampered(&third, |b| {
+            b.disclosures
+                .push(r#"["AAAAAAAAAAAAAAAAAAAAAA","/title","伪造的名称"]"#.to_owned());
+        }),
+        "bad_disclosure",
+        "verify",
+    ));
     corpus.push((
         "not json",
         route(&node.node_id),
@@ -593,7 +613,7 @@ async fn refused_batches_are_dead_lettered_with_their_reason_and_change_nothing(
         .await;
     gw.assert_holds_exactly(&node);
     assert_eq!(gw.change_count(), changes + 6);
-    for other in [&ghost, &revoked, &early, &big] {
+    for other in [&ghost, &revoked, &early, &big, &mallory] {
         assert_eq!(gw.record_count(&other.node_id), 0);
     }
     let mut audited = gw.refusal_reasons();

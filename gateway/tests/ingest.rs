@@ -11,6 +11,7 @@ use rix_gateway::trust::{self, TrustStore};
 use rix_schema::RecordKind;
 use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
 use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
+use rix_schema::sensitivity::Entitlements;
 use rix_schema::signing::SigningKey;
 use serde_json::{Value, json};
 
@@ -195,7 +196,7 @@ fn merges_links_and_keeps_merged_entries_through_one_withdrawal(backend: Backend
     ));
 
     let mut conn = gw.db.conn().unwrap();
-    let merged = catalogue::unified_id_of(&mut conn, "prov-210000", "ach-9")
+    let merged = catalogue::unified_id_of(&mut conn, "prov-210000", "ach-9", Entitlements::ALL)
         .unwrap()
         .unwrap();
     assert_eq!(merged, "prov-530000/ach-1", "named by the first source");
@@ -215,11 +216,11 @@ fn merges_links_and_keeps_merged_entries_through_one_withdrawal(backend: Backend
 
     // Linked both ways, across nodes.
     assert_eq!(
-        catalogue::links(&mut conn, &merged).unwrap(),
+        catalogue::links(&mut conn, &merged, Entitlements::ALL).unwrap(),
         vec!["most/prj-1".to_owned()]
     );
     assert_eq!(
-        catalogue::links(&mut conn, "most/prj-1").unwrap(),
+        catalogue::links(&mut conn, "most/prj-1", Entitlements::ALL).unwrap(),
         vec![merged.clone()]
     );
 

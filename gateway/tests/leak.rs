@@ -5,7 +5,10 @@
 //! `internal`), `MKCOM…` in the schema-marked commercial field, `MKCONF…` in a field the
 //! submitter listed in `confidential_fields` (both hidden without `commercial`), `MKPER…` in the
 //! personal contact (hidden without `personal`), `MKSEC…` in classified records (never stored at
-//! all). New endpoints must be added to `ENDPOINTS` below.
+//! all). Funded projects carry numeric markers: a self-raised budget of `7731000xx` (commercial)
+//! — a number, which a string search for a word would miss, so the suite looks for its digits
+//! and for every total that would let a reader compute it. New endpoints must be added to the
+//! paths below; every entitlement combination reads every path.
 
 use actix_web::{App, test, web};
 use rix_gateway::access::{self, AccessFilter};
@@ -34,6 +37,10 @@ fn read_state(db: &Db) -> ReadState {
 }
 
 fn marked_catalogue(dir: &std::path::Path) -> (Db, Vec<(String, Value)>) {
+    marked_catalogue_of(dir, false)
+}
+
+fn marked_catalogue_of(dir: &std::path::Path, with_projects: bool) -> (Db, Vec<(String, Value)>) {
     let db = Db::open(dir.join("c.db").to_str().unwrap(), 4).unwrap();
     let key = SigningKey::generate().unwrap();
     trust::add(
@@ -82,6 +89,35 @@ fn marked_catalogue(dir: &std::path::Path) -> (Db, Vec<(String, Value)>) {
         ));
         records.push((id, r));
     }
+    // Funded projects whose self-raised funds are a numeric commercial secret.
+    let first_project = entries.len() as u64 + 1;
+    for i in 0..if with_projects { RECORDS / 4 } else { 0 } {
+        let mut p = serde_json::to_value(generator.project(i)).unwrap();
+        if p["secrecy"]["level"] != "public" {
+            continue;
+        }
+        let self_raised = 773_100_000 + i;
+        p["budget"] = json!({
+            "total": 1_000_000_000 + self_raised,
+            "central_fiscal": 600_000_000,
+            "local_fiscal": 400_000_000,
+            "self_raised": self_raised,
+        });
+        assert!(rix_schema::validate_record(RecordKind::FundedProject, &p).is_ok());
+        let id = format!("prj-{i:05}");
+        entries.push(Entry::upsert(
+            first_project + i,
+            RecordKind::FundedProject,
+            id.clone(),
+            1,
+            p,
+        ));
+        let _ = id;
+    }
+    // Entries must have consecutive seqs: renumber.
+    for (n, e) in entries.iter_mut().enumerate() {
+        e.seq = n as u64 + 1;
+    }
     let ingest = Ingest::new(
         db.clone(),
         TrustStore::new(db.clone()).unwrap(),
@@ -112,7 +148,8 @@ fn forbidden(e: Entitlements) -> Vec<&'static str> {
         f.push("MKINT");
     }
     if !e.commercial {
-        f.extend(["MKCOM", "MKCONF"]);
+        // The self-raised figures (7731000xx) and the totals that would give them away.
+        f.extend(["MKCOM", "MKCONF", "7731000", "17731000"]);
     }
     if !e.personal {
         f.push("MKPER");
@@ -123,7 +160,7 @@ fn forbidden(e: Entitlements) -> Vec<&'static str> {
 #[actix_web::test]
 async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, records) = marked_catalogue(dir.path());
+    let (db, records) = marked_catalogue_of(dir.path(), true);
     let mut consumers: Vec<(Option<String>, Entitlements)> = vec![(None, Entitlements::PUBLIC)];
     for (i, names) in [
         "internal",
@@ -131,6 +168,7 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
         "personal",
         "internal,commercial",
         "internal,personal",
+        "commercial,personal",
         "internal,commercial,personal",
     ]
     .iter()
@@ -170,6 +208,9 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
             .iter()
             .map(|(id, _)| format!("/v1/records/prov-530000/{id}")),
     );
+    paths.extend((0..RECORDS / 4).map(|i| format!("/v1/records/prov-530000/prj-{i:05}")));
+    paths.push("/v1/export?format=csv&kind=funded_project".into());
+    paths.push("/v1/changes?after=0&limit=10000&kind=funded_project".into());
     let mut checked = 0;
     let mut audited_reads = 0;
     for (token, entitlements) in &consumers {
@@ -195,7 +236,7 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
                     &text[text.find(marker).unwrap().saturating_sub(80)..][..160.min(text.len())]
                 );
             }
-            for marker in ["MKINT", "MKCOM", "MKCONF", "MKPER"] {
+            for marker in ["MKINT", "MKCOM", "MKCONF", "MKPER", "7731000"] {
                 if text.contains(marker) {
                     seen_allowed.insert(marker);
                 }
@@ -203,7 +244,7 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
             checked += 1;
         }
         // The filter is not simply hiding everything: what is allowed does show.
-        for marker in ["MKINT", "MKCOM", "MKCONF", "MKPER"] {
+        for marker in ["MKINT", "MKCOM", "MKCONF", "MKPER", "7731000"] {
             if !bad.contains(&marker) {
                 assert!(
                     seen_allowed.contains(marker),
@@ -213,7 +254,12 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
         }
     }
     assert_eq!(checked, consumers.len() * paths.len());
-    // Every successful non-public read was audited, and no public one.
+    // Every successful non-public read was audited, and no public one. A streamed export writes
+    // its audit row when the stream ends, which may be just after the client has read it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while api::audit_count(&db).unwrap() < audited_reads && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(api::audit_count(&db).unwrap(), audited_reads);
 }
 
@@ -384,5 +430,54 @@ async fn search_export_and_stats_agree_and_name_bad_parameters() {
         assert_eq!(resp.status(), 400, "{uri}");
         let body: Value = test::read_body_json(resp).await;
         assert_eq!(body["errors"][0]["pointer"], pointer, "{uri}: {body}");
+    }
+}
+
+#[actix_web::test]
+async fn a_revoked_or_unknown_token_reads_nothing_not_even_as_public() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, records) = marked_catalogue(dir.path());
+    let token = "leak-test-revoked-token-abcdefgh";
+    access::add_token_value(&db, "soon revoked", Entitlements::ALL, token).unwrap();
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(read_state(&db)))
+            .configure(api::configure),
+    )
+    .await;
+    let (id, _) = &records[0];
+    let path = format!("/v1/records/prov-530000/{id}");
+    let call = |t: &'static str| {
+        test::TestRequest::get()
+            .uri(&path)
+            .insert_header(("Authorization", format!("Bearer {t}")))
+            .to_request()
+    };
+    let ok = test::call_service(&app, call(token)).await;
+    assert_eq!(ok.status().as_u16(), 200, "positive control");
+    access::revoke_tokens(&db, "soon revoked").unwrap();
+    for t in [token, "never-issued-token-0123456789"] {
+        for p in [
+            path.clone(),
+            "/v1/search?q=MKINT00001".to_owned(),
+            "/v1/changes?after=0".to_owned(),
+            "/v1/export?format=jsonl".to_owned(),
+            "/v1/stats?by=region".to_owned(),
+        ] {
+            let resp = test::call_service(
+                &app,
+                test::TestRequest::get()
+                    .uri(&p)
+                    .insert_header(("Authorization", format!("Bearer {t}")))
+                    .to_request(),
+            )
+            .await;
+            assert_eq!(resp.status().as_u16(), 401, "{p} with {t}");
+            let body = test::read_body(resp).await;
+            let text = String::from_utf8_lossy(&body);
+            for marker in ["MKINT", "MKCOM", "MKCONF", "MKPER", "MKSEC", "7731000"] {
+                assert!(!text.contains(marker), "{p}: {text}");
+            }
+        }
     }
 }

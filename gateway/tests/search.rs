@@ -1194,16 +1194,17 @@ fn withdrawn_entry_leaves_the_index_after_sync_and_a_merged_one_stays_while_a_so
     let (own_id, own) = (0..900)
         .find_map(|i| {
             let id = format!("a{i}");
-            let uid = catalogue::unified_id_of(&mut conn, "prov-530000", &id).unwrap()?;
+            let uid = catalogue::unified_id_of(&mut conn, "prov-530000", &id, Entitlements::ALL)
+                .unwrap()?;
             let u = catalogue::unified(&mut conn, &uid).unwrap()?;
             (u.sources.len() == 1).then_some((id, uid))
         })
         .unwrap();
-    let shared = catalogue::unified_id_of(&mut conn, "most", "s3")
+    let shared = catalogue::unified_id_of(&mut conn, "most", "s3", Entitlements::ALL)
         .unwrap()
         .unwrap();
     assert_eq!(
-        catalogue::unified_id_of(&mut conn, "prov-530000", "s3")
+        catalogue::unified_id_of(&mut conn, "prov-530000", "s3", Entitlements::ALL)
             .unwrap()
             .unwrap(),
         shared,
@@ -1271,7 +1272,7 @@ async fn a_record_that_moves_to_another_entry_leaves_its_old_one() {
     index.sync(&gw.db).unwrap();
     let mut conn = gw.db.conn().unwrap();
     assert_eq!(
-        catalogue::unified_id_of(&mut conn, "prov-210000", "y")
+        catalogue::unified_id_of(&mut conn, "prov-210000", "y", Entitlements::ALL)
             .unwrap()
             .unwrap(),
         "prov-530000/x"

@@ -14,12 +14,20 @@
 //!
 //! The wire shape is `schemas/batch.json`; the Rust types refuse unknown fields, so what is
 //! signed and hashed is exactly what was parsed.
+//!
+//! **Format 2** (the header says `"format": 2`): records travel in *placeholder form* — every
+//! value some reader may not see is a salted digest `{"_sd": …}` — with their disclosures beside
+//! the entries ([`crate::disclosure`]), and every entry carries a random `salt` of its own so
+//! that no leaf hash, of any entry, can be recomputed from a guess. The Merkle leaf is the entry
+//! in placeholder form, so a reader given only some disclosures can still verify what they see.
+//! `schema/VERIFYING.md` specifies it for third-party verifiers.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
@@ -30,8 +38,12 @@ use crate::canonical::{
     MAX_SAFE_INTEGER, parse_sha256_hex, sha256, to_canonical_vec, write_canonical_number,
     write_canonical_str, write_canonical_value,
 };
+use crate::disclosure::{self, Disclosure, DisclosureError};
 use crate::merkle::{self, InclusionProof, MerkleTree};
 use crate::signing::{SIGNATURE_LEN, SigningKey, VerifyingKey};
+
+/// The batch format this crate writes and reads: 2, selective disclosure (see the module doc).
+pub const BATCH_FORMAT: u32 = 2;
 
 /// `prev_batch_hash` of a node's first batch: 64 zeros.
 pub const GENESIS_PREV_HASH: [u8; 32] = [0; 32];
@@ -79,9 +91,14 @@ pub struct Entry {
     pub id: String,
     /// The record's version (monotonic per record), so receivers apply idempotently.
     pub version: u64,
-    /// The record, present exactly when `op` is upsert.
+    /// The record, present exactly when `op` is upsert. In a signed batch it is in placeholder
+    /// form ([`crate::disclosure`]); before [`SignedBatch::sign`] it is the full record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<Value>,
+    /// 128 random bits (base64url), so that the entry's leaf hash cannot be recomputed from a
+    /// guess at its content. Filled by [`SignedBatch::sign`]; empty before.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub salt: String,
 }
 
 impl Entry {
@@ -100,6 +117,7 @@ impl Entry {
             id: id.into(),
             version,
             record: Some(record),
+            salt: String::new(),
         }
     }
 
@@ -112,6 +130,7 @@ impl Entry {
             id: id.into(),
             version,
             record: None,
+            salt: String::new(),
         }
     }
 
@@ -122,7 +141,7 @@ impl Entry {
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let record_hint = if self.record.is_some() { 1024 } else { 0 };
         let mut out = Vec::with_capacity(96 + self.id.len() + record_hint);
-        // Members sorted by name: id, kind, op, record, seq, version.
+        // Members sorted by name: id, kind, op, record, salt, seq, version.
         out.extend_from_slice(b"{\"id\":");
         write_canonical_str(&self.id, &mut out);
         out.extend_from_slice(b",\"kind\":");
@@ -132,6 +151,10 @@ impl Entry {
         if let Some(record) = &self.record {
             out.extend_from_slice(b",\"record\":");
             write_canonical_value(record, &mut out);
+        }
+        if !self.salt.is_empty() {
+            out.extend_from_slice(b",\"salt\":");
+            write_canonical_str(&self.salt, &mut out);
         }
         out.extend_from_slice(b",\"seq\":");
         write_canonical_number(&self.seq.into(), &mut out);
@@ -154,6 +177,8 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchHeader {
+    /// The wire format: [`BATCH_FORMAT`].
+    pub format: u32,
     /// The publishing node (`prov-530000`, `most`…).
     pub node_id: String,
     /// 1 for the node's first batch, then +1.
@@ -198,7 +223,7 @@ pub fn batch_hash(header: &BatchHeader) -> [u8; 32] {
     header.hash()
 }
 
-/// A batch as it travels: header, signature, entries (`schemas/batch.json`).
+/// A batch as it travels: header, signature, entries, disclosures (`schemas/batch.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignedBatch {
@@ -206,8 +231,11 @@ pub struct SignedBatch {
     pub header: BatchHeader,
     /// Ed25519 signature over the canonical header, standard padded base64.
     pub signature: String,
-    /// The entries, in seq order.
+    /// The entries, in seq order, records in placeholder form.
     pub entries: Vec<Entry>,
+    /// The disclosures of the batch's records, in entry order. Each belongs to the entry whose
+    /// record holds its digest: bound to the signature through that digest.
+    pub disclosures: Vec<String>,
 }
 
 /// A batch could not be signed because it would not be a valid batch.
@@ -237,8 +265,10 @@ pub enum SignError {
 }
 
 impl SignedBatch {
-    /// Builds and signs a batch: computes the seq range and the Merkle root, fills the header,
-    /// signs its canonical JSON with `key`.
+    /// Builds and signs a batch from entries carrying **full** records: seals every hidden value
+    /// of each record behind a salted digest ([`disclosure::conceal`], salts from OpenSSL's
+    /// random generator), gives each entry its own random salt, computes the seq range and the
+    /// Merkle root, fills the header, signs its canonical JSON with `key`.
     ///
     /// `prev_batch_hash` is the previous batch's [`BatchHeader::hash`] ([`GENESIS_PREV_HASH`] for
     /// the first), `created_at` the signing time (written in UTC). Refuses anything
@@ -251,6 +281,27 @@ impl SignedBatch {
         entries: Vec<Entry>,
         created_at: OffsetDateTime,
         key: &SigningKey,
+    ) -> Result<SignedBatch, SignError> {
+        Self::sign_with_salts(
+            node_id,
+            batch_seq,
+            prev_batch_hash,
+            entries,
+            created_at,
+            key,
+            &mut disclosure::openssl_salt,
+        )
+    }
+
+    /// [`SignedBatch::sign`] with the salts taken from `salt` (deterministic tests, fixtures).
+    pub fn sign_with_salts(
+        node_id: &str,
+        batch_seq: u64,
+        prev_batch_hash: [u8; 32],
+        mut entries: Vec<Entry>,
+        created_at: OffsetDateTime,
+        key: &SigningKey,
+        salt: &mut dyn FnMut() -> [u8; disclosure::SALT_LEN],
     ) -> Result<SignedBatch, SignError> {
         let first = entries.first().ok_or(SignError::Empty)?;
         let first_seq = first.seq;
@@ -267,10 +318,27 @@ impl SignedBatch {
         let last_seq = first_seq + (entries.len() as u64 - 1);
         check_node_id(node_id).map_err(SignError::Invalid)?;
         check_counter("/header/batch_seq", batch_seq).map_err(SignError::Invalid)?;
-        check_entries(&entries).map_err(SignError::Invalid)?;
+        check_entries(&entries, false).map_err(SignError::Invalid)?;
+
+        let mut disclosures = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter_mut().enumerate() {
+            entry.salt = B64URL.encode(salt());
+            let Some(record) = entry.record.take() else {
+                continue;
+            };
+            if disclosure::uses_digest_key(&record) {
+                return Err(SignError::Invalid(format!(
+                    "/entries/{i}/record: a record may not have a member named \"_sd\" (it marks sealed values)"
+                )));
+            }
+            let (sealed, ds) = disclosure::conceal(entry.kind, record, salt);
+            entry.record = Some(sealed);
+            disclosures.extend(ds.into_iter().map(|d| d.text));
+        }
 
         let tree = MerkleTree::new(entries.iter().map(Entry::canonical_bytes));
         let header = BatchHeader {
+            format: BATCH_FORMAT,
             node_id: node_id.to_owned(),
             batch_seq,
             first_seq,
@@ -285,6 +353,42 @@ impl SignedBatch {
             header,
             signature,
             entries,
+            disclosures,
+        })
+    }
+
+    /// Signs entries exactly as given — records already in placeholder form, salts already
+    /// set — with the given disclosures: no sealing. For adversarial tests and fixtures that
+    /// must produce what a faulty or hostile node would; a node uses [`SignedBatch::sign`].
+    pub fn sign_as_is(
+        node_id: &str,
+        batch_seq: u64,
+        prev_batch_hash: [u8; 32],
+        entries: Vec<Entry>,
+        disclosures: Vec<String>,
+        created_at: OffsetDateTime,
+        key: &SigningKey,
+    ) -> Result<SignedBatch, SignError> {
+        let first_seq = entries.first().ok_or(SignError::Empty)?.seq;
+        let last_seq = first_seq + (entries.len() as u64 - 1);
+        let tree = MerkleTree::new(entries.iter().map(Entry::canonical_bytes));
+        let header = BatchHeader {
+            format: BATCH_FORMAT,
+            node_id: node_id.to_owned(),
+            batch_seq,
+            first_seq,
+            last_seq,
+            prev_batch_hash: hex::encode(prev_batch_hash),
+            merkle_root: hex::encode(tree.root()),
+            created_at: created_at.to_offset(UtcOffset::UTC).format(&Rfc3339)?,
+            key_id: key.key_id(),
+        };
+        let signature = BASE64.encode(key.sign(&header.canonical_bytes()));
+        Ok(SignedBatch {
+            header,
+            signature,
+            entries,
+            disclosures,
         })
     }
 
@@ -586,7 +690,7 @@ pub enum Refusal {
     /// Not a well-formed signed batch: not JSON, missing or extra fields, wrong types, or values
     /// of the wrong shape.
     #[error(
-        "batch is malformed: {detail}; it is not a valid rix v1 signed batch — check the sender's version and logs"
+        "batch is malformed: {detail}; it is not a valid rix signed batch of format 2 — check the sender's version and logs"
     )]
     Malformed {
         /// serde's message (with line and column), or the JSON pointer and the rule broken.
@@ -719,6 +823,34 @@ pub enum Refusal {
         /// The batch's `prev_batch_hash`.
         found: String,
     },
+    /// A disclosure does not match the entry it travels with: altered, moved, missing or extra.
+    #[error(
+        "batch {batch_seq} from {node_id} has a bad disclosure{at}: {detail}; the disclosures were altered in transit or the node sealed the record wrongly — fetch the batch again from the node's feed",
+        at = index.map(|i| format!(" for entry #{i}")).unwrap_or_default()
+    )]
+    BadDisclosure {
+        /// The node.
+        node_id: String,
+        /// The batch.
+        batch_seq: u64,
+        /// Position of the entry whose record it concerns, when one does.
+        index: Option<usize>,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The batch arrived by way of another node than the one that signed it: under another
+    /// node's routing key, or on another node's feed.
+    #[error(
+        "batch {batch_seq}, signed by {node_id}, arrived as {arrived_as}; a node publishes only its own batches, under its own routing key and on its own feed — check the broker's topic permissions and the feed URL in the trust store"
+    )]
+    Misdirected {
+        /// The node that signed it.
+        node_id: String,
+        /// The batch.
+        batch_seq: u64,
+        /// How it arrived (`routing key achievement.most`, `the feed of most`).
+        arrived_as: String,
+    },
     /// The batch is at or before a batch already accepted.
     #[error(
         "batch {batch_seq} from {node_id} was already accepted (next expected: batch {next_batch_seq}); a duplicate delivery is harmless — acknowledge and drop it, but if its hash {batch_hash} differs from the stored batch {batch_seq} the node's log has forked"
@@ -749,13 +881,15 @@ impl Refusal {
             Refusal::SeqGap { .. } => "seq_gap",
             Refusal::OutOfOrder { .. } => "out_of_order",
             Refusal::MerkleMismatch { .. } => "merkle_mismatch",
+            Refusal::BadDisclosure { .. } => "bad_disclosure",
+            Refusal::Misdirected { .. } => "misdirected",
             Refusal::BrokenChain { .. } => "broken_chain",
             Refusal::Replay { .. } => "replay",
         }
     }
 
     /// Every reason code, for pre-registering metric label values.
-    pub const REASONS: [&'static str; 12] = [
+    pub const REASONS: [&'static str; 14] = [
         "oversized",
         "malformed",
         "unknown_node",
@@ -766,6 +900,8 @@ impl Refusal {
         "seq_gap",
         "out_of_order",
         "merkle_mismatch",
+        "bad_disclosure",
+        "misdirected",
         "broken_chain",
         "replay",
     ];
@@ -782,6 +918,8 @@ impl Refusal {
             | Refusal::SeqGap { node_id, .. }
             | Refusal::OutOfOrder { node_id, .. }
             | Refusal::MerkleMismatch { node_id, .. }
+            | Refusal::BadDisclosure { node_id, .. }
+            | Refusal::Misdirected { node_id, .. }
             | Refusal::BrokenChain { node_id, .. }
             | Refusal::Replay { node_id, .. } => Some(node_id),
         }
@@ -799,6 +937,8 @@ impl Refusal {
             | Refusal::SeqGap { batch_seq, .. }
             | Refusal::OutOfOrder { batch_seq, .. }
             | Refusal::MerkleMismatch { batch_seq, .. }
+            | Refusal::BadDisclosure { batch_seq, .. }
+            | Refusal::Misdirected { batch_seq, .. }
             | Refusal::BrokenChain { batch_seq, .. }
             | Refusal::Replay { batch_seq, .. } => Some(*batch_seq),
         }
@@ -873,6 +1013,10 @@ pub struct VerifiedBatch {
     batch: SignedBatch,
     batch_hash: [u8; 32],
     tree: MerkleTree<Vec<u8>>,
+    /// Which of `batch.disclosures` belong to each entry.
+    entry_disclosures: Vec<Vec<usize>>,
+    /// The pointer of each of `batch.disclosures`.
+    pointers: Vec<String>,
 }
 
 impl VerifiedBatch {
@@ -886,9 +1030,40 @@ impl VerifiedBatch {
         &self.batch.signature
     }
 
-    /// The entries, in seq order.
+    /// The entries, in seq order, with **full** records (every disclosure put back): what the
+    /// receiver validates. The signed form of each, placeholders and all, is
+    /// [`VerifiedBatch::canonical_entry`].
     pub fn entries(&self) -> &[Entry] {
         &self.batch.entries
+    }
+
+    /// The full record of the entry at `index`; `None` for a withdrawal or past the end.
+    pub fn record(&self, index: usize) -> Option<&Value> {
+        self.batch
+            .entries
+            .get(index)
+            .and_then(|e| e.record.as_ref())
+    }
+
+    /// Where the entry at `index` had sealed values (the pointers of its disclosures): a
+    /// receiver checks that every value its rules hide was among them.
+    pub fn sealed_pointers(&self, index: usize) -> Vec<&str> {
+        self.entry_disclosures
+            .get(index)
+            .into_iter()
+            .flatten()
+            .map(|&d| self.pointers[d].as_str())
+            .collect()
+    }
+
+    /// The disclosures of the entry at `index`, as they travelled, outer values first.
+    pub fn disclosures(&self, index: usize) -> Vec<&str> {
+        self.entry_disclosures
+            .get(index)
+            .into_iter()
+            .flatten()
+            .map(|&d| self.batch.disclosures[d].as_str())
+            .collect()
     }
 
     /// The batch hash (SHA-256 of the canonical header); the next batch names it.
@@ -924,11 +1099,6 @@ impl VerifiedBatch {
             prev_batch_hash: self.batch_hash,
         }
     }
-
-    /// The batch itself, to take ownership of its entries without copying.
-    pub fn into_batch(self) -> SignedBatch {
-        self.batch
-    }
 }
 
 impl fmt::Debug for VerifiedBatch {
@@ -948,8 +1118,9 @@ impl fmt::Debug for VerifiedBatch {
 /// cheap checks guard expensive ones:
 ///
 /// 1. **size** in bytes, before parsing → `oversized`;
-/// 2. **parse** as a signed batch (serde's message; unknown fields refused, since they would
-///    not be covered by the signature) → `malformed`;
+/// 2. **parse** as a signed batch, strictly (serde's message; unknown fields refused, since they
+///    would not be covered by the signature; repeated keys refused with their pointer) →
+///    `malformed`;
 /// 3. **entry count** → `oversized`;
 /// 4. **shape**: node id, key id, hex digests, base64 signature of 64 bytes, `created_at` as
 ///    RFC 3339 UTC, `first_seq ≤ last_seq`, record ids, a record exactly on upserts → `malformed`;
@@ -962,11 +1133,14 @@ impl fmt::Debug for VerifiedBatch {
 ///    Before the Merkle check, because a dropped or reordered entry would also break the root,
 ///    and "entry 7 is missing" says more than "the root differs";
 /// 8. **Merkle root** recomputed from the canonical entries → `merkle_mismatch` (an altered entry);
-/// 9. **chain**, if a position is given, last because it only means something for an authentic
-///    and intact batch: `batch_seq` before the next expected → `replay`; after it → `seq_gap`
-///    (missing batches); `prev_batch_hash` not the last accepted batch's hash → `broken_chain`
-///    (a fork: the batch continues some other history, so its seqs say nothing about ours);
-///    `first_seq` not the next seq → `seq_gap`.
+/// 9. **disclosures**: each parses as `[salt, pointer, value]`, lands on the placeholder that
+///    carries its digest at the place it names, and every placeholder has one (the node's own
+///    feed carries them all) → `bad_disclosure`;
+/// 10. **chain**, if a position is given, last because it only means something for an authentic
+///     and intact batch: `batch_seq` before the next expected → `replay`; after it → `seq_gap`
+///     (missing batches); `prev_batch_hash` not the last accepted batch's hash → `broken_chain`
+///     (a fork: the batch continues some other history, so its seqs say nothing about ours);
+///     `first_seq` not the next seq → `seq_gap`.
 pub fn verify_batch<K: KeyRing + ?Sized>(
     bytes: &[u8],
     limits: &BatchLimits,
@@ -980,9 +1154,12 @@ pub fn verify_batch<K: KeyRing + ?Sized>(
             limit: limits.max_bytes,
         });
     }
-    let batch: SignedBatch = serde_json::from_slice(bytes).map_err(|e| Refusal::Malformed {
-        detail: e.to_string(),
-    })?;
+    // Strict: a repeated key (which serde would silently resolve to its last value) or
+    // nesting past the limit is malformed, not something to guess about.
+    let mut batch: SignedBatch =
+        crate::strict_json::from_slice(bytes).map_err(|e| Refusal::Malformed {
+            detail: e.to_string(),
+        })?;
     if batch.entries.len() > limits.max_entries {
         return Err(Refusal::Oversized {
             unit: SizeUnit::Entries,
@@ -1057,7 +1234,39 @@ pub fn verify_batch<K: KeyRing + ?Sized>(
         });
     }
 
-    // 9. The chain.
+    // 9. The disclosures: each lands on its own placeholder, and every placeholder has one.
+    let parsed = batch
+        .disclosures
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Disclosure::parse(t, i))
+        .collect::<Result<Vec<_>, DisclosureError>>()
+        .map_err(|e| Refusal::BadDisclosure {
+            node_id: header.node_id.clone(),
+            batch_seq: header.batch_seq,
+            index: None,
+            detail: e.to_string(),
+        })?;
+    let bad = |index: Option<usize>, e: DisclosureError| Refusal::BadDisclosure {
+        node_id: header.node_id.clone(),
+        batch_seq: header.batch_seq,
+        index,
+        detail: e.to_string(),
+    };
+    let mut pool = disclosure::DisclosureSet::new(&parsed).map_err(|e| bad(None, e))?;
+    let mut entry_disclosures = Vec::with_capacity(batch.entries.len());
+    // In place: the signed form lives on as the tree's leaves.
+    for (index, entry) in batch.entries.iter_mut().enumerate() {
+        let used = match entry.record.as_mut() {
+            Some(record) => pool.reveal(record, true).map_err(|e| bad(Some(index), e))?,
+            None => Vec::new(),
+        };
+        entry_disclosures.push(used);
+    }
+    pool.check_all_used().map_err(|e| bad(None, e))?;
+    let pointers = parsed.into_iter().map(|d| d.pointer).collect();
+
+    // 10. The chain.
     if let Some(pos) = chain {
         check_chain(header, batch_hash, pos)?;
     }
@@ -1066,6 +1275,8 @@ pub fn verify_batch<K: KeyRing + ?Sized>(
         batch,
         batch_hash,
         tree,
+        entry_disclosures,
+        pointers,
     })
 }
 
@@ -1124,6 +1335,12 @@ struct Shape {
 
 fn check_shape(batch: &SignedBatch) -> Result<Shape, String> {
     let h = &batch.header;
+    if h.format != BATCH_FORMAT {
+        return Err(format!(
+            "/header/format: {} is not a batch format this receiver reads (it reads {BATCH_FORMAT}); upgrade the sender or the receiver so that both speak format {BATCH_FORMAT}",
+            h.format
+        ));
+    }
     check_node_id(&h.node_id)?;
     for (name, value) in [
         ("batch_seq", h.batch_seq),
@@ -1179,7 +1396,7 @@ fn check_shape(batch: &SignedBatch) -> Result<Shape, String> {
         "/signature: must be the standard base64 of a 64-byte Ed25519 signature (88 characters)"
             .to_owned()
     })?;
-    check_entries(&batch.entries)?;
+    check_entries(&batch.entries, true)?;
     Ok(Shape {
         created_at,
         signature,
@@ -1228,11 +1445,21 @@ fn check_node_id(node_id: &str) -> Result<(), String> {
     }
 }
 
-fn check_entries(entries: &[Entry]) -> Result<(), String> {
+fn check_entries(entries: &[Entry], sealed: bool) -> Result<(), String> {
     if entries.is_empty() {
         return Err("/entries: a batch holds at least one entry".to_owned());
     }
     for (i, e) in entries.iter().enumerate() {
+        if sealed
+            && !B64URL
+                .decode(&e.salt)
+                .is_ok_and(|raw| raw.len() == disclosure::SALT_LEN)
+        {
+            return Err(format!(
+                "/entries/{i}/salt: must be {} random bytes in base64url without padding",
+                disclosure::SALT_LEN
+            ));
+        }
         check_counter(&format!("/entries/{i}/seq"), e.seq)?;
         check_counter(&format!("/entries/{i}/version"), e.version)?;
         let id = e.id.as_bytes();
@@ -1365,7 +1592,10 @@ mod tests {
         assert_eq!(h["first_seq"], 1);
         assert_eq!(h["last_seq"], 3);
         assert_eq!(h["prev_batch_hash"], "0".repeat(64));
-        assert_eq!(h.as_object().unwrap().len(), 8);
+        assert_eq!(h.as_object().unwrap().len(), 9);
+        assert_eq!(h["format"], 2);
+        assert!(v["disclosures"].as_array().unwrap().is_empty());
+        assert_eq!(v["entries"][0]["salt"].as_str().unwrap().len(), 22);
         assert_eq!(v["signature"].as_str().unwrap().len(), 88);
         assert!(v["signature"].as_str().unwrap().ends_with("=="));
         assert!(v["entries"][2].get("record").is_none());
@@ -1427,6 +1657,6 @@ mod tests {
         for r in Refusal::REASONS {
             assert!(seen.insert(r));
         }
-        assert_eq!(seen.len(), 12);
+        assert_eq!(seen.len(), 14);
     }
 }

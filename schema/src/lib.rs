@@ -13,6 +13,7 @@
 pub mod batch;
 pub mod canonical;
 pub mod codes;
+pub mod disclosure;
 pub mod kind;
 pub mod merkle;
 pub mod record;

@@ -11,7 +11,7 @@ use crate::schemas::{self, SchemaFile};
 use crate::secrecy::SecrecyLevel;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -75,7 +75,23 @@ pub fn sensitive_fields(kind: RecordKind) -> &'static [SensitiveField] {
         RecordKind::ALL.map(|k| {
             let file = schemas::for_kind(k);
             let mut found = Vec::new();
-            collect(file, file.json(), &mut Vec::new(), &mut found, 0);
+            walk_schema(file, file.json(), &mut Vec::new(), 0, &mut |path, node| {
+                match node
+                    .get("x-sensitivity")
+                    .and_then(Value::as_str)
+                    .and_then(Sensitivity::parse)
+                {
+                    // A marked node hides its whole subtree: no need to look below it.
+                    Some(class) => {
+                        found.push(SensitiveField {
+                            path: path.to_vec(),
+                            class,
+                        });
+                        false
+                    }
+                    None => true,
+                }
+            });
             found
         })
     });
@@ -85,26 +101,18 @@ pub fn sensitive_fields(kind: RecordKind) -> &'static [SensitiveField] {
         .expect("listed")]
 }
 
-/// Walks a schema node, recording every `x-sensitivity` with the path that leads to it. A marked
-/// node hides its whole subtree, so the walk does not descend below it.
-fn collect(
+/// Walks a schema node and everything below it (following `$ref`s), calling `visit` with the
+/// record path each node describes; `visit` returns whether to descend below the node.
+fn walk_schema(
     file: &'static SchemaFile,
     node: &'static Value,
     path: &mut Vec<PathStep>,
-    found: &mut Vec<SensitiveField>,
     depth: usize,
+    visit: &mut dyn FnMut(&[PathStep], &'static Value) -> bool,
 ) {
     // The shipped schemas are shallow; the bound only guards against a future recursive $ref.
     assert!(depth < 32, "schema nesting too deep at {path:?}");
-    if let Some(class) = node
-        .get("x-sensitivity")
-        .and_then(Value::as_str)
-        .and_then(Sensitivity::parse)
-    {
-        found.push(SensitiveField {
-            path: path.clone(),
-            class,
-        });
+    if !visit(path, node) {
         return;
     }
     if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
@@ -117,18 +125,18 @@ fn collect(
             .json()
             .pointer(fragment)
             .unwrap_or_else(|| panic!("unresolvable $ref {reference}"));
-        collect(target_file, target, path, found, depth + 1);
+        walk_schema(target_file, target, path, depth + 1, visit);
     }
     if let Some(properties) = node.get("properties").and_then(Value::as_object) {
         for (name, child) in properties {
             path.push(PathStep::Key(name.clone()));
-            collect(file, child, path, found, depth + 1);
+            walk_schema(file, child, path, depth + 1, visit);
             path.pop();
         }
     }
     if let Some(items) = node.get("items") {
         path.push(PathStep::AnyItem);
-        collect(file, items, path, found, depth + 1);
+        walk_schema(file, items, path, depth + 1, visit);
         path.pop();
     }
 }
@@ -225,12 +233,291 @@ impl fmt::Display for Entitlements {
     }
 }
 
+/// The classes a hidden value belongs to: a reader sees it only with every one of them.
+///
+/// Usually one; two when, say, a submitter lists a personal field in `confidential_fields`
+/// (then only a reader entitled to both commercial and personal values may see it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Classes {
+    /// Needs the `commercial` entitlement.
+    pub commercial: bool,
+    /// Needs the `personal` entitlement.
+    pub personal: bool,
+}
+
+impl Classes {
+    fn of(class: Sensitivity) -> Classes {
+        Classes {
+            commercial: class == Sensitivity::Commercial,
+            personal: class == Sensitivity::Personal,
+        }
+    }
+
+    fn union(self, other: Classes) -> Classes {
+        Classes {
+            commercial: self.commercial || other.commercial,
+            personal: self.personal || other.personal,
+        }
+    }
+
+    /// Whether a reader with `entitlements` holds every class.
+    pub fn entitled(self, entitlements: Entitlements) -> bool {
+        (!self.commercial || entitlements.commercial) && (!self.personal || entitlements.personal)
+    }
+
+    /// The class names, comma-separated (`commercial`, `personal`, `commercial,personal`).
+    pub fn names(self) -> String {
+        let mut names = Vec::new();
+        if self.commercial {
+            names.push("commercial");
+        }
+        if self.personal {
+            names.push("personal");
+        }
+        names.join(",")
+    }
+}
+
+/// One value of one record that some reader may not see: where it is, and who may.
+///
+/// [`hidden_fields`] lists them; the node seals each behind a salted digest
+/// ([`crate::disclosure`]) and every read path cuts the same list out of a reader's view
+/// ([`redact`]). Both sides use this one list, so what is concealed and what is withheld
+/// cannot drift apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HiddenField {
+    steps: Vec<PointerStep>,
+    /// Who may see it.
+    pub classes: Classes,
+}
+
+impl HiddenField {
+    /// The value's RFC 6901 JSON Pointer in the record (`/completers/0/phone`).
+    pub fn pointer(&self) -> String {
+        pointer_text(&self.steps)
+    }
+}
+
+/// The values of `record` that some reader may not see, **deepest and last first**: the order
+/// in which they can be cut out (or sealed) one by one without an array index that a later
+/// pointer needs ever shifting.
+///
+/// Three sources, merged per pointer (the classes add up):
+/// 1. the schema's `x-sensitivity` marks, expanded over the record's arrays;
+/// 2. the submitter's `confidential_fields` that point at something (commercial). Never
+///    `/secrecy` (every reader needs the level) nor `confidential_fields` itself (it tells a
+///    reader why values are absent);
+/// 3. **arithmetic closure**: where the schema declares that parts add up to a total
+///    (`x-sum`), a reader who misses exactly one member could compute it from the others. So
+///    whenever some reader would miss exactly one member of a sum, another member (the total,
+///    or a part if the total is the hidden one) is hidden from the same readers. Repeated until
+///    nothing changes.
+pub fn hidden_fields(kind: RecordKind, record: &Value) -> Vec<HiddenField> {
+    let mut hidden: BTreeMap<Vec<PointerStep>, Classes> = BTreeMap::new();
+    for field in sensitive_fields(kind) {
+        let mut at = Vec::new();
+        expand(record, &field.path, &mut at, &mut |steps| {
+            let slot = hidden.entry(steps.to_vec()).or_default();
+            *slot = slot.union(Classes::of(field.class));
+        });
+    }
+    for steps in submitter_confidential(record) {
+        if resolve(record, &steps).is_some() {
+            let slot = hidden.entry(steps).or_default();
+            *slot = slot.union(Classes::of(Sensitivity::Commercial));
+        }
+    }
+    close_sums(kind, record, &mut hidden);
+    hidden
+        .into_iter()
+        .rev()
+        .map(|(steps, classes)| HiddenField { steps, classes })
+        .collect()
+}
+
+/// Calls `found` with the concrete steps of every value `path` names in `value`.
+fn expand(
+    value: &Value,
+    path: &[PathStep],
+    at: &mut Vec<PointerStep>,
+    found: &mut dyn FnMut(&[PointerStep]),
+) {
+    let Some((step, rest)) = path.split_first() else {
+        found(at);
+        return;
+    };
+    match (step, value) {
+        (PathStep::Key(k), Value::Object(o)) => {
+            if let Some(child) = o.get(k) {
+                at.push(PointerStep::Key(k.clone()));
+                expand(child, rest, at, found);
+                at.pop();
+            }
+        }
+        (PathStep::AnyItem, Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                at.push(PointerStep::Index(i));
+                expand(item, rest, at, found);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A sum the schema declares with `x-sum`: at `path`, member `total` equals the sum of `parts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SumRule {
+    /// Where the object holding the members is (`/budget`).
+    pub path: Vec<PathStep>,
+    /// The member that is the sum.
+    pub total: String,
+    /// The members that add up to it (an absent part counts as zero).
+    pub parts: Vec<String>,
+}
+
+/// The sum rules of a record kind, read from `x-sum` in its schema once per process.
+pub fn sum_rules(kind: RecordKind) -> &'static [SumRule] {
+    static MAPS: OnceLock<[Vec<SumRule>; 2]> = OnceLock::new();
+    let maps = MAPS.get_or_init(|| {
+        RecordKind::ALL.map(|k| {
+            let file = schemas::for_kind(k);
+            let mut found = Vec::new();
+            walk_schema(file, file.json(), &mut Vec::new(), 0, &mut |path, node| {
+                if let Some(rule) = node.get("x-sum") {
+                    let total = rule["total"].as_str().expect("x-sum.total").to_owned();
+                    let parts = rule["parts"]
+                        .as_array()
+                        .expect("x-sum.parts")
+                        .iter()
+                        .map(|p| p.as_str().expect("x-sum part").to_owned())
+                        .collect();
+                    found.push(SumRule {
+                        path: path.to_vec(),
+                        total,
+                        parts,
+                    });
+                }
+                true
+            });
+            found
+        })
+    });
+    &maps[RecordKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .expect("listed")]
+}
+
+/// The reader profiles that differ in which fields they see.
+const FIELD_READERS: [Entitlements; 4] = [
+    Entitlements {
+        internal: true,
+        commercial: false,
+        personal: false,
+    },
+    Entitlements {
+        internal: true,
+        commercial: true,
+        personal: false,
+    },
+    Entitlements {
+        internal: true,
+        commercial: false,
+        personal: true,
+    },
+    Entitlements::ALL,
+];
+
+fn close_sums(kind: RecordKind, record: &Value, hidden: &mut BTreeMap<Vec<PointerStep>, Classes>) {
+    for rule in sum_rules(kind) {
+        let mut objects = Vec::new();
+        expand(record, &rule.path, &mut Vec::new(), &mut |steps| {
+            objects.push(steps.to_vec())
+        });
+        for object in objects {
+            let Some(Value::Object(members)) = resolve(record, &object) else {
+                continue;
+            };
+            // Total first, so that it is the member hidden next to a part.
+            let present: Vec<Vec<PointerStep>> = std::iter::once(&rule.total)
+                .chain(&rule.parts)
+                .filter(|m| members.contains_key(*m))
+                .map(|m| {
+                    let mut p = object.clone();
+                    p.push(PointerStep::Key(m.clone()));
+                    p
+                })
+                .collect();
+            if present.len() < 2 {
+                continue;
+            }
+            loop {
+                let mut added = false;
+                for reader in FIELD_READERS {
+                    let missed: Vec<(usize, Classes)> = present
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, m)| {
+                            let c = classes_covering(hidden, m);
+                            (!c.entitled(reader)).then_some((i, c))
+                        })
+                        .collect();
+                    if let [(alone, classes)] = missed[..] {
+                        let partner = if alone == 0 { 1 } else { 0 };
+                        let slot = hidden.entry(present[partner].clone()).or_default();
+                        *slot = slot.union(classes);
+                        added = true;
+                    }
+                }
+                if !added {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The classes a reader needs to see the value at `steps`: its own and every ancestor's.
+fn classes_covering(
+    hidden: &BTreeMap<Vec<PointerStep>, Classes>,
+    steps: &[PointerStep],
+) -> Classes {
+    (0..=steps.len())
+        .filter_map(|n| hidden.get(&steps[..n]))
+        .fold(Classes::default(), |a, c| a.union(*c))
+}
+
+fn resolve<'v>(value: &'v Value, steps: &[PointerStep]) -> Option<&'v Value> {
+    let mut node = value;
+    for step in steps {
+        node = match (step, node) {
+            (PointerStep::Index(i), Value::Array(a)) => a.get(*i)?,
+            (PointerStep::Index(i), Value::Object(o)) => o.get(&i.to_string())?,
+            (PointerStep::Key(k), Value::Object(o)) => o.get(k)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+fn pointer_text(steps: &[PointerStep]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        out.push('/');
+        match step {
+            PointerStep::Index(i) => out.push_str(&i.to_string()),
+            PointerStep::Key(k) => out.push_str(&k.replace('~', "~0").replace('/', "~1")),
+        }
+    }
+    out
+}
+
 /// The one redaction function: what a consumer with `entitlements` may see of `record`.
 ///
 /// Returns `None` when the record itself may not be seen (internal without the entitlement,
 /// classified always, or no readable secrecy level — unknown means hidden). Otherwise returns a
-/// copy without the schema-declared fields of classes the consumer lacks and, unless the consumer
-/// has `commercial`, without the fields the submitter listed in `confidential_fields`.
+/// copy without every [`hidden_fields`] value whose classes the consumer lacks.
 pub fn redact(kind: RecordKind, record: &Value, entitlements: Entitlements) -> Option<Value> {
     let level = SecrecyLevel::of_record(record)?;
     if !entitlements.may_see(level) {
@@ -246,43 +533,37 @@ pub fn redact_owned(kind: RecordKind, record: Value, entitlements: Entitlements)
     if !entitlements.may_see(level) {
         return None;
     }
-    // The submitter's list is read before anything is removed, as `redact` reads the original.
-    let confidential = if entitlements.commercial {
-        Vec::new()
-    } else {
-        submitter_confidential(&record)
-    };
-    let mut view = record;
-    for field in sensitive_fields(kind) {
-        if !entitlements.may_see_field(field.class) {
-            remove_path(&mut view, &field.path);
-        }
+    if entitlements.commercial && entitlements.personal {
+        return Some(record);
     }
-    for pointer in confidential {
-        remove_pointer(&mut view, &pointer);
+    let hidden = hidden_fields(kind, &record);
+    let mut view = record;
+    for field in hidden {
+        if !field.classes.entitled(entitlements) {
+            remove_pointer(&mut view, &field.steps);
+        }
     }
     Some(view)
 }
 
-/// The submitter's `confidential_fields`, ordered so that removing them one by one never shifts
-/// an array index another pointer still needs: deeper and later paths first.
+/// The submitter's `confidential_fields` that may be hidden, parsed.
 fn submitter_confidential(record: &Value) -> Vec<Vec<PointerStep>> {
-    let mut pointers: BTreeSet<Vec<PointerStep>> = record
+    record
         .get("confidential_fields")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
         .filter(|p| p.starts_with('/'))
-        .map(|p| p[1..].split('/').map(PointerStep::parse).collect())
-        .collect();
-    // Keep confidential_fields itself: it tells the consumer why fields are absent.
-    pointers.retain(|p| p.first() != Some(&PointerStep::Key("confidential_fields".into())));
-    pointers.into_iter().rev().collect()
+        .map(|p| p[1..].split('/').map(PointerStep::parse).collect::<Vec<_>>())
+        .filter(|steps| {
+            !matches!(steps.first(), Some(PointerStep::Key(k)) if k == "confidential_fields" || k == "secrecy")
+        })
+        .collect()
 }
 
 /// A decoded RFC 6901 reference token; indices compare numerically.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum PointerStep {
     Index(usize),
     Key(String),
@@ -324,31 +605,6 @@ fn remove_pointer(value: &mut Value, steps: &[PointerStep]) {
         }
         (PointerStep::Key(k), Value::Object(o)) => {
             o.remove(k);
-        }
-        _ => {}
-    }
-}
-
-fn remove_path(value: &mut Value, path: &[PathStep]) {
-    let Some((step, rest)) = path.split_first() else {
-        return;
-    };
-    match (step, value) {
-        (PathStep::Key(k), Value::Object(o)) => {
-            if rest.is_empty() {
-                o.remove(k);
-            } else if let Some(child) = o.get_mut(k) {
-                remove_path(child, rest);
-            }
-        }
-        (PathStep::AnyItem, Value::Array(items)) => {
-            if rest.is_empty() {
-                items.clear();
-            } else {
-                for item in items {
-                    remove_path(item, rest);
-                }
-            }
         }
         _ => {}
     }
@@ -496,6 +752,96 @@ mod tests {
                 Entitlements::ALL
             )
             .is_none()
+        );
+    }
+
+    /// For every sum the schemas declare (`x-sum`), whatever members a submitter hides and
+    /// whoever reads: a reader misses either none of the members or at least two, so no hidden
+    /// member is the difference of visible ones. A new sum rule, a new mark or a change to the
+    /// closure that reopens the hole fails here. And each declared sum is one validation
+    /// enforces, so no sum rule exists that this test does not see.
+    #[test]
+    fn no_reader_can_compute_a_hidden_member_of_a_declared_sum() {
+        let mut rules_seen = 0;
+        for kind in RecordKind::ALL {
+            for rule in sum_rules(kind) {
+                rules_seen += 1;
+                let members: Vec<&String> =
+                    std::iter::once(&rule.total).chain(&rule.parts).collect();
+                let object: String = rule
+                    .path
+                    .iter()
+                    .map(|s| match s {
+                        PathStep::Key(k) => format!("/{k}"),
+                        PathStep::AnyItem => "/0".into(),
+                    })
+                    .collect();
+                // Every subset of members present, every subset of them declared confidential.
+                for present in 1u32..(1 << members.len()) {
+                    for declared in 0u32..(1 << members.len()) {
+                        if declared & !present != 0 {
+                            continue;
+                        }
+                        let mut record = json!({"secrecy": {"level": "public"}});
+                        let mut obj = serde_json::Map::new();
+                        let mut confidential = Vec::new();
+                        for (i, m) in members.iter().enumerate() {
+                            if present & (1 << i) != 0 {
+                                obj.insert((*m).clone(), json!(10 + i));
+                            }
+                            if declared & (1 << i) != 0 {
+                                confidential.push(json!(format!("{object}/{m}")));
+                            }
+                        }
+                        let mut slot = &mut record;
+                        for step in &rule.path {
+                            slot = match step {
+                                PathStep::Key(k) => &mut slot[k.as_str()],
+                                PathStep::AnyItem => {
+                                    *slot = json!([null]);
+                                    &mut slot[0]
+                                }
+                            };
+                        }
+                        *slot = Value::Object(obj);
+                        record["confidential_fields"] = Value::Array(confidential);
+                        let hidden = hidden_fields(kind, &record);
+                        for reader in FIELD_READERS {
+                            let missed = members
+                                .iter()
+                                .filter(|m| {
+                                    present & (1 << members.iter().position(|x| x == *m).unwrap())
+                                        != 0
+                                })
+                                .filter(|m| {
+                                    let p = format!("{object}/{m}");
+                                    hidden.iter().any(|h| {
+                                        (p == h.pointer()
+                                            || p.starts_with(&format!("{}/", h.pointer())))
+                                            && !h.classes.entitled(reader)
+                                    })
+                                })
+                                .count();
+                            let n_present = present.count_ones() as usize;
+                            assert!(
+                                missed != 1 || n_present < 2,
+                                "{kind:?} {object}: reader {reader} misses exactly one member of {record}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(rules_seen >= 1, "the budget rule is declared with x-sum");
+        // Validation enforces each declared sum.
+        let generator = crate::sample::SampleGenerator::new(crate::sample::SampleConfig::default());
+        let mut project = serde_json::to_value(generator.project(1)).unwrap();
+        project["budget"] =
+            json!({"total": 100, "central_fiscal": 60, "local_fiscal": 30, "self_raised": 5});
+        let errors = crate::validate_record(RecordKind::FundedProject, &project).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.pointer == "/budget/total"),
+            "{errors:?}"
         );
     }
 

@@ -34,7 +34,8 @@ fn record(seq: u64) -> Value {
         "completers": [{"name": "张三", "role": "负责人"}, {"name": "李四"}],
         "funding": [{"program": "国家重点研发计划", "project_no": format!("2021YFD{seq:07}")}],
         "period": {"start": "2019-01-01", "end": "2023-12-31"},
-        "budget": {"central": 1250000.5, "local": 300000, "self_raised": 0}
+        "budget": {"central": 1250000.5, "local": 300000, "self_raised": 0},
+        "transfer": {"modes": ["许可"], "price": 100 + seq}
     })
 }
 
@@ -122,7 +123,14 @@ fn a_chain_of_three_batches_verifies_with_the_position_advancing() {
         let batch = fx.batch(batch_seq, pos.prev_batch_hash, next_seq, n);
         let verified = fx.verify_at(&batch.to_bytes(), &pos).unwrap();
         assert_eq!(verified.header(), &batch.header);
-        assert_eq!(verified.entries(), batch.entries.as_slice());
+        // The signed form is kept byte for byte; the entries come back with their disclosures
+        // put back.
+        for (i, e) in batch.entries.iter().enumerate() {
+            assert_eq!(
+                verified.canonical_entry(i),
+                Some(e.canonical_bytes().as_slice())
+            );
+        }
         assert_eq!(verified.signature(), batch.signature);
         assert_eq!(verified.batch_hash(), batch.hash());
         assert_eq!(
@@ -156,7 +164,25 @@ fn the_node_sees_the_same_bytes_and_hash_the_gateway_verifies() {
     let batch = fx.batch(1, GENESIS_PREV_HASH, 1, 6);
     let bytes = batch.to_bytes();
     let verified = fx.verify(&bytes).unwrap();
-    assert_eq!(verified.into_batch().to_bytes(), bytes);
+    assert_eq!(verified.header(), &batch.header);
+    for (i, e) in batch.entries.iter().enumerate() {
+        assert_eq!(
+            verified.canonical_entry(i),
+            Some(e.canonical_bytes().as_slice())
+        );
+    }
+    // Every disclosure travelled with the entry it belongs to (one each here).
+    let all: Vec<&str> = (0..batch.entries.len())
+        .flat_map(|i| verified.disclosures(i))
+        .collect();
+    assert_eq!(
+        all,
+        batch
+            .disclosures
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -863,7 +889,7 @@ fn every_entry_of_batches_of_1_to_17_entries_has_a_proof_that_verifies() {
             .unwrap();
         let from_batch = batch.inclusion_proofs();
         assert_eq!(from_batch.len() as u64, n);
-        for (i, entry) in verified.entries().iter().enumerate() {
+        for (i, entry) in batch.entries.iter().enumerate() {
             let proof = verified.inclusion_proof(i).unwrap();
             assert_eq!(proof, from_batch[i]);
             assert_eq!(Some(&proof), batch.inclusion_proof(i).as_ref());
@@ -986,4 +1012,75 @@ fn find(haystack: &[u8], needle: &[u8]) -> usize {
         .windows(needle.len())
         .position(|w| w == needle)
         .expect("needle present")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Format 2: strict parsing and selective disclosure.
+
+#[test]
+fn a_repeated_key_is_malformed_and_named() {
+    let f = Fixture::new();
+    let b = f.batch(1, GENESIS_PREV_HASH, 1, 3);
+    let text = String::from_utf8(b.to_bytes()).unwrap();
+    // The last one would win in serde, and it names another node.
+    let forged = text.replacen("\"header\":{", "\"header\":{\"node_id\":\"most\",", 1);
+    assert_ne!(forged, text);
+    match refusal(f.verify(forged.as_bytes())) {
+        Refusal::Malformed { detail } => assert!(detail.contains("/header/node_id"), "{detail}"),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn every_hidden_value_travels_sealed_and_its_disclosure_must_match() {
+    let f = Fixture::new();
+    let b = f.batch(1, GENESIS_PREV_HASH, 1, 4);
+    assert!(!b.disclosures.is_empty());
+    let price = b.entries[0].record.as_ref().unwrap()["transfer"]["price"].clone();
+    assert!(
+        price.get("_sd").is_some(),
+        "the price is a placeholder: {price}"
+    );
+    let v = f.verify(&b.to_bytes()).unwrap();
+    assert_eq!(v.record(0).unwrap()["transfer"]["price"], 101);
+
+    // Altered value: its digest no longer matches any placeholder.
+    let altered = tamper(&b, |v| {
+        let d = v["disclosures"][0]
+            .as_str()
+            .unwrap()
+            .replace(",101]", ",9999]");
+        v["disclosures"][0] = json!(d);
+    });
+    assert_eq!(refusal(f.verify(&altered)).reason(), "bad_disclosure");
+    // Dropped: a placeholder without its disclosure.
+    let dropped = tamper(&b, |v| {
+        v["disclosures"].as_array_mut().unwrap().remove(0);
+    });
+    assert_eq!(refusal(f.verify(&dropped)).reason(), "bad_disclosure");
+    // Extra: a disclosure that belongs to nothing.
+    let extra = tamper(&b, |v| {
+        v["disclosures"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(r#"["AAAAAAAAAAAAAAAAAAAAAA","/title","伪造"]"#));
+    });
+    assert_eq!(refusal(f.verify(&extra)).reason(), "bad_disclosure");
+    // The value put back in clear in the entry: the entry is no longer the signed leaf.
+    let in_clear = tamper(&b, |v| {
+        v["entries"][0]["record"]["transfer"]["price"] = json!(101);
+        v["disclosures"].as_array_mut().unwrap().remove(0);
+    });
+    assert_eq!(refusal(f.verify(&in_clear)).reason(), "merkle_mismatch");
+    // No salt: not a format-2 entry.
+    let unsalted = tamper(&b, |v| {
+        v["entries"][0].as_object_mut().unwrap().remove("salt");
+    });
+    assert_eq!(refusal(f.verify(&unsalted)).reason(), "malformed");
+    // Format 1 headers are refused with what to do.
+    let old = tamper(&b, |v| v["header"]["format"] = json!(1));
+    match refusal(f.verify(&old)) {
+        Refusal::Malformed { detail } => assert!(detail.contains("format"), "{detail}"),
+        other => panic!("{other}"),
+    }
 }

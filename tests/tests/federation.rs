@@ -11,6 +11,7 @@ use reqwest::Method;
 use rix_gateway::catalogue;
 use rix_schema::RecordKind;
 use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
+use rix_schema::sensitivity::Entitlements;
 use rix_tests::tokens::{ADMIN, REVIEWER};
 use rix_tests::*;
 use serde_json::{Value, json};
@@ -152,9 +153,14 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     assert_eq!(projects.len(), 4);
     // The first co-registered result: two sources (in the order the gateway took them in —
     // nodes publish independently); linked to the ministry's project.
-    let merged = catalogue::unified_id_of(&mut conn, liaoning_id, &format!("ach-{:06}", 1))
-        .unwrap()
-        .unwrap();
+    let merged = catalogue::unified_id_of(
+        &mut conn,
+        liaoning_id,
+        &format!("ach-{:06}", 1),
+        Entitlements::ALL,
+    )
+    .unwrap()
+    .unwrap();
     let entry = catalogue::unified(&mut conn, &merged).unwrap().unwrap();
     let mut nodes: Vec<&str> = entry.sources.iter().map(|s| s.node_id.as_str()).collect();
     nodes.sort();
@@ -162,9 +168,14 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     expected.sort();
     assert_eq!(nodes, expected);
     assert_eq!(entry.record.as_ref().unwrap()["title"], results[0]["title"]);
-    let linked = catalogue::links(&mut conn, &merged).unwrap();
+    let linked = catalogue::links(&mut conn, &merged, Entitlements::ALL).unwrap();
     assert_eq!(linked, vec![format!("{most_id}/prj-000001")]);
-    let project_links = catalogue::links(&mut conn, &format!("{most_id}/prj-000001")).unwrap();
+    let project_links = catalogue::links(
+        &mut conn,
+        &format!("{most_id}/prj-000001"),
+        Entitlements::ALL,
+    )
+    .unwrap();
     assert_eq!(
         project_links.len(),
         3,

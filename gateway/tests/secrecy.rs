@@ -1,0 +1,800 @@
+//! Secrecy as an attacker tests it: not "is the marker absent" but "can I deduce it". Each test
+//! reproduces an attack on the read APIs (issue 11) and shows it no longer works, with a
+//! positive control showing that an entitled reader does get what the attacker may not.
+//!
+//! Everything goes through the real ingest path (signed batches of format 2, verified, sealed
+//! values disclosed) and the real HTTP handlers.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use actix_web::{App, test, web};
+use base64::Engine as _;
+use rix_gateway::access::{self, AccessFilter};
+use rix_gateway::api::{self, ReadState};
+use rix_gateway::db::Db;
+use rix_gateway::ingest::{Ingest, IngestMetrics, Outcome, Transport};
+use rix_gateway::trust::{self, TrustStore};
+use rix_schema::RecordKind;
+use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
+use rix_schema::canonical::{canonical_value, sha256};
+use rix_schema::sample::{SampleConfig, SampleGenerator};
+use rix_schema::sensitivity::{Entitlements, hidden_fields};
+use rix_schema::signing::SigningKey;
+use serde_json::{Value, json};
+
+struct Node {
+    key: SigningKey,
+    batch_seq: u64,
+    seq: u64,
+    prev: [u8; 32],
+}
+
+/// A catalogue fed by several signing nodes through the real ingest pipeline.
+struct World {
+    _dir: tempfile::TempDir,
+    db: Db,
+    ingest: Ingest,
+    nodes: HashMap<String, Node>,
+    tokens: HashMap<&'static str, String>,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("c.db").to_str().unwrap(), 4).unwrap();
+        let ingest = Ingest::new(
+            db.clone(),
+            TrustStore::new(db.clone()).unwrap(),
+            BatchLimits::default(),
+            IngestMetrics::new(&prometheus::Registry::new()),
+        );
+        let mut tokens = HashMap::new();
+        for (i, names) in [
+            "internal",
+            "commercial",
+            "personal",
+            "commercial,personal",
+            "internal,commercial",
+            "internal,personal",
+            "internal,commercial,personal",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let token = format!("secrecy-test-token-{i:02}-abcdefgh");
+            access::add_token_value(&db, names, names.parse().unwrap(), &token).unwrap();
+            tokens.insert(names, token);
+        }
+        World {
+            _dir: dir,
+            db,
+            ingest,
+            nodes: HashMap::new(),
+            tokens,
+        }
+    }
+
+    fn publish(&mut self, node_id: &str, changes: Vec<(RecordKind, &str, u64, Option<Value>)>) {
+        let db = self.db.clone();
+        let node = self.nodes.entry(node_id.to_owned()).or_insert_with(|| {
+            let key = SigningKey::generate().unwrap();
+            trust::add(&db, node_id, None, None, key.verifying_key(), None, None).unwrap();
+            Node {
+                key,
+                batch_seq: 0,
+                seq: 0,
+                prev: GENESIS_PREV_HASH,
+            }
+        });
+        let entries = changes
+            .into_iter()
+            .map(|(kind, id, version, record)| {
+                node.seq += 1;
+                match record {
+                    Some(r) => Entry::upsert(node.seq, kind, id, version, r),
+                    None => Entry::withdraw(node.seq, kind, id, version),
+                }
+            })
+            .collect();
+        node.batch_seq += 1;
+        let b = SignedBatch::sign(
+            node_id,
+            node.batch_seq,
+            node.prev,
+            entries,
+            time::OffsetDateTime::now_utc(),
+            &node.key,
+        )
+        .unwrap();
+        node.prev = b.hash();
+        let outcome = self.ingest.ingest(&b.to_bytes(), Transport::Amqp).unwrap();
+        assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+    }
+
+    async fn get(&self, path: &str, who: Option<&str>) -> (u16, String) {
+        let search = rix_gateway::search::SearchIndex::in_ram().unwrap();
+        search.sync(&self.db).unwrap();
+        let state = ReadState {
+            db: self.db.clone(),
+            access: AccessFilter::new(self.db.clone()),
+            search: std::sync::Arc::new(search),
+        };
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(state))
+                .configure(api::configure),
+        )
+        .await;
+        let mut req = test::TestRequest::get().uri(path);
+        if let Some(names) = who {
+            req = req.insert_header(("Authorization", format!("Bearer {}", self.tokens[names])));
+        }
+        let resp = test::call_service(&app, req.to_request()).await;
+        let status = resp.status().as_u16();
+        let body = test::read_body(resp).await;
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    async fn detail(&self, node: &str, id: &str, who: Option<&str>) -> Option<Value> {
+        let (status, body) = self.get(&format!("/v1/records/{node}/{id}"), who).await;
+        match status {
+            200 => Some(serde_json::from_str(&body).unwrap()),
+            404 => None,
+            other => panic!("{other}: {body}"),
+        }
+    }
+}
+
+fn generator() -> SampleGenerator {
+    SampleGenerator::new(SampleConfig {
+        share_internal: 0.0,
+        share_classified: 0.0,
+        share_commercial_secret: 0.0,
+        ..SampleConfig::default()
+    })
+}
+
+/// A public achievement with a price, a personal id number and a submitter-declared secret.
+fn priced_achievement(i: u64, price: u64) -> Value {
+    let mut r = serde_json::to_value(generator().achievement(i)).unwrap();
+    r["secrecy"] = json!({"level": "public"});
+    r["transfer"] = json!({"modes": ["许可"], "price": price});
+    r["completers"] = json!([{"name": "张三", "id_number": "530102198001011234"}]);
+    r["application"] = json!({"industries": "储能电站"});
+    r["confidential_fields"] = json!(["/application/industries"]);
+    assert!(rix_schema::validate_record(RecordKind::Achievement, &r).is_ok());
+    r
+}
+
+fn python() -> String {
+    std::env::var("RIX_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Runs the independent verifier (Python + `cryptography`) on a record page.
+fn verify_independently(detail: &Value) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verifier.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs (RIX_PYTHON from ops/start-services.sh, with cryptography)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(detail.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "verifier said: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    report
+}
+
+/// Every string in `v` that looks like a digest (64 hex digits or 43 base64url characters).
+fn digests_in(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => {
+            let hex = s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+            let b64 = s.len() == 43
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if hex || b64 {
+                out.push(s.clone());
+            }
+            // Strings that are JSON (the signed entry) hold digests too.
+            if let Ok(inner @ (Value::Object(_) | Value::Array(_))) = serde_json::from_str(s) {
+                digests_in(&inner, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| digests_in(x, out)),
+        Value::Object(o) => o.values().for_each(|x| digests_in(x, out)),
+        _ => {}
+    }
+}
+
+#[actix_web::test]
+async fn an_anonymous_reader_verifies_what_they_see_with_an_independent_verifier() {
+    let mut w = World::new();
+    w.publish(
+        "prov-530000",
+        vec![
+            (
+                RecordKind::Achievement,
+                "a1",
+                1,
+                Some(priced_achievement(1, 300)),
+            ),
+            (
+                RecordKind::Achievement,
+                "a2",
+                1,
+                Some(priced_achievement(2, 450)),
+            ),
+            (
+                RecordKind::Achievement,
+                "a3",
+                1,
+                Some(priced_achievement(3, 120)),
+            ),
+        ],
+    );
+    for who in [
+        None,
+        Some("commercial"),
+        Some("personal"),
+        Some("internal,commercial,personal"),
+    ] {
+        let detail = w.detail("prov-530000", "a2", who).await.unwrap();
+        let report = verify_independently(&detail);
+        assert_eq!(report["ok"], true, "{who:?}: {report}");
+        assert_eq!(report["primary_matches"], true, "{who:?}");
+        let disclosed = report["disclosures"].as_u64().unwrap();
+        let left = report["placeholders_left"].as_u64().unwrap();
+        match who {
+            // Price, id number, the declared secret: all sealed, none disclosed.
+            None => assert!(disclosed == 0 && left >= 3, "{report}"),
+            Some("internal,commercial,personal") => assert!(disclosed >= 3 && left == 0),
+            Some(_) => assert!(disclosed >= 1 && left >= 1, "{who:?}: {report}"),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_hidden_price_cannot_be_recovered_by_guessing_against_any_hash_served() {
+    // The attack of issue 11 §2: take the public view, guess the hidden price, hash, compare
+    // with every hash in the response. It found the price in 4,322 guesses against leaf_hash.
+    let mut w = World::new();
+    let record = priced_achievement(7, 3_217);
+    w.publish(
+        "prov-530000",
+        vec![(RecordKind::Achievement, "a7", 1, Some(record.clone()))],
+    );
+    let detail = w.detail("prov-530000", "a7", None).await.unwrap();
+    assert!(detail["record"]["transfer"].get("price").is_none());
+    let mut served = Vec::new();
+    digests_in(&detail, &mut served);
+    assert!(
+        !served.is_empty(),
+        "the response carries the proof and placeholders"
+    );
+    let text = detail.to_string();
+    assert!(
+        !text.contains("leaf_hash"),
+        "no unsalted hash over the entry"
+    );
+    let hex = |b: [u8; 32]| hex::encode(b);
+    let b64 = |b: [u8; 32]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let mut hits = 0;
+    for guess in 0..10_000u64 {
+        let mut full = record.clone();
+        full["transfer"]["price"] = json!(guess);
+        // Every unsalted thing the old page hashed, and the value itself.
+        let entry = Entry::upsert(1, RecordKind::Achievement, "a7", 1, full.clone());
+        let candidates = [
+            rix_schema::merkle::leaf_hash(&entry.canonical_bytes()),
+            sha256(&canonical_value(&full)),
+            sha256(&canonical_value(&json!(guess))),
+            sha256(guess.to_string().as_bytes()),
+        ];
+        for c in candidates {
+            if served.contains(&hex(c)) || served.contains(&b64(c)) {
+                hits += 1;
+            }
+        }
+    }
+    assert_eq!(hits, 0, "a guess matched a served hash");
+    // Positive control: the commercial reader gets the price, bound to the signature.
+    let detail = w
+        .detail("prov-530000", "a7", Some("commercial"))
+        .await
+        .unwrap();
+    assert_eq!(detail["record"]["transfer"]["price"], 3_217);
+    assert_eq!(verify_independently(&detail)["ok"], true);
+}
+
+#[actix_web::test]
+async fn no_hidden_value_or_disclosure_reaches_a_reader_without_the_entitlement() {
+    let mut w = World::new();
+    let record = priced_achievement(9, 888);
+    w.publish(
+        "prov-530000",
+        vec![(RecordKind::Achievement, "a9", 1, Some(record.clone()))],
+    );
+    let hidden = hidden_fields(RecordKind::Achievement, &record);
+    assert!(hidden.len() >= 3);
+    for (who, e) in [
+        (None, Entitlements::PUBLIC),
+        (Some("commercial"), "commercial".parse().unwrap()),
+        (Some("personal"), "personal".parse().unwrap()),
+        (
+            Some("internal,commercial"),
+            "internal,commercial".parse().unwrap(),
+        ),
+    ] {
+        let detail = w.detail("prov-530000", "a9", who).await.unwrap();
+        let body = detail.to_string();
+        let given: Vec<Value> = detail["sources"][0]["verification"]["disclosures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| serde_json::from_str(t.as_str().unwrap()).unwrap())
+            .collect();
+        for h in &hidden {
+            let value = record.pointer(&h.pointer()).unwrap();
+            let entitled = h.classes.entitled(e);
+            let disclosed = given.iter().any(|d| d[1] == h.pointer());
+            assert_eq!(disclosed, entitled, "{who:?} {}", h.pointer());
+            if !entitled && let Some(s) = value.as_str() {
+                assert!(!body.contains(s), "{who:?} sees {s}");
+            }
+            assert_eq!(
+                detail["record"].pointer(&h.pointer()).is_some(),
+                entitled,
+                "{who:?} {}",
+                h.pointer()
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn budget_parts_never_add_up_to_a_hidden_part() {
+    let mut w = World::new();
+    let mut p = serde_json::to_value(generator().project(3)).unwrap();
+    p["secrecy"] = json!({"level": "public"});
+    p["budget"] =
+        json!({"total": 1000, "central_fiscal": 600, "local_fiscal": 150, "self_raised": 250});
+    w.publish("most", vec![(RecordKind::FundedProject, "p3", 1, Some(p))]);
+    let detail = w.detail("most", "p3", None).await.unwrap();
+    let budget = &detail["record"]["budget"];
+    assert!(budget.get("self_raised").is_none());
+    // Whatever is shown, total − parts cannot give 250.
+    let shown = |k: &str| budget.get(k).and_then(Value::as_f64);
+    if let Some(total) = shown("total") {
+        let parts = shown("central_fiscal").unwrap_or(0.0) + shown("local_fiscal").unwrap_or(0.0);
+        assert!(
+            (total - parts - 250.0).abs() > 1e-9,
+            "total {total} − visible parts {parts} reveals self_raised"
+        );
+    }
+    let full = w.detail("most", "p3", Some("commercial")).await.unwrap();
+    assert_eq!(full["record"]["budget"]["self_raised"], 250);
+    assert_eq!(full["record"]["budget"]["total"], 1000);
+}
+
+#[actix_web::test]
+async fn a_link_through_a_hidden_funding_reference_is_shown_only_to_entitled_readers() {
+    let mut w = World::new();
+    let g = generator();
+    let mut project =
+        serde_json::to_value(g.project(rix_schema::sample::funding_project_index(5))).unwrap();
+    project["secrecy"] = json!({"level": "public"});
+    let mut a = serde_json::to_value(g.achievement(5)).unwrap();
+    a["secrecy"] = json!({"level": "public"});
+    a["confidential_fields"] = json!(["/funding"]);
+    assert_eq!(a["funding"][0]["project_no"], project["project_no"]);
+    w.publish(
+        "most",
+        vec![(RecordKind::FundedProject, "p5", 1, Some(project))],
+    );
+    w.publish(
+        "prov-530000",
+        vec![(RecordKind::Achievement, "a5", 1, Some(a))],
+    );
+    let anon = w.detail("prov-530000", "a5", None).await.unwrap();
+    assert_eq!(anon["links"], json!([]), "{}", anon["links"]);
+    let anon_project = w.detail("most", "p5", None).await.unwrap();
+    assert_eq!(anon_project["links"], json!([]));
+    let entitled = w
+        .detail("prov-530000", "a5", Some("commercial"))
+        .await
+        .unwrap();
+    assert_eq!(entitled["links"][0]["unified_id"], "most/p5");
+    let entitled = w.detail("most", "p5", Some("commercial")).await.unwrap();
+    assert_eq!(entitled["links"][0]["unified_id"], "prov-530000/a5");
+}
+
+#[actix_web::test]
+async fn an_internal_source_merged_into_a_public_entry_is_invisible_to_public_readers() {
+    let mut w = World::new();
+    let public = (11..)
+        .map(|i| priced_achievement(i, 100))
+        .find(|r| r["registration_no"].is_string())
+        .unwrap();
+    let mut internal = public.clone();
+    internal["secrecy"] = json!({"level": "internal"});
+    internal["abstract"] = json!("内部版本的摘要，只给内部读者看。");
+    w.publish(
+        "prov-530000",
+        vec![(RecordKind::Achievement, "pub", 1, Some(public))],
+    );
+    w.publish(
+        "most",
+        vec![(RecordKind::Achievement, "int", 1, Some(internal))],
+    );
+
+    // Internal readers see one entry with two sources.
+    let inside = w
+        .detail("prov-530000", "pub", Some("internal"))
+        .await
+        .unwrap();
+    assert_eq!(inside["sources"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        w.detail("most", "int", Some("internal")).await.unwrap()["unified_id"],
+        "prov-530000/pub"
+    );
+
+    // A public reader: one source, no id, node or count of the internal one, anywhere.
+    let anon = w.detail("prov-530000", "pub", None).await.unwrap();
+    assert_eq!(anon["sources"].as_array().unwrap().len(), 1);
+    assert!(!anon.to_string().contains("\"int\""));
+    assert!(
+        w.detail("most", "int", None).await.is_none(),
+        "404 for the internal id"
+    );
+    let (_, changes) = w.get("/v1/changes?after=0", None).await;
+    assert!(!changes.contains("\"most\""), "{changes}");
+    assert_eq!(changes.lines().count(), 1);
+    let (_, found) = w.get("/v1/search?node=most", None).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&found).unwrap()["total"],
+        0,
+        "{found}"
+    );
+    let (_, found) = w
+        .get("/v1/search?q=%E5%86%85%E9%83%A8%E7%89%88%E6%9C%AC", None)
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&found).unwrap()["total"],
+        0,
+        "{found}"
+    );
+    let (_, found) = w.get("/v1/search?node=most", Some("internal")).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&found).unwrap()["total"],
+        1,
+        "{found}"
+    );
+
+    // The internal record first, a public one later: the public reader sees the public one.
+    let mut w = World::new();
+    let mut first = priced_achievement(12, 100);
+    first["secrecy"] = json!({"level": "internal"});
+    first["title"] = json!("内部登记的名称");
+    let mut later = priced_achievement(12, 100);
+    later["title"] = json!("公开登记的名称");
+    w.publish(
+        "most",
+        vec![(RecordKind::Achievement, "int", 1, Some(first))],
+    );
+    w.publish(
+        "prov-530000",
+        vec![(RecordKind::Achievement, "pub", 1, Some(later.clone()))],
+    );
+    let anon = w.detail("prov-530000", "pub", None).await.unwrap();
+    assert_eq!(anon["record"]["title"], later["title"]);
+    assert_eq!(anon["primary"]["node_id"], "prov-530000");
+    assert!(!anon.to_string().contains("内部登记的名称"));
+    let (_, found) = w.get("/v1/search?limit=10", None).await;
+    let found: Value = serde_json::from_str(&found).unwrap();
+    assert_eq!(found["total"], 1);
+    assert_eq!(found["items"][0]["title"], later["title"]);
+}
+
+#[actix_web::test]
+async fn a_reader_hears_of_removals_only_of_entries_they_could_see() {
+    let mut w = World::new();
+    let mut internal = priced_achievement(21, 1);
+    internal["secrecy"] = json!({"level": "internal"});
+    let public = priced_achievement(22, 1);
+    w.publish(
+        "prov-530000",
+        vec![
+            (RecordKind::Achievement, "int", 1, Some(internal.clone())),
+            (RecordKind::Achievement, "pub", 1, Some(public.clone())),
+        ],
+    );
+    // The internal record is revised and withdrawn; the public one turns internal.
+    let mut revised = internal.clone();
+    revised["title"] = json!("修订后的内部成果");
+    let mut now_internal = public.clone();
+    now_internal["secrecy"] = json!({"level": "internal"});
+    w.publish(
+        "prov-530000",
+        vec![
+            (RecordKind::Achievement, "int", 2, Some(revised)),
+            (RecordKind::Achievement, "int", 3, None),
+            (RecordKind::Achievement, "pub", 2, Some(now_internal)),
+        ],
+    );
+    let (_, lines) = w.get("/v1/changes?after=0", None).await;
+    let lines: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().all(|l| l["id"] == "pub"),
+        "the internal record's changes are not listed: {lines:?}"
+    );
+    assert_eq!(
+        lines.last().unwrap()["op"],
+        "remove",
+        "the public one left: {lines:?}"
+    );
+    // Internal readers see everything.
+    let (_, inside) = w.get("/v1/changes?after=0", Some("internal")).await;
+    assert_eq!(inside.lines().count(), 5);
+}
+
+#[actix_web::test]
+async fn only_the_same_result_is_merged() {
+    let mut w = World::new();
+    let base = |i: u64, title: &str| {
+        let mut r = priced_achievement(i, 1);
+        r.as_object_mut().unwrap().remove("registration_no");
+        r["title"] = json!(title);
+        r["ip"] = json!([{"type": "发明专利", "number": "ZL202110000001.X"}]);
+        r
+    };
+    // Two different results of one group cite the same patent, at one node.
+    w.publish(
+        "prov-530000",
+        vec![
+            (
+                RecordKind::Achievement,
+                "x1",
+                1,
+                Some(base(31, "固态电解质膜的制备方法")),
+            ),
+            (
+                RecordKind::Achievement,
+                "x2",
+                1,
+                Some(base(32, "固态电池的封装工艺")),
+            ),
+            // Same patent, same title, same node: still two registrations of this node.
+            (
+                RecordKind::Achievement,
+                "x3",
+                1,
+                Some(base(33, "固态电解质膜的制备方法")),
+            ),
+        ],
+    );
+    // The same result (patent + title) registered at another node merges.
+    w.publish(
+        "most",
+        vec![(
+            RecordKind::Achievement,
+            "y1",
+            1,
+            Some(base(34, "固态电解质膜 的制备方法")),
+        )],
+    );
+    let uid = |node: &'static str, id: &'static str| {
+        let w = &w;
+        async move {
+            w.detail(node, id, Some("internal")).await.unwrap()["unified_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (x1, x2, x3, y1) = (
+        uid("prov-530000", "x1").await,
+        uid("prov-530000", "x2").await,
+        uid("prov-530000", "x3").await,
+        uid("most", "y1").await,
+    );
+    assert_ne!(x1, x2, "different titles are different results");
+    assert_ne!(x1, x3, "one node does not register a result twice");
+    assert!(
+        y1 == x1 || y1 == x3,
+        "same patent and title from another node: {y1}"
+    );
+    // The newer title stays searchable.
+    let (_, found) = w
+        .get("/v1/search?q=%E5%B0%81%E8%A3%85%E5%B7%A5%E8%89%BA", None)
+        .await;
+    assert_eq!(serde_json::from_str::<Value>(&found).unwrap()["total"], 1);
+}
+
+#[actix_web::test]
+async fn a_node_publishing_another_nodes_registration_number_cannot_take_the_entry_over() {
+    let mut w = World::new();
+    let genuine = (41..)
+        .map(|i| priced_achievement(i, 1))
+        .find(|r| r["registration_no"].is_string())
+        .unwrap();
+    let mut hijack = genuine.clone();
+    hijack["title"] = json!("冒名顶替的成果名称");
+    w.publish(
+        "prov-530000",
+        vec![(RecordKind::Achievement, "g", 1, Some(genuine.clone()))],
+    );
+    w.publish(
+        "prov-210000",
+        vec![(RecordKind::Achievement, "h", 1, Some(hijack))],
+    );
+    // The entry shows the genuine registration; the late claimant is listed as a source, and
+    // its record is its own page's provenance, never the entry's content.
+    let page = w.detail("prov-210000", "h", None).await.unwrap();
+    assert_eq!(page["primary"]["node_id"], "prov-530000");
+    assert_eq!(page["record"]["title"], genuine["title"]);
+    assert_eq!(page["sources"].as_array().unwrap().len(), 2);
+}
+
+#[actix_web::test]
+async fn an_id_republished_as_the_other_kind_is_quarantined_and_changes_nothing() {
+    let mut w = World::new();
+    let a = priced_achievement(61, 1);
+    w.publish(
+        "prov-530000",
+        vec![(RecordKind::Achievement, "x61", 1, Some(a.clone()))],
+    );
+    let mut p = serde_json::to_value(generator().project(61)).unwrap();
+    p["secrecy"] = json!({"level": "public"});
+    w.publish(
+        "prov-530000",
+        vec![(RecordKind::FundedProject, "x61", 2, Some(p))],
+    );
+    let page = w
+        .detail("prov-530000", "x61", Some("internal"))
+        .await
+        .unwrap();
+    assert_eq!(page["kind"], "achievement");
+    assert_eq!(page["record"]["title"], a["title"]);
+    let reasons: Vec<String> = {
+        use diesel::prelude::*;
+        use rix_gateway::db::schema::quarantine;
+        let mut conn = w.db.conn().unwrap();
+        quarantine::table
+            .select(quarantine::reason)
+            .load(&mut *conn)
+            .unwrap()
+    };
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].contains("was published as achievement"),
+        "{reasons:?}"
+    );
+}
+
+/// Merge precision and recall on the generator's data, with the old rule (any shared patent
+/// number) computed on the very same records for comparison. Two province nodes each register
+/// 400 results of their own; 80 results are co-registered by both (the shared set), and each
+/// node assigns its own registration numbers, as real nodes do — so only patents, projects and
+/// titles can tell that two registrations are one result.
+#[actix_web::test]
+async fn merging_keeps_distinct_results_apart_and_joins_co_registered_ones() {
+    let mut w = World::new();
+    let nodes = ["prov-530000", "prov-210000"];
+    let mut truth: HashMap<(String, String), String> = HashMap::new();
+    let mut patents: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (n, node_id) in nodes.iter().enumerate() {
+        let g = SampleGenerator::new(SampleConfig {
+            node: rix_schema::sample::NodeProfile::province(if n == 0 {
+                "530000"
+            } else {
+                "210000"
+            }),
+            share_internal: 0.0,
+            share_classified: 0.0,
+            share_commercial_secret: 0.0,
+            ..SampleConfig::default()
+        });
+        let mut changes = Vec::new();
+        let mut records = Vec::new();
+        for i in 0..400u64 {
+            records.push((
+                format!("own-{i}"),
+                format!("{node_id}/own-{i}"),
+                serde_json::to_value(g.achievement(i)).unwrap(),
+            ));
+        }
+        for i in 0..80u64 {
+            let mut r = serde_json::to_value(g.shared_achievement(i)).unwrap();
+            r.as_object_mut().unwrap().remove("registration_no");
+            records.push((format!("shared-{i}"), format!("shared/{i}"), r));
+        }
+        for (id, result, r) in &records {
+            truth.insert((node_id.to_string(), id.clone()), result.clone());
+            for ip in r["ip"].as_array().into_iter().flatten() {
+                if ip["type"].as_str().is_some_and(|t| t.contains("专利")) {
+                    patents
+                        .entry(ip["number"].as_str().unwrap().to_owned())
+                        .or_default()
+                        .push((node_id.to_string(), id.clone()));
+                }
+            }
+        }
+        for (id, _, r) in records {
+            changes.push((RecordKind::Achievement, id, r));
+        }
+        for chunk in changes.chunks(100) {
+            let batch: Vec<(RecordKind, &str, u64, Option<Value>)> = chunk
+                .iter()
+                .map(|(k, id, r)| (*k, id.as_str(), 1, Some(r.clone())))
+                .collect();
+            w.publish(node_id, batch);
+        }
+    }
+    // Pairs of registrations put together, by the catalogue and by the old rule.
+    let mut entry_of: HashMap<(String, String), String> = HashMap::new();
+    {
+        use diesel::prelude::*;
+        use rix_gateway::db::schema::records;
+        let mut conn = w.db.conn().unwrap();
+        let rows: Vec<(String, String, String)> = records::table
+            .select((records::node_id, records::id, records::unified_id))
+            .load(&mut *conn)
+            .unwrap();
+        for (n, i, u) in rows {
+            entry_of.insert((n, i), u);
+        }
+    }
+    let keys: Vec<&(String, String)> = truth.keys().collect();
+    let (mut tp, mut fp, mut fneg) = (0u64, 0u64, 0u64);
+    for (a, x) in keys.iter().enumerate() {
+        for y in &keys[a + 1..] {
+            let same = truth[*x] == truth[*y];
+            let merged = entry_of.get(*x).is_some() && entry_of.get(*x) == entry_of.get(*y);
+            match (same, merged) {
+                (true, true) => tp += 1,
+                (false, true) => fp += 1,
+                (true, false) => fneg += 1,
+                _ => {}
+            }
+        }
+    }
+    // The old rule: any two registrations citing one patent number are one entry.
+    let mut old_fp = 0u64;
+    for regs in patents.values() {
+        for (a, x) in regs.iter().enumerate() {
+            for y in &regs[a + 1..] {
+                if x != y && truth[x] != truth[y] {
+                    old_fp += 1;
+                }
+            }
+        }
+    }
+    let precision = tp as f64 / (tp + fp).max(1) as f64;
+    let recall = tp as f64 / (tp + fneg).max(1) as f64;
+    println!(
+        "merge quality: {tp} pairs joined rightly, {fp} wrongly, {fneg} missed: precision {precision:.4}, recall {recall:.4}; the old patent-only rule joins {old_fp} pairs of different results on the same data"
+    );
+    assert_eq!(fp, 0, "different results were merged");
+    assert!(
+        recall >= 0.95,
+        "co-registered results left apart: recall {recall}"
+    );
+}

@@ -1,0 +1,515 @@
+//! Selective disclosure: how a signed entry commits to values that not every reader may see.
+//!
+//! The model is IETF SD-JWT's. When a node seals an entry, every value that some reader may
+//! not see ([`crate::sensitivity::hidden_fields`]: the schema's `x-sensitivity` marks, the
+//! submitter's `confidential_fields`, and what the arithmetic closure adds) is replaced in the
+//! signed record by a **placeholder** `{"_sd": DIGEST}`. The value itself travels beside the
+//! entry as a **disclosure**: the RFC 8785 canonical JSON text of `[salt, pointer, value]`,
+//! where `salt` is 128 fresh random bits (base64url) and `pointer` the value's JSON Pointer in
+//! the record. `DIGEST` is base64url (no padding) of SHA-256 over the disclosure's UTF-8 bytes.
+//!
+//! Why this shape:
+//! - The Merkle leaf is the entry **in placeholder form**, so one signature still covers a whole
+//!   batch, and a reader who receives a subset of the disclosures can still check the signature
+//!   and the inclusion proof of exactly what they see.
+//! - The salt makes every digest useless for testing a guess: without the disclosure, the digest
+//!   of `[salt, "/transfer/price", 300]` says nothing about 300. No hash over a hidden value is
+//!   ever unsalted.
+//! - The pointer inside the disclosure binds it to one place: a disclosure cannot be shown at
+//!   another field than the one the node sealed it at ([`reveal`] checks where it lands).
+//!
+//! Nested hidden values nest naturally: the node seals the deepest values first, so the
+//! disclosure of an outer value carries the placeholders of the inner ones, and a reader
+//! entitled to the outer value but not the inner one sees the outer with the inner still
+//! sealed. `schema/VERIFYING.md` is the specification a third party implements a verifier from.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use serde_json::Value;
+
+use crate::RecordKind;
+use crate::canonical::{canonical_value, sha256};
+use crate::sensitivity::hidden_fields;
+
+/// The member name of a placeholder object.
+pub const DIGEST_KEY: &str = "_sd";
+
+/// Length of a salt in bytes (128 bits, as SD-JWT recommends).
+pub const SALT_LEN: usize = 16;
+
+/// One disclosure: a hidden value with its salt and place, and the digest that commits to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disclosure {
+    /// The canonical JSON text `[salt, pointer, value]`: what travels and what is hashed.
+    pub text: String,
+    /// base64url(SHA-256(text)): the placeholder's `_sd` value.
+    pub digest: String,
+    /// Where the value sits in the full record (RFC 6901).
+    pub pointer: String,
+    /// The hidden value (it may itself hold placeholders of deeper values).
+    pub value: Value,
+}
+
+/// A disclosure or a set of them does not fit the entry it is given with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DisclosureError {
+    /// The text is not a JSON array `[salt, pointer, value]`.
+    #[error("disclosure #{index}: {detail}")]
+    Malformed {
+        /// Position among the entry's disclosures.
+        index: usize,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Two disclosures have the same digest.
+    #[error("disclosure #{index} repeats the digest {digest}")]
+    Repeated {
+        /// Position among the entry's disclosures.
+        index: usize,
+        /// The digest.
+        digest: String,
+    },
+    /// No placeholder of the entry (or of the disclosed values) carries this digest.
+    #[error("disclosure for {pointer} matches no placeholder of the entry (digest {digest})")]
+    Unused {
+        /// The disclosure's pointer.
+        pointer: String,
+        /// Its digest.
+        digest: String,
+    },
+    /// The placeholder with this digest is at another place than the disclosure names.
+    #[error("disclosure for {pointer} belongs at {placeholder}, where its digest is")]
+    Misplaced {
+        /// The disclosure's pointer.
+        pointer: String,
+        /// Where its placeholder is.
+        placeholder: String,
+    },
+    /// A placeholder has no disclosure where every disclosure was required.
+    #[error("the placeholder at {pointer} has no disclosure")]
+    Missing {
+        /// The placeholder's place.
+        pointer: String,
+    },
+}
+
+impl Disclosure {
+    /// A disclosure of `value` at `pointer` with the given salt.
+    pub fn new(salt: [u8; SALT_LEN], pointer: &str, value: Value) -> Disclosure {
+        let array = Value::Array(vec![
+            Value::String(B64URL.encode(salt)),
+            Value::String(pointer.to_owned()),
+            value,
+        ]);
+        let text = String::from_utf8(canonical_value(&array)).expect("canonical JSON is UTF-8");
+        let digest = digest(&text);
+        let Value::Array(mut parts) = array else {
+            unreachable!("built as an array")
+        };
+        Disclosure {
+            text,
+            digest,
+            pointer: pointer.to_owned(),
+            value: parts.pop().expect("three members"),
+        }
+    }
+
+    /// Reads a disclosure as it travels; `index` names it in errors.
+    pub fn parse(text: &str, index: usize) -> Result<Disclosure, DisclosureError> {
+        let bad = |detail: String| DisclosureError::Malformed { index, detail };
+        let value: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let Value::Array(mut parts) = value else {
+            return Err(bad("must be a JSON array [salt, pointer, value]".into()));
+        };
+        if parts.len() != 3 {
+            return Err(bad(format!(
+                "must have 3 members [salt, pointer, value], has {}",
+                parts.len()
+            )));
+        }
+        let value = parts.pop().expect("three");
+        let pointer = match parts.pop() {
+            Some(Value::String(p)) if p.starts_with('/') => p,
+            _ => return Err(bad("member 2 must be a JSON Pointer starting with /".into())),
+        };
+        match parts.pop() {
+            Some(Value::String(s)) if B64URL.decode(&s).is_ok_and(|raw| raw.len() == SALT_LEN) => {}
+            _ => {
+                return Err(bad(format!(
+                    "member 1 must be a salt of {SALT_LEN} bytes in base64url without padding"
+                )));
+            }
+        }
+        Ok(Disclosure {
+            digest: digest(text),
+            text: text.to_owned(),
+            pointer,
+            value,
+        })
+    }
+}
+
+/// base64url (no padding) of SHA-256 over the disclosure text's UTF-8 bytes.
+pub fn digest(text: &str) -> String {
+    B64URL.encode(sha256(text.as_bytes()))
+}
+
+/// The digest of `value` if it is a placeholder `{"_sd": DIGEST}`.
+pub fn placeholder_digest(value: &Value) -> Option<&str> {
+    match value {
+        Value::Object(o) if o.len() == 1 => o.get(DIGEST_KEY).and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// A placeholder for `digest`.
+pub fn placeholder(digest: &str) -> Value {
+    let mut o = serde_json::Map::with_capacity(1);
+    o.insert(DIGEST_KEY.to_owned(), Value::String(digest.to_owned()));
+    Value::Object(o)
+}
+
+/// Whether `value` has a member named `_sd` anywhere: a full record never does (the schemas
+/// refuse unknown members), so one that has it would be mistaken for a sealed value.
+pub fn uses_digest_key(value: &Value) -> bool {
+    match value {
+        Value::Object(o) => o.contains_key(DIGEST_KEY) || o.values().any(uses_digest_key),
+        Value::Array(a) => a.iter().any(uses_digest_key),
+        _ => false,
+    }
+}
+
+/// Seals every [`hidden_fields`] value of `record` behind a placeholder, deepest first, with a
+/// fresh salt from `salt` for each. Returns the record in placeholder form and the
+/// disclosures, in sealing order.
+pub fn conceal(
+    kind: RecordKind,
+    mut record: Value,
+    salt: &mut dyn FnMut() -> [u8; SALT_LEN],
+) -> (Value, Vec<Disclosure>) {
+    let hidden = hidden_fields(kind, &record);
+    let mut disclosures = Vec::with_capacity(hidden.len());
+    for field in hidden {
+        let pointer = field.pointer();
+        let Some(slot) = record.pointer_mut(&pointer) else {
+            continue;
+        };
+        let value = slot.take();
+        let d = Disclosure::new(salt(), &pointer, value);
+        *slot = placeholder(&d.digest);
+        disclosures.push(d);
+    }
+    (record, disclosures)
+}
+
+/// Puts the given disclosures back into `record` (placeholder form), outer values first so
+/// that the placeholders inside a disclosed value can be disclosed in turn.
+///
+/// Every disclosure must land on a placeholder carrying its digest, at the place its pointer
+/// names. With `complete`, every placeholder must be disclosed (the node's own feed carries
+/// all of them); otherwise the ones left stay placeholders ([`strip`] removes them for
+/// display).
+pub fn reveal(
+    record: &mut Value,
+    disclosures: &[Disclosure],
+    complete: bool,
+) -> Result<(), DisclosureError> {
+    if disclosures.is_empty() && !complete {
+        return Ok(());
+    }
+    let mut set = DisclosureSet::new(disclosures)?;
+    set.reveal(record, complete)?;
+    set.check_all_used()
+}
+
+/// Disclosures indexed by digest, for revealing several records from one pool (a batch's
+/// disclosures travel as one list) and checking at the end that every one was used.
+pub struct DisclosureSet<'d> {
+    by_digest: HashMap<&'d str, (usize, &'d Disclosure)>,
+    disclosures: &'d [Disclosure],
+    used: Vec<bool>,
+}
+
+impl<'d> DisclosureSet<'d> {
+    /// Indexes `disclosures`; refuses two with the same digest.
+    pub fn new(disclosures: &'d [Disclosure]) -> Result<DisclosureSet<'d>, DisclosureError> {
+        let mut by_digest = HashMap::with_capacity(disclosures.len());
+        for (index, d) in disclosures.iter().enumerate() {
+            if by_digest.insert(d.digest.as_str(), (index, d)).is_some() {
+                return Err(DisclosureError::Repeated {
+                    index,
+                    digest: d.digest.clone(),
+                });
+            }
+        }
+        Ok(DisclosureSet {
+            by_digest,
+            disclosures,
+            used: vec![false; disclosures.len()],
+        })
+    }
+
+    /// Reveals what of the pool belongs in `record`; returns the positions used, in the order
+    /// they were put back (outer first).
+    pub fn reveal(
+        &mut self,
+        record: &mut Value,
+        complete: bool,
+    ) -> Result<Vec<usize>, DisclosureError> {
+        let mut path = String::new();
+        let mut here = Vec::new();
+        reveal_at(
+            record,
+            &self.by_digest,
+            complete,
+            &mut path,
+            &mut self.used,
+            &mut here,
+        )?;
+        Ok(here)
+    }
+
+    /// Fails on the first disclosure that matched no placeholder.
+    pub fn check_all_used(&self) -> Result<(), DisclosureError> {
+        match self.used.iter().position(|u| !u) {
+            Some(i) => Err(DisclosureError::Unused {
+                pointer: self.disclosures[i].pointer.clone(),
+                digest: self.disclosures[i].digest.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn reveal_at(
+    value: &mut Value,
+    by_digest: &HashMap<&str, (usize, &Disclosure)>,
+    complete: bool,
+    path: &mut String,
+    used: &mut [bool],
+    here: &mut Vec<usize>,
+) -> Result<(), DisclosureError> {
+    if let Some(digest) = placeholder_digest(value) {
+        match by_digest.get(digest) {
+            Some(&(index, d)) => {
+                if d.pointer != *path {
+                    return Err(DisclosureError::Misplaced {
+                        pointer: d.pointer.clone(),
+                        placeholder: path.clone(),
+                    });
+                }
+                if used[index] {
+                    return Err(DisclosureError::Repeated {
+                        index,
+                        digest: d.digest.clone(),
+                    });
+                }
+                *value = d.value.clone();
+                used[index] = true;
+                here.push(index);
+                // The disclosed value may hold deeper placeholders.
+                return reveal_at(value, by_digest, complete, path, used, here);
+            }
+            None if complete => {
+                return Err(DisclosureError::Missing {
+                    pointer: path.clone(),
+                });
+            }
+            None => return Ok(()),
+        }
+    }
+    let len = path.len();
+    match value {
+        Value::Object(o) => {
+            for (k, v) in o.iter_mut() {
+                if matches!(v, Value::Object(_) | Value::Array(_)) {
+                    path.push('/');
+                    if k.contains(['~', '/']) {
+                        path.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    } else {
+                        path.push_str(k);
+                    }
+                    reveal_at(v, by_digest, complete, path, used, here)?;
+                    path.truncate(len);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter_mut().enumerate() {
+                if matches!(v, Value::Object(_) | Value::Array(_)) {
+                    path.push('/');
+                    let _ = write!(path, "{i}");
+                    reveal_at(v, by_digest, complete, path, used, here)?;
+                    path.truncate(len);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What a reader given `texts` (some of an entry's disclosures) sees of the entry's record
+/// (placeholder form): the disclosures put back, every placeholder left removed. Fails if a
+/// disclosure does not belong to this record.
+pub fn disclosed_view(sealed: &Value, texts: &[String]) -> Result<Value, DisclosureError> {
+    let parsed = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Disclosure::parse(t, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut view = sealed.clone();
+    reveal(&mut view, &parsed, false)?;
+    strip(&mut view);
+    Ok(view)
+}
+
+/// Removes every placeholder left in `record`: an object member disappears, an array element
+/// is dropped. What a reader sees of values they were not given.
+pub fn strip(record: &mut Value) {
+    match record {
+        Value::Object(o) => {
+            o.retain(|_, v| placeholder_digest(v).is_none());
+            o.values_mut().for_each(strip);
+        }
+        Value::Array(a) => {
+            a.retain(|v| placeholder_digest(v).is_none());
+            a.iter_mut().for_each(strip);
+        }
+        _ => {}
+    }
+}
+
+/// A fresh salt from OpenSSL's random generator.
+pub fn openssl_salt() -> [u8; SALT_LEN] {
+    let mut salt = [0u8; SALT_LEN];
+    openssl::rand::rand_bytes(&mut salt).expect("OpenSSL's random generator works");
+    salt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sensitivity::{Entitlements, redact};
+    use serde_json::json;
+
+    fn counter_salt() -> impl FnMut() -> [u8; SALT_LEN] {
+        let mut n = 0u8;
+        move || {
+            n += 1;
+            [n; SALT_LEN]
+        }
+    }
+
+    fn record() -> Value {
+        json!({
+            "title": "高安全固态锂电池",
+            "secrecy": {"level": "public"},
+            "technical_indicators": "能量密度 400 Wh/kg",
+            "transfer": {"modes": ["许可"], "price": 300},
+            "completers": [
+                {"name": "张三", "phone": "13800000000"},
+                {"name": "李四", "email": "li@example.cn"}
+            ],
+            "ip": [{"type": "发明专利", "number": "ZL1"}, {"type": "发明专利", "number": "ZL2", "title": "秘密工艺"}],
+            "confidential_fields": ["/ip/1/title", "/ip/0", "/transfer"]
+        })
+    }
+
+    #[test]
+    fn sealed_record_shows_no_hidden_value_and_reveals_back_exactly() {
+        let full = record();
+        let (sealed, ds) = conceal(RecordKind::Achievement, full.clone(), &mut counter_salt());
+        let text = sealed.to_string();
+        for secret in [
+            "13800000000",
+            "li@example.cn",
+            "秘密工艺",
+            "ZL1",
+            "400 Wh/kg",
+            "300",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        // /transfer/price sealed first, then /transfer around it.
+        let outer = ds.iter().find(|d| d.pointer == "/transfer").unwrap();
+        assert!(placeholder_digest(&outer.value["price"]).is_some());
+        let mut back = sealed.clone();
+        reveal(&mut back, &ds, true).unwrap();
+        assert_eq!(back, full);
+    }
+
+    #[test]
+    fn the_view_from_disclosures_is_the_redacted_view() {
+        let full = record();
+        let (sealed, ds) = conceal(RecordKind::Achievement, full.clone(), &mut counter_salt());
+        let hidden = hidden_fields(RecordKind::Achievement, &full);
+        for e in ["public", "commercial", "personal", "commercial,personal"] {
+            let e: Entitlements = e.parse().unwrap();
+            let given: Vec<Disclosure> = ds
+                .iter()
+                .filter(|d| {
+                    hidden
+                        .iter()
+                        .find(|h| h.pointer() == d.pointer)
+                        .is_some_and(|h| h.classes.entitled(e))
+                })
+                .cloned()
+                .collect();
+            let mut view = sealed.clone();
+            reveal(&mut view, &given, false).unwrap();
+            strip(&mut view);
+            assert_eq!(Some(view), redact(RecordKind::Achievement, &full, e), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_disclosure_must_land_on_its_own_placeholder() {
+        let (sealed, ds) = conceal(RecordKind::Achievement, record(), &mut counter_salt());
+        // Moved: the phone's disclosure claims to be the e-mail's.
+        let phone = ds
+            .iter()
+            .find(|d| d.pointer == "/completers/0/phone")
+            .unwrap();
+        let moved = Disclosure::new([9; SALT_LEN], "/completers/1/email", phone.value.clone());
+        let mut r = sealed.clone();
+        assert!(matches!(
+            reveal(&mut r, &[moved], false),
+            Err(DisclosureError::Unused { .. })
+        ));
+        // Same digest, other pointer: a forged text cannot keep the digest.
+        let mut r = sealed.clone();
+        let mut forged = phone.clone();
+        forged.pointer = "/completers/1/email".into();
+        assert!(matches!(
+            reveal(&mut r, &[forged], false),
+            Err(DisclosureError::Misplaced { .. })
+        ));
+        let mut r = sealed.clone();
+        assert!(matches!(
+            reveal(&mut r, &ds[1..], true),
+            Err(DisclosureError::Missing { .. }) | Err(DisclosureError::Unused { .. })
+        ));
+    }
+
+    #[test]
+    fn disclosures_parse_back_to_themselves() {
+        let d = Disclosure::new([7; SALT_LEN], "/transfer/price", json!(300));
+        assert_eq!(
+            d.text,
+            r#"["BwcHBwcHBwcHBwcHBwcHBw","/transfer/price",300]"#
+        );
+        assert_eq!(Disclosure::parse(&d.text, 0).unwrap(), d);
+        for bad in [
+            "{}",
+            "[1,2]",
+            r#"["x","/a",1]"#,
+            r#"["BwcHBwcHBwcHBwcHBwcHBw","a",1]"#,
+        ] {
+            assert!(Disclosure::parse(bad, 0).is_err(), "{bad}");
+        }
+    }
+}
