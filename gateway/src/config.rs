@@ -114,6 +114,9 @@ pub struct Config {
     /// Feed puller.
     #[serde(default)]
     pub pull: PullConfig,
+    /// Bounds on the heavy read endpoints (`[limits]`; see [`crate::limits`]).
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -150,6 +153,7 @@ impl fmt::Debug for Config {
             )
             .field("amqp_queue", &self.amqp_queue)
             .field("pull", &self.pull)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -223,6 +227,9 @@ impl Config {
         if let Some(v) = get("RIX_AMQP_URL") {
             self.amqp_url = Some(v).filter(|v| !v.is_empty());
         }
+        self.limits
+            .apply_env(&get)
+            .map_err(|(name, message)| ConfigError::Env { name, message })?;
         let path = |v: String| Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
         if let Some(v) = get("RIX_PULL_CLIENT_CERT") {
             self.pull.client_cert = path(v);

@@ -23,6 +23,7 @@ pub mod config;
 pub mod consume;
 pub mod db;
 pub mod ingest;
+pub mod limits;
 pub mod pull;
 pub mod search;
 pub mod serve;

@@ -1,5 +1,6 @@
 //! Starting and stopping a gateway: catalogue, ingest, transports (RabbitMQ consumer, feed
-//! puller), and the HTTP listener (`/healthz`, `/metrics`; the read APIs arrive with issue 5).
+//! puller), and the HTTP listener (`/healthz`, `/metrics`, and the read APIs of [`crate::api`]
+//! under the bounds of [`crate::limits`], which never apply to `/healthz` or to ingest).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::consume::{Consumer, ConsumerConfig};
 use crate::db::{Db, StoreError};
 use crate::ingest::{Ingest, IngestMetrics};
+use crate::limits::Limits;
 use crate::pull::Puller;
 use crate::trust::TrustStore;
 
@@ -30,6 +32,9 @@ pub enum StartError {
     /// The puller could not be built.
     #[error("feed puller: {0}")]
     Pull(String),
+    /// The `[limits]` section cannot be used.
+    #[error(transparent)]
+    Limits(#[from] crate::limits::LimitsError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -46,6 +51,7 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     /// The catalogue.
     pub db: Db,
+    limits: web::Data<Limits>,
     server: ServerHandle,
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -56,6 +62,11 @@ impl RunningGateway {
     /// Base URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The bounds on heavy reads this gateway enforces (to hold slots: drains, tests).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Stops: the listener first, then the transports (the consumer finishes and acks what it
@@ -146,6 +157,21 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     );
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    // One set of slots and buckets for every HTTP worker; idle clients' buckets are forgotten
+    // every minute, so the map holds only clients active within their refill time.
+    let limits = web::Data::new(Limits::new(&config.limits, &registry)?);
+    {
+        let limits = limits.clone();
+        let mut stop = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => limits.forget_idle(),
+                    _ = stop.changed() => return,
+                }
+            }
+        }));
+    }
 
     let puller = Puller::new(ingest.clone(), config.pull.puller(), &registry)
         .map_err(|e| StartError::Pull(e.to_string()))?;
@@ -211,10 +237,12 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         access: crate::access::AccessFilter::new(db.clone()),
         search,
     });
+    let limits_handle = limits.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(read.clone())
+            .app_data(limits.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics))
             .configure(crate::api::configure)
@@ -233,6 +261,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     Ok(RunningGateway {
         addr,
         db,
+        limits: limits_handle,
         server: handle,
         server_task,
         tasks,

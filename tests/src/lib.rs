@@ -836,7 +836,8 @@ pub async fn gateway_changes(
 }
 
 /// Every hit of a gateway search (`GET /v1/search?QUERY`, anonymous), following
-/// `next_cursor` to the end; with the first page's `total`.
+/// `next_cursor` to the end; with the first page's `total`. Pages of 100 unless `QUERY` sets
+/// `limit` (the gateway refuses a parameter given twice).
 pub async fn gateway_search(
     http: &reqwest::Client,
     gateway_url: &str,
@@ -845,8 +846,13 @@ pub async fn gateway_search(
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     let mut total = None;
+    let limit = if query.split('&').any(|p| p.starts_with("limit=")) {
+        ""
+    } else {
+        "limit=100&"
+    };
     loop {
-        let mut url = format!("{gateway_url}/v1/search?limit=100&{query}");
+        let mut url = format!("{gateway_url}/v1/search?{limit}{query}");
         if let Some(c) = &cursor {
             url.push_str("&cursor=");
             url.push_str(c);

@@ -504,3 +504,49 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+impl FakeNode {
+    /// Seals a batch of `n` new generated achievements, each changed by `edit(i, &mut record)`
+    /// before it is signed (to plant a value, or make it public); returns its bytes. What the
+    /// catalogue should hold follows the edited records.
+    pub fn seal_edited(&mut self, n: usize, mut edit: impl FnMut(u64, &mut Value)) -> Vec<u8> {
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let i = self.next_record;
+            self.next_record += 1;
+            let id = format!("a{i:05}");
+            let mut record = serde_json::to_value(self.generator.achievement(i)).unwrap();
+            edit(i, &mut record);
+            let classified =
+                SecrecyLevel::of_record(&record).is_some_and(|level| !level.may_leave_node());
+            if classified {
+                self.classified.push(id.clone());
+                self.classified.sort();
+            } else {
+                self.expected.insert(
+                    id.clone(),
+                    Published::Active {
+                        version: 1,
+                        record: record.clone(),
+                    },
+                );
+            }
+            entries.push(Entry::upsert(seq, RecordKind::Achievement, id, 1, record));
+        }
+        let batch = SignedBatch::sign(
+            &self.node_id,
+            self.batches.len() as u64 + 1,
+            self.prev,
+            entries,
+            time::OffsetDateTime::now_utc(),
+            &self.key,
+        )
+        .unwrap();
+        self.prev = batch.hash();
+        let bytes = batch.to_bytes();
+        self.batches.push(batch);
+        bytes
+    }
+}
