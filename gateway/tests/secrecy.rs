@@ -767,7 +767,7 @@ async fn merging_keeps_distinct_results_apart_and_joins_co_registered_ones() {
     for (a, x) in keys.iter().enumerate() {
         for y in &keys[a + 1..] {
             let same = truth[*x] == truth[*y];
-            let merged = entry_of.get(*x).is_some() && entry_of.get(*x) == entry_of.get(*y);
+            let merged = entry_of.contains_key(*x) && entry_of.get(*x) == entry_of.get(*y);
             match (same, merged) {
                 (true, true) => tp += 1,
                 (false, true) => fp += 1,
