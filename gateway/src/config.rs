@@ -117,6 +117,12 @@ pub struct Config {
     /// Bounds on the heavy read endpoints (`[limits]`; see [`crate::limits`]).
     #[serde(default)]
     pub limits: crate::limits::LimitsConfig,
+    /// Bearer token for `/metrics` and the detailed `/healthz` (operators' monitoring). Without
+    /// it they answer only on loopback: counters of applied, quarantined and refused entries
+    /// would tell an outside reader how much the catalogue holds that they may not see. Env:
+    /// `RIX_METRICS_TOKEN`. A secret: never logged.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -154,6 +160,10 @@ impl fmt::Debug for Config {
             .field("amqp_queue", &self.amqp_queue)
             .field("pull", &self.pull)
             .field("limits", &self.limits)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "(set)"),
+            )
             .finish()
     }
 }
@@ -226,6 +236,9 @@ impl Config {
         }
         if let Some(v) = get("RIX_AMQP_URL") {
             self.amqp_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = get("RIX_METRICS_TOKEN") {
+            self.metrics_token = Some(v).filter(|v| !v.is_empty());
         }
         self.limits
             .apply_env(&get)

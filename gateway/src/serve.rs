@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
 use diesel::prelude::*;
 use prometheus::{Encoder, Registry, TextEncoder};
 use rix_schema::batch::BatchLimits;
@@ -97,9 +97,30 @@ struct State {
     db: Db,
     registry: Registry,
     broker: bool,
+    metrics_token: Option<String>,
 }
 
-async fn healthz(state: web::Data<State>) -> HttpResponse {
+/// Whether `req` comes from the operators' monitoring: the metrics token, or — when none is
+/// configured — a loopback peer. Counters and chain positions count records a reader may not
+/// see (internal, quarantined), so they are not for everyone.
+fn from_monitoring(state: &State, req: &HttpRequest) -> bool {
+    match &state.metrics_token {
+        Some(token) => req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| {
+                t.len() == token.len() && openssl::memcmp::eq(t.as_bytes(), token.as_bytes())
+            }),
+        None => req.peer_addr().is_some_and(|a| a.ip().is_loopback()),
+    }
+}
+
+/// `/healthz`: `ok` or `unavailable` for everyone (load balancers); the chain position of every
+/// node only for the operators' monitoring ([`from_monitoring`]).
+async fn healthz(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    let detailed = from_monitoring(&state, &req);
     let st = state.clone();
     let nodes = web::block(move || -> Result<Vec<serde_json::Value>, StoreError> {
         use crate::db::schema::node_chain;
@@ -118,13 +139,14 @@ async fn healthz(state: web::Data<State>) -> HttpResponse {
     })
     .await;
     match nodes {
-        Ok(Ok(nodes)) => HttpResponse::Ok().json(json!({
+        Ok(Ok(nodes)) if detailed => HttpResponse::Ok().json(json!({
             "status": "ok",
             "database": "ok",
             "backend": format!("{:?}", state.db.backend()).to_lowercase(),
             "broker": if state.broker { "configured" } else { "none" },
             "nodes": nodes,
         })),
+        Ok(Ok(_)) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"})),
         Ok(Err(e)) => HttpResponse::ServiceUnavailable()
             .json(json!({"status": "unavailable", "database": e.to_string()})),
         Err(e) => HttpResponse::ServiceUnavailable()
@@ -132,7 +154,21 @@ async fn healthz(state: web::Data<State>) -> HttpResponse {
     }
 }
 
-async fn metrics(state: web::Data<State>) -> HttpResponse {
+async fn metrics(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    if !from_monitoring(&state, &req) {
+        return HttpResponse::Unauthorized()
+            .insert_header(("WWW-Authenticate", "Bearer"))
+            .content_type("application/problem+json")
+            .body(
+                json!({
+                    "type": "https://schema.rix.cn/problems/401",
+                    "title": "Unauthorized",
+                    "status": 401,
+                    "detail": "/metrics is for the operators' monitoring: send the gateway's metrics_token as a bearer token (or scrape from loopback when none is set)",
+                })
+                .to_string(),
+            );
+    }
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&state.registry.gather(), &mut out)
@@ -191,6 +227,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         db: db.clone(),
         registry,
         broker: config.amqp_url.is_some(),
+        metrics_token: config.metrics_token.clone(),
     });
     // The search index: derived from the catalogue's change stream, one per replica, kept
     // up to date by a task that syncs every 200 ms (approval → searchable well within 1 s).

@@ -798,3 +798,61 @@ async fn merging_keeps_distinct_results_apart_and_joins_co_registered_ones() {
         "co-registered results left apart: recall {recall}"
     );
 }
+
+/// `/metrics` counts applied, quarantined and refused entries — how much the catalogue holds
+/// that a reader may not see — so it is the operators' only: with a metrics token configured
+/// it asks for it (even on loopback), and `/healthz` gives everyone else only its status.
+#[actix_web::test]
+async fn metrics_and_chain_positions_are_for_the_operators_monitoring_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = rix_gateway::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_owned(),
+        metrics_token: Some("metrics-token-0123456789abcdef".into()),
+        ..Default::default()
+    };
+    let gateway = rix_gateway::serve::start(config).await.unwrap();
+    let url = gateway.url();
+    let http = reqwest::Client::new();
+    let anonymous = http.get(format!("{url}/metrics")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let body = anonymous.text().await.unwrap();
+    assert!(!body.contains("rix_gateway_"), "{body}");
+    let wrong = http
+        .get(format!("{url}/metrics"))
+        .bearer_auth("metrics-token-0123456789abcdeX")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let operator = http
+        .get(format!("{url}/metrics"))
+        .bearer_auth("metrics-token-0123456789abcdef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(operator.status(), 200);
+    assert!(operator.text().await.unwrap().contains("rix_gateway_"));
+
+    let health: Value = http
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert!(health.get("nodes").is_none(), "{health}");
+    let detailed: Value = http
+        .get(format!("{url}/healthz"))
+        .bearer_auth("metrics-token-0123456789abcdef")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(detailed["nodes"].is_array(), "{detailed}");
+    gateway.stop().await;
+}
