@@ -921,6 +921,19 @@ fn main_queue_arguments(config: &ConsumerConfig) -> FieldTable {
     args
 }
 
+/// The `rix-node-id` header of a delivery, if it has one.
+fn header_node_id(properties: &lapin::BasicProperties) -> Option<String> {
+    properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("rix-node-id"))
+        .and_then(|v| match v {
+            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+            AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+            _ => None,
+        })
+}
+
 /// The node a delivery claims to come from — its routing key `{kind}.{node_id}`, and its
 /// `rix-node-id` header if it has one — and how to say so in a refusal. Both must name the node
 /// that signed the batch; when they disagree with each other the claim is empty, which no
@@ -931,16 +944,7 @@ fn claimed_origin(
 ) -> (String, String) {
     let key = routing_key.as_str();
     let routed = key.split_once('.').map(|(_, n)| n).unwrap_or_default();
-    let header = properties
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get("rix-node-id"))
-        .and_then(|v| match v {
-            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-            AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-            _ => None,
-        });
-    match header {
+    match header_node_id(properties) {
         Some(h) if h != routed => (
             String::new(),
             format!("routing key {key} with header rix-node-id {h}"),
@@ -952,16 +956,7 @@ fn claimed_origin(
 /// The lane of a delivery: by its node (header `rix-node-id`, else the routing key's second
 /// word), so a node's batches stay in order.
 fn lane_of(delivery: &Delivery, lanes: usize) -> usize {
-    let from_header = delivery
-        .properties
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get("rix-node-id"))
-        .and_then(|v| match v {
-            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-            AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-            _ => None,
-        });
+    let from_header = header_node_id(&delivery.properties);
     let node = from_header.unwrap_or_else(|| {
         delivery
             .routing_key

@@ -315,7 +315,6 @@ impl SignedBatch {
                 });
             }
         }
-        let last_seq = first_seq + (entries.len() as u64 - 1);
         check_node_id(node_id).map_err(SignError::Invalid)?;
         check_counter("/header/batch_seq", batch_seq).map_err(SignError::Invalid)?;
         check_entries(&entries, false).map_err(SignError::Invalid)?;
@@ -335,26 +334,15 @@ impl SignedBatch {
             entry.record = Some(sealed);
             disclosures.extend(ds.into_iter().map(|d| d.text));
         }
-
-        let tree = MerkleTree::new(entries.iter().map(Entry::canonical_bytes));
-        let header = BatchHeader {
-            format: BATCH_FORMAT,
-            node_id: node_id.to_owned(),
+        Self::sign_as_is(
+            node_id,
             batch_seq,
-            first_seq,
-            last_seq,
-            prev_batch_hash: hex::encode(prev_batch_hash),
-            merkle_root: hex::encode(tree.root()),
-            created_at: created_at.to_offset(UtcOffset::UTC).format(&Rfc3339)?,
-            key_id: key.key_id(),
-        };
-        let signature = BASE64.encode(key.sign(&header.canonical_bytes()));
-        Ok(SignedBatch {
-            header,
-            signature,
+            prev_batch_hash,
             entries,
             disclosures,
-        })
+            created_at,
+            key,
+        )
     }
 
     /// Signs entries exactly as given — records already in placeholder form, salts already
