@@ -856,3 +856,54 @@ async fn metrics_and_chain_positions_are_for_the_operators_monitoring_only() {
     assert!(detailed["nodes"].is_array(), "{detailed}");
     gateway.stop().await;
 }
+
+/// Fail closed: a damaged chain position in the catalogue is not read as the start of the
+/// chain (which would let any batch 1 in again); ingest stops with an error naming the repair.
+#[actix_web::test]
+async fn a_damaged_chain_position_stops_ingest_instead_of_restarting_the_chain() {
+    let mut w = World::new();
+    w.publish(
+        "prov-530000",
+        vec![(
+            RecordKind::Achievement,
+            "c1",
+            1,
+            Some(priced_achievement(71, 1)),
+        )],
+    );
+    {
+        use diesel::prelude::*;
+        use rix_gateway::db::schema::node_chain;
+        let mut conn = w.db.conn().unwrap();
+        diesel::update(node_chain::table)
+            .set(node_chain::prev_batch_hash.eq("not a hash"))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    let node = &w.nodes["prov-530000"];
+    let replay = SignedBatch::sign(
+        "prov-530000",
+        1,
+        GENESIS_PREV_HASH,
+        vec![Entry::upsert(
+            1,
+            RecordKind::Achievement,
+            "c9",
+            1,
+            priced_achievement(72, 1),
+        )],
+        time::OffsetDateTime::now_utc(),
+        &node.key,
+    )
+    .unwrap();
+    let err = w
+        .ingest
+        .ingest(&replay.to_bytes(), Transport::Feed)
+        .unwrap_err();
+    assert!(err.to_string().contains("damaged"), "{err}");
+    assert!(
+        w.detail("prov-530000", "c9", Some("internal"))
+            .await
+            .is_none()
+    );
+}
