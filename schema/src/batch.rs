@@ -93,7 +93,11 @@ pub struct Entry {
     pub version: u64,
     /// The record, present exactly when `op` is upsert. In a signed batch it is in placeholder
     /// form ([`crate::disclosure`]); before [`SignedBatch::sign`] it is the full record.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict_json::deserialize_optional_value"
+    )]
     pub record: Option<Value>,
     /// 128 random bits (base64url), so that the entry's leaf hash cannot be recomputed from a
     /// guess at its content. Filled by [`SignedBatch::sign`]; empty before.
@@ -1142,12 +1146,12 @@ pub fn verify_batch<K: KeyRing + ?Sized>(
             limit: limits.max_bytes,
         });
     }
-    // Strict: a repeated key (which serde would silently resolve to its last value) or
-    // nesting past the limit is malformed, not something to guess about.
-    let mut batch: SignedBatch =
-        crate::strict_json::from_slice(bytes).map_err(|e| Refusal::Malformed {
-            detail: e.to_string(),
-        })?;
+    // Strict, in one pass: serde's derive refuses a repeated field of the envelope, and the
+    // records (the only free JSON in it) are built refusing repeated keys and deep nesting —
+    // a key given twice is malformed, not something to resolve to its last value.
+    let mut batch: SignedBatch = serde_json::from_slice(bytes).map_err(|e| Refusal::Malformed {
+        detail: e.to_string(),
+    })?;
     if batch.entries.len() > limits.max_entries {
         return Err(Refusal::Oversized {
             unit: SizeUnit::Entries,

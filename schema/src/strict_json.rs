@@ -218,6 +218,40 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StrictJsonErro
     })
 }
 
+/// A serde `deserialize_with` for a [`Value`] field inside a larger document: builds the value
+/// in the same pass as the document (no second walk), refusing repeated keys and nesting past
+/// the default limit. The error names the pointer inside the value (`repeated key at
+/// /secrecy`); the caller's own error adds where the value is. Use it where a struct holds free
+/// JSON (a signed entry's record): serde's derive already refuses a repeated *field*, so with
+/// this on every `Value` field the whole document is strict in one pass.
+pub fn deserialize_value<'de, D: de::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Value, D::Error> {
+    let mut failure = None;
+    let seed = ValueSeed {
+        depth: 0,
+        max_depth: Limits::default().max_depth.min(MAX_DEPTH_CEILING),
+        failure: &mut failure,
+    };
+    seed.deserialize(deserializer).map_err(|e| match failure {
+        Some(f) => {
+            let what = match f.kind {
+                FailureKind::DuplicateKey => "repeated key",
+                FailureKind::TooDeep => "nested too deep",
+            };
+            de::Error::custom(format!("{what} at {}", f.pointer()))
+        }
+        None => e,
+    })
+}
+
+/// [`deserialize_value`] for an optional field.
+pub fn deserialize_optional_value<'de, D: de::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
+    deserialize_value(deserializer).map(Some)
+}
+
 /// The text, or where it stops being UTF-8.
 fn utf8(bytes: &[u8]) -> Result<&str, StrictJsonError> {
     std::str::from_utf8(bytes).map_err(|e| {

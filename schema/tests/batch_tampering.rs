@@ -1026,7 +1026,22 @@ fn a_repeated_key_is_malformed_and_named() {
     let forged = text.replacen("\"header\":{", "\"header\":{\"node_id\":\"most\",", 1);
     assert_ne!(forged, text);
     match refusal(f.verify(forged.as_bytes())) {
-        Refusal::Malformed { detail } => assert!(detail.contains("/header/node_id"), "{detail}"),
+        Refusal::Malformed { detail } => {
+            assert!(detail.contains("duplicate field `node_id`"), "{detail}")
+        }
+        other => panic!("{other}"),
+    }
+    // Inside a record: the secrecy level given twice.
+    let forged = text.replacen(
+        "\"secrecy\":{",
+        "\"secrecy\":{\"level\":\"secret\"},\"secrecy\":{",
+        1,
+    );
+    assert_ne!(forged, text);
+    match refusal(f.verify(forged.as_bytes())) {
+        Refusal::Malformed { detail } => {
+            assert!(detail.contains("repeated key at /secrecy"), "{detail}")
+        }
         other => panic!("{other}"),
     }
 }
