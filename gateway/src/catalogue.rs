@@ -42,7 +42,7 @@ use rix_schema::RecordKind;
 use rix_schema::SecrecyLevel;
 use rix_schema::batch::{Entry, Op, VerifiedBatch};
 use rix_schema::disclosure;
-use rix_schema::sensitivity::{Classes, Entitlements, hidden_fields};
+use rix_schema::sensitivity::{Classes, Entitlements, HiddenField, hidden_fields};
 use serde_json::Value;
 
 use crate::db::schema::{
@@ -107,7 +107,12 @@ pub fn normalise_title(title: &str) -> String {
 /// follows only across nodes (one node does not register a result twice); for a project its
 /// program and number (`prj:`).
 pub fn meta_of(kind: RecordKind, record: &Value) -> RecordMeta {
-    let hidden = hidden_fields(kind, record);
+    meta_of_hidden(kind, record, &hidden_fields(kind, record))
+}
+
+/// [`meta_of`] with the record's [`hidden_fields`] already listed (ingest lists them once for
+/// the in-clear check and for this).
+pub fn meta_of_hidden(kind: RecordKind, record: &Value, hidden: &[HiddenField]) -> RecordMeta {
     // The classes a reader needs to see the value at `pointer` (its own and its ancestors').
     let needs = |pointer: &str| {
         hidden

@@ -23,9 +23,8 @@ use rix_schema::batch::{
     BatchLimits, ChainPosition, Gap, Op, Refusal, VerifiedBatch, check_chain, verify_batch,
 };
 use rix_schema::canonical::parse_sha256_hex;
-use rix_schema::sensitivity::hidden_fields;
+use rix_schema::sensitivity::{HiddenField, hidden_fields};
 use rix_schema::{SecrecyLevel, validate_record};
-use serde_json::Value;
 
 use crate::catalogue::{self, ApplyStats, RecordMeta};
 use crate::db::schema::{batches, node_chain, quarantine, refusals};
@@ -206,8 +205,8 @@ impl IngestMetrics {
 /// seal (`sealed`: the pointers of the entry's disclosures) — a node that did not seal what it
 /// must (an old or broken node). Such a record is never stored: the signed entry is what every
 /// reader receives.
-fn value_in_clear(kind: rix_schema::RecordKind, full: &Value, sealed: &[&str]) -> Option<String> {
-    hidden_fields(kind, full).into_iter().find_map(|h| {
+fn value_in_clear(hidden: &[HiddenField], sealed: &[&str]) -> Option<String> {
+    hidden.iter().find_map(|h| {
         let pointer = h.pointer();
         // Sealed if the value, or a value around it, was.
         let covered = sealed.iter().any(|s| {
@@ -441,8 +440,9 @@ impl Ingest {
                         );
                         continue;
                     }
-                    if let Some(pointer) =
-                        value_in_clear(entry.kind, record, &verified.sealed_pointers(index))
+                    // Listed once: for the in-clear check and for the merge/link metadata.
+                    let hidden = hidden_fields(entry.kind, record);
+                    if let Some(pointer) = value_in_clear(&hidden, &verified.sealed_pointers(index))
                     {
                         quarantined.push((index, format!("sensitive value in clear: {pointer}")));
                         tracing::error!(
@@ -452,9 +452,10 @@ impl Ingest {
                         continue;
                     }
                     match validate_record(entry.kind, record) {
-                        Ok(()) => {
-                            accepted.push((index, Some(catalogue::meta_of(entry.kind, record))))
-                        }
+                        Ok(()) => accepted.push((
+                            index,
+                            Some(catalogue::meta_of_hidden(entry.kind, record, &hidden)),
+                        )),
                         Err(errors) => {
                             let first = errors
                                 .first()

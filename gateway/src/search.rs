@@ -1435,38 +1435,54 @@ impl SearchIndex {
     fn documents(
         &self,
         conn: &mut DbConn,
-        u: Unified,
+        mut u: Unified,
     ) -> Result<Vec<TantivyDocument>, SearchError> {
         let Ok(kind) = u.kind.parse::<RecordKind>() else {
             return Ok(Vec::new());
         };
         let key = entry_key(conn, &u)?;
-        let public_primary = u.primary_for(Entitlements::PUBLIC);
-        let public_sources = u.sources_for(Entitlements::PUBLIC);
-        let all_sources = u.sources_for(INDEX_VIEW);
+        let public_primary = u.primary_for(Entitlements::PUBLIC).cloned();
+        let public_sources: Vec<Source> = u
+            .sources_for(Entitlements::PUBLIC)
+            .into_iter()
+            .cloned()
+            .collect();
+        let all_sources: Vec<Source> = u.sources_for(INDEX_VIEW).into_iter().cloned().collect();
         let same_for_all = public_primary.is_some()
-            && public_primary == u.primary_for(INDEX_VIEW)
+            && public_primary.as_ref() == u.primary_for(INDEX_VIEW)
             && public_sources.len() == all_sources.len();
+        // The records leave the entry: cut in place, not copied (a rebuild indexes every one).
+        let internal_record = u.record.take();
+        let public_record = u.public.take().map(|(_, r)| r);
         // THE access filter, at the one entitlement the index is built for.
-        let entry_of = |record: Option<&Value>| {
+        let entry_of = |record: Option<Value>| {
             record
-                .and_then(|r| sensitivity::redact(kind, r, INDEX_VIEW))
+                .and_then(|r| sensitivity::redact_owned(kind, r, INDEX_VIEW))
                 .and_then(|view| EntryDoc::from_view(kind, &view))
         };
+        let all_refs: Vec<&Source> = all_sources.iter().collect();
+        let public_refs: Vec<&Source> = public_sources.iter().collect();
         let mut docs = Vec::new();
         if same_for_all {
-            if let Some(entry) = entry_of(u.record_for(INDEX_VIEW)) {
-                docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &all_sources, key));
+            if let Some(entry) = entry_of(internal_record) {
+                docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &all_refs, key));
             }
             return Ok(docs);
         }
-        if let Some(mut entry) = entry_of(u.record_for(INDEX_VIEW)) {
+        if let Some(mut entry) = entry_of(internal_record.clone()) {
             entry.secrecy = AUDIENCE_INTERNAL;
-            docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &all_sources, key));
+            docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &all_refs, key));
         }
-        if let Some(mut entry) = entry_of(u.record_for(Entitlements::PUBLIC)) {
+        // The public readers' record: the public primary's, which is the internal readers'
+        // record when both have the same primary, else the one loaded beside it.
+        let public_view_record = match (&public_primary, u.primary_for(INDEX_VIEW)) {
+            (Some(p), Some(i)) if p == i => internal_record,
+            (Some(_), _) => public_record,
+            (None, _) => None,
+        };
+        if let Some(mut entry) = entry_of(public_view_record) {
             entry.secrecy = AUDIENCE_PUBLIC_ONLY;
-            docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &public_sources, key));
+            docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &public_refs, key));
         }
         Ok(docs)
     }
