@@ -33,6 +33,8 @@ echo "RIX_TEST_AMQP_URL=$RIX_TEST_AMQP_URL"
 echo "RIX_PYTHON=$RIX_PYTHON"
 
 command -v cargo >/dev/null 2>&1 || { echo "cargo not found on PATH" >&2; exit 1; }
+# A one-shot build gains nothing from incremental caches, which would add gigabytes on disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step 3/5 "cargo fmt --all --check"
 cargo fmt --all --check
