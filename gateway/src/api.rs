@@ -441,6 +441,35 @@ pub async fn record(
     Ok(HttpResponse::Ok().json(detail))
 }
 
+/// `GET /v1/entries/{unified_id}`: a unified entry by its name (as search, the change feed and
+/// exports give it).
+#[utoipa::path(get, path = "/v1/entries/{unified_id}",
+    params(("unified_id" = String, Path, description = "the entry's opaque name (`u` and 24 hex digits)")),
+    responses((status = 200, description = "the same document as `GET /v1/records/{node_id}/{id}`"),
+              (status = 404, description = "no such entry, or not visible to this consumer", content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub async fn entry(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Params::parse(req.query_string())?.only(&[])?;
+    let who = consumer(&state, &req)?;
+    let unified_id = path.into_inner();
+    let st = state.clone();
+    let entitlements = who.entitlements;
+    let detail = blocking(move || {
+        record_detail(&st.db, &unified_id, entitlements)?.ok_or(ApiError::NotFound)
+    })
+    .await?;
+    state.access.audit(
+        &who,
+        "/v1/entries",
+        detail["unified_id"].as_str().unwrap_or(""),
+    );
+    Ok(HttpResponse::Ok().json(detail))
+}
+
 fn int_param(
     query: &HashMap<String, String>,
     name: &str,
@@ -955,7 +984,7 @@ pub async fn export(
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "rix gateway API", description = "The national catalogue's read APIs (DESIGN.md §9). Anonymous callers read as `public`; bearer tokens carry entitlements."),
-    paths(record, changes, search, stats, export),
+    paths(record, entry, changes, search, stats, export),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -990,6 +1019,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     });
     cfg.app_data(query_errors)
         .route("/v1/records/{node_id}/{id}", web::get().to(record))
+        .route("/v1/entries/{unified_id}", web::get().to(entry))
         .route("/v1/changes", web::get().to(changes))
         .route("/v1/search", web::get().to(search))
         .route("/v1/stats", web::get().to(stats))

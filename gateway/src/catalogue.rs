@@ -14,8 +14,10 @@
 //! shared patent or project alone is not enough: different results of one group cite the same
 //! patent and come from the same project.
 //! Keys come only from values every reader of the record may see ([`meta_of`]). Records sharing
-//! a key belong to one unified entry, named by the global id of the first record that claimed
-//! the key. **Which value shows** when sources disagree: the *primary* source — the active (not
+//! a key belong to one unified entry. **An entry's name is opaque** ([`EntryNamer`]): an HMAC,
+//! under a secret of the catalogue, of the global id of the record that opened it. Named by
+//! that id itself, an entry opened by an internal record told every public reader of its
+//! later public sources which internal record it began with. **Which value shows** when sources disagree: the *primary* source — the active (not
 //! withdrawn) source that appeared in the catalogue first (lowest `first_change`) **among those
 //! the reader may see** ([`Unified::primary_for`]): a reader never sees, counts or hears of a
 //! source they may not see. A node that publishes another node's registration number joins
@@ -293,6 +295,47 @@ fn across_nodes_only(key: &str) -> bool {
     key.starts_with("pat:") || key.starts_with("proj:")
 }
 
+/// Names new catalogue entries: `u` and 24 hex digits (96 bits) of HMAC-SHA-256, under the
+/// catalogue's `entry_name_key`, of the opening record's `node_id/id`. Deterministic, so that
+/// a catalogue rebuilt from the feeds in the same order, or restored from a dump (the key is
+/// in the dump), names every entry as before; keyed, so that nobody without the catalogue's
+/// key can test a guessed node/id against a name. At 10 million entries the chance that two
+/// share a name is about 10⁻¹⁵.
+pub struct EntryNamer {
+    key: openssl::pkey::PKey<openssl::pkey::Private>,
+}
+
+impl EntryNamer {
+    /// The namer of the catalogue `conn` opens (its key, made by the migrations).
+    pub fn of_catalogue(conn: &mut DbConn) -> Result<EntryNamer, StoreError> {
+        use crate::db::schema::catalogue_meta as m;
+        let hex_key: String = m::table
+            .find("entry_name_key")
+            .select(m::value)
+            .first(conn)?;
+        let key = hex::decode(hex_key.trim()).map_err(|e| {
+            StoreError::Corrupt(format!("catalogue_meta.entry_name_key is not hex: {e}"))
+        })?;
+        Ok(EntryNamer {
+            key: openssl::pkey::PKey::hmac(&key)
+                .map_err(|e| StoreError::Corrupt(format!("entry_name_key: {e}")))?,
+        })
+    }
+
+    /// The name of the entry that the record `node_id/id` opens.
+    pub fn name(&self, node_id: &str, id: &str) -> String {
+        let mac = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &self.key)
+            .and_then(|mut s| {
+                s.update(node_id.as_bytes())?;
+                s.update(b"/")?;
+                s.update(id.as_bytes())?;
+                s.sign_to_vec()
+            })
+            .expect("HMAC-SHA-256 over memory does not fail");
+        format!("u{}", hex::encode(&mac[..12]))
+    }
+}
+
 /// Takes `n` consecutive change ids (gap-free, in commit order); returns the first.
 fn take_change_ids(conn: &mut DbConn, n: i64) -> Result<i64, diesel::result::Error> {
     use crate::db::schema::counters::dsl as c;
@@ -479,6 +522,7 @@ pub fn apply_batch(
             owner_sources.entry(u).or_default().push((n, i));
         }
     }
+    let namer = EntryNamer::of_catalogue(conn)?;
     let first_change = take_change_ids(conn, to_apply.len() as i64)?;
     let mut versions = Vec::with_capacity(to_apply.len());
     let mut new_changes = Vec::with_capacity(to_apply.len());
@@ -490,7 +534,6 @@ pub fn apply_batch(
         let change_id = first_change + n as i64;
         let kind = kind_of(e);
         let existing = current.get(e.id.as_str());
-        let global = format!("{node_id}/{}", e.id);
         // Unified entry: the owner of the first known merge key, else where it was, else new.
         // A `pat:` or `proj:` key joins only an entry in which this node has no other record.
         let unified = meta
@@ -514,7 +557,7 @@ pub fn apply_batch(
             })
             .or_else(|| rows.get(e.id.as_str()).map(|r| r.unified_id.clone()))
             .or_else(|| existing.map(|c| c.1.clone()))
-            .unwrap_or(global);
+            .unwrap_or_else(|| namer.name(node_id, &e.id));
         if let Some(m) = meta {
             for k in &m.merge_keys {
                 let slot = (kind.to_owned(), k.clone());

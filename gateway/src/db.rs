@@ -189,6 +189,13 @@ pub mod schema {
         }
     }
 
+    diesel::table! {
+        catalogue_meta (name) {
+            name -> Text,
+            value -> Text,
+        }
+    }
+
     diesel::allow_tables_to_appear_in_same_query!(
         records,
         record_funding,
@@ -254,6 +261,9 @@ pub enum StoreError {
     /// No pooled connection became free.
     #[error("no database connection available: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// The catalogue holds something its own code never writes (damage or a hand edit).
+    #[error("the catalogue is damaged: {0}")]
+    Corrupt(String),
 }
 
 #[derive(Debug)]

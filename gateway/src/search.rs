@@ -72,7 +72,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use diesel::prelude::*;
 use rix_schema::RecordKind;
 use rix_schema::SecrecyLevel;
 use rix_schema::record::{Category, Field as TechField, TransferMode};
@@ -97,7 +96,7 @@ use tantivy::{
 };
 
 use crate::catalogue::{self, ChangeRow, Source, Unified};
-use crate::db::{Db, DbConn, StoreError};
+use crate::db::{Db, StoreError};
 
 /// The view every indexed byte comes from: internal records' public fields. Never commercial,
 /// never personal, never `confidential_fields`.
@@ -300,7 +299,7 @@ pub struct SearchPage {
 /// view, so nothing in it is commercial, personal or submitter-confidential.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchHit {
-    /// The unified entry (`GET /v1/records/{unified_id}`).
+    /// The unified entry (`GET /v1/entries/{unified_id}`).
     pub unified_id: String,
     /// `achievement` or `funded_project`.
     pub kind: String,
@@ -1129,28 +1128,16 @@ pub fn searchable(kind: RecordKind, view: &Value) -> Option<Searchable> {
     })
 }
 
-/// The ordering key of an entry: the change id that first stored the record the unified id
-/// names. Unique (one record, one first change) and stable (rebuilds keep it), so it breaks
-/// every tie between equal scores or dates. An entry whose naming record is missing — which
-/// the catalogue never produces — gets a hash in the upper half, away from change ids.
-fn entry_key(conn: &mut DbConn, u: &Unified) -> Result<u64, StoreError> {
-    use crate::db::schema::records;
-    let Some((node, id)) = u.unified_id.split_once('/') else {
-        return Ok(hashed_key(&u.unified_id));
-    };
-    // The naming record is nearly always one of the entry's sources.
-    let first = match u.sources.iter().find(|s| s.node_id == node && s.id == id) {
-        Some(s) => Some(s.first_change),
-        None => records::table
-            .find((node, id))
-            .select(records::first_change)
-            .first(conn)
-            .optional()?,
-    };
-    Ok(match first {
+/// The ordering key of an entry: the change id that first stored one of its records (the
+/// oldest source). Unique (one record, one first change, one entry) and stable (rebuilds in
+/// the same order keep it), so it breaks every tie between equal scores or dates. An entry
+/// without sources — which the catalogue never produces — gets a hash in the upper half,
+/// away from change ids.
+fn entry_key(u: &Unified) -> u64 {
+    match u.sources.iter().map(|s| s.first_change).min() {
         Some(c) if c >= 0 => c as u64,
         _ => hashed_key(&u.unified_id),
-    })
+    }
 }
 
 fn hashed_key(uid: &str) -> u64 {
@@ -1382,7 +1369,7 @@ impl SearchIndex {
                         .writer
                         .delete_term(Term::from_field_text(self.fields.uid, uid));
                     let docs = match entries.remove(*uid) {
-                        Some(u) => self.documents(&mut conn, u)?,
+                        Some(u) => self.documents(u)?,
                         None => Vec::new(),
                     };
                     if docs.is_empty() {
@@ -1432,15 +1419,11 @@ impl SearchIndex {
     /// The documents of entry `u` as the catalogue holds it now: none if nothing of it may be
     /// indexed (every source withdrawn, or no visible record); one when every reader who may
     /// see it sees the same sources; else one for internal readers and one for public readers.
-    fn documents(
-        &self,
-        conn: &mut DbConn,
-        mut u: Unified,
-    ) -> Result<Vec<TantivyDocument>, SearchError> {
+    fn documents(&self, mut u: Unified) -> Result<Vec<TantivyDocument>, SearchError> {
         let Ok(kind) = u.kind.parse::<RecordKind>() else {
             return Ok(Vec::new());
         };
-        let key = entry_key(conn, &u)?;
+        let key = entry_key(&u);
         let public_primary = u.primary_for(Entitlements::PUBLIC).cloned();
         let public_sources: Vec<Source> = u
             .sources_for(Entitlements::PUBLIC)

@@ -199,7 +199,11 @@ fn merges_links_and_keeps_merged_entries_through_one_withdrawal(backend: Backend
     let merged = catalogue::unified_id_of(&mut conn, "prov-210000", "ach-9", Entitlements::ALL)
         .unwrap()
         .unwrap();
-    assert_eq!(merged, "prov-530000/ach-1", "named by the first source");
+    assert_eq!(
+        Some(merged.clone()),
+        catalogue::unified_id_of(&mut conn, "prov-530000", "ach-1", Entitlements::ALL).unwrap(),
+        "one entry"
+    );
     let entry = catalogue::unified(&mut conn, &merged).unwrap().unwrap();
     let sources: Vec<(&str, &str)> = entry
         .sources
@@ -215,12 +219,15 @@ fn merges_links_and_keeps_merged_entries_through_one_withdrawal(backend: Backend
     assert_eq!(achievements.len(), 2, "three registrations, two results");
 
     // Linked both ways, across nodes.
+    let project = catalogue::unified_id_of(&mut conn, "most", "prj-1", Entitlements::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!(
         catalogue::links(&mut conn, &merged, Entitlements::ALL).unwrap(),
-        vec!["most/prj-1".to_owned()]
+        vec![project.clone()]
     );
     assert_eq!(
-        catalogue::links(&mut conn, "most/prj-1", Entitlements::ALL).unwrap(),
+        catalogue::links(&mut conn, &project, Entitlements::ALL).unwrap(),
         vec![merged.clone()]
     );
 
@@ -312,13 +319,15 @@ fn duplicates_reordering_and_old_versions_change_nothing(backend: Backend) {
         other => panic!("{other:?}"),
     }
     let mut conn = gw.db.conn().unwrap();
-    let a1 = catalogue::unified(&mut conn, "prov-530000/a1")
+    let a1 = catalogue::unified_id_of(&mut conn, "prov-530000", "a1", Entitlements::ALL)
         .unwrap()
+        .and_then(|u| catalogue::unified(&mut conn, &u).unwrap())
         .unwrap();
     assert_eq!(a1.sources[0].version, 2);
     assert_eq!(a1.record.unwrap()["title"], rec(3)["title"]);
-    let a2 = catalogue::unified(&mut conn, "prov-530000/a2")
+    let a2 = catalogue::unified_id_of(&mut conn, "prov-530000", "a2", Entitlements::ALL)
         .unwrap()
+        .and_then(|u| catalogue::unified(&mut conn, &u).unwrap())
         .unwrap();
     assert!(a2.record.is_none(), "withdrawn");
     // Exactly four changes: a1 v1, a2 v1, a1 v2, a2 withdrawn; ids gap-free from 1.

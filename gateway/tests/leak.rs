@@ -209,6 +209,19 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
             .map(|(id, _)| format!("/v1/records/prov-530000/{id}")),
     );
     paths.extend((0..RECORDS / 4).map(|i| format!("/v1/records/prov-530000/prj-{i:05}")));
+    // Every entry by its name too, the internal ones' included: a name may reach a reader
+    // (a colleague's link) without the right to what it names.
+    {
+        use diesel::prelude::*;
+        use rix_gateway::db::schema::records;
+        let names: std::collections::BTreeSet<String> = records::table
+            .select(records::unified_id)
+            .load(&mut *db.conn().unwrap())
+            .unwrap()
+            .into_iter()
+            .collect();
+        paths.extend(names.iter().map(|u| format!("/v1/entries/{u}")));
+    }
     paths.push("/v1/export?format=csv&kind=funded_project".into());
     paths.push("/v1/changes?after=0&limit=10000&kind=funded_project".into());
     let mut checked = 0;
@@ -275,6 +288,7 @@ async fn a_ministry_following_the_change_feed_ends_with_exactly_the_visible_cata
     .await;
     // Follow as public, 37 changes a page.
     let mut state: std::collections::BTreeMap<String, Value> = Default::default();
+    let mut sources: std::collections::BTreeMap<String, String> = Default::default();
     let mut after = 0;
     loop {
         let resp = test::call_service(
@@ -300,7 +314,16 @@ async fn a_ministry_following_the_change_feed_ends_with_exactly_the_visible_cata
             let change: Value = serde_json::from_slice(line).unwrap();
             let key = change["unified_id"].as_str().unwrap().to_owned();
             match change["op"].as_str().unwrap() {
-                "upsert" => state.insert(key, change["record"].clone()),
+                "upsert" => {
+                    // Each record here is its entry's only source: name the entry by it.
+                    let source = format!(
+                        "{}/{}",
+                        change["node_id"].as_str().unwrap(),
+                        change["id"].as_str().unwrap()
+                    );
+                    sources.insert(key.clone(), source);
+                    state.insert(key, change["record"].clone())
+                }
                 _ => state.remove(&key),
             };
         }
@@ -312,6 +335,10 @@ async fn a_ministry_following_the_change_feed_ends_with_exactly_the_visible_cata
             rix_schema::sensitivity::redact(RecordKind::Achievement, r, Entitlements::PUBLIC)
                 .map(|v| (format!("prov-530000/{id}"), v))
         })
+        .collect();
+    let state: std::collections::BTreeMap<String, Value> = state
+        .into_iter()
+        .map(|(uid, record)| (sources[&uid].clone(), record))
         .collect();
     assert_eq!(state.len(), expected.len());
     for (k, v) in &expected {
@@ -337,7 +364,11 @@ async fn the_openapi_document_describes_the_read_endpoints() {
     )
     .await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/v1/records/{node_id}/{id}", "/v1/changes"] {
+    for path in [
+        "/v1/records/{node_id}/{id}",
+        "/v1/entries/{unified_id}",
+        "/v1/changes",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
     // Bad parameters are named.

@@ -319,9 +319,22 @@ async fn csv_export_cells_never_begin_a_formula_read_back_with_python() {
         }
     }
     // The planted cells carry the quote, and otherwise exactly the text the node sent.
+    // Each row by the record that opened its entry (the source stored first).
+    let mut opened_by: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    let sources: Vec<(String, String, i64)> = records::table
+        .filter(records::node_id.eq(&node.node_id))
+        .select((records::unified_id, records::id, records::first_change))
+        .load(&mut *gw.db.conn().unwrap())
+        .unwrap();
+    for (uid, id, first) in sources {
+        let slot = opened_by.entry(uid).or_insert((first, id.clone()));
+        if first < slot.0 {
+            *slot = (first, id);
+        }
+    }
     let by_id: BTreeMap<&str, &Vec<String>> = rows[1..]
         .iter()
-        .map(|r| (r[0].rsplit('/').next().unwrap(), r))
+        .map(|r| (opened_by[&r[0]].1.as_str(), r))
         .collect();
     let mut quoted = 0;
     for (id, record) in &held {

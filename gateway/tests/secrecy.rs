@@ -418,9 +418,9 @@ async fn a_link_through_a_hidden_funding_reference_is_shown_only_to_entitled_rea
         .detail("prov-530000", "a5", Some("commercial"))
         .await
         .unwrap();
-    assert_eq!(entitled["links"][0]["unified_id"], "most/p5");
-    let entitled = w.detail("most", "p5", Some("commercial")).await.unwrap();
-    assert_eq!(entitled["links"][0]["unified_id"], "prov-530000/a5");
+    let project = w.detail("most", "p5", Some("commercial")).await.unwrap();
+    assert_eq!(entitled["links"][0]["unified_id"], project["unified_id"]);
+    assert_eq!(project["links"][0]["unified_id"], entitled["unified_id"]);
 }
 
 #[actix_web::test]
@@ -450,7 +450,7 @@ async fn an_internal_source_merged_into_a_public_entry_is_invisible_to_public_re
     assert_eq!(inside["sources"].as_array().unwrap().len(), 2);
     assert_eq!(
         w.detail("most", "int", Some("internal")).await.unwrap()["unified_id"],
-        "prov-530000/pub"
+        inside["unified_id"]
     );
 
     // A public reader: one source, no id, node or count of the internal one, anywhere.
@@ -508,6 +508,58 @@ async fn an_internal_source_merged_into_a_public_entry_is_invisible_to_public_re
     let found: Value = serde_json::from_str(&found).unwrap();
     assert_eq!(found["total"], 1);
     assert_eq!(found["items"][0]["title"], later["title"]);
+
+    // The entry's name does not say which record opened it: not `most/int`, not a hash anyone
+    // can compute from a guess, on every path that gives the name.
+    let name = anon["unified_id"].as_str().unwrap().to_owned();
+    assert!(
+        name.len() == 25
+            && name.starts_with('u')
+            && name[1..].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{name}"
+    );
+    assert_eq!(found["items"][0]["unified_id"], name.as_str());
+    for path in [
+        "/v1/changes?after=0".to_owned(),
+        "/v1/export?format=jsonl".to_owned(),
+        "/v1/export?format=csv".to_owned(),
+        format!("/v1/entries/{name}"),
+    ] {
+        let (status, body) = w.get(&path, None).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains(&name), "{path}: {body}");
+        assert!(
+            !body.contains("\"most\"") && !body.contains("most/"),
+            "{path}: {body}"
+        );
+        assert!(
+            !body.contains("\"int\"") && !body.contains("/int"),
+            "{path}: {body}"
+        );
+    }
+    for guess in ["most/int", "most", "int"] {
+        for digest in [
+            hex::encode(openssl::sha::sha256(guess.as_bytes())),
+            hex::encode(openssl::sha::sha1(guess.as_bytes())),
+        ] {
+            assert!(
+                !digest.contains(&name[1..]),
+                "the name is an unkeyed hash of {guess}"
+            );
+        }
+    }
+    // Keyed per catalogue: the same record opens an entry of another name in another one.
+    let mut other = World::new();
+    let mut again = priced_achievement(12, 100);
+    again["secrecy"] = json!({"level": "internal"});
+    other.publish(
+        "most",
+        vec![(RecordKind::Achievement, "int", 1, Some(again))],
+    );
+    let there = other.detail("most", "int", Some("internal")).await.unwrap();
+    let here = w.detail("most", "int", Some("internal")).await.unwrap();
+    assert_eq!(here["unified_id"], name.as_str(), "one entry, one name");
+    assert_ne!(there["unified_id"], name.as_str());
 }
 
 #[actix_web::test]

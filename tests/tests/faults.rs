@@ -181,6 +181,7 @@ async fn assert_exactly(http: &reqwest::Client, gateway: &GatewayProcess, expect
         assert_eq!(per_node as i64, *logged, "changes of {node_id}");
     }
     // Every record as it is now.
+    let mut visible: BTreeSet<String> = BTreeSet::new();
     for ((node_id, id), version) in &expected.records {
         let (status, body) = get_json(http, &format!("{}/v1/records/{node_id}/{id}", gateway.url))
             .await
@@ -195,6 +196,7 @@ async fn assert_exactly(http: &reqwest::Client, gateway: &GatewayProcess, expect
                     .find(|s| s["node_id"] == node_id.as_str() && s["id"] == id.as_str())
                     .unwrap_or_else(|| panic!("{node_id}/{id} is a source: {body}"));
                 assert_eq!(source["version"], *v, "{node_id}/{id}");
+                visible.insert(body["unified_id"].as_str().unwrap().to_owned());
             }
             None => assert_eq!(status, 404, "withdrawn {node_id}/{id}: {body}"),
         }
@@ -214,12 +216,6 @@ async fn assert_exactly(http: &reqwest::Client, gateway: &GatewayProcess, expect
         .map(|h| h["unified_id"].as_str().unwrap())
         .collect();
     assert_eq!(found.len() as u64, total, "each entry found once");
-    let visible: BTreeSet<String> = expected
-        .records
-        .iter()
-        .filter(|(_, v)| v.is_some())
-        .map(|((n, i), _)| format!("{n}/{i}"))
-        .collect();
     assert_eq!(
         found,
         visible.iter().map(String::as_str).collect::<BTreeSet<_>>()
@@ -331,7 +327,7 @@ async fn catalogue_picture(http: &reqwest::Client, gateway: &GatewayProcess) -> 
     for line in jsonl.lines().filter(|l| !l.is_empty()) {
         let hit: Value = serde_json::from_str(line).unwrap();
         let unified = hit["unified_id"].as_str().unwrap().to_owned();
-        let (status, detail) = get_json(http, &format!("{}/v1/records/{unified}", gateway.url))
+        let (status, detail) = get_json(http, &format!("{}/v1/entries/{unified}", gateway.url))
             .await
             .unwrap();
         assert_eq!(status, 200, "{detail}");

@@ -169,13 +169,11 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     assert_eq!(nodes, expected);
     assert_eq!(entry.record.as_ref().unwrap()["title"], results[0]["title"]);
     let linked = catalogue::links(&mut conn, &merged, Entitlements::ALL).unwrap();
-    assert_eq!(linked, vec![format!("{most_id}/prj-000001")]);
-    let project_links = catalogue::links(
-        &mut conn,
-        &format!("{most_id}/prj-000001"),
-        Entitlements::ALL,
-    )
-    .unwrap();
+    let project = catalogue::unified_id_of(&mut conn, most_id, "prj-000001", Entitlements::ALL)
+        .unwrap()
+        .unwrap();
+    assert_eq!(linked, vec![project.clone()]);
+    let project_links = catalogue::links(&mut conn, &project, Entitlements::ALL).unwrap();
     assert_eq!(
         project_links.len(),
         3,
