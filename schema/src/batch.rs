@@ -35,8 +35,8 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::RecordKind;
 use crate::canonical::{
-    MAX_SAFE_INTEGER, parse_sha256_hex, sha256, to_canonical_vec, write_canonical_number,
-    write_canonical_str, write_canonical_value,
+    MAX_SAFE_INTEGER, NoWalker, Walker, parse_sha256_hex, sha256, to_canonical_vec,
+    write_canonical_number, write_canonical_str, write_canonical_value_walked,
 };
 use crate::disclosure::{self, Disclosure, DisclosureError};
 use crate::merkle::{self, InclusionProof, MerkleTree};
@@ -143,6 +143,11 @@ impl Entry {
     /// Written member by member in canonical order with the fast writers of
     /// [`crate::canonical`]; the same bytes as [`to_canonical_vec`] of the entry (tested).
     pub fn canonical_bytes(&self) -> Vec<u8> {
+        self.canonical_bytes_walked(&mut NoWalker)
+    }
+
+    /// [`Entry::canonical_bytes`], noting on the way where the record's placeholders are.
+    fn canonical_bytes_walked<'a, W: Walker<'a>>(&'a self, walker: &mut W) -> Vec<u8> {
         let record_hint = if self.record.is_some() { 1024 } else { 0 };
         let mut out = Vec::with_capacity(96 + self.id.len() + record_hint);
         // Members sorted by name: id, kind, op, record, salt, seq, version.
@@ -154,7 +159,7 @@ impl Entry {
         write_canonical_str(self.op.as_str(), &mut out);
         if let Some(record) = &self.record {
             out.extend_from_slice(b",\"record\":");
-            write_canonical_value(record, &mut out);
+            write_canonical_value_walked(record, &mut out, walker);
         }
         if !self.salt.is_empty() {
             out.extend_from_slice(b",\"salt\":");
@@ -1149,7 +1154,12 @@ pub fn verify_batch<K: KeyRing + ?Sized>(
     // Strict, in one pass: serde's derive refuses a repeated field of the envelope, and the
     // records (the only free JSON in it) are built refusing repeated keys and deep nesting —
     // a key given twice is malformed, not something to resolve to its last value.
-    let mut batch: SignedBatch = serde_json::from_slice(bytes).map_err(|e| Refusal::Malformed {
+    // UTF-8 checked once for the whole batch: parsing from text spares serde_json a check of
+    // every string on its own.
+    let text = std::str::from_utf8(bytes).map_err(|e| Refusal::Malformed {
+        detail: format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()),
+    })?;
+    let mut batch: SignedBatch = serde_json::from_str(text).map_err(|e| Refusal::Malformed {
         detail: e.to_string(),
     })?;
     if batch.entries.len() > limits.max_entries {
@@ -1215,7 +1225,14 @@ pub fn verify_batch<K: KeyRing + ?Sized>(
     check_entry_seqs(&batch)?;
 
     // 8. The Merkle root, canonicalizing each entry once.
-    let tree = MerkleTree::new(batch.entries.iter().map(Entry::canonical_bytes));
+    // The same walk notes where each record's placeholders are, for step 9.
+    let mut placeholders: Vec<Vec<String>> = Vec::with_capacity(batch.entries.len());
+    let tree = MerkleTree::new(batch.entries.iter().map(|e| {
+        let mut finder = disclosure::PlaceholderFinder::default();
+        let leaf = e.canonical_bytes_walked(&mut finder);
+        placeholders.push(finder.found);
+        leaf
+    }));
     let computed = tree.root();
     if computed != shape.merkle_root {
         return Err(Refusal::MerkleMismatch {
@@ -1250,7 +1267,9 @@ pub fn verify_batch<K: KeyRing + ?Sized>(
     // In place: the signed form lives on as the tree's leaves.
     for (index, entry) in batch.entries.iter_mut().enumerate() {
         let used = match entry.record.as_mut() {
-            Some(record) => pool.reveal(record, true).map_err(|e| bad(Some(index), e))?,
+            Some(record) => pool
+                .reveal_found(record, &placeholders[index], true)
+                .map_err(|e| bad(Some(index), e))?,
             None => Vec::new(),
         };
         entry_disclosures.push(used);

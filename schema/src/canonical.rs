@@ -53,6 +53,41 @@ pub fn canonical_value(value: &Value) -> Vec<u8> {
 /// - numbers as IEEE doubles in ECMAScript form: integers up to 2^53 as plain digits, anything
 ///   else formatted by `serde_json_canonicalizer` itself.
 pub fn write_canonical_value(value: &Value, out: &mut Vec<u8>) {
+    write_canonical_value_walked(value, out, &mut NoWalker);
+}
+
+/// What the canonical writer shows of a value's shape as it writes it: every object, and the
+/// place (key or index) of every array and object inside another. Lets one walk of a record
+/// both write its canonical bytes and find things in it (the placeholders of selective
+/// disclosure), instead of two walks over memory that is slow to reach.
+pub(crate) trait Walker<'a> {
+    /// Entering the member `key` of an object (only members that are arrays or objects).
+    fn enter_key(&mut self, key: &'a str);
+    /// Entering the element `index` of an array (only elements that are arrays or objects).
+    fn enter_index(&mut self, index: usize);
+    /// Leaving what the last `enter_*` entered.
+    fn leave(&mut self);
+    /// An object, before its members.
+    fn object(&mut self, map: &'a serde_json::Map<String, Value>);
+}
+
+/// The walker of a plain write: sees nothing, costs nothing.
+pub(crate) struct NoWalker;
+
+impl Walker<'_> for NoWalker {
+    fn enter_key(&mut self, _: &str) {}
+    fn enter_index(&mut self, _: usize) {}
+    fn leave(&mut self) {}
+    fn object(&mut self, _: &serde_json::Map<String, Value>) {}
+}
+
+/// [`write_canonical_value`], showing `walker` the value's shape on the way.
+pub(crate) fn write_canonical_value_walked<'a, W: Walker<'a>>(
+    value: &'a Value,
+    out: &mut Vec<u8>,
+    walker: &mut W,
+) {
+    let container = |v: &Value| matches!(v, Value::Object(_) | Value::Array(_));
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -65,21 +100,51 @@ pub fn write_canonical_value(value: &Value, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_canonical_value(item, out);
+                if container(item) {
+                    walker.enter_index(i);
+                    write_canonical_value_walked(item, out, walker);
+                    walker.leave();
+                } else {
+                    write_canonical_value_walked(item, out, walker);
+                }
             }
             out.push(b']');
         }
         Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
+            walker.object(map);
             out.push(b'{');
-            for (i, (k, v)) in members.into_iter().enumerate() {
+            let mut member = |i: usize, k: &'a String, v: &'a Value, out: &mut Vec<u8>| {
                 if i > 0 {
                     out.push(b',');
                 }
                 write_canonical_str(k, out);
                 out.push(b':');
-                write_canonical_value(v, out);
+                if container(v) {
+                    walker.enter_key(k);
+                    write_canonical_value_walked(v, out, walker);
+                    walker.leave();
+                } else {
+                    write_canonical_value_walked(v, out, walker);
+                }
+            };
+            // The map's own order is nearly always already RFC 8785's (serde_json's default
+            // map sorts by code point, which differs from UTF-16 order only between a
+            // supplementary character and U+E000–U+FFFF): check instead of sorting, and
+            // spare every object an allocation.
+            let in_order = map
+                .keys()
+                .zip(map.keys().skip(1))
+                .all(|(a, b)| utf16_cmp(a, b) == Ordering::Less);
+            if in_order {
+                for (i, (k, v)) in map.iter().enumerate() {
+                    member(i, k, v, out);
+                }
+            } else {
+                let mut members: Vec<(&String, &Value)> = map.iter().collect();
+                members.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
+                for (i, (k, v)) in members.into_iter().enumerate() {
+                    member(i, k, v, out);
+                }
             }
             out.push(b'}');
         }
@@ -122,6 +187,13 @@ pub fn write_canonical_str(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Nearly every string needs no escape at all: find out eight bytes at a time, then copy
+    // it whole.
+    if !needs_escape(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
@@ -148,6 +220,27 @@ pub fn write_canonical_str(s: &str, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any byte of `bytes` is a control character, `"` or `\\`, tested a word at a time
+/// with the classic bit tricks (Hacker's Delight §6-1: a byte of `x` is below `n` iff
+/// `(x - n·0x01…01) & !x & 0x80…80` is not zero, for `n` ≤ 128; equal to `c` iff `x ^ c·0x01…01`
+/// has a zero byte). Exact for "any", which is all that is asked.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        if below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// RFC 8785 §3.2.3 member order: by UTF-16 code units. Equal to byte order for ASCII (the

@@ -284,6 +284,87 @@ impl<'d> DisclosureSet<'d> {
     }
 }
 
+/// Where a record's placeholders are, as the canonical writer finds them
+/// ([`crate::canonical::Walker`]): the walk that writes the Merkle leaf also lists them, so
+/// that putting the disclosures back visits only those places.
+#[derive(Default)]
+pub(crate) struct PlaceholderFinder<'a> {
+    path: Vec<Step<'a>>,
+    /// Each placeholder's JSON Pointer, in the order the writer met them.
+    pub(crate) found: Vec<String>,
+}
+
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> crate::canonical::Walker<'a> for PlaceholderFinder<'a> {
+    fn enter_key(&mut self, key: &'a str) {
+        self.path.push(Step::Key(key));
+    }
+
+    fn enter_index(&mut self, index: usize) {
+        self.path.push(Step::Index(index));
+    }
+
+    fn leave(&mut self) {
+        self.path.pop();
+    }
+
+    fn object(&mut self, map: &'a serde_json::Map<String, Value>) {
+        if map.len() != 1 {
+            return;
+        }
+        if let Some(Value::String(_)) = map.get(DIGEST_KEY) {
+            let mut pointer = String::new();
+            for step in &self.path {
+                pointer.push('/');
+                match step {
+                    Step::Key(k) if k.contains(['~', '/']) => {
+                        pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    }
+                    Step::Key(k) => pointer.push_str(k),
+                    Step::Index(i) => {
+                        let _ = write!(pointer, "{i}");
+                    }
+                }
+            }
+            self.found.push(pointer);
+        }
+    }
+}
+
+impl DisclosureSet<'_> {
+    /// [`DisclosureSet::reveal`] when the placeholders of `record` are already known
+    /// (`found`: the pointer of each, as [`PlaceholderFinder`] lists them): the same checks,
+    /// the same result, without walking the whole record again.
+    pub(crate) fn reveal_found(
+        &mut self,
+        record: &mut Value,
+        found: &[String],
+        complete: bool,
+    ) -> Result<Vec<usize>, DisclosureError> {
+        let mut here = Vec::new();
+        for pointer in found {
+            let mut path = pointer.clone();
+            let Some(slot) = record.pointer_mut(pointer) else {
+                return Err(DisclosureError::Missing { pointer: path });
+            };
+            // The placeholder itself, and whatever its disclosure nests.
+            reveal_at(
+                slot,
+                &self.by_digest,
+                complete,
+                &mut path,
+                &mut self.used,
+                &mut here,
+            )?;
+        }
+        Ok(here)
+    }
+}
+
 fn reveal_at(
     value: &mut Value,
     by_digest: &HashMap<&str, (usize, &Disclosure)>,

@@ -441,14 +441,20 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         if self.depth >= self.max_depth {
             return Err(fail(self.failure, FailureKind::TooDeep, Vec::new()));
         }
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(fail(
-                    self.failure,
-                    FailureKind::DuplicateKey,
-                    vec![Step::Key(key)],
-                ));
+        // Members come in sorted order nearly always (canonical JSON, our own writers): while
+        // they do, a key can only repeat the one before it, and the map is built in one go at
+        // the end instead of searched at every key. The first key out of order switches to
+        // searching the map.
+        let mut sorted: Vec<(String, Value)> = Vec::new();
+        loop {
+            let Some(key) = map.next_key::<String>()? else {
+                return Ok(Value::Object(sorted.into_iter().collect()));
+            };
+            if sorted.last().is_some_and(|(last, _)| *last >= key) {
+                let mut out: Map<String, Value> = sorted.into_iter().collect();
+                return self
+                    .visit_rest_of_map(map, &mut out, key)
+                    .map(|()| Value::Object(out));
             }
             let child = ValueSeed {
                 depth: self.depth + 1,
@@ -456,16 +462,59 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                 failure: &mut *self.failure,
             };
             match map.next_value_seed(child) {
-                Ok(v) => {
-                    out.insert(key, v);
-                }
+                Ok(v) => sorted.push((key, v)),
                 Err(e) => {
                     unwind(self.failure, Step::Key(key));
                     return Err(e);
                 }
             }
         }
-        Ok(Value::Object(out))
+    }
+}
+
+impl<'de> ValueSeed<'_> {
+    /// The members of an object from `first` on, searching `out` for every key.
+    fn visit_rest_of_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+        out: &mut Map<String, Value>,
+        first: String,
+    ) -> Result<(), A::Error> {
+        let mut next = Some(first);
+        while let Some(key) = next {
+            // One search of the map per key: claim the slot, then fill it.
+            let slot = match out.entry(key) {
+                serde_json::map::Entry::Vacant(v) => v.insert(Value::Null),
+                serde_json::map::Entry::Occupied(o) => {
+                    return Err(fail(
+                        self.failure,
+                        FailureKind::DuplicateKey,
+                        vec![Step::Key(o.key().clone())],
+                    ));
+                }
+            };
+            let child = ValueSeed {
+                depth: self.depth + 1,
+                max_depth: self.max_depth,
+                failure: &mut *self.failure,
+            };
+            match map.next_value_seed(child) {
+                Ok(v) => *slot = v,
+                Err(e) => {
+                    // The failing member is the one whose slot was just claimed.
+                    let claimed: *const Value = slot;
+                    let key = out
+                        .iter()
+                        .find(|(_, v)| std::ptr::eq(*v, claimed))
+                        .map(|(k, _)| k.clone())
+                        .unwrap_or_default();
+                    unwind(self.failure, Step::Key(key));
+                    return Err(e);
+                }
+            }
+            next = map.next_key::<String>()?;
+        }
+        Ok(())
     }
 }
 
