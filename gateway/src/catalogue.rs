@@ -115,20 +115,21 @@ pub fn meta_of(kind: RecordKind, record: &Value) -> RecordMeta {
 /// [`meta_of`] with the record's [`hidden_fields`] already listed (ingest lists them once for
 /// the in-clear check and for this).
 pub fn meta_of_hidden(kind: RecordKind, record: &Value, hidden: &[HiddenField]) -> RecordMeta {
+    // Each hidden field's pointer, written once (asked about a dozen times per record).
+    let hidden: Vec<(String, Classes)> = hidden.iter().map(|h| (h.pointer(), h.classes)).collect();
     // The classes a reader needs to see the value at `pointer` (its own and its ancestors').
     let needs = |pointer: &str| {
         hidden
             .iter()
-            .filter(|h| {
-                let p = h.pointer();
+            .filter(|(p, _)| {
                 pointer == p
                     || pointer
                         .strip_prefix(p.as_str())
                         .is_some_and(|r| r.starts_with('/'))
             })
-            .fold(Classes::default(), |a, h| Classes {
-                commercial: a.commercial || h.classes.commercial,
-                personal: a.personal || h.classes.personal,
+            .fold(Classes::default(), |a, (_, c)| Classes {
+                commercial: a.commercial || c.commercial,
+                personal: a.personal || c.personal,
             })
     };
     let open = |pointer: &str| needs(pointer) == Classes::default();
@@ -302,13 +303,16 @@ fn across_nodes_only(key: &str) -> bool {
 /// key can test a guessed node/id against a name. At 10 million entries the chance that two
 /// share a name is about 10⁻¹⁵.
 pub struct EntryNamer {
-    key: openssl::pkey::PKey<openssl::pkey::Private>,
+    /// The HMAC with the key absorbed: cloned for each name, so the key's two blocks are
+    /// hashed once per batch, not once per name.
+    keyed: hmac::Hmac<sha2::Sha256>,
 }
 
 impl EntryNamer {
     /// The namer of the catalogue `conn` opens (its key, made by the migrations).
     pub fn of_catalogue(conn: &mut DbConn) -> Result<EntryNamer, StoreError> {
         use crate::db::schema::catalogue_meta as m;
+        use hmac::KeyInit as _;
         let hex_key: String = m::table
             .find("entry_name_key")
             .select(m::value)
@@ -317,22 +321,18 @@ impl EntryNamer {
             StoreError::Corrupt(format!("catalogue_meta.entry_name_key is not hex: {e}"))
         })?;
         Ok(EntryNamer {
-            key: openssl::pkey::PKey::hmac(&key)
-                .map_err(|e| StoreError::Corrupt(format!("entry_name_key: {e}")))?,
+            keyed: hmac::Hmac::new_from_slice(&key).expect("HMAC takes a key of any length"),
         })
     }
 
     /// The name of the entry that the record `node_id/id` opens.
     pub fn name(&self, node_id: &str, id: &str) -> String {
-        let mac = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &self.key)
-            .and_then(|mut s| {
-                s.update(node_id.as_bytes())?;
-                s.update(b"/")?;
-                s.update(id.as_bytes())?;
-                s.sign_to_vec()
-            })
-            .expect("HMAC-SHA-256 over memory does not fail");
-        format!("u{}", hex::encode(&mac[..12]))
+        use hmac::Mac as _;
+        let mut mac = self.keyed.clone();
+        mac.update(node_id.as_bytes());
+        mac.update(b"/");
+        mac.update(id.as_bytes());
+        format!("u{}", hex::encode(&mac.finalize().into_bytes()[..12]))
     }
 }
 
@@ -636,8 +636,10 @@ pub fn apply_batch(
             op: e.op.as_str(),
             seq: e.seq as i64,
             batch_seq: header.batch_seq as i64,
-            entry: String::from_utf8_lossy(batch.canonical_entry(*index).unwrap_or_default())
-                .into_owned(),
+            // Canonical JSON is written from Rust strings: always UTF-8.
+            entry: std::str::from_utf8(batch.canonical_entry(*index).unwrap_or_default())
+                .expect("canonical JSON is UTF-8")
+                .to_owned(),
             proof: serde_json::to_string(&batch.inclusion_proof(*index)).expect("a proof is JSON"),
             applied_at: &at,
             disclosures: (e.op == Op::Upsert).then(|| {

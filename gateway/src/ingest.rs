@@ -468,6 +468,9 @@ impl Ingest {
                 (Op::Upsert, None) => quarantined.push((index, "invalid: no record".into())),
             }
         }
+        // What the catalogue needs of the records is in `accepted` now.
+        let mut verified = verified;
+        verified.drop_records();
         Ok(Prepared {
             verified,
             accepted,

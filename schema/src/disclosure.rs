@@ -228,27 +228,71 @@ pub fn reveal(
 /// Disclosures indexed by digest, for revealing several records from one pool (a batch's
 /// disclosures travel as one list) and checking at the end that every one was used.
 pub struct DisclosureSet<'d> {
-    by_digest: HashMap<&'d str, (usize, &'d Disclosure)>,
-    disclosures: &'d [Disclosure],
+    by_digest: HashMap<&'d str, usize>,
+    pointers: Vec<&'d str>,
+    digests: Vec<&'d str>,
+    values: Values<'d>,
     used: Vec<bool>,
+}
+
+/// Where a revealed value comes from: copied out of disclosures the caller keeps, or moved out
+/// of ones it hands over (each disclosure is used once, so nothing needs copying).
+enum Values<'d> {
+    Shared(Vec<&'d Value>),
+    Taken(Vec<&'d mut Value>),
 }
 
 impl<'d> DisclosureSet<'d> {
     /// Indexes `disclosures`; refuses two with the same digest.
     pub fn new(disclosures: &'d [Disclosure]) -> Result<DisclosureSet<'d>, DisclosureError> {
-        let mut by_digest = HashMap::with_capacity(disclosures.len());
-        for (index, d) in disclosures.iter().enumerate() {
-            if by_digest.insert(d.digest.as_str(), (index, d)).is_some() {
+        let parts = disclosures
+            .iter()
+            .map(|d| (d.digest.as_str(), d.pointer.as_str()));
+        let values = Values::Shared(disclosures.iter().map(|d| &d.value).collect());
+        DisclosureSet::indexed(parts, values)
+    }
+
+    /// [`DisclosureSet::new`] over disclosures whose values may be moved into the records
+    /// they reveal (their `value` is `null` afterwards).
+    pub fn taking(disclosures: &'d mut [Disclosure]) -> Result<DisclosureSet<'d>, DisclosureError> {
+        let mut parts = Vec::with_capacity(disclosures.len());
+        let mut values = Vec::with_capacity(disclosures.len());
+        for Disclosure {
+            digest,
+            pointer,
+            value,
+            ..
+        } in disclosures.iter_mut()
+        {
+            parts.push((digest.as_str(), pointer.as_str()));
+            values.push(value);
+        }
+        DisclosureSet::indexed(parts.into_iter(), Values::Taken(values))
+    }
+
+    fn indexed(
+        parts: impl ExactSizeIterator<Item = (&'d str, &'d str)>,
+        values: Values<'d>,
+    ) -> Result<DisclosureSet<'d>, DisclosureError> {
+        let n = parts.len();
+        let mut by_digest = HashMap::with_capacity(n);
+        let (mut pointers, mut digests) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (index, (digest, pointer)) in parts.enumerate() {
+            if by_digest.insert(digest, index).is_some() {
                 return Err(DisclosureError::Repeated {
                     index,
-                    digest: d.digest.clone(),
+                    digest: digest.to_owned(),
                 });
             }
+            pointers.push(pointer);
+            digests.push(digest);
         }
         Ok(DisclosureSet {
             by_digest,
-            disclosures,
-            used: vec![false; disclosures.len()],
+            pointers,
+            digests,
+            values,
+            used: vec![false; n],
         })
     }
 
@@ -261,14 +305,7 @@ impl<'d> DisclosureSet<'d> {
     ) -> Result<Vec<usize>, DisclosureError> {
         let mut path = String::new();
         let mut here = Vec::new();
-        reveal_at(
-            record,
-            &self.by_digest,
-            complete,
-            &mut path,
-            &mut self.used,
-            &mut here,
-        )?;
+        self.reveal_at(record, complete, &mut path, &mut here)?;
         Ok(here)
     }
 
@@ -276,11 +313,79 @@ impl<'d> DisclosureSet<'d> {
     pub fn check_all_used(&self) -> Result<(), DisclosureError> {
         match self.used.iter().position(|u| !u) {
             Some(i) => Err(DisclosureError::Unused {
-                pointer: self.disclosures[i].pointer.clone(),
-                digest: self.disclosures[i].digest.clone(),
+                pointer: self.pointers[i].to_owned(),
+                digest: self.digests[i].to_owned(),
             }),
             None => Ok(()),
         }
+    }
+
+    fn reveal_at(
+        &mut self,
+        value: &mut Value,
+        complete: bool,
+        path: &mut String,
+        here: &mut Vec<usize>,
+    ) -> Result<(), DisclosureError> {
+        if let Some(digest) = placeholder_digest(value) {
+            let Some(&index) = self.by_digest.get(digest) else {
+                if complete {
+                    return Err(DisclosureError::Missing {
+                        pointer: path.clone(),
+                    });
+                }
+                return Ok(());
+            };
+            if self.pointers[index] != path.as_str() {
+                return Err(DisclosureError::Misplaced {
+                    pointer: self.pointers[index].to_owned(),
+                    placeholder: path.clone(),
+                });
+            }
+            if self.used[index] {
+                return Err(DisclosureError::Repeated {
+                    index,
+                    digest: self.digests[index].to_owned(),
+                });
+            }
+            *value = match &mut self.values {
+                Values::Shared(v) => v[index].clone(),
+                Values::Taken(v) => std::mem::take(&mut *v[index]),
+            };
+            self.used[index] = true;
+            here.push(index);
+            // The disclosed value may hold deeper placeholders.
+            return self.reveal_at(value, complete, path, here);
+        }
+        let len = path.len();
+        match value {
+            Value::Object(o) => {
+                for (k, v) in o.iter_mut() {
+                    if matches!(v, Value::Object(_) | Value::Array(_)) {
+                        path.push('/');
+                        if k.contains(['~', '/']) {
+                            path.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                        } else {
+                            path.push_str(k);
+                        }
+                        self.reveal_at(v, complete, path, here)?;
+                        path.truncate(len);
+                    }
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter_mut().enumerate() {
+                    if matches!(v, Value::Object(_) | Value::Array(_)) {
+                        path.push('/');
+                        let _ = write!(path, "{i}");
+                        self.reveal_at(v, complete, path, here)?;
+                        path.truncate(len);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -352,85 +457,10 @@ impl DisclosureSet<'_> {
                 return Err(DisclosureError::Missing { pointer: path });
             };
             // The placeholder itself, and whatever its disclosure nests.
-            reveal_at(
-                slot,
-                &self.by_digest,
-                complete,
-                &mut path,
-                &mut self.used,
-                &mut here,
-            )?;
+            self.reveal_at(slot, complete, &mut path, &mut here)?;
         }
         Ok(here)
     }
-}
-
-fn reveal_at(
-    value: &mut Value,
-    by_digest: &HashMap<&str, (usize, &Disclosure)>,
-    complete: bool,
-    path: &mut String,
-    used: &mut [bool],
-    here: &mut Vec<usize>,
-) -> Result<(), DisclosureError> {
-    if let Some(digest) = placeholder_digest(value) {
-        match by_digest.get(digest) {
-            Some(&(index, d)) => {
-                if d.pointer != *path {
-                    return Err(DisclosureError::Misplaced {
-                        pointer: d.pointer.clone(),
-                        placeholder: path.clone(),
-                    });
-                }
-                if used[index] {
-                    return Err(DisclosureError::Repeated {
-                        index,
-                        digest: d.digest.clone(),
-                    });
-                }
-                *value = d.value.clone();
-                used[index] = true;
-                here.push(index);
-                // The disclosed value may hold deeper placeholders.
-                return reveal_at(value, by_digest, complete, path, used, here);
-            }
-            None if complete => {
-                return Err(DisclosureError::Missing {
-                    pointer: path.clone(),
-                });
-            }
-            None => return Ok(()),
-        }
-    }
-    let len = path.len();
-    match value {
-        Value::Object(o) => {
-            for (k, v) in o.iter_mut() {
-                if matches!(v, Value::Object(_) | Value::Array(_)) {
-                    path.push('/');
-                    if k.contains(['~', '/']) {
-                        path.push_str(&k.replace('~', "~0").replace('/', "~1"));
-                    } else {
-                        path.push_str(k);
-                    }
-                    reveal_at(v, by_digest, complete, path, used, here)?;
-                    path.truncate(len);
-                }
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter_mut().enumerate() {
-                if matches!(v, Value::Object(_) | Value::Array(_)) {
-                    path.push('/');
-                    let _ = write!(path, "{i}");
-                    reveal_at(v, by_digest, complete, path, used, here)?;
-                    path.truncate(len);
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// What a reader given `texts` (some of an entry's disclosures) sees of the entry's record
