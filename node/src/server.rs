@@ -102,6 +102,28 @@ fn load_key(config: &Config) -> Result<SigningKey, StartError> {
         path: path.clone(),
         detail: e.to_string(),
     })?;
+    // Whoever can read the key can sign as this node: refuse one that every local user can
+    // read (or its group can change) rather than run with it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&config.signing_key)
+            .map_err(|e| StartError::Key {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o027 != 0 {
+            return Err(StartError::Key {
+                path: path.clone(),
+                detail: format!(
+                    "the private key is open to other users (mode {:04o}); make it readable by the node's user only: chmod 600 {path} (or 640 with the node's group)",
+                    mode & 0o7777
+                ),
+            });
+        }
+    }
     SigningKey::from_pkcs8_pem(&pem).map_err(|e| StartError::Key {
         path,
         detail: e.to_string(),

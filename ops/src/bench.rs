@@ -60,7 +60,7 @@ async fn health(http: &reqwest::Client, url: &str) -> Result<Value> {
 pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
     let dir = tempfile::tempdir()?;
     let key_path = dir.path().join("bench.key.pem");
-    std::fs::write(
+    crate::write_private(
         &key_path,
         SigningKey::generate()?.to_pkcs8_pem()?.as_bytes(),
     )?;

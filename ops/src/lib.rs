@@ -718,10 +718,20 @@ fn token(command: TokenCommand) -> Result<()> {
     Ok(())
 }
 
+/// Logs of the services: `RIX_LOG` filters (default `info`); `RIX_LOG_FORMAT=json` writes one
+/// JSON object per line (for a log collector), anything else text. Colour only on a terminal:
+/// journald and log files would otherwise keep the escape codes.
 fn init_logging() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("RIX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
+    let _ = match std::env::var("RIX_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().try_init(),
+        _ => builder.try_init(),
+    };
 }
 
 fn gateway_serve(config: &Path) -> Result<()> {

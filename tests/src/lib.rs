@@ -109,12 +109,19 @@ pub struct NodeSpec<'a> {
     pub linger_ms: u64,
 }
 
+/// Writes a secret (a private key) readable by its owner only, as the node demands.
+pub fn write_private(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 impl NodeProcess {
     /// Writes a config (and key) under `dir` and starts the node; returns when it is healthy.
     pub fn start(exe: &str, dir: &Path, spec: NodeSpec<'_>) -> NodeProcess {
         let key = SigningKey::generate().unwrap();
         let key_path = dir.join(format!("{}.key.pem", spec.node_id));
-        std::fs::write(&key_path, key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+        write_private(&key_path, key.to_pkcs8_pem().unwrap().as_bytes());
         let port = free_port();
         let data_dir = dir.join(spec.node_id);
         let mut toml = format!(
@@ -463,7 +470,7 @@ pub fn rabbitmqctl(args: &[&str]) -> String {
 }
 
 /// A blocking health probe for waiting on a process, usable with or without a runtime.
-mod probe {
+pub mod probe {
     /// True if GET `url` answers 200 within a second.
     pub fn healthy(url: &str) -> std::io::Result<bool> {
         use std::io::{Read, Write};

@@ -110,15 +110,14 @@ fn write(dir: &Path, name: &str, pem: &[u8]) -> PathBuf {
 async fn closed_node(dir: &Path, tls: TlsConfig) -> (rix_node::RunningNode, String) {
     let node_id = unique("prov-530000");
     let key_path = dir.join("node.key.pem");
-    std::fs::write(
+    rix_tests::write_private(
         &key_path,
         SigningKey::generate()
             .unwrap()
             .to_pkcs8_pem()
             .unwrap()
             .as_bytes(),
-    )
-    .unwrap();
+    );
     let config = rix_node::Config {
         node_id: node_id.clone(),
         name: None,

@@ -76,6 +76,12 @@ pub fn config(backend: Backend, dir: &std::path::Path, node_id: &str) -> Config 
     let key = SigningKey::generate().unwrap();
     let key_path = dir.join("node.key.pem");
     std::fs::write(&key_path, key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+    // The node refuses a key other users may read.
+    std::fs::set_permissions(
+        &key_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let token = |token: &str, role, institution: Option<&str>| TokenConfig {
         token: token.into(),
         role,

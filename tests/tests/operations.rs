@@ -1,0 +1,113 @@
+//! What an operator meets when starting and running the services (issue 12): a signing key
+//! others can read is refused with the fix in the message, and logs written to a file carry
+//! no terminal colour codes, as text or as JSON lines.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rix_tests::*;
+use serde_json::Value;
+
+const RIX: &str = env!("CARGO_BIN_EXE_rix-e2e");
+
+fn spec(node_id: &str) -> NodeSpec<'_> {
+    NodeSpec {
+        node_id,
+        issuer: "530000",
+        database_url: None,
+        amqp_url: None,
+        max_entries: 10,
+        linger_ms: 200,
+    }
+}
+
+#[test]
+fn a_node_refuses_a_signing_key_other_users_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(RIX, dir.path(), spec(&unique("keymode")));
+    let key = dir.path().join(format!("{}.key.pem", node.node_id));
+    let config = node.config.clone();
+    let url = node.url.clone();
+    drop(node);
+
+    for mode in [0o644, 0o604, 0o660] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut child = Command::new(RIX)
+            .args(["node", "serve", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("the node started on a key of mode {mode:o}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "mode {mode:o}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains(&format!("chmod 600 {}", key.display()))
+                && said.contains(&format!("{mode:04o}")),
+            "mode {mode:o}: {said}"
+        );
+    }
+    // Owner-only, or shared with the node's group only: the node starts.
+    for mode in [0o600, 0o640, 0o400] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut child = Command::new(RIX)
+            .args(["node", "serve", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let healthy = loop {
+            if probe::healthy(&format!("{url}/healthz")).unwrap_or(false) {
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(healthy, "the node did not start on a key of mode {mode:o}");
+    }
+}
+
+#[test]
+fn logs_in_a_file_have_no_colour_codes_and_can_be_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = NodeProcess::start(RIX, dir.path(), spec(&unique("logs")));
+    let text = node.log();
+    assert!(text.contains("INFO"), "{text}");
+    assert!(!text.contains('\u{1b}'), "escape codes in a file: {text:?}");
+
+    node.stop();
+    let before = node.log().len();
+    node.set_env("RIX_LOG_FORMAT", "json");
+    node.restart();
+    node.stop();
+    let log = node.log();
+    let lines: Vec<&str> = log[before..]
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .collect();
+    assert!(!lines.is_empty(), "no JSON log line:\n{}", &log[before..]);
+    for line in lines {
+        let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            event["level"].is_string() && event["timestamp"].is_string(),
+            "{line}"
+        );
+        assert!(!line.contains('\u{1b}'), "{line:?}");
+    }
+}
