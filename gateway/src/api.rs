@@ -420,24 +420,33 @@ pub async fn record(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    Params::parse(req.query_string())?.only(&[])?;
-    let who = consumer(&state, &req)?;
     let (node_id, id) = path.into_inner();
-    let st = state.clone();
-    let entitlements = who.entitlements;
-    let detail = blocking(move || {
+    detail_response(state, req, "/v1/records", move |db, entitlements| {
         // The source asked for must itself be one the consumer may know of: an internal
         // record merged into a public entry is as absent as any other internal record.
-        let unified = catalogue::unified_id_of(&mut *st.db.conn()?, &node_id, &id, entitlements)?
+        let unified = catalogue::unified_id_of(&mut *db.conn()?, &node_id, &id, entitlements)?
             .ok_or(ApiError::NotFound)?;
-        record_detail(&st.db, &unified, entitlements)?.ok_or(ApiError::NotFound)
+        record_detail(db, &unified, entitlements)?.ok_or(ApiError::NotFound)
     })
-    .await?;
-    state.access.audit(
-        &who,
-        "/v1/records",
-        detail["unified_id"].as_str().unwrap_or(""),
-    );
+    .await
+}
+
+/// The record page of whatever entry `find` names, for this consumer, read off the async
+/// threads and audited under `endpoint`.
+async fn detail_response(
+    state: State,
+    req: HttpRequest,
+    endpoint: &str,
+    find: impl FnOnce(&Db, Entitlements) -> Result<Value, ApiError> + Send + 'static,
+) -> Result<HttpResponse, ApiError> {
+    Params::parse(req.query_string())?.only(&[])?;
+    let who = consumer(&state, &req)?;
+    let st = state.clone();
+    let entitlements = who.entitlements;
+    let detail = blocking(move || find(&st.db, entitlements)).await?;
+    state
+        .access
+        .audit(&who, endpoint, detail["unified_id"].as_str().unwrap_or(""));
     Ok(HttpResponse::Ok().json(detail))
 }
 
@@ -453,21 +462,11 @@ pub async fn entry(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Params::parse(req.query_string())?.only(&[])?;
-    let who = consumer(&state, &req)?;
     let unified_id = path.into_inner();
-    let st = state.clone();
-    let entitlements = who.entitlements;
-    let detail = blocking(move || {
-        record_detail(&st.db, &unified_id, entitlements)?.ok_or(ApiError::NotFound)
+    detail_response(state, req, "/v1/entries", move |db, entitlements| {
+        record_detail(db, &unified_id, entitlements)?.ok_or(ApiError::NotFound)
     })
-    .await?;
-    state.access.audit(
-        &who,
-        "/v1/entries",
-        detail["unified_id"].as_str().unwrap_or(""),
-    );
-    Ok(HttpResponse::Ok().json(detail))
+    .await
 }
 
 fn int_param(
