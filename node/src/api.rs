@@ -616,19 +616,36 @@ pub async fn keys(state: State) -> HttpResponse {
     }))
 }
 
-/// A JSON Schema file: `achievement`, `funded_project`, `common` or `batch`.
+/// A JSON Schema file: `achievement`, `funded_project`, `common` or `batch` (with or without
+/// `.json`).
+///
+/// The files reference each other relatively (`"$ref": "common.json#/$defs/date"`), and a
+/// client resolves such a reference against the schema's `$id`. Their published `$id`s name
+/// the schema registry (`https://schema.rix.cn/v1/…`), which a node cannot vouch for being
+/// reachable; so the node serves each file with its `$id` set to where it serves it
+/// (`…/v1/schema/{name}.json`), and every reference resolves to this node.
 #[utoipa::path(get, path = "/v1/schema/{name}",
-    params(("name" = String, Path, description = "achievement, funded_project, common or batch")),
-    responses((status = 200, content_type = "application/schema+json", description = "the schema"), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn schema(path: web::Path<String>) -> Result<HttpResponse, NodeError> {
-    let name = path.into_inner();
-    let file = rix_schema::schemas::by_name(&name).ok_or(NodeError::NotFound {
+    params(("name" = String, Path, description = "achievement, funded_project, common or batch, optionally ending in .json")),
+    responses((status = 200, content_type = "application/schema+json", description = "the schema, its `$id` the URL it is served at"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn schema(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, NodeError> {
+    let asked = path.into_inner();
+    let name = asked.strip_suffix(".json").unwrap_or(&asked);
+    let file = rix_schema::schemas::by_name(name).ok_or_else(|| NodeError::NotFound {
         kind: "schema",
-        id: name,
+        id: asked.clone(),
     })?;
+    let mut json = file.json().clone();
+    if let Some(id) = json.get_mut("$id") {
+        let info = req.connection_info();
+        *id = Value::String(format!(
+            "{}://{}/v1/schema/{name}.json",
+            info.scheme(),
+            info.host()
+        ));
+    }
     Ok(HttpResponse::Ok()
         .content_type("application/schema+json")
-        .json(file.json()))
+        .json(json))
 }
 
 /// Liveness and readiness: database, broker, log.

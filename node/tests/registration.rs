@@ -614,11 +614,33 @@ async fn service_endpoints_describe_the_node() {
     }
     let keys = node.get("/v1/keys", None).await.body;
     assert_eq!(keys["keys"][0]["key_id"], node.key.key_id());
+    // The schemas reference each other relatively; following every reference from where the
+    // node serves them reaches files it serves.
     let schema = node.get("/v1/schema/achievement", None).await;
+    let id = schema.body["$id"].as_str().unwrap().to_owned();
+    assert_eq!(id, node.url("/v1/schema/achievement.json"));
     assert_eq!(
-        schema.body["$id"],
-        "https://schema.rix.cn/v1/achievement.json"
+        node.get("/v1/schema/achievement.json", None).await.body,
+        schema.body
     );
+    let mut refs = Vec::new();
+    collect_refs(&schema.body, &mut refs);
+    assert!(
+        refs.iter().any(|r| r.starts_with("common.json")),
+        "{refs:?}"
+    );
+    let base = reqwest::Url::parse(&id).unwrap();
+    for r in refs {
+        let target = base.join(&r).unwrap();
+        let file = reqwest::get(target.as_str()).await.unwrap();
+        assert_eq!(file.status(), 200, "{r} -> {target}");
+        let doc: Value = file.json().await.unwrap();
+        let fragment = target.fragment().unwrap_or("");
+        assert!(
+            doc.pointer(fragment).is_some(),
+            "{r}: no {fragment} in {target}"
+        );
+    }
     let missing = node.get("/v1/nothing/here/at/all", None).await;
     assert_eq!(missing.status, 404);
     node.node.stop().await;
@@ -729,3 +751,19 @@ on_both_backends!(
     bulk_approval,
     bulk_approval_is_all_or_nothing_and_safe_to_run_concurrently
 );
+
+/// Every `$ref` in a schema document.
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                match (k.as_str(), x) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => collect_refs(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}
