@@ -175,12 +175,14 @@ pub enum PullError {
     #[error("cannot build the HTTP client for the feed puller: {0}")]
     Client(String),
     /// Connecting or reading failed.
-    #[error("feed of {node_id} at {url}: {source}; retrying with backoff")]
+    #[error("feed of {node_id} at {url}: {cause}; retrying with backoff")]
     Http {
         /// Node.
         node_id: String,
         /// The request URL.
         url: String,
+        /// What went wrong, in the operator's terms ([`network_cause`]).
+        cause: String,
         /// What reqwest said.
         #[source]
         source: reqwest::Error,
@@ -249,7 +251,8 @@ pub enum PullError {
     },
     /// The feed served a batch that ingest refused (counted and audited there).
     #[error(
-        "{node_id}'s feed served a batch the gateway refuses (stage {stage}): {refusal}; pulling from this node backs off until the node's log is repaired"
+        "{node_id}'s feed served a batch the gateway refuses (stage {stage}): {refusal}; {}",
+        where_to_fix(node_id, refusal)
     )]
     Refused {
         /// Node.
@@ -274,6 +277,45 @@ pub enum PullError {
     /// The catalogue database failed; nothing of the failed line was applied.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What a failed request means for the operator: whether the node could not be reached at all
+/// (and the lowest-level reason: refused, unresolvable, TLS), or answered and then failed.
+/// reqwest's own message ("error sending request for url") names neither.
+pub fn network_cause(e: &reqwest::Error) -> String {
+    let mut deepest = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        deepest = s.to_string();
+        source = s.source();
+    }
+    let lower = deepest.to_lowercase();
+    let what = if lower.contains("certificate") || lower.contains("ssl") || lower.contains("tls") {
+        "the TLS handshake with the node failed (check the node's certificate, [pull] server_ca and client_cert)"
+    } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
+        "the node's host name does not resolve (check the feed URL: rix trust list)"
+    } else if e.is_connect() {
+        "the node is unreachable (is it running, listening on that address, not behind a firewall?)"
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke while the node was sending the page"
+    } else {
+        "the request to the node failed"
+    };
+    format!("{what}: {deepest}")
+}
+
+/// Where the fix for a refused batch lies: refusals about the key are the gateway's to fix
+/// (its trust store), the others the node's.
+fn where_to_fix(node_id: &str, refusal: &Refusal) -> String {
+    match refusal.reason() {
+        "unknown_node" | "unknown_key" | "key_not_valid" => format!(
+            "the fix is on the gateway: trust the key the node signs with (`rix trust add --node {node_id} --key …`, its window with --valid-from/--valid-until); pulling from this node backs off until then"
+        ),
+        "key_revoked" => format!(
+            "the key is revoked in this gateway's trust store; if {node_id} has a new key, trust it (`rix trust add`); pulling from this node backs off until then"
+        ),
+        _ => "pulling from this node backs off until the node's log is repaired".to_owned(),
+    }
 }
 
 impl PullError {
@@ -695,6 +737,7 @@ impl Puller {
                 PullError::Http {
                     node_id: node_id.to_owned(),
                     url: url.clone(),
+                    cause: network_cause(&source),
                     source,
                 }
             }
@@ -974,6 +1017,37 @@ fn split_lines(body: &[u8]) -> (Vec<std::ops::Range<usize>>, bool) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_refusal_says_whose_fix_it_is() {
+        let refused = |refusal: Refusal| {
+            PullError::Refused {
+                node_id: "prov-530000".into(),
+                stage: "verify",
+                refusal: Box::new(refusal),
+            }
+            .to_string()
+        };
+        let unknown = refused(Refusal::UnknownKey {
+            node_id: "prov-530000".into(),
+            batch_seq: 7,
+            key_id: "ed25519:abc".into(),
+        });
+        assert!(unknown.contains("the fix is on the gateway"), "{unknown}");
+        assert!(
+            unknown.contains("rix trust add --node prov-530000"),
+            "{unknown}"
+        );
+        assert!(!unknown.contains("log is repaired"), "{unknown}");
+        let fork = refused(Refusal::MerkleMismatch {
+            node_id: "prov-530000".into(),
+            batch_seq: 7,
+            expected: "00".into(),
+            computed: "11".into(),
+        });
+        assert!(fork.contains("the node's log is repaired"), "{fork}");
+    }
+
     use super::*;
 
     #[test]

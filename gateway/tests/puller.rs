@@ -683,3 +683,24 @@ async fn the_puller_presents_each_nodes_feed_token_and_a_refusal_names_the_fix()
     assert!(trust::set_feed_token(&gw.db, &node.node_id, Some("short")).is_err());
     assert!(trust::set_feed_token(&gw.db, "no-such-node", Some(&feed_token(&node))).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_node_is_reported_as_unreachable_with_the_reason() {
+    let gw = Gateway::open(Backend::Sqlite);
+    let node = busy_node(29);
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    node.trust(&gw.db, Some(&url));
+    let puller = Puller::new(gw.ingest.clone(), config(), &gw.registry).unwrap();
+    let err = puller.catch_up_once(&node.node_id, &url).await.unwrap_err();
+    let said = err.to_string();
+    assert!(matches!(err, PullError::Http { .. }), "{said}");
+    assert!(said.contains("the node is unreachable"), "{said}");
+    assert!(said.to_lowercase().contains("connection refused"), "{said}");
+    assert!(!said.contains("error sending request"), "{said}");
+}
