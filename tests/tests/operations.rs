@@ -3,7 +3,8 @@
 //! no terminal colour codes, as text or as JSON lines.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::Command;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rix_tests::*;
@@ -22,6 +23,17 @@ fn spec(node_id: &str) -> NodeSpec<'_> {
     }
 }
 
+/// `rix node serve` on `config`, its standard error to `stderr`.
+fn serve(config: &Path, stderr: Stdio) -> Child {
+    Command::new(RIX)
+        .args(["node", "serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_node_refuses_a_signing_key_other_users_can_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -33,13 +45,7 @@ fn a_node_refuses_a_signing_key_other_users_can_read() {
 
     for mode in [0o644, 0o604, 0o660] {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
-        let mut child = Command::new(RIX)
-            .args(["node", "serve", "--config"])
-            .arg(&config)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = serve(&config, Stdio::piped());
         let deadline = Instant::now() + Duration::from_secs(30);
         while child.try_wait().unwrap().is_none() {
             if Instant::now() > deadline {
@@ -60,13 +66,7 @@ fn a_node_refuses_a_signing_key_other_users_can_read() {
     // Owner-only, or shared with the node's group only: the node starts.
     for mode in [0o600, 0o640, 0o400] {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
-        let mut child = Command::new(RIX)
-            .args(["node", "serve", "--config"])
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = serve(&config, Stdio::null());
         let deadline = Instant::now() + Duration::from_secs(30);
         let healthy = loop {
             if probe::healthy(&format!("{url}/healthz")).unwrap_or(false) {
