@@ -64,7 +64,7 @@ impl ApiError {
     /// A bad query parameter, at `/query/NAME` (the name escaped as a JSON Pointer token).
     fn bad(name: &str, message: impl Into<String>) -> ApiError {
         ApiError::BadParameter {
-            pointer: format!("/query/{}", name.replace('~', "~0").replace('/', "~1")),
+            pointer: rix_schema::validate::child_pointer("/query", name),
             message: message.into(),
         }
     }

@@ -33,6 +33,7 @@ use serde_json::Value;
 use crate::RecordKind;
 use crate::canonical::{canonical_value, sha256};
 use crate::sensitivity::hidden_fields;
+use crate::validate::push_pointer_key;
 
 /// The member name of a placeholder object.
 pub const DIGEST_KEY: &str = "_sd";
@@ -362,12 +363,7 @@ impl<'d> DisclosureSet<'d> {
             Value::Object(o) => {
                 for (k, v) in o.iter_mut() {
                     if matches!(v, Value::Object(_) | Value::Array(_)) {
-                        path.push('/');
-                        if k.contains(['~', '/']) {
-                            path.push_str(&k.replace('~', "~0").replace('/', "~1"));
-                        } else {
-                            path.push_str(k);
-                        }
+                        push_pointer_key(path, k);
                         self.reveal_at(v, complete, path, here)?;
                         path.truncate(len);
                     }
@@ -424,14 +420,10 @@ impl<'a> crate::canonical::Walker<'a> for PlaceholderFinder<'a> {
         if let Some(Value::String(_)) = map.get(DIGEST_KEY) {
             let mut pointer = String::new();
             for step in &self.path {
-                pointer.push('/');
                 match step {
-                    Step::Key(k) if k.contains(['~', '/']) => {
-                        pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
-                    }
-                    Step::Key(k) => pointer.push_str(k),
+                    Step::Key(k) => push_pointer_key(&mut pointer, k),
                     Step::Index(i) => {
-                        let _ = write!(pointer, "{i}");
+                        let _ = write!(pointer, "/{i}");
                     }
                 }
             }

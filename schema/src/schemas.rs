@@ -67,6 +67,21 @@ pub fn by_reference(reference: &str) -> Option<&'static SchemaFile> {
 }
 
 impl SchemaFile {
+    /// Where the `$ref` `reference`, written in this file, points: the file and the node in it.
+    /// Panics on a reference the shipped files do not resolve (a build-time fact, tested).
+    pub fn resolve(&'static self, reference: &str) -> (&'static SchemaFile, &'static Value) {
+        let (file, fragment) = match reference.split_once('#') {
+            Some(("", fragment)) => (self, fragment),
+            Some((doc, fragment)) => (by_reference(doc).expect("known $ref"), fragment),
+            None => (by_reference(reference).expect("known $ref"), ""),
+        };
+        let node = file
+            .json()
+            .pointer(fragment)
+            .unwrap_or_else(|| panic!("unresolvable $ref {reference}"));
+        (file, node)
+    }
+
     /// The file parsed as JSON; parsed once per process.
     pub fn json(&'static self) -> &'static Value {
         static PARSED: OnceLock<Vec<Value>> = OnceLock::new();

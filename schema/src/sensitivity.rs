@@ -116,15 +116,7 @@ fn walk_schema(
         return;
     }
     if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
-        let (target_file, fragment) = match reference.split_once('#') {
-            Some(("", fragment)) => (file, fragment),
-            Some((doc, fragment)) => (schemas::by_reference(doc).expect("known $ref"), fragment),
-            None => (schemas::by_reference(reference).expect("known $ref"), ""),
-        };
-        let target = target_file
-            .json()
-            .pointer(fragment)
-            .unwrap_or_else(|| panic!("unresolvable $ref {reference}"));
+        let (target_file, target) = file.resolve(reference);
         walk_schema(target_file, target, path, depth + 1, visit);
     }
     if let Some(properties) = node.get("properties").and_then(Value::as_object) {
@@ -504,10 +496,9 @@ fn resolve<'v>(value: &'v Value, steps: &[PointerStep]) -> Option<&'v Value> {
 fn pointer_text(steps: &[PointerStep]) -> String {
     let mut out = String::new();
     for step in steps {
-        out.push('/');
         match step {
-            PointerStep::Index(i) => out.push_str(&i.to_string()),
-            PointerStep::Key(k) => out.push_str(&k.replace('~', "~0").replace('/', "~1")),
+            PointerStep::Index(i) => out.push_str(&format!("/{i}")),
+            PointerStep::Key(k) => crate::validate::push_pointer_key(&mut out, k),
         }
     }
     out

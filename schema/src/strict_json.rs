@@ -302,18 +302,9 @@ impl Failure {
     fn pointer(&self) -> String {
         let mut out = String::new();
         for step in self.path.iter().rev() {
-            out.push('/');
             match step {
-                Step::Key(k) => {
-                    for c in k.chars() {
-                        match c {
-                            '~' => out.push_str("~0"),
-                            '/' => out.push_str("~1"),
-                            c => out.push(c),
-                        }
-                    }
-                }
-                Step::Index(i) => out.push_str(&i.to_string()),
+                Step::Key(k) => crate::validate::push_pointer_key(&mut out, k),
+                Step::Index(i) => out.push_str(&format!("/{i}")),
             }
         }
         out
@@ -437,7 +428,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Value, A::Error> {
         if self.depth >= self.max_depth {
             return Err(fail(self.failure, FailureKind::TooDeep, Vec::new()));
         }
@@ -456,62 +447,43 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                     .visit_rest_of_map(map, &mut out, key)
                     .map(|()| Value::Object(out));
             }
-            let child = ValueSeed {
-                depth: self.depth + 1,
-                max_depth: self.max_depth,
-                failure: &mut *self.failure,
-            };
-            match map.next_value_seed(child) {
-                Ok(v) => sorted.push((key, v)),
-                Err(e) => {
-                    unwind(self.failure, Step::Key(key));
-                    return Err(e);
-                }
-            }
+            let value = self.member(&mut map, &key)?;
+            sorted.push((key, value));
         }
     }
 }
 
 impl<'de> ValueSeed<'_> {
+    /// The value of the member `key`, one level deeper; a failure inside it is located there.
+    fn member<A: MapAccess<'de>>(&mut self, map: &mut A, key: &str) -> Result<Value, A::Error> {
+        let child = ValueSeed {
+            depth: self.depth + 1,
+            max_depth: self.max_depth,
+            failure: &mut *self.failure,
+        };
+        map.next_value_seed(child).inspect_err(|_| {
+            unwind(self.failure, Step::Key(key.to_owned()));
+        })
+    }
+
     /// The members of an object from `first` on, searching `out` for every key.
     fn visit_rest_of_map<A: MapAccess<'de>>(
-        self,
+        mut self,
         mut map: A,
         out: &mut Map<String, Value>,
         first: String,
     ) -> Result<(), A::Error> {
         let mut next = Some(first);
         while let Some(key) = next {
-            // One search of the map per key: claim the slot, then fill it.
-            let slot = match out.entry(key) {
-                serde_json::map::Entry::Vacant(v) => v.insert(Value::Null),
-                serde_json::map::Entry::Occupied(o) => {
-                    return Err(fail(
-                        self.failure,
-                        FailureKind::DuplicateKey,
-                        vec![Step::Key(o.key().clone())],
-                    ));
-                }
-            };
-            let child = ValueSeed {
-                depth: self.depth + 1,
-                max_depth: self.max_depth,
-                failure: &mut *self.failure,
-            };
-            match map.next_value_seed(child) {
-                Ok(v) => *slot = v,
-                Err(e) => {
-                    // The failing member is the one whose slot was just claimed.
-                    let claimed: *const Value = slot;
-                    let key = out
-                        .iter()
-                        .find(|(_, v)| std::ptr::eq(*v, claimed))
-                        .map(|(k, _)| k.clone())
-                        .unwrap_or_default();
-                    unwind(self.failure, Step::Key(key));
-                    return Err(e);
-                }
+            if out.contains_key(&key) {
+                return Err(fail(
+                    self.failure,
+                    FailureKind::DuplicateKey,
+                    vec![Step::Key(key)],
+                ));
             }
+            let value = self.member(&mut map, &key)?;
+            out.insert(key, value);
             next = map.next_key::<String>()?;
         }
         Ok(())

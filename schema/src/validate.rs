@@ -270,7 +270,20 @@ fn schema_errors(validator: &jsonschema::Validator, instance: &Value, out: &mut 
 
 /// `parent` + `/` + the RFC 6901-escaped `name`.
 pub fn child_pointer(parent: &str, name: &str) -> String {
-    format!("{parent}/{}", name.replace('~', "~0").replace('/', "~1"))
+    let mut pointer = parent.to_owned();
+    push_pointer_key(&mut pointer, name);
+    pointer
+}
+
+/// Appends `/` and the member name `key`, RFC 6901-escaped (`~` → `~0`, `/` → `~1`), to a
+/// JSON Pointer being built.
+pub fn push_pointer_key(pointer: &mut String, key: &str) {
+    pointer.push('/');
+    if key.contains(['~', '/']) {
+        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    } else {
+        pointer.push_str(key);
+    }
 }
 
 fn shorten(message: String) -> String {
@@ -605,15 +618,7 @@ fn read_text_shape(
         shape.multiline = true;
     }
     if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
-        let (target_file, fragment) = match reference.split_once('#') {
-            Some(("", fragment)) => (file, fragment),
-            Some((doc, fragment)) => (schemas::by_reference(doc).expect("known $ref"), fragment),
-            None => (schemas::by_reference(reference).expect("known $ref"), ""),
-        };
-        let target = target_file
-            .json()
-            .pointer(fragment)
-            .unwrap_or_else(|| panic!("unresolvable $ref {reference}"));
+        let (target_file, target) = file.resolve(reference);
         read_text_shape(target_file, target, shape, depth + 1);
     }
     if let Some(properties) = node.get("properties").and_then(Value::as_object) {
@@ -747,10 +752,7 @@ fn text_rule(kind: RecordKind, record: &Value, out: &mut Collector) {
         let mut at = String::new();
         for step in path {
             match step {
-                Step::Key(name) => {
-                    at.push('/');
-                    at.push_str(&name.replace('~', "~0").replace('/', "~1"));
-                }
+                Step::Key(name) => push_pointer_key(&mut at, name),
                 Step::Index(i) => {
                     at.push('/');
                     at.push_str(&i.to_string());
