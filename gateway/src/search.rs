@@ -129,7 +129,7 @@ const MAX_QUERY_TERMS: usize = 32;
 
 /// Bumped whenever the schema or the tokenizers change: an index of another format must be
 /// rebuilt, and opening one says so instead of answering wrongly.
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 
 /// `secrecy` of a document only internal readers see.
 const AUDIENCE_INTERNAL: &str = "internal";
@@ -1128,15 +1128,16 @@ pub fn searchable(kind: RecordKind, view: &Value) -> Option<Searchable> {
     })
 }
 
-/// The ordering key of an entry: the change id that first stored one of its records (the
-/// oldest source). Unique (one record, one first change, one entry) and stable (rebuilds in
-/// the same order keep it), so it breaks every tie between equal scores or dates. An entry
-/// without sources — which the catalogue never produces — gets a hash in the upper half,
-/// away from change ids.
-fn entry_key(u: &Unified) -> u64 {
-    match u.sources.iter().map(|s| s.first_change).min() {
+/// The ordering key of an entry's document: the change id that first stored one of the
+/// sources that document shows (its oldest). Unique (one record, one first change, one entry)
+/// and stable (rebuilds in the same order keep it), so it breaks every tie between equal scores
+/// or dates. Taken over the document's own sources, never the entry's: the key travels in
+/// cursors, and a public reader must not find in it the change id of a source they cannot
+/// see. Without sources — which never happens — a hash in the upper half, away from change ids.
+fn entry_key(unified_id: &str, sources: &[&Source]) -> u64 {
+    match sources.iter().map(|s| s.first_change).min() {
         Some(c) if c >= 0 => c as u64,
-        _ => hashed_key(&u.unified_id),
+        _ => hashed_key(unified_id),
     }
 }
 
@@ -1423,7 +1424,6 @@ impl SearchIndex {
         let Ok(kind) = u.kind.parse::<RecordKind>() else {
             return Ok(Vec::new());
         };
-        let key = entry_key(&u);
         let public_primary = u.primary_for(Entitlements::PUBLIC).cloned();
         let public_sources: Vec<Source> = u
             .sources_for(Entitlements::PUBLIC)
@@ -1448,12 +1448,14 @@ impl SearchIndex {
         let mut docs = Vec::new();
         if same_for_all {
             if let Some(entry) = entry_of(internal_record) {
+                let key = entry_key(&u.unified_id, &all_refs);
                 docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &all_refs, key));
             }
             return Ok(docs);
         }
         if let Some(mut entry) = entry_of(internal_record.clone()) {
             entry.secrecy = AUDIENCE_INTERNAL;
+            let key = entry_key(&u.unified_id, &all_refs);
             docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &all_refs, key));
         }
         // The public readers' record: the public primary's, which is the internal readers'
@@ -1465,6 +1467,7 @@ impl SearchIndex {
         };
         if let Some(mut entry) = entry_of(public_view_record) {
             entry.secrecy = AUDIENCE_PUBLIC_ONLY;
+            let key = entry_key(&u.unified_id, &public_refs);
             docs.push(entry.to_document(&self.fields, kind, &u.unified_id, &public_refs, key));
         }
         Ok(docs)

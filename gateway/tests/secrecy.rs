@@ -563,6 +563,76 @@ async fn an_internal_source_merged_into_a_public_entry_is_invisible_to_public_re
 }
 
 #[actix_web::test]
+async fn a_search_cursor_carries_no_change_id_of_a_source_the_reader_cannot_see() {
+    let mut w = World::new();
+    let mut first = priced_achievement(12, 100);
+    first["secrecy"] = json!({"level": "internal"});
+    w.publish(
+        "most",
+        vec![(RecordKind::Achievement, "int", 1, Some(first))],
+    );
+    w.publish(
+        "prov-530000",
+        vec![
+            (
+                RecordKind::Achievement,
+                "pub",
+                1,
+                Some(priced_achievement(12, 100)),
+            ),
+            (
+                RecordKind::Achievement,
+                "other",
+                1,
+                Some(priced_achievement(31, 100)),
+            ),
+        ],
+    );
+    let change_of = |lines: &str, id: &str| -> Option<u64> {
+        lines
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|c| c["id"] == id)
+            .and_then(|c| c["change_id"].as_u64())
+    };
+    let (_, inside) = w.get("/v1/changes?after=0", Some("internal")).await;
+    let internal_change = change_of(&inside, "int").expect("the internal source changed");
+    let (_, outside) = w.get("/v1/changes?after=0", None).await;
+    let public_changes: Vec<u64> = ["pub", "other"]
+        .iter()
+        .filter_map(|id| change_of(&outside, id))
+        .collect();
+    assert_eq!(public_changes.len(), 2, "{outside}");
+    // Page through everything one entry at a time; each cursor holds the last entry's key.
+    let mut keys = Vec::new();
+    let mut path = "/v1/search?limit=1".to_owned();
+    loop {
+        let (status, page) = w.get(&path, None).await;
+        assert_eq!(status, 200, "{page}");
+        let page: Value = serde_json::from_str(&page).unwrap();
+        let Some(cursor) = page["next_cursor"].as_str() else {
+            break;
+        };
+        let bytes = hex::decode(cursor).unwrap();
+        keys.push(u64::from_be_bytes(
+            bytes[bytes.len() - 8..].try_into().unwrap(),
+        ));
+        path = format!("/v1/search?limit=1&cursor={cursor}");
+    }
+    assert!(!keys.is_empty());
+    for key in keys {
+        assert_ne!(
+            key, internal_change,
+            "a cursor names the internal source's change"
+        );
+        assert!(
+            public_changes.contains(&key),
+            "{key} not among {public_changes:?}"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn a_reader_hears_of_removals_only_of_entries_they_could_see() {
     let mut w = World::new();
     let mut internal = priced_achievement(21, 1);
