@@ -1171,6 +1171,68 @@ pub fn changes_after(
         .load(conn)?)
 }
 
+/// Which catalogue `conn` opens: `catalogue_meta.catalogue_id`, made once by the migrations and
+/// carried by every dump. Derived data (a search index) records it to notice being pointed at
+/// another catalogue.
+pub fn catalogue_id(conn: &mut DbConn) -> Result<String, StoreError> {
+    use crate::db::schema::catalogue_meta as m;
+    Ok(m::table.find("catalogue_id").select(m::value).first(conn)?)
+}
+
+/// A digest of change `change_id` exactly as the catalogue holds it (every column, and when it
+/// was applied), or `None` when the catalogue holds no such change. Two catalogues that agree
+/// on it applied the same change at that position: a catalogue restored from an older dump and
+/// fed again gives its new changes the ids the lost ones had, but not their digests.
+pub fn change_fingerprint(conn: &mut DbConn, change_id: i64) -> Result<Option<String>, StoreError> {
+    use sha2::Digest as _;
+    let row: Option<(String, String, String, i64, String, String, String)> = changes::table
+        .find(change_id)
+        .select((
+            changes::node_id,
+            changes::id,
+            changes::kind,
+            changes::version,
+            changes::op,
+            changes::unified_id,
+            changes::at,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(node_id, id, kind, version, op, unified_id, at)| {
+        let mut digest = sha2::Sha256::new();
+        for part in [
+            change_id.to_string(),
+            node_id,
+            id,
+            kind,
+            version.to_string(),
+            op,
+            unified_id,
+            at,
+        ] {
+            // Length-prefixed, so that no two different rows hash the same parts.
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part.as_bytes());
+        }
+        hex::encode(&digest.finalize()[..16])
+    }))
+}
+
+/// Where the change stream stands: its newest change id (0 when empty) and when the first
+/// change after `after` was applied (`None` when there is none).
+pub fn change_head(conn: &mut DbConn, after: i64) -> Result<(i64, Option<String>), StoreError> {
+    let head: Option<i64> = changes::table
+        .select(diesel::dsl::max(changes::change_id))
+        .first(conn)?;
+    let next_at: Option<String> = changes::table
+        .filter(changes::change_id.gt(after))
+        .order(changes::change_id.asc())
+        .select(changes::at)
+        .first(conn)
+        .optional()?;
+    Ok((head.unwrap_or(0), next_at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,6 +98,10 @@ use tantivy::{
 use crate::catalogue::{self, ChangeRow, Source, Unified};
 use crate::db::{Db, StoreError};
 
+mod lineage;
+pub use lineage::{CATCHING_UP_SECONDS, Divergence, Rebuild, SearchHealth};
+use lineage::{Lineage, Monitor};
+
 /// The view every indexed byte comes from: internal records' public fields. Never commercial,
 /// never personal, never `confidential_fields`.
 pub const INDEX_VIEW: Entitlements = Entitlements {
@@ -1159,22 +1163,30 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 struct Payload {
     format: u32,
     cursor: i64,
+    #[serde(flatten)]
+    lineage: Lineage,
 }
 
-/// The cursor recorded by the last commit (0 for an index never committed).
-fn committed_cursor(index: &Index) -> i64 {
+/// The cursor and lineage recorded by the last commit (0 and none for an index never
+/// committed).
+fn committed_payload(index: &Index) -> (i64, Lineage) {
     index
         .load_metas()
         .ok()
         .and_then(|m| m.payload)
         .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
-        .map_or(0, |p| p.cursor)
+        .map_or((0, Lineage::default()), |p| (p.cursor, p.lineage))
 }
 
-/// The writer and the cursor it has committed, kept together under one lock.
+/// The writer, the cursor it has committed and where that cursor came from, kept together
+/// under one lock.
 struct WriterState {
     writer: IndexWriter<TantivyDocument>,
     cursor: i64,
+    lineage: Lineage,
+    /// The catalogue the sync in progress reads (from its lineage check), recorded by each
+    /// commit it makes.
+    catalogue: Option<String>,
 }
 
 /// The search index: one tantivy index, its reader, and its single writer.
@@ -1188,6 +1200,8 @@ pub struct SearchIndex {
     writer: Mutex<WriterState>,
     /// The cursor of the last commit, readable without the writer's lock.
     committed: AtomicI64,
+    /// Metrics and status: how far behind, rebuilds, failures.
+    monitor: Monitor,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -1240,6 +1254,26 @@ impl SearchIndex {
         SearchIndex::with_index(index, fields, 2, 192 << 20)
     }
 
+    /// Opens the index in `dir` like [`SearchIndex::open_or_create`], but starts afresh when the
+    /// one there is of another format (or was killed before its first commit): it is derived
+    /// data, and the next [`SearchIndex::sync`] rebuilds it from the change stream. Said in the
+    /// log and counted as a rebuild with reason `format`.
+    pub fn open_or_rebuild(dir: &Path) -> Result<SearchIndex, SearchError> {
+        match SearchIndex::open_or_create(dir) {
+            Err(e @ SearchError::Format { .. }) => {
+                tracing::warn!(dir = %dir.display(), "{e}; rebuilding it from the catalogue");
+                std::fs::remove_dir_all(dir).map_err(|io| SearchError::Open {
+                    path: dir.display().to_string(),
+                    detail: format!("removing the unusable index: {io}"),
+                })?;
+                let index = SearchIndex::open_or_create(dir)?;
+                index.monitor.rebuild_started("format", e.to_string());
+                Ok(index)
+            }
+            other => other,
+        }
+    }
+
     /// An index in memory (tests, tools): empty, cursor 0, gone when dropped.
     pub fn in_ram() -> Result<SearchIndex, SearchError> {
         let (schema, fields) = schema();
@@ -1261,7 +1295,7 @@ impl SearchIndex {
             // substring, the words only rank, and the HMM cost 6 % of the index build.
             TextAnalyzer::from(WordsTokenizer::default()),
         );
-        let cursor = committed_cursor(&index);
+        let (cursor, lineage) = committed_payload(&index);
         let writer = index.writer_with_num_threads(threads, memory)?;
         let reader = index
             .reader_builder()
@@ -1271,8 +1305,14 @@ impl SearchIndex {
             index,
             reader,
             fields,
-            writer: Mutex::new(WriterState { writer, cursor }),
+            writer: Mutex::new(WriterState {
+                writer,
+                cursor,
+                lineage,
+                catalogue: None,
+            }),
             committed: AtomicI64::new(cursor),
+            monitor: Monitor::new(),
         })
     }
 
@@ -1284,7 +1324,7 @@ impl SearchIndex {
                 // rides along with a later commit and its cursor.
                 let mut state = poisoned.into_inner();
                 let _ = state.writer.rollback();
-                state.cursor = committed_cursor(&self.index);
+                (state.cursor, state.lineage) = committed_payload(&self.index);
                 self.writer.clear_poison();
                 state
             }
@@ -1304,11 +1344,49 @@ impl SearchIndex {
 
     /// Brings the index up to date with the catalogue's change stream, reading pages of
     /// [`SYNC_PAGE`] changes and committing every [`COMMIT_CHANGES`] changes and at the end,
-    /// each commit recording its cursor. On failure what was not committed is rolled back; the
-    /// next call starts again from the last commit.
+    /// each commit recording its cursor and lineage. On failure what was not committed is
+    /// rolled back; the next call starts again from the last commit.
+    ///
+    /// First checks that the index still reflects this catalogue (see [`lineage`]): when it
+    /// does not, it is emptied and rebuilt from change 0, loudly.
     pub fn sync(&self, db: &Db) -> Result<SyncReport, SearchError> {
         let mut state = self.writer();
-        self.sync_locked(&mut state, db, false)
+        let result = self.sync_checked(&mut state, db);
+        match &result {
+            Ok(_) => self.monitor.sync_succeeded(),
+            Err(e) => self.monitor.sync_failed(&e.to_string()),
+        }
+        result
+    }
+
+    fn sync_checked(&self, state: &mut WriterState, db: &Db) -> Result<SyncReport, SearchError> {
+        let check = lineage::check(&mut *db.conn()?, &state.lineage, state.cursor)?;
+        let standing = match check {
+            Ok(standing) => standing,
+            Err(divergence) => {
+                tracing::warn!(
+                    reason = divergence.reason(),
+                    "search index does not reflect the catalogue: {divergence}; emptying it and \
+                     rebuilding it from the catalogue's change stream"
+                );
+                self.monitor
+                    .rebuild_started(divergence.reason(), divergence.to_string());
+                // Its documents are wrong, not merely old: they go before the rebuild starts.
+                state.writer.delete_all_documents()?;
+                state.catalogue = Some(catalogue::catalogue_id(&mut *db.conn()?)?);
+                self.commit(state, db, 0)?;
+                let report = self.sync_locked(state, db, true)?;
+                tracing::warn!(
+                    changes = report.changes,
+                    documents = self.num_docs(),
+                    "search index rebuilt from the catalogue"
+                );
+                return Ok(report);
+            }
+        };
+        self.monitor.observe(&standing, state.cursor);
+        state.catalogue = Some(standing.catalogue);
+        self.sync_locked(state, db, false)
     }
 
     /// Drops every document and indexes the whole catalogue again from change 0 (`rix gateway
@@ -1316,9 +1394,30 @@ impl SearchIndex {
     /// commit by commit; on failure the old index stays as it was.
     pub fn rebuild(&self, db: &Db) -> Result<SyncReport, SearchError> {
         let mut state = self.writer();
+        self.monitor
+            .rebuild_started("requested", "rebuild requested".to_owned());
+        state.catalogue = Some(catalogue::catalogue_id(&mut *db.conn()?)?);
         state.writer.delete_all_documents()?;
         state.cursor = 0;
-        self.sync_locked(&mut state, db, true)
+        let report = self.sync_locked(&mut state, db, true);
+        match &report {
+            Ok(_) => self.monitor.sync_succeeded(),
+            Err(e) => self.monitor.sync_failed(&e.to_string()),
+        }
+        report
+    }
+
+    /// How the index stands against the catalogue, for `/healthz`.
+    pub fn health(&self) -> SearchHealth {
+        self.monitor.health()
+    }
+
+    /// Registers the index's metrics (`rix_search_*`) with the server's registry.
+    pub fn register_metrics(
+        &self,
+        registry: &prometheus::Registry,
+    ) -> Result<(), prometheus::Error> {
+        self.monitor.register(registry)
     }
 
     fn sync_locked(
@@ -1331,7 +1430,7 @@ impl SearchIndex {
         if result.is_err() {
             // Nothing uncommitted may ride along with a later commit and its cursor.
             let _ = state.writer.rollback();
-            state.cursor = committed_cursor(&self.index);
+            (state.cursor, state.lineage) = committed_payload(&self.index);
             self.committed.store(state.cursor, AtomicOrdering::Release);
         }
         result
@@ -1354,7 +1453,7 @@ impl SearchIndex {
             let rows = catalogue::changes_after(&mut conn, read, SYNC_PAGE)?;
             let Some(last) = rows.last().map(|r| r.change_id) else {
                 if force_commit || uncommitted > 0 {
-                    self.commit(state, read)?;
+                    self.commit(state, db, read)?;
                     report.commits += 1;
                 }
                 break;
@@ -1389,7 +1488,7 @@ impl SearchIndex {
             report.changes += rows.len() as u64;
             let caught_up = (rows.len() as i64) < SYNC_PAGE;
             if caught_up || uncommitted >= COMMIT_CHANGES {
-                self.commit(state, last)?;
+                self.commit(state, db, last)?;
                 force_commit = false;
                 uncommitted = 0;
                 report.commits += 1;
@@ -1402,18 +1501,35 @@ impl SearchIndex {
         Ok(report)
     }
 
-    fn commit(&self, state: &mut WriterState, cursor: i64) -> Result<(), SearchError> {
+    /// Commits what was written, recording `cursor`, the catalogue it was read from and the
+    /// fingerprint of the change at `cursor`, so that the next sync can tell whether the
+    /// catalogue still holds what the index reflects.
+    fn commit(&self, state: &mut WriterState, db: &Db, cursor: i64) -> Result<(), SearchError> {
+        let mut conn = db.conn()?;
+        let lineage = Lineage {
+            catalogue: state.catalogue.clone(),
+            fingerprint: match cursor {
+                0 => None,
+                c => catalogue::change_fingerprint(&mut conn, c)?,
+            },
+        };
+        let (head, next_at) = catalogue::change_head(&mut conn, cursor)?;
+        drop(conn);
         let payload = serde_json::to_string(&Payload {
             format: FORMAT,
             cursor,
+            lineage: lineage.clone(),
         })
         .expect("a payload is JSON");
         let mut prepared = state.writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
         state.cursor = cursor;
+        state.lineage = lineage;
         self.committed.store(cursor, AtomicOrdering::Release);
         self.reader.reload()?;
+        self.monitor
+            .committed(cursor, head, next_at.as_deref(), self.num_docs());
         Ok(())
     }
 

@@ -223,33 +223,26 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         tasks.push(tokio::spawn(consumer.run(shutdown_rx.clone())));
     }
 
+    // The search index: derived from the catalogue's change stream, one per replica, kept
+    // up to date by a task that syncs every 200 ms (approval → searchable well within 1 s).
+    let search_dir = config.data_dir.join("search");
+    let search = std::sync::Arc::new(
+        tokio::task::spawn_blocking(move || {
+            crate::search::SearchIndex::open_or_rebuild(&search_dir)
+        })
+        .await
+        .map_err(|e| StartError::Store(StoreError::Task(e.to_string())))?
+        .map_err(|e| StartError::Search(e.to_string()))?,
+    );
+    search
+        .register_metrics(&registry)
+        .map_err(|e| StartError::Search(format!("metrics: {e}")))?;
     let state = web::Data::new(State {
         db: db.clone(),
         registry,
         broker: config.amqp_url.is_some(),
         metrics_token: config.metrics_token.clone(),
     });
-    // The search index: derived from the catalogue's change stream, one per replica, kept
-    // up to date by a task that syncs every 200 ms (approval → searchable well within 1 s).
-    let search_dir = config.data_dir.join("search");
-    let search = std::sync::Arc::new(
-        tokio::task::spawn_blocking(move || {
-            use crate::search::{SearchError, SearchIndex};
-            match SearchIndex::open_or_create(&search_dir) {
-                // Derived data of another format, or an index killed before its first commit:
-                // start it afresh; the sync task rebuilds it from the change stream.
-                Err(SearchError::Format { .. }) => {
-                    tracing::warn!(dir = %search_dir.display(), "search index unusable; rebuilding it from the catalogue");
-                    let _ = std::fs::remove_dir_all(&search_dir);
-                    SearchIndex::open_or_create(&search_dir)
-                }
-                other => other,
-            }
-        })
-        .await
-        .map_err(|e| StartError::Store(StoreError::Task(e.to_string())))?
-        .map_err(|e| StartError::Search(e.to_string()))?,
-    );
     {
         let search = search.clone();
         let db = db.clone();

@@ -1504,3 +1504,171 @@ fn a_directory_holding_something_else_is_refused_not_overwritten() {
         other => panic!("expected a format refusal, got {other:?}"),
     }
 }
+
+/// `sample` achievements `from..to` of `node`'s chain, version 1.
+fn achievements(sample: &SampleGenerator, from: u64, to: u64) -> Vec<Item> {
+    (from..to)
+        .map(|i| {
+            (
+                RecordKind::Achievement,
+                format!("a{i}"),
+                1,
+                record(sample.achievement(i)),
+            )
+        })
+        .collect()
+}
+
+/// A consistent copy of the SQLite catalogue `db` at `to`, as a backup would take it.
+fn backup(db: &Db, to: &Path) {
+    use diesel::RunQueryDsl as _;
+    diesel::sql_query(format!("VACUUM INTO '{}'", to.display()))
+        .execute(&mut *db.conn().unwrap())
+        .unwrap();
+}
+
+/// Copies the (closed) index directory `from` to `to`.
+fn copy_index(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for file in std::fs::read_dir(from).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
+    }
+}
+
+/// The value of `rix_search_rebuilds_total{reason}` in `registry`.
+fn rebuilds(registry: &prometheus::Registry, reason: &str) -> u64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "rix_search_rebuilds_total")
+        .flat_map(|f| f.get_metric())
+        .filter(|m| m.get_label().iter().any(|l| l.value() == reason))
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
+/// Opens the index at `dir`, syncs it with `db`, and returns why it rebuilt itself (`None`:
+/// it did not), checking that it then answers exactly as an index built afresh from `db`.
+fn sync_after_restore(dir: &Path, db: &Db) -> Option<String> {
+    let index = SearchIndex::open_or_rebuild(dir).unwrap();
+    let registry = prometheus::Registry::new();
+    index.register_metrics(&registry).unwrap();
+    index.sync(db).unwrap();
+    let fresh = SearchIndex::in_ram().unwrap();
+    fresh.sync(db).unwrap();
+    assert_eq!(index.num_docs(), fresh.num_docs());
+    assert_eq!(answers(&index), answers(&fresh));
+    let health = index.health();
+    assert_eq!(health.state, "current", "{health:?}");
+    assert_eq!(health.indexed_change_id, fresh.cursor());
+    assert_eq!(health.lag_changes, 0);
+    let reason = health.last_rebuild.map(|r| {
+        assert!(r.finished_at.is_some(), "{r:?}");
+        assert_eq!(rebuilds(&registry, &r.reason), 1);
+        r.reason
+    });
+    // Once rebuilt it is in step: the next sync neither rebuilds nor re-reads anything.
+    let registry_total: u64 = [
+        "ahead_of_catalogue",
+        "catalogue_rewritten",
+        "other_catalogue",
+    ]
+    .iter()
+    .map(|r| rebuilds(&registry, r))
+    .sum();
+    assert_eq!(index.sync(db).unwrap().changes, 0);
+    let after: u64 = [
+        "ahead_of_catalogue",
+        "catalogue_rewritten",
+        "other_catalogue",
+    ]
+    .iter()
+    .map(|r| rebuilds(&registry, r))
+    .sum();
+    assert_eq!(registry_total, after);
+    reason
+}
+
+#[test]
+fn an_index_that_does_not_reflect_its_catalogue_rebuilds_itself_and_says_why() {
+    let gw = gateway();
+    let sample = SampleGenerator::new(SampleConfig::default());
+    let mut node = Node::new(&gw, "prov-530000");
+    node.send(&gw, achievements(&sample, 0, 200));
+    let index_dir = gw.dir.path().join("index");
+    let saved = |name: &str| gw.dir.path().join(name);
+    {
+        let index = SearchIndex::open_or_create(&index_dir).unwrap();
+        index.sync(&gw.db).unwrap();
+    }
+    // The backups an operator takes: the catalogue, and the index beside it.
+    backup(&gw.db, &saved("backup.db"));
+    copy_index(&index_dir, &saved("index-at-backup"));
+    node.send(&gw, achievements(&sample, 200, 260));
+    {
+        let index = SearchIndex::open_or_create(&index_dir).unwrap();
+        index.sync(&gw.db).unwrap();
+    }
+    copy_index(&index_dir, &saved("index-ahead"));
+    copy_index(&index_dir, &saved("index-ahead-2"));
+
+    // 1. The catalogue restored from the backup under the newer index: the index holds 60
+    //    entries the catalogue lost.
+    let restored = Db::open(saved("backup.db").to_str().unwrap(), 2).unwrap();
+    assert_eq!(
+        sync_after_restore(&saved("index-ahead"), &restored).as_deref(),
+        Some("ahead_of_catalogue")
+    );
+
+    // 2. Restored and fed again (another node's records took the lost change ids): the
+    //    index's cursor names a change the catalogue holds, but another one.
+    std::fs::copy(saved("backup.db"), saved("refed.db")).unwrap();
+    let refed_db = Db::open(saved("refed.db").to_str().unwrap(), 2).unwrap();
+    let refed = Gateway {
+        dir: tempfile::tempdir().unwrap(),
+        db: refed_db.clone(),
+        ingest: Ingest::new(
+            refed_db.clone(),
+            TrustStore::new(refed_db.clone()).unwrap(),
+            BatchLimits::default(),
+            IngestMetrics::new(&prometheus::Registry::new()),
+        ),
+    };
+    let other_sample = SampleGenerator::new(SampleConfig {
+        node: NodeProfile::ministry("most", "科学技术部", "348"),
+        ..SampleConfig::default()
+    });
+    let mut ministry = Node::new(&refed, "most");
+    ministry.send(&refed, achievements(&other_sample, 0, 80));
+    let refed_head = catalogue::changes_after(&mut refed.db.conn().unwrap(), 0, 1_000_000)
+        .unwrap()
+        .len();
+    let original_head = catalogue::changes_after(&mut gw.db.conn().unwrap(), 0, 1_000_000)
+        .unwrap()
+        .len();
+    assert!(
+        refed_head >= original_head,
+        "the test needs the refed catalogue to hold the index's cursor"
+    );
+    assert_eq!(
+        sync_after_restore(&saved("index-ahead-2"), &refed.db).as_deref(),
+        Some("catalogue_rewritten")
+    );
+
+    // 3. Another catalogue altogether (a new database, a wrong URL).
+    let other = gateway();
+    Node::new(&other, "prov-530000").send(&other, achievements(&sample, 0, 300));
+    copy_index(&index_dir, &saved("index-elsewhere"));
+    assert_eq!(
+        sync_after_restore(&saved("index-elsewhere"), &other.db).as_deref(),
+        Some("other_catalogue")
+    );
+
+    // 4. The index restored from the older backup under the current catalogue: merely behind,
+    //    so it catches up from its cursor without a rebuild.
+    assert_eq!(sync_after_restore(&saved("index-at-backup"), &gw.db), None);
+
+    // 5. The index in step: nothing to rebuild, nothing to read.
+    assert_eq!(sync_after_restore(&index_dir, &gw.db), None);
+}

@@ -436,7 +436,7 @@ pub fn main() -> Result<()> {
             let config = rix_gateway::config::Config::load(&config)?;
             let db = config.open_database()?;
             let index =
-                rix_gateway::search::SearchIndex::open_or_create(&config.data_dir.join("search"))?;
+                rix_gateway::search::SearchIndex::open_or_rebuild(&config.data_dir.join("search"))?;
             let started = std::time::Instant::now();
             let report = index.rebuild(&db)?;
             println!(

@@ -1,0 +1,10 @@
+-- Which catalogue this is. Kept in step with the other backend's
+-- 2026-12-01-000014_catalogue_identity/up.sql.
+--
+-- Every search index records the catalogue it was built from and checks it on every sync:
+-- pointed at another catalogue (a new database, a wrong URL), it rebuilds instead of serving
+-- another catalogue's entries. A dump carries the id, so a restored catalogue is the same
+-- catalogue; what the index built after the dump was taken is caught by the fingerprint of
+-- the change it last indexed (gateway/src/search/lineage.rs).
+INSERT INTO catalogue_meta (name, value)
+VALUES ('catalogue_id', replace(gen_random_uuid()::text, '-', ''));

@@ -1,0 +1,1 @@
+DELETE FROM catalogue_meta WHERE name = 'catalogue_id';
