@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
+use rix_runtime::health::LinkState;
 use rix_schema::codes::Issuer;
 use rix_schema::signing::SigningKey;
 use rix_schema::{FieldError, RecordKind};
@@ -44,8 +45,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Largest accepted body.
     pub max_body_bytes: usize,
-    /// Whether a broker is configured (for `/healthz`).
-    pub broker_configured: bool,
+    /// The broker connection's health, when a broker is configured (for `/healthz`).
+    pub broker: Option<rix_runtime::health::Link>,
 }
 
 type State = web::Data<AppState>;
@@ -650,21 +651,19 @@ pub async fn schema(req: HttpRequest, path: web::Path<String>) -> Result<HttpRes
 
 /// Liveness and readiness: database, broker, log.
 #[utoipa::path(get, path = "/healthz",
-    responses((status = 200, description = "`{status, node_id, database, broker, log}`"), (status = 503, description = "database unavailable")))]
+    responses((status = 200, description = "`{status, node_id, database, broker: connecting|connected|failing|none, broker_detail: {state, since, last_connected_at, last_error, failures}, log}`"), (status = 503, description = "database unavailable")))]
 pub async fn healthz(state: State) -> HttpResponse {
     let st = state.clone();
     let log: Result<LogState, NodeError> =
         blocking(move || Ok(outbox::log_state(&mut *st.db.conn()?)?)).await;
-    let broker = if !state.broker_configured {
-        "none"
-    } else if state.metrics.broker_connected.get() == 1 {
-        "connected"
-    } else {
-        "disconnected"
-    };
+    let broker = state.broker.as_ref().map(|link| link.report());
     let (status, database, log) = match log {
         Ok(l) => (
-            if broker == "disconnected" {
+            // Connecting is not degraded: a node just started has not had its answer yet.
+            if broker
+                .as_ref()
+                .is_some_and(|b| b.state == LinkState::Failing)
+            {
                 "degraded"
             } else {
                 "ok"
@@ -680,7 +679,8 @@ pub async fn healthz(state: State) -> HttpResponse {
         "name": state.node_name,
         "database": database,
         "backend": format!("{:?}", state.db.backend()).to_lowercase(),
-        "broker": broker,
+        "broker": broker.as_ref().map_or("none", |b| b.state.as_str()),
+        "broker_detail": broker,
         "log": log,
     });
     if status == "unavailable" {

@@ -21,6 +21,7 @@ use std::time::Duration;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use rix_runtime::health::Link;
 use rix_schema::signing::SigningKey;
 use tokio::sync::{Notify, watch};
 
@@ -54,6 +55,8 @@ pub struct Publisher {
     pub wake: Arc<Notify>,
     /// Metrics.
     pub metrics: Metrics,
+    /// The broker connection's health, for `/healthz` (unused without a broker).
+    pub broker_health: Link,
 }
 
 /// A blocking task that did not finish: the runtime is shutting down (or the task panicked).
@@ -107,6 +110,7 @@ impl Publisher {
                     Ok(()) => backoff = Duration::from_millis(100),
                     Err((reason, e)) => {
                         tracing::warn!(error = %e, reason, "publishing to the broker failed; will retry");
+                        self.broker_health.failed(format!("{reason}: {e}"));
                         self.metrics
                             .publish_errors
                             .with_label_values(&[reason])
@@ -254,6 +258,7 @@ impl Publisher {
         };
         tracing::info!(exchange = %target.exchange, "connected to the broker");
         self.metrics.broker_connected.set(1);
+        self.broker_health.connected();
         Ok(Broker {
             connection,
             channel,
@@ -267,6 +272,22 @@ impl Publisher {
         broker: &mut Option<Broker>,
     ) -> Result<(), (&'static str, String)> {
         loop {
+            // Connected before there is anything to send, and checked on every round (about
+            // once a second when idle): `/healthz` then tells a wrong URL or a broker that went
+            // away at once, not at the next approval.
+            if broker
+                .as_ref()
+                .is_some_and(|b| !b.connection.status().connected())
+            {
+                return Err(("connection", "the broker connection was lost".to_owned()));
+            }
+            if broker.is_none() {
+                *broker = Some(
+                    self.connect(target)
+                        .await
+                        .map_err(|e| ("connect", e.to_string()))?,
+                );
+            }
             let db = self.db.clone();
             let pending = tokio::task::spawn_blocking(move || outbox::unpublished(&db, IN_FLIGHT))
                 .await
@@ -275,13 +296,6 @@ impl Publisher {
                 .map_err(|e| ("store", e.to_string()))?;
             if pending.is_empty() {
                 return Ok(());
-            }
-            if broker.is_none() {
-                *broker = Some(
-                    self.connect(target)
-                        .await
-                        .map_err(|e| ("connect", e.to_string()))?,
-                );
             }
             let channel = &broker.as_ref().expect("connected above").channel;
             let mut confirms = Vec::with_capacity(pending.len());

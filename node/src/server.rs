@@ -200,6 +200,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     let metrics = Metrics::new();
     let wake = Arc::new(Notify::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let broker_health = rix_runtime::health::Link::new();
 
     let publisher = Publisher {
         db: db.clone(),
@@ -212,6 +213,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         }),
         wake: wake.clone(),
         metrics: metrics.clone(),
+        broker_health: broker_health.clone(),
     };
     let publisher_task = tokio::spawn(publisher.run(shutdown_rx));
 
@@ -225,7 +227,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         wake,
         metrics: metrics.clone(),
         max_body_bytes: config.max_body_bytes,
-        broker_configured: config.amqp_url.is_some(),
+        broker: config.amqp_url.is_some().then_some(broker_health),
     });
     let server = HttpServer::new(move || {
         App::new()

@@ -16,6 +16,19 @@ async fn approved_records_reach_the_queue_signed_in_order_and_as_in_the_feed(bac
         c.batch.max_entries = 25;
     })
     .await;
+    // The node connects at start, not at its first publish: before anything is approved,
+    // `/healthz` already says the broker is connected.
+    let mut health = node.get("/healthz", None).await;
+    for _ in 0..200 {
+        if health.body["broker"] != "connecting" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        health = node.get("/healthz", None).await;
+    }
+    assert_eq!(health.body["broker"], "connected", "{}", health.body);
+    assert_eq!(health.body["status"], "ok");
+    assert!(health.body["broker_detail"]["last_connected_at"].is_string());
 
     let mut expected = 0u64;
     for (collection, kind, n) in [
@@ -92,6 +105,23 @@ async fn a_node_keeps_registering_while_the_broker_is_unreachable_and_publishes_
         c.amqp_url = Some(format!("amqp://guest:guest@127.0.0.1:{dead_port}/%2f"));
     })
     .await;
+    // Before anything is approved the node has tried, and says why it failed.
+    let mut health = node.get("/healthz", None).await;
+    for _ in 0..200 {
+        if health.body["broker"] == "failing" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        health = node.get("/healthz", None).await;
+    }
+    assert_eq!(health.body["broker"], "failing", "{}", health.body);
+    assert_eq!(health.body["status"], "degraded");
+    let error = health.body["broker_detail"]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("connect") && error.to_lowercase().contains("refused"),
+        "{error}"
+    );
+    assert!(health.body["broker_detail"]["last_connected_at"].is_null());
     for _ in 0..5 {
         node.register_approved("achievements", &fixture("achievement"))
             .await;
@@ -99,7 +129,7 @@ async fn a_node_keeps_registering_while_the_broker_is_unreachable_and_publishes_
     node.wait_for_seq(5).await;
     let health = node.get("/healthz", None).await;
     assert_eq!(health.body["status"], "degraded");
-    assert_eq!(health.body["broker"], "disconnected");
+    assert_eq!(health.body["broker"], "failing");
     assert_eq!(
         health.body["log"]["outbox_depth"], 5,
         "sealed but unconfirmed"

@@ -93,7 +93,11 @@ async fn broker_restart_mid_stream_loses_nothing() {
     )
     .await
     .unwrap();
-    assert_eq!(health["broker"], "disconnected", "{health}");
+    assert_eq!(health["broker"], "failing", "{health}");
+    assert!(
+        health["broker_detail"]["last_error"].is_string(),
+        "{health}"
+    );
     rabbitmqctl(&["start_app"]);
     rabbitmqctl(&["await_startup"]);
     for id in &ids[60..] {
