@@ -123,6 +123,9 @@ pub struct Config {
     /// `RIX_METRICS_TOKEN`. A secret: never logged.
     #[serde(default)]
     pub metrics_token: Option<String>,
+    /// When `/healthz` calls the gateway degraded (`[health]`; see [`crate::health`]).
+    #[serde(default)]
+    pub health: crate::health::HealthConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -164,6 +167,7 @@ impl fmt::Debug for Config {
                 "metrics_token",
                 &self.metrics_token.as_ref().map(|_| "(set)"),
             )
+            .field("health", &self.health)
             .finish()
     }
 }

@@ -70,6 +70,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use rix_runtime::health::Link;
 use tokio::sync::{mpsc, watch};
 
 use crate::db::redact_url;
@@ -273,6 +274,8 @@ struct Shared {
     ingest: Ingest,
     fill: Option<FillHandle>,
     metrics: ConsumerMetrics,
+    /// The broker connection's health, for `/healthz`.
+    health: Link,
 }
 
 const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
@@ -307,6 +310,7 @@ impl Consumer {
                 config,
                 ingest,
                 fill,
+                health: Link::new(),
             }),
         }
     }
@@ -314,6 +318,12 @@ impl Consumer {
     /// The consumer's metrics.
     pub fn metrics(&self) -> &ConsumerMetrics {
         &self.shared.metrics
+    }
+
+    /// The broker connection's health: connecting, consuming (`connected`) or failing with
+    /// the last error.
+    pub fn health(&self) -> Link {
+        self.shared.health.clone()
     }
 
     /// Consumes until `shutdown` turns true, reconnecting with backoff whenever the broker goes
@@ -344,6 +354,7 @@ impl Consumer {
                         ""
                     };
                     tracing::warn!(error = %e, retry_in = ?backoff, "AMQP consumer disconnected{hint}");
+                    shared.health.failed(format!("{e}{hint}"));
                 }
             }
             tokio::select! {
@@ -430,6 +441,7 @@ impl Shared {
             .await
             .map_err(&err)?;
         self.metrics.broker_connected.set(1);
+        self.health.connected();
         tracing::info!(
             queue = %config.queue,
             exchange = %config.exchange,

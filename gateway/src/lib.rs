@@ -6,7 +6,7 @@
 //! secrecy gate — and [`catalogue`] applies it idempotently, merging the same result from
 //! several nodes and linking achievements to projects, writing the change stream that the
 //! search index and the ministries' feeds read. [`db`] is the storage SQLite and PostgreSQL
-//! both serve.
+//! both serve. [`health`] says whether all of that is happening.
 //!
 //! What it guarantees: nothing is applied that did not verify against a trusted, unrevoked key
 //! on an unbroken chain; nothing classified `secret` or above is ever stored; applying the same
@@ -22,6 +22,7 @@ pub mod catalogue;
 pub mod config;
 pub mod consume;
 pub mod db;
+pub mod health;
 pub mod ingest;
 pub mod limits;
 pub mod pull;

@@ -41,6 +41,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use rix_runtime::health::{Link, LinkReport};
 use rix_schema::batch::Refusal;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -319,6 +320,16 @@ fn where_to_fix(node_id: &str, refusal: &Refusal) -> String {
 }
 
 impl PullError {
+    /// Whether the node's feed failed to answer usefully (unreachable, timed out, refused our
+    /// credential, answered an error or garbage), as opposed to answering batches that were
+    /// then refused, or our own storage failing.
+    pub fn is_unanswered(&self) -> bool {
+        !matches!(
+            self,
+            PullError::Refused { .. } | PullError::Gap { .. } | PullError::Store(_)
+        )
+    }
+
     /// Stable label for `rix_gateway_feed_pulls_total{result}`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -541,6 +552,44 @@ struct Inner {
     config: PullConfig,
     metrics: PullMetrics,
     fills: FillHandle,
+    feeds: FeedHealth,
+}
+
+/// Whether each node's feed answers, for `/healthz`: a node whose feed fails (unreachable,
+/// timing out, refusing our credential, answering garbage) is `failing` with the cause. A feed
+/// that answered is `connected`, even if its batches were then refused: refusals are the
+/// catalogue's to report. Cheap to clone (shared inside).
+#[derive(Clone, Default)]
+pub struct FeedHealth {
+    links: Arc<Mutex<HashMap<String, Link>>>,
+    behind: Option<IntGaugeVec>,
+}
+
+impl FeedHealth {
+    fn link(&self, node_id: &str) -> Link {
+        self.links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(node_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// How `node_id`'s feed answered lately (`None`: never pulled by this process).
+    pub fn report(&self, node_id: &str) -> Option<LinkReport> {
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links.get(node_id).map(Link::report)
+    }
+
+    /// Entries `node_id` has sealed that the catalogue does not hold, as its feed last said.
+    pub fn behind(&self, node_id: &str) -> Option<i64> {
+        let gauge = self
+            .behind
+            .as_ref()?
+            .get_metric_with_label_values(&[node_id])
+            .ok()?;
+        Some(gauge.get())
+    }
 }
 
 /// One fetched page.
@@ -584,6 +633,10 @@ impl Puller {
             .map_err(|e| PullError::Client(e.to_string()))?;
         let metrics = PullMetrics::new(registry);
         let fills = FillHandle::default();
+        let feeds = FeedHealth {
+            links: Arc::default(),
+            behind: Some(metrics.behind.clone()),
+        };
         *fills
             .inner
             .requests
@@ -596,6 +649,7 @@ impl Puller {
                 config,
                 metrics,
                 fills,
+                feeds,
             }),
         })
     }
@@ -608,6 +662,11 @@ impl Puller {
     /// The puller's metrics.
     pub fn metrics(&self) -> &PullMetrics {
         &self.inner.metrics
+    }
+
+    /// Whether each node's feed answers.
+    pub fn feed_health(&self) -> FeedHealth {
+        self.inner.feeds.clone()
     }
 
     /// The configuration in force.
@@ -626,6 +685,11 @@ impl Puller {
         feed_url: &str,
     ) -> Result<PullReport, PullError> {
         let result = self.catch_up(node_id, feed_url).await;
+        let link = self.inner.feeds.link(node_id);
+        match &result {
+            Err(e) if e.is_unanswered() => link.failed(e),
+            _ => link.connected(),
+        }
         if let Err(e) = &result {
             self.inner
                 .metrics

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
-use diesel::prelude::*;
 use prometheus::{Encoder, Registry, TextEncoder};
 use rix_schema::batch::BatchLimits;
 use serde_json::json;
@@ -94,10 +93,9 @@ impl RunningGateway {
 }
 
 struct State {
-    db: Db,
     registry: Registry,
-    broker: bool,
     metrics_token: Option<String>,
+    health: crate::health::HealthSources,
 }
 
 /// Whether `req` comes from the operators' monitoring: the metrics token, or — when none is
@@ -117,36 +115,18 @@ fn from_monitoring(state: &State, req: &HttpRequest) -> bool {
     }
 }
 
-/// `/healthz`: `ok` or `unavailable` for everyone (load balancers); the chain position of every
-/// node only for the operators' monitoring ([`from_monitoring`]).
+/// `/healthz`: `ok`, `degraded` or `unavailable` (503) for everyone (load balancers); the
+/// whole [`crate::health::GatewayHealth`] — every node's position and refusals, the broker, the
+/// search index, the problems in words — only for the operators' monitoring
+/// ([`from_monitoring`]).
 async fn healthz(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     let detailed = from_monitoring(&state, &req);
-    let st = state.clone();
-    let nodes = web::block(move || -> Result<Vec<serde_json::Value>, StoreError> {
-        use crate::db::schema::node_chain;
-        let mut conn = st.db.conn()?;
-        let rows: Vec<(String, i64, i64)> = node_chain::table
-            .select((
-                node_chain::node_id,
-                node_chain::next_batch_seq,
-                node_chain::next_seq,
-            ))
-            .load(&mut *conn)?;
-        Ok(rows
-            .into_iter()
-            .map(|(n, b, s)| json!({"node_id": n, "last_batch_seq": b - 1, "last_seq": s - 1}))
-            .collect())
-    })
-    .await;
-    match nodes {
-        Ok(Ok(nodes)) if detailed => HttpResponse::Ok().json(json!({
-            "status": "ok",
-            "database": "ok",
-            "backend": format!("{:?}", state.db.backend()).to_lowercase(),
-            "broker": if state.broker { "configured" } else { "none" },
-            "nodes": nodes,
-        })),
-        Ok(Ok(_)) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"})),
+    let sources = state.health.clone();
+    match web::block(move || sources.check()).await {
+        Ok(Ok(health)) if detailed => HttpResponse::Ok().json(health),
+        Ok(Ok(health)) => {
+            HttpResponse::Ok().json(json!({"status": health.status, "database": "ok"}))
+        }
         Ok(Err(e)) => HttpResponse::ServiceUnavailable()
             .json(json!({"status": "unavailable", "database": e.to_string()})),
         Err(e) => HttpResponse::ServiceUnavailable()
@@ -212,14 +192,17 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let puller = Puller::new(ingest.clone(), config.pull.puller(), &registry)
         .map_err(|e| StartError::Pull(e.to_string()))?;
     let fill = puller.fill_handle();
+    let feeds = puller.feed_health();
     tasks.push(tokio::spawn(puller.run(shutdown_rx.clone())));
 
+    let mut broker_health = None;
     if let Some(url) = &config.amqp_url {
         let mut consumer_config = ConsumerConfig::new(url.clone());
         consumer_config.exchange = config.amqp_exchange.clone();
         consumer_config.queue = config.amqp_queue.clone();
         consumer_config.prefetch = config.amqp_prefetch;
         let consumer = Consumer::new(consumer_config, ingest.clone(), Some(fill), &registry);
+        broker_health = Some(consumer.health());
         tasks.push(tokio::spawn(consumer.run(shutdown_rx.clone())));
     }
 
@@ -238,10 +221,15 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         .register_metrics(&registry)
         .map_err(|e| StartError::Search(format!("metrics: {e}")))?;
     let state = web::Data::new(State {
-        db: db.clone(),
         registry,
-        broker: config.amqp_url.is_some(),
         metrics_token: config.metrics_token.clone(),
+        health: crate::health::HealthSources {
+            db: db.clone(),
+            search: search.clone(),
+            broker: broker_health,
+            feeds,
+            config: config.health,
+        },
     });
     {
         let search = search.clone();
