@@ -111,3 +111,48 @@ fn logs_in_a_file_have_no_colour_codes_and_can_be_json_lines() {
         assert!(!line.contains('\u{1b}'), "{line:?}");
     }
 }
+
+/// Every `.rs` file under `dir`, read.
+fn sources_under(dir: &Path, into: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources_under(&path, into);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            into.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+#[test]
+fn every_metric_the_alert_rules_watch_is_one_the_code_exports() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let rules = std::fs::read_to_string(root.join("ops/prometheus/rix-alerts.yml")).unwrap();
+    let mut code = String::new();
+    for crate_dir in ["node/src", "gateway/src"] {
+        sources_under(&root.join(crate_dir), &mut code);
+    }
+    let mut names: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("rix_") && !w.ends_with('_'))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(
+        names.contains(&"rix_search_lag_seconds"),
+        "the search index is watched: {names:?}"
+    );
+    let unknown: Vec<&&str> = names
+        .iter()
+        .filter(|n| !code.contains(&format!("\"{n}\"")))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "alert rules name metrics no code registers (a typo, or a renamed metric): {unknown:?}"
+    );
+    // Every rule alerts on something and says what to do.
+    let alerts = rules.matches("- alert:").count();
+    assert!(alerts >= 15, "{alerts} rules");
+    assert_eq!(rules.matches("expr:").count(), alerts);
+    assert_eq!(rules.matches("summary:").count(), alerts);
+}
