@@ -261,6 +261,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             .app_data(state.clone())
             .app_data(read.clone())
             .app_data(limits.clone())
+            .wrap(rix_runtime::problem::problem_errors())
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics))
             .configure(crate::api::configure)

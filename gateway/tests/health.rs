@@ -220,5 +220,32 @@ async fn a_healthy_gateway_says_ok_with_nothing_to_report() {
     assert_eq!(h["broker"], "none");
     assert!(h.get("broker_detail").is_none());
     assert_eq!(h["search"]["lag_changes"], 0);
+
+    // A path it does not serve, and a method a path does not take, are problem documents too
+    // (actix-web answers them before any handler of ours).
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/nothing-here"),
+        (reqwest::Method::POST, "/v1/search"),
+    ] {
+        let res = http
+            .request(method.clone(), format!("http://{}{path}", gw.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{method} {path}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        let problem: Value = res.json().await.unwrap();
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{method} {path}")),
+            "{problem}"
+        );
+    }
     gw.stop().await;
 }

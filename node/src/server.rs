@@ -232,6 +232,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(rix_runtime::problem::problem_errors())
             .wrap(tracing_actix())
             .configure(api::configure)
     })
