@@ -281,8 +281,35 @@ async fn the_rotation_drill_keeps_every_batch_verifiable_and_a_rebuild_identical
             )),
         "{said}"
     );
-    let said = gateway.rix(&["trust", "rotate", "--node", &node_id]);
+    let said = gateway.rix(&[
+        "trust",
+        "rotate",
+        "--node",
+        &node_id,
+        "--node-url",
+        &node.url,
+    ]);
     assert!(said.contains("nothing to change"), "{said}");
+    let report: Value =
+        serde_json::from_str(&gateway.rix(&["trust", "rotate", "--node", &node_id, "--json"]))
+            .unwrap();
+    assert_eq!(report["steps"], serde_json::json!([]), "{report}");
+    // Asked at a URL where no node answers, it changes nothing and says what it tried.
+    let port = free_port();
+    let out = gateway.rix_output(&[
+        "trust",
+        "rotate",
+        "--node",
+        &node_id,
+        "--node-url",
+        &format!("http://127.0.0.1:{port}"),
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains(&format!("GET http://127.0.0.1:{port}/v1/keys")),
+        "{said}"
+    );
     let trusted = trusted_keys(&gateway);
     let windows: Vec<(String, Value, Value)> = trusted["keys"]
         .as_array()
