@@ -377,6 +377,7 @@ pub fn apply_batch(
                     node_chain::next_seq.eq(next.next_seq as i64),
                     node_chain::prev_batch_hash.eq(hex::encode(next.prev_batch_hash)),
                     node_chain::updated_at.eq(&at),
+                    node_chain::last_created_at.eq(&header.created_at),
                 ))
                 .execute(conn)?
         }
@@ -391,6 +392,8 @@ pub fn apply_batch(
             node_chain::next_seq.eq(next.next_seq as i64),
             node_chain::prev_batch_hash.eq(hex::encode(next.prev_batch_hash)),
             node_chain::updated_at.eq(&at),
+            // As signed: the bound the next batch's created_at is checked against.
+            node_chain::last_created_at.eq(&header.created_at),
         ))
         .execute(conn)?
     };

@@ -111,6 +111,12 @@ pub struct Config {
     /// Unacknowledged deliveries in flight: the backpressure on the broker.
     #[serde(default = "default_prefetch")]
     pub amqp_prefetch: u16,
+    /// How far ahead of this gateway's clock a batch's `created_at` may lie, in seconds (default
+    /// 300). Keys are judged at a batch's own `created_at`, which its signer chooses; a batch
+    /// dated later than this is refused (`future_dated`) until its time comes. Env:
+    /// `RIX_MAX_CLOCK_SKEW_SECS`.
+    #[serde(default = "default_max_clock_skew_secs")]
+    pub max_clock_skew_secs: u64,
     /// Feed puller.
     #[serde(default)]
     pub pull: PullConfig,
@@ -146,6 +152,9 @@ fn default_queue() -> String {
 fn default_prefetch() -> u16 {
     64
 }
+fn default_max_clock_skew_secs() -> u64 {
+    crate::ingest::DEFAULT_MAX_FUTURE_SKEW.as_secs()
+}
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -161,6 +170,7 @@ impl fmt::Debug for Config {
                 &self.amqp_url.as_deref().map(crate::db::redact_url),
             )
             .field("amqp_queue", &self.amqp_queue)
+            .field("max_clock_skew_secs", &self.max_clock_skew_secs)
             .field("pull", &self.pull)
             .field("limits", &self.limits)
             .field(
@@ -241,6 +251,12 @@ impl Config {
         if let Some(v) = get("RIX_AMQP_URL") {
             self.amqp_url = Some(v).filter(|v| !v.is_empty());
         }
+        if let Some(v) = get("RIX_MAX_CLOCK_SKEW_SECS") {
+            self.max_clock_skew_secs = v.parse().map_err(|e| ConfigError::Env {
+                name: "RIX_MAX_CLOCK_SKEW_SECS",
+                message: format!("{v:?} is not a number of seconds: {e}"),
+            })?;
+        }
         if let Some(v) = get("RIX_METRICS_TOKEN") {
             self.metrics_token = Some(v).filter(|v| !v.is_empty());
         }
@@ -295,18 +311,22 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/config/gateway.example.toml");
         let config = Config::load(&path).unwrap();
         assert_eq!(config.amqp_queue, "rix.gateway");
+        assert_eq!(config.max_clock_skew_secs, 300);
         assert!(config.pull.request_timeout_ms > config.pull.connect_timeout_ms);
     }
 
     #[test]
     fn environment_overrides_and_secrets_stay_hidden() {
         let mut c = Config::default();
+        assert_eq!(c.max_clock_skew_secs, 300);
         c.apply_env(|n| match n {
             "RIX_DATABASE_URL" => Some("postgres://rix:pw@db/rix".into()),
+            "RIX_MAX_CLOCK_SKEW_SECS" => Some("60".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(c.effective_database_url(), "postgres://rix:pw@db/rix");
+        assert_eq!(c.max_clock_skew_secs, 60);
         assert!(!format!("{c:?}").contains("pw"));
     }
 

@@ -48,6 +48,7 @@ pub mod schema {
             valid_until -> Nullable<Text>,
             revoked_at -> Nullable<Text>,
             added_at -> Text,
+            compromised_since -> Nullable<Text>,
         }
     }
 
@@ -58,6 +59,7 @@ pub mod schema {
             next_seq -> BigInt,
             prev_batch_hash -> Text,
             updated_at -> Text,
+            last_created_at -> Nullable<Text>,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The ingest pipeline, one direction, one batch at a time (DESIGN.md §6):
 //!
-//! `verify` (envelope, trust store, signature, Merkle root) → `check_chain` (gap, fork,
-//! replay against the node's stored position) → `validate` (each record against the schema)
+//! `verify` (envelope, trust store, signature, Merkle root, `created_at` not beyond the
+//! gateway's clock and skew) → `check_chain` (gap, fork, replay, `created_at` not before the
+//! previous batch's, against the node's stored position) → `validate` (each record against the schema)
 //! → `secrecy_gate` (secret and above never stored) → `apply` (idempotent, with merge, link
 //! and the change stream; [`crate::catalogue`]).
 //!
@@ -20,11 +21,14 @@
 use diesel::prelude::*;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use rix_schema::batch::{
-    BatchLimits, ChainPosition, Gap, Op, Refusal, VerifiedBatch, check_chain, verify_batch,
+    BatchLimits, ChainPosition, Gap, Op, Refusal, VerifiedBatch, check_chain, check_not_future,
+    verify_batch,
 };
 use rix_schema::canonical::parse_sha256_hex;
 use rix_schema::sensitivity::{HiddenField, hidden_fields};
 use rix_schema::{SecrecyLevel, validate_record};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::catalogue::{self, ApplyStats, RecordMeta};
 use crate::db::schema::{batches, node_chain, quarantine, refusals};
@@ -226,31 +230,48 @@ pub struct Ingest {
     trust: TrustStore,
     limits: BatchLimits,
     metrics: IngestMetrics,
+    max_future_skew: std::time::Duration,
 }
+
+/// How far ahead of the gateway's clock a batch may be dated unless configured otherwise
+/// (`max_clock_skew_secs`): five minutes covers nodes whose clocks NTP keeps within seconds
+/// with room to spare, and is short beside the hours between a key's compromise and its
+/// revocation that a batch dated ahead could otherwise straddle.
+pub const DEFAULT_MAX_FUTURE_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The stored chain position of a node, or genesis.
 pub fn chain_position(db: &Db, node_id: &str) -> Result<ChainPosition, StoreError> {
     let mut conn = db.conn()?;
-    let row: Option<(i64, i64, String)> = node_chain::table
+    let row: Option<(i64, i64, String, Option<String>)> = node_chain::table
         .find(node_id)
         .select((
             node_chain::next_batch_seq,
             node_chain::next_seq,
             node_chain::prev_batch_hash,
+            node_chain::last_created_at,
         ))
         .first(&mut *conn)
         .optional()?;
+    let damaged = |what: String| {
+        StoreError::Task(format!(
+            "the catalogue's chain position of node {node_id} is damaged ({what}); restore node_chain from a backup or rebuild the catalogue from the feeds"
+        ))
+    };
     Ok(match row {
         // A damaged hash must not read as the start of the chain: that would let any batch 1
         // in again. Refuse, loudly, until an operator repairs the catalogue.
-        Some((b, s, h)) => ChainPosition {
+        Some((b, s, h, created)) => ChainPosition {
             next_batch_seq: b as u64,
             next_seq: s as u64,
-            prev_batch_hash: parse_sha256_hex(&h).ok_or_else(|| {
-                StoreError::Task(format!(
-                    "the catalogue's chain position of node {node_id} is damaged (prev_batch_hash {h:?} is not hex SHA-256); restore node_chain from a backup or rebuild the catalogue from the feeds"
-                ))
-            })?,
+            prev_batch_hash: parse_sha256_hex(&h)
+                .ok_or_else(|| damaged(format!("prev_batch_hash {h:?} is not hex SHA-256")))?,
+            // Likewise a damaged time must not lift the bound on backdating.
+            last_created_at: match created {
+                None => None,
+                Some(t) => Some(OffsetDateTime::parse(&t, &Rfc3339).map_err(|_| {
+                    damaged(format!("last_created_at {t:?} is not an RFC 3339 time"))
+                })?),
+            },
         },
         None => ChainPosition::genesis(),
     })
@@ -279,7 +300,15 @@ impl Ingest {
             trust,
             limits,
             metrics,
+            max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
         }
+    }
+
+    /// How far ahead of this gateway's clock a batch's `created_at` may lie (default
+    /// [`DEFAULT_MAX_FUTURE_SKEW`]); a batch dated later is refused as `future_dated`.
+    pub fn with_max_future_skew(mut self, skew: std::time::Duration) -> Ingest {
+        self.max_future_skew = skew;
+        self
     }
 
     /// The catalogue database.
@@ -420,6 +449,20 @@ impl Ingest {
                 });
             }
         };
+
+        // Key validity was judged at the batch's own created_at: it may not lie ahead of our
+        // clock by more than the skew allowed (it may not lie before the batch it follows
+        // either, which check_chain judges at commit against the stored position).
+        if let Err(refusal) = check_not_future(
+            verified.header(),
+            OffsetDateTime::now_utc(),
+            self.max_future_skew,
+        ) {
+            return Err(IngestError::Refused {
+                stage: "verify",
+                refusal: Box::new(refusal),
+            });
+        }
 
         // validate + secrecy_gate, entry by entry.
         let node_id = verified.header().node_id.clone();

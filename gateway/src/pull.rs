@@ -149,6 +149,21 @@ impl FeedTls {
     }
 }
 
+/// The HTTP client the gateway talks to nodes with: the puller's timeouts and TLS material
+/// (its client certificate, the nodes' CA). `rix trust rotate` reads a node's `/v1/keys` with
+/// it too, so that it reaches every node the puller reaches.
+pub fn http_client(config: &PullConfig) -> Result<reqwest::Client, PullError> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .timeout(config.request_timeout)
+        .user_agent(concat!("rix-gateway/", env!("CARGO_PKG_VERSION")));
+    config
+        .tls
+        .apply(builder)?
+        .build()
+        .map_err(|e| PullError::Client(e.to_string()))
+}
+
 impl Default for PullConfig {
     fn default() -> Self {
         PullConfig {
@@ -309,11 +324,17 @@ pub fn network_cause(e: &reqwest::Error) -> String {
 /// (its trust store), the others the node's.
 fn where_to_fix(node_id: &str, refusal: &Refusal) -> String {
     match refusal.reason() {
-        "unknown_node" | "unknown_key" | "key_not_valid" => format!(
-            "the fix is on the gateway: trust the key the node signs with (`rix trust add --node {node_id} --key …`, its window with --valid-from/--valid-until); pulling from this node backs off until then"
+        "unknown_node" => format!(
+            "the fix is on the gateway: trust the node and its key (`rix trust add --node {node_id} --key …`); pulling from this node backs off until then"
         ),
-        "key_revoked" => format!(
-            "the key is revoked in this gateway's trust store; if {node_id} has a new key, trust it (`rix trust add`); pulling from this node backs off until then"
+        "unknown_key" | "key_not_valid" => format!(
+            "the fix is on the gateway: trust the key the node signs with, with the window the node lists (`rix trust rotate --node {node_id}`); pulling from this node backs off until then"
+        ),
+        "key_revoked" | "key_compromised" => format!(
+            "the key is revoked in this gateway's trust store (for this batch's date); if {node_id} has a new key, trust it (`rix trust rotate --node {node_id}`); pulling from this node backs off until then"
+        ),
+        "future_dated" => format!(
+            "{node_id} dates its batches ahead of this gateway's clock: check both clocks (NTP); pulling from this node backs off and takes the batch once its time has come"
         ),
         _ => "pulling from this node backs off until the node's log is repaired".to_owned(),
     }
@@ -622,15 +643,7 @@ impl Puller {
         config: PullConfig,
         registry: &Registry,
     ) -> Result<Puller, PullError> {
-        let builder = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .user_agent(concat!("rix-gateway/", env!("CARGO_PKG_VERSION")));
-        let client = config
-            .tls
-            .apply(builder)?
-            .build()
-            .map_err(|e| PullError::Client(e.to_string()))?;
+        let client = http_client(&config)?;
         let metrics = PullMetrics::new(registry);
         let fills = FillHandle::default();
         let feeds = FeedHealth {
@@ -1099,9 +1112,17 @@ mod tests {
         });
         assert!(unknown.contains("the fix is on the gateway"), "{unknown}");
         assert!(
-            unknown.contains("rix trust add --node prov-530000"),
+            unknown.contains("rix trust rotate --node prov-530000"),
             "{unknown}"
         );
+        let ahead = refused(Refusal::FutureDated {
+            node_id: "prov-530000".into(),
+            batch_seq: 7,
+            created_at: "2030-01-01T00:00:00Z".into(),
+            now: time::OffsetDateTime::UNIX_EPOCH,
+            max_skew_secs: 300,
+        });
+        assert!(ahead.contains("check both clocks"), "{ahead}");
         assert!(!unknown.contains("log is repaired"), "{unknown}");
         let fork = refused(Refusal::MerkleMismatch {
             node_id: "prov-530000".into(),

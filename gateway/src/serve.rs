@@ -170,7 +170,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         TrustStore::new(db.clone())?,
         BatchLimits::default(),
         IngestMetrics::new(&registry),
-    );
+    )
+    .with_max_future_skew(Duration::from_secs(config.max_clock_skew_secs));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     // One set of slots and buckets for every HTTP worker; idle clients' buckets are forgotten

@@ -7,13 +7,15 @@ use diesel::{Connection, QueryDsl, RunQueryDsl};
 use rix_gateway::catalogue;
 use rix_gateway::db::Db;
 use rix_gateway::ingest::{Ingest, IngestError, IngestMetrics, Outcome, Transport};
-use rix_gateway::trust::{self, TrustStore};
+use rix_gateway::trust::{self, ListedKey, ListedKeys, TrustStore};
 use rix_schema::RecordKind;
 use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
 use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
 use rix_schema::sensitivity::Entitlements;
 use rix_schema::signing::SigningKey;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -91,6 +93,17 @@ impl Node {
 
     /// Signs the next batch of (kind, id, version, record-or-withdraw).
     fn batch(&mut self, items: Vec<(RecordKind, String, u64, Option<Value>)>) -> Vec<u8> {
+        let key = self.key.clone();
+        self.batch_by(&key, time::OffsetDateTime::now_utc(), items)
+    }
+
+    /// Signs the next batch with `key`, dated `at`.
+    fn batch_by(
+        &mut self,
+        key: &SigningKey,
+        at: time::OffsetDateTime,
+        items: Vec<(RecordKind, String, u64, Option<Value>)>,
+    ) -> Vec<u8> {
         let entries = items
             .into_iter()
             .map(|(kind, id, version, record)| {
@@ -102,15 +115,7 @@ impl Node {
                 }
             })
             .collect();
-        let b = SignedBatch::sign(
-            &self.id,
-            self.batch_seq,
-            self.prev,
-            entries,
-            time::OffsetDateTime::now_utc(),
-            &self.key,
-        )
-        .unwrap();
+        let b = SignedBatch::sign(&self.id, self.batch_seq, self.prev, entries, at, key).unwrap();
         self.batch_seq += 1;
         self.prev = b.hash();
         b.to_bytes()
@@ -516,4 +521,224 @@ fn adversarial_sqlite() {
 #[test]
 fn adversarial_postgres() {
     an_adversarial_corpus_is_refused_with_reasons_and_applies_nothing(Backend::Postgres);
+}
+
+fn refused_as(result: Result<Outcome, IngestError>) -> (&'static str, String) {
+    match result {
+        Err(e @ IngestError::Refused { .. }) => {
+            let IngestError::Refused { stage, .. } = &e else {
+                unreachable!()
+            };
+            (e.reason(), format!("{stage}: {e}"))
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn listed(
+    key: &SigningKey,
+    from: OffsetDateTime,
+    until: Option<OffsetDateTime>,
+    first: u64,
+) -> ListedKey {
+    let rfc = |t: OffsetDateTime| t.format(&Rfc3339).unwrap();
+    ListedKey {
+        key_id: key.key_id(),
+        algorithm: "Ed25519".into(),
+        public_key: key.verifying_key().to_base64(),
+        spki_pem: None,
+        valid_from: Some(rfc(from)),
+        valid_until: until.map(rfc),
+        first_batch_seq: Some(first),
+    }
+}
+
+/// After a rotation the retired key is still valid inside its old window; what stops it from
+/// signing a batch dated back into that window is the chain: a batch may not be dated before
+/// the batch it follows, nor beyond the gateway's clock.
+fn a_retired_key_cannot_backdate_and_nobody_can_postdate(backend: Backend) {
+    let gw = gateway(backend);
+    let g = SampleGenerator::new(SampleConfig::default());
+    let item = |i: u64| {
+        vec![(
+            RecordKind::Achievement,
+            format!("a{i}"),
+            1,
+            Some(public(serde_json::to_value(g.achievement(i)).unwrap())),
+        )]
+    };
+    let mut node = Node::new(&gw, "prov-530000");
+    let (old_key, new_key) = (node.key.clone(), SigningKey::generate().unwrap());
+    let now = OffsetDateTime::now_utc();
+    let first = now - time::Duration::hours(2);
+    let switch = now - time::Duration::hours(1);
+
+    assert_eq!(
+        applied(
+            gw.ingest
+                .ingest(&node.batch_by(&old_key, first, item(1)), Transport::Feed)
+        ),
+        1
+    );
+    // The node switched keys at batch 2; the gateway takes the windows over.
+    trust::rotate(
+        &gw.db,
+        "prov-530000",
+        &ListedKeys {
+            node_id: "prov-530000".into(),
+            keys: vec![
+                listed(&old_key, first, Some(switch), 1),
+                listed(&new_key, switch, None, 2),
+            ],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        applied(
+            gw.ingest
+                .ingest(&node.batch_by(&new_key, switch, item(2)), Transport::Feed)
+        ),
+        1
+    );
+
+    // The retired key signs batch 3 dated a second before the switch: inside its window, but
+    // before batch 2.
+    let backdated =
+        node_clone(&node).batch_by(&old_key, switch - time::Duration::seconds(1), item(3));
+    let (reason, detail) = refused_as(gw.ingest.ingest(&backdated, Transport::Amqp));
+    assert_eq!(reason, "backdated", "{detail}");
+    assert!(detail.starts_with("check_chain: "), "{detail}");
+    // Dated honestly, it is outside its window.
+    let late = node_clone(&node).batch_by(&old_key, now, item(3));
+    assert_eq!(
+        refused_as(gw.ingest.ingest(&late, Transport::Amqp)).0,
+        "key_not_valid"
+    );
+    // The current key, dated an hour ahead of the gateway's clock.
+    let ahead = node_clone(&node).batch_by(&new_key, now + time::Duration::hours(1), item(3));
+    let (reason, detail) = refused_as(gw.ingest.ingest(&ahead, Transport::Feed));
+    assert_eq!(reason, "future_dated", "{detail}");
+    assert!(detail.contains("Check the node's clock"), "{detail}");
+    // A narrower skew is a gateway setting; within it, a little ahead is fine.
+    let strict = gw
+        .ingest
+        .clone()
+        .with_max_future_skew(std::time::Duration::from_secs(0));
+    let slightly = node_clone(&node).batch_by(
+        &new_key,
+        OffsetDateTime::now_utc() + time::Duration::seconds(60),
+        item(3),
+    );
+    assert_eq!(
+        refused_as(strict.ingest(&slightly, Transport::Feed)).0,
+        "future_dated"
+    );
+
+    // In order and on time: accepted.
+    assert_eq!(
+        applied(
+            gw.ingest
+                .ingest(&node.batch_by(&new_key, now, item(3)), Transport::Feed)
+        ),
+        1
+    );
+    assert_eq!(change_count(&gw.db), 3);
+    let mut audited = refusal_reasons(&gw.db);
+    audited.sort();
+    assert_eq!(
+        audited,
+        ["backdated", "future_dated", "future_dated", "key_not_valid"]
+    );
+}
+
+#[test]
+fn backdating_sqlite() {
+    a_retired_key_cannot_backdate_and_nobody_can_postdate(Backend::Sqlite);
+}
+
+#[test]
+fn backdating_postgres() {
+    a_retired_key_cannot_backdate_and_nobody_can_postdate(Backend::Postgres);
+}
+
+/// `--compromised-since T` keeps what the key signed before T, also in a catalogue rebuilt
+/// from the same batches; a plain revocation refuses it all.
+fn a_key_compromised_since_t_keeps_its_earlier_batches(backend: Backend) {
+    let g = SampleGenerator::new(SampleConfig::default());
+    let item = |i: u64| {
+        vec![(
+            RecordKind::Achievement,
+            format!("a{i}"),
+            1,
+            Some(public(serde_json::to_value(g.achievement(i)).unwrap())),
+        )]
+    };
+    let now = OffsetDateTime::now_utc();
+    let since = now - time::Duration::minutes(30);
+    let gw = gateway(backend);
+    let mut node = Node::new(&gw, "prov-530000");
+    let key = node.key.clone();
+    let before = node.batch_by(&key, now - time::Duration::hours(1), item(1));
+    let after = node.batch_by(&key, now - time::Duration::minutes(10), item(2));
+    let since_text = trust::mark_compromised(
+        &gw.db,
+        "prov-530000",
+        &key.key_id(),
+        &since.format(&Rfc3339).unwrap(),
+    )
+    .unwrap();
+
+    for (gw, fresh) in [(gw, false), (gateway(backend), true)] {
+        if fresh {
+            // The rebuild: the same trust store content, the same batches from the feed.
+            trust::add(
+                &gw.db,
+                "prov-530000",
+                None,
+                None,
+                key.verifying_key(),
+                None,
+                None,
+            )
+            .unwrap();
+            trust::mark_compromised(&gw.db, "prov-530000", &key.key_id(), &since_text).unwrap();
+        }
+        assert_eq!(applied(gw.ingest.ingest(&before, Transport::Feed)), 1);
+        let (reason, detail) = refused_as(gw.ingest.ingest(&after, Transport::Feed));
+        assert_eq!(reason, "key_compromised", "{detail}");
+        assert!(
+            detail.contains(&format!("compromised since {since_text}")),
+            "{detail}"
+        );
+        assert_eq!(change_count(&gw.db), 1);
+        assert_eq!(refusal_reasons(&gw.db), ["key_compromised"]);
+    }
+
+    let revoked = gateway(backend);
+    trust::add(
+        &revoked.db,
+        "prov-530000",
+        None,
+        None,
+        key.verifying_key(),
+        None,
+        None,
+    )
+    .unwrap();
+    trust::revoke(&revoked.db, "prov-530000", &key.key_id()).unwrap();
+    assert_eq!(
+        refused_as(revoked.ingest.ingest(&before, Transport::Feed)).0,
+        "key_revoked"
+    );
+    assert_eq!(change_count(&revoked.db), 0);
+}
+
+#[test]
+fn compromised_since_sqlite() {
+    a_key_compromised_since_t_keeps_its_earlier_batches(Backend::Sqlite);
+}
+
+#[test]
+fn compromised_since_postgres() {
+    a_key_compromised_since_t_keeps_its_earlier_batches(Backend::Postgres);
 }

@@ -597,24 +597,44 @@ pub async fn feed(
         .body(body))
 }
 
-/// The node's public keys, for verifying its batches.
+/// Every key this node ever signed with, oldest first, for verifying its batches — also the
+/// ones signed before a rotation.
+///
+/// Each key carries its window as the node's own chain gives it: `valid_from` is the
+/// `created_at` of the first batch it signed (`first_batch_seq`), or when the node first loaded
+/// it if it has signed none yet; `valid_until` is the `created_at` of the first batch the next
+/// key signed, `null` for the key in use. A gateway applies them as they are
+/// (`rix trust rotate`). Public: keys verify, they do not open anything.
 #[utoipa::path(get, path = "/v1/keys",
-    responses((status = 200, description = "`{node_id, keys: [{key_id, algorithm, public_key, spki_pem}]}`")))]
-pub async fn keys(state: State) -> HttpResponse {
-    let public = state.key.verifying_key();
-    let pem = public
-        .to_spki_pem()
-        .map(|p| String::from_utf8_lossy(&p).into_owned())
-        .unwrap_or_default();
-    HttpResponse::Ok().json(json!({
+    responses((status = 200, description = "`{node_id, current_key_id, keys: [{key_id, algorithm, public_key, spki_pem, valid_from, valid_until, first_batch_seq}]}`")))]
+pub async fn keys(state: State) -> Result<HttpResponse, NodeError> {
+    let st = state.clone();
+    let history = blocking(move || Ok(crate::keys::history(&mut *st.db.conn()?)?)).await?;
+    let listed: Vec<Value> = history
+        .iter()
+        .map(|k| {
+            // Stored from a key the node loaded; one that no longer parses is listed without PEM.
+            let pem = rix_schema::signing::VerifyingKey::from_base64(&k.public_key)
+                .ok()
+                .and_then(|key| key.to_spki_pem().ok())
+                .map(|p| String::from_utf8_lossy(&p).into_owned())
+                .unwrap_or_default();
+            json!({
+                "key_id": k.key_id,
+                "algorithm": "Ed25519",
+                "public_key": k.public_key,
+                "spki_pem": pem,
+                "valid_from": k.window_start(),
+                "valid_until": k.valid_until,
+                "first_batch_seq": k.first_batch_seq,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
         "node_id": state.node_id,
-        "keys": [{
-            "key_id": public.key_id(),
-            "algorithm": "Ed25519",
-            "public_key": public.to_base64(),
-            "spki_pem": pem,
-        }],
-    }))
+        "current_key_id": state.key.key_id(),
+        "keys": listed,
+    })))
 }
 
 /// A JSON Schema file: `achievement`, `funded_project`, `common` or `batch` (with or without

@@ -88,6 +88,18 @@ pub mod schema {
             bytes -> Binary,
             created_at -> Text,
             published_at -> Nullable<Text>,
+            key_id -> Nullable<Text>,
+        }
+    }
+
+    diesel::table! {
+        signing_keys (key_id) {
+            key_id -> Text,
+            public_key -> Text,
+            loaded_at -> Text,
+            first_batch_seq -> Nullable<BigInt>,
+            valid_from -> Nullable<Text>,
+            valid_until -> Nullable<Text>,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod keys;
 pub mod metrics;
 pub mod outbox;
 pub mod publish;

@@ -5,7 +5,8 @@
 //! withdrawing) transaction, so a log entry exists exactly when its cause committed, with the
 //! next gap-free seq. [`seal_next_batch`] is the one place that signs: in one transaction it
 //! takes the oldest unsealed entries (one kind at a time, since the routing key names the
-//! kind), chains them to the last batch, signs, and stores the batch bytes. Those stored bytes
+//! kind), chains them to the last batch, signs, records the key's window ([`crate::keys`]),
+//! and stores the batch bytes. Those stored bytes
 //! are what the publisher sends and what the feed serves, byte for byte — so a batch sealed
 //! before a crash and re-sent after it is the same batch, and the chain never forks.
 
@@ -72,6 +73,9 @@ pub enum SealError {
     /// The stored log is inconsistent (an entry that cannot be signed).
     #[error("the outbox cannot be sealed: {0}")]
     Sign(#[from] rix_schema::batch::SignError),
+    /// The key may not sign (retired: a newer key has signed since).
+    #[error(transparent)]
+    Key(crate::keys::KeyHistoryError),
     /// A stored record is not JSON.
     #[error("outbox entry {seq} holds a record that is not JSON: {detail}")]
     Corrupt {
@@ -80,6 +84,15 @@ pub enum SealError {
         /// The parse error.
         detail: String,
     },
+}
+
+impl From<crate::keys::KeyHistoryError> for SealError {
+    fn from(e: crate::keys::KeyHistoryError) -> Self {
+        match e {
+            crate::keys::KeyHistoryError::Store(e) => SealError::Store(e),
+            retired => SealError::Key(retired),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for SealError {
@@ -175,28 +188,30 @@ pub fn seal_next_batch(
             entries.push(entry);
         }
 
-        let last: Option<(i64, String)> = batches::table
+        let last: Option<(i64, String, String)> = batches::table
             .order(batches::batch_seq.desc())
-            .select((batches::batch_seq, batches::hash))
+            .select((batches::batch_seq, batches::hash, batches::created_at))
             .first(conn)
             .optional()?;
-        let (batch_seq, prev) = match &last {
-            Some((seq, hash)) => (
+        let (batch_seq, prev, created_at) = match &last {
+            Some((seq, hash, prev_created_at)) => (
                 seq + 1,
                 parse_sha256_hex(hash).ok_or_else(|| SealError::Corrupt {
                     seq: *seq,
                     detail: "stored batch hash is not hex SHA-256".into(),
                 })?,
+                created_after(prev_created_at),
             ),
-            None => (1, GENESIS_PREV_HASH),
+            None => (1, GENESIS_PREV_HASH, time::OffsetDateTime::now_utc()),
         };
-        let batch = SignedBatch::sign(
-            node_id,
-            batch_seq as u64,
-            prev,
-            entries,
-            time::OffsetDateTime::now_utc(),
-            key,
+        let batch = SignedBatch::sign(node_id, batch_seq as u64, prev, entries, created_at, key)?;
+        // The key's window is the chain's: its first batch opens it (and closes the previous
+        // key's), in this transaction. A retired key signs nothing.
+        crate::keys::note_signing(
+            conn,
+            key.verifying_key(),
+            batch_seq,
+            &batch.header.created_at,
         )?;
         let stored = StoredBatch {
             batch_seq,
@@ -217,6 +232,7 @@ pub fn seal_next_batch(
                 batches::bytes.eq(&stored.bytes),
                 batches::created_at.eq(&batch.header.created_at),
                 batches::published_at.eq(&stored.published_at),
+                batches::key_id.eq(&batch.header.key_id),
             ))
             .execute(conn)?;
         diesel::update(
@@ -228,6 +244,18 @@ pub fn seal_next_batch(
         .execute(conn)?;
         Ok(Sealing::Sealed(stored))
     })
+}
+
+/// The time to date a batch that follows one dated `previous`: now, unless the clock has gone
+/// back (NTP stepping it, a restored VM), then just after `previous`. A gateway refuses a batch
+/// dated before the one it follows (it would let a retired key sign into its old window), and a
+/// key's window ends at its successor's first batch, so the chain's times strictly increase.
+fn created_after(previous: &str) -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    match time::OffsetDateTime::parse(previous, &time::format_description::well_known::Rfc3339) {
+        Ok(p) if p >= now => p + time::Duration::nanoseconds(1),
+        _ => now,
+    }
 }
 
 /// Sealed batches the broker has not confirmed yet, oldest first.

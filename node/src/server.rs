@@ -197,6 +197,25 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     let db = tokio::task::spawn_blocking(move || Db::open(&url, connections))
         .await
         .expect("opening the database does not panic")?;
+    // The key history learns the configured key now, so /v1/keys lists it before it signs
+    // anything; a key a newer one has replaced is refused here rather than at the first seal.
+    {
+        let db = db.clone();
+        let public = key.verifying_key().clone();
+        let key_path = config.signing_key.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            db.write(|conn| crate::keys::note_loaded(conn, &public, &crate::register::now()))
+                .map_err(|e| match e {
+                    crate::keys::KeyHistoryError::Store(e) => StartError::Store(e),
+                    retired => StartError::Key {
+                        path: key_path,
+                        detail: retired.to_string(),
+                    },
+                })
+        })
+        .await
+        .expect("recording the signing key does not panic")?;
+    }
     let metrics = Metrics::new();
     let wake = Arc::new(Notify::new());
     let (shutdown, shutdown_rx) = watch::channel(false);

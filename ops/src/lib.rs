@@ -246,15 +246,24 @@ impl CatalogueArgs {
         };
         Ok(db)
     }
+
+    /// How the gateway reaches nodes: the `[pull]` timeouts and TLS material of its config
+    /// (the defaults with --database alone).
+    fn puller_config(&self) -> Result<rix_gateway::pull::PullConfig> {
+        Ok(match &self.config {
+            Some(config) => rix_gateway::config::Config::load(config)?.pull.puller(),
+            None => rix_gateway::pull::PullConfig::default(),
+        })
+    }
 }
 
 #[derive(Subcommand)]
 enum TrustCommand {
     /// Trust a node's public key (adding the node if new).
     ///
-    /// Rotation: add the node's new key (the old one stays valid), let the node switch to it,
-    /// then end the old key with --valid-until or revoke it. Batches are verified against the
-    /// key named in their header, within its validity window.
+    /// For a node's first key. Later keys come with `rix trust rotate`, which takes their
+    /// windows from the node. Batches are verified against the key named in their header,
+    /// within its validity window.
     Add {
         #[command(flatten)]
         catalogue: CatalogueArgs,
@@ -290,7 +299,34 @@ enum TrustCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key at once: every batch it signed is refused from now on.
+    /// Take a node's key rotation from the node itself: read its GET /v1/keys (every key it
+    /// ever signed with, each with the window its batch chain gives it) and apply the windows.
+    ///
+    /// New keys are trusted from the node's window start; the old key is closed at the switch
+    /// time, the created_at of the first batch the node signed with the new key. Running it
+    /// again changes nothing. Refuses, changing nothing, an inconsistent answer (another node,
+    /// a key id that is not its key's, overlapping windows), a key id the store holds with
+    /// another public key, and a list of which no key is trusted yet.
+    Rotate {
+        #[command(flatten)]
+        catalogue: CatalogueArgs,
+        /// Node id.
+        #[arg(long)]
+        node: String,
+        /// The node's base URL (default: the feed URL the trust store holds for it).
+        #[arg(long)]
+        node_url: Option<String>,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: every batch it ever signed is refused from now on — or, with
+    /// --compromised-since, only the batches dated from then on.
+    ///
+    /// A plain revocation refuses the key's history too, so a catalogue rebuilt from the feeds
+    /// loses what the node published under it. With --compromised-since T the batches it signed
+    /// before T stay accepted (a batch cannot be dated before the one it follows, so nobody can
+    /// slip one in before T later).
     Revoke {
         #[command(flatten)]
         catalogue: CatalogueArgs,
@@ -300,6 +336,10 @@ enum TrustCommand {
         /// Key id (ed25519:…), as `rix trust list` shows.
         #[arg(long)]
         key_id: String,
+        /// Refuse only the batches created at or after this RFC 3339 time (the first moment
+        /// the key may have been in other hands; for a retired key, its switch time).
+        #[arg(long, value_name = "T")]
+        compromised_since: Option<String>,
     },
 }
 
@@ -647,16 +687,55 @@ fn trust(command: TrustCommand) -> Result<()> {
                         if n.feed_token_set { "set" } else { "none" }
                     );
                     for k in n.keys {
-                        let state = match (&k.revoked_at, &k.valid_from, &k.valid_until) {
-                            (Some(at), _, _) => format!("REVOKED at {at}"),
-                            (None, f, u) => format!(
-                                "valid {} .. {}",
-                                f.as_deref().unwrap_or("always"),
-                                u.as_deref().unwrap_or("open")
-                            ),
+                        let window = format!(
+                            "valid {} .. {}",
+                            k.valid_from.as_deref().unwrap_or("always"),
+                            k.valid_until.as_deref().unwrap_or("open")
+                        );
+                        let state = match (&k.revoked_at, &k.compromised_since) {
+                            (Some(at), _) => format!("REVOKED at {at}"),
+                            (None, Some(since)) => {
+                                format!("{window}  COMPROMISED since {since}")
+                            }
+                            (None, None) => window,
                         };
                         println!("    {}  {}  {state}", k.key_id, k.public_key);
                     }
+                }
+            }
+        }
+        TrustCommand::Rotate {
+            catalogue,
+            node,
+            node_url,
+            json,
+        } => {
+            let db = catalogue.open()?;
+            let url = match node_url {
+                Some(url) => url,
+                None => trust::node_url(&db, &node)?,
+            };
+            let client = rix_gateway::pull::http_client(&catalogue.puller_config()?)?;
+            let listed = tokio::runtime::Runtime::new()
+                .context("starting the async runtime")?
+                .block_on(trust::fetch_node_keys(&client, &url))?;
+            let report = trust::rotate(&db, &node, &listed)
+                .with_context(|| format!("rotating the keys of node {node} from {url}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "node {node} lists {} key(s) at {url}/v1/keys",
+                    listed.keys.len()
+                );
+                if report.steps.is_empty() {
+                    println!("nothing to change: the trust store holds the node's key windows");
+                }
+                for step in &report.steps {
+                    println!("  {step}");
+                }
+                for note in &report.notes {
+                    println!("  note: {note}");
                 }
             }
         }
@@ -664,9 +743,23 @@ fn trust(command: TrustCommand) -> Result<()> {
             catalogue,
             node,
             key_id,
+            compromised_since,
         } => {
-            trust::revoke(&catalogue.open()?, &node, &key_id)?;
-            println!("revoked {key_id} of node {node}: its batches are refused from now on");
+            let db = catalogue.open()?;
+            match compromised_since {
+                None => {
+                    trust::revoke(&db, &node, &key_id)?;
+                    println!(
+                        "revoked {key_id} of node {node}: every batch it signed is refused from now on"
+                    );
+                }
+                Some(since) => {
+                    let since = trust::mark_compromised(&db, &node, &key_id, &since)?;
+                    println!(
+                        "{key_id} of node {node} is compromised since {since}: batches it signed from then on are refused, earlier ones stay accepted"
+                    );
+                }
+            }
         }
     }
     Ok(())

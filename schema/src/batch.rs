@@ -457,6 +457,12 @@ pub struct TrustedKey {
     /// The key was revoked (compromised or retired in a hurry). Every batch it signed is then
     /// refused, whatever its `created_at`: whoever holds a compromised key can backdate a header.
     pub revoked_at: Option<OffsetDateTime>,
+    /// The key may have been in other hands since this instant: batches created at or after it
+    /// are refused, earlier ones stay trusted (so a rebuild from the feeds keeps the history
+    /// the key signed while it was safe). Backdating is what the receiver's chain check
+    /// ([`ChainPosition::last_created_at`]) stops: a batch may not be created before the one
+    /// it follows.
+    pub compromised_since: Option<OffsetDateTime>,
 }
 
 impl TrustedKey {
@@ -467,6 +473,7 @@ impl TrustedKey {
             valid_from: None,
             valid_until: None,
             revoked_at: None,
+            compromised_since: None,
         }
     }
 }
@@ -570,15 +577,21 @@ pub struct ChainPosition {
     pub next_seq: u64,
     /// The hash the next batch must name as `prev_batch_hash`.
     pub prev_batch_hash: [u8; 32],
+    /// The `created_at` of the last batch accepted (`None` before the first, or where the
+    /// receiver does not know it): the next batch may not be created earlier. Key validity is
+    /// judged at a batch's own `created_at`, which its signer chooses; without this bound a
+    /// retired or compromised key could sign a batch dated back inside its window.
+    pub last_created_at: Option<OffsetDateTime>,
 }
 
 impl ChainPosition {
-    /// Before a node's first batch: batch 1, seq 1, zero hash.
+    /// Before a node's first batch: batch 1, seq 1, zero hash, no time yet.
     pub const fn genesis() -> ChainPosition {
         ChainPosition {
             next_batch_seq: 1,
             next_seq: 1,
             prev_batch_hash: GENESIS_PREV_HASH,
+            last_created_at: None,
         }
     }
 
@@ -588,6 +601,7 @@ impl ChainPosition {
             next_batch_seq: header.batch_seq.saturating_add(1),
             next_seq: header.last_seq.saturating_add(1),
             prev_batch_hash: header.hash(),
+            last_created_at: OffsetDateTime::parse(&header.created_at, &Rfc3339).ok(),
         }
     }
 }
@@ -730,6 +744,24 @@ pub enum Refusal {
         /// When it was revoked.
         revoked_at: OffsetDateTime,
     },
+    /// The key may be in other hands since `compromised_since`, and the batch was created at or
+    /// after that instant. Batches it signed before stay accepted.
+    #[error(
+        "batch {batch_seq} from {node_id} was created at {created_at} and is signed with key {key_id}, which is compromised since {since}: batches it signed from then on are refused (earlier ones stay accepted); if the node still signs with this key, it must rotate to a new one (`rix keygen`, then `rix trust rotate` on the gateway)",
+        since = rfc3339(compromised_since)
+    )]
+    KeyCompromised {
+        /// The node.
+        node_id: String,
+        /// The batch.
+        batch_seq: u64,
+        /// The compromised key.
+        key_id: String,
+        /// The header's `created_at`.
+        created_at: String,
+        /// Since when the key is compromised.
+        compromised_since: OffsetDateTime,
+    },
     /// The batch was created outside the key's validity window.
     #[error(
         "batch {batch_seq} from {node_id} was created at {created_at}, outside the validity of key {key_id} ({window}); check the node's clock and that it signs with its current key",
@@ -848,6 +880,40 @@ pub enum Refusal {
         /// How it arrived (`routing key achievement.most`, `the feed of most`).
         arrived_as: String,
     },
+    /// The batch says it was created before the batch it follows. A node's clock only moves
+    /// forward along its chain (the node makes sure of it), so this is a forgery dated back into
+    /// some key's window — or a node whose stored log was tampered with.
+    #[error(
+        "batch {batch_seq} from {node_id} says it was created at {created_at}, before the batch it follows ({previous}); a node dates its batches in chain order, so this one was dated back (by whoever holds a retired or compromised key?) — it is refused; investigate with the node's operator",
+        previous = rfc3339(previous_created_at)
+    )]
+    Backdated {
+        /// The node.
+        node_id: String,
+        /// The batch.
+        batch_seq: u64,
+        /// The header's `created_at`.
+        created_at: String,
+        /// The `created_at` of the last batch accepted.
+        previous_created_at: OffsetDateTime,
+    },
+    /// The batch says it was created later than the receiver's clock allows.
+    #[error(
+        "batch {batch_seq} from {node_id} says it was created at {created_at}, more than {max_skew_secs} s after the receiver's clock ({now}); a batch from the future could pre-date a key's revocation or retirement — it is refused until then. Check the node's clock (NTP)",
+        now = rfc3339(now)
+    )]
+    FutureDated {
+        /// The node.
+        node_id: String,
+        /// The batch.
+        batch_seq: u64,
+        /// The header's `created_at`.
+        created_at: String,
+        /// The receiver's clock when it judged the batch.
+        now: OffsetDateTime,
+        /// How far ahead of that clock a batch may be dated.
+        max_skew_secs: u64,
+    },
     /// The batch is at or before a batch already accepted.
     #[error(
         "batch {batch_seq} from {node_id} was already accepted (next expected: batch {next_batch_seq}); a duplicate delivery is harmless — acknowledge and drop it, but if its hash {batch_hash} differs from the stored batch {batch_seq} the node's log has forked"
@@ -873,6 +939,7 @@ impl Refusal {
             Refusal::UnknownNode { .. } => "unknown_node",
             Refusal::UnknownKey { .. } => "unknown_key",
             Refusal::KeyRevoked { .. } => "key_revoked",
+            Refusal::KeyCompromised { .. } => "key_compromised",
             Refusal::KeyNotValid { .. } => "key_not_valid",
             Refusal::BadSignature { .. } => "bad_signature",
             Refusal::SeqGap { .. } => "seq_gap",
@@ -882,16 +949,19 @@ impl Refusal {
             Refusal::Misdirected { .. } => "misdirected",
             Refusal::BrokenChain { .. } => "broken_chain",
             Refusal::Replay { .. } => "replay",
+            Refusal::Backdated { .. } => "backdated",
+            Refusal::FutureDated { .. } => "future_dated",
         }
     }
 
     /// Every reason code, for pre-registering metric label values.
-    pub const REASONS: [&'static str; 14] = [
+    pub const REASONS: [&'static str; 17] = [
         "oversized",
         "malformed",
         "unknown_node",
         "unknown_key",
         "key_revoked",
+        "key_compromised",
         "key_not_valid",
         "bad_signature",
         "seq_gap",
@@ -901,6 +971,8 @@ impl Refusal {
         "misdirected",
         "broken_chain",
         "replay",
+        "backdated",
+        "future_dated",
     ];
 
     /// The node the batch claims to come from, when the refusal got far enough to know it.
@@ -910,6 +982,9 @@ impl Refusal {
             Refusal::UnknownNode { node_id, .. }
             | Refusal::UnknownKey { node_id, .. }
             | Refusal::KeyRevoked { node_id, .. }
+            | Refusal::KeyCompromised { node_id, .. }
+            | Refusal::Backdated { node_id, .. }
+            | Refusal::FutureDated { node_id, .. }
             | Refusal::KeyNotValid { node_id, .. }
             | Refusal::BadSignature { node_id, .. }
             | Refusal::SeqGap { node_id, .. }
@@ -929,6 +1004,9 @@ impl Refusal {
             Refusal::UnknownNode { batch_seq, .. }
             | Refusal::UnknownKey { batch_seq, .. }
             | Refusal::KeyRevoked { batch_seq, .. }
+            | Refusal::KeyCompromised { batch_seq, .. }
+            | Refusal::Backdated { batch_seq, .. }
+            | Refusal::FutureDated { batch_seq, .. }
             | Refusal::KeyNotValid { batch_seq, .. }
             | Refusal::BadSignature { batch_seq, .. }
             | Refusal::SeqGap { batch_seq, .. }
@@ -999,6 +1077,44 @@ pub fn check_chain(
             },
         });
     }
+    if let Some(previous) = pos.last_created_at {
+        // An unparseable time cannot be later than anything: refused as backdated too.
+        let created_at = OffsetDateTime::parse(&header.created_at, &Rfc3339).ok();
+        if created_at.is_none_or(|t| t < previous) {
+            return Err(Refusal::Backdated {
+                node_id: header.node_id.clone(),
+                batch_seq: header.batch_seq,
+                created_at: header.created_at.clone(),
+                previous_created_at: previous,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether an authentic batch is dated no later than `now + max_skew`: the receiver's own
+/// clock is the only bound on how far ahead a signer may date a batch (this crate reads no
+/// clock; the caller passes it). A batch dated ahead would be judged against the key's
+/// window at a time that has not come, e.g. before a retirement or revocation the operator is
+/// about to record; refusing it until its time comes costs an honest node nothing but its
+/// clock's error.
+pub fn check_not_future(
+    header: &BatchHeader,
+    now: OffsetDateTime,
+    max_skew: std::time::Duration,
+) -> Result<(), Refusal> {
+    let limit =
+        now.saturating_add(time::Duration::try_from(max_skew).unwrap_or(time::Duration::MAX));
+    let created_at = OffsetDateTime::parse(&header.created_at, &Rfc3339).ok();
+    if created_at.is_none_or(|t| t > limit) {
+        return Err(Refusal::FutureDated {
+            node_id: header.node_id.clone(),
+            batch_seq: header.batch_seq,
+            created_at: header.created_at.clone(),
+            now,
+            max_skew_secs: max_skew.as_secs(),
+        });
+    }
     Ok(())
 }
 
@@ -1009,6 +1125,7 @@ pub fn check_chain(
 pub struct VerifiedBatch {
     batch: SignedBatch,
     batch_hash: [u8; 32],
+    created_at: OffsetDateTime,
     tree: MerkleTree<Vec<u8>>,
     /// Which of `batch.disclosures` belong to each entry.
     entry_disclosures: Vec<Vec<usize>>,
@@ -1105,7 +1222,13 @@ impl VerifiedBatch {
             next_batch_seq: self.batch.header.batch_seq.saturating_add(1),
             next_seq: self.batch.header.last_seq.saturating_add(1),
             prev_batch_hash: self.batch_hash,
+            last_created_at: Some(self.created_at),
         }
+    }
+
+    /// The header's `created_at`, parsed.
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
     }
 }
 
@@ -1133,7 +1256,8 @@ impl fmt::Debug for VerifiedBatch {
 /// 4. **shape**: node id, key id, hex digests, base64 signature of 64 bytes, `created_at` as
 ///    RFC 3339 UTC, `first_seq ≤ last_seq`, record ids, a record exactly on upserts → `malformed`;
 /// 5. **key**: node known → `unknown_node`; key known for that node → `unknown_key`; not revoked
-///    → `key_revoked`; `created_at` inside the key's validity window → `key_not_valid`;
+///    → `key_revoked`; `created_at` before the key's `compromised_since` → `key_compromised`;
+///    `created_at` inside the key's validity window → `key_not_valid`;
 /// 6. **signature** over the canonical header → `bad_signature`. From here on the header is
 ///    authentic, so every later mismatch is in the (unsigned) entries or in the chain;
 /// 7. **entry seqs** against the header's range: a seq of the range that no entry carries →
@@ -1148,7 +1272,11 @@ impl fmt::Debug for VerifiedBatch {
 ///     and intact batch: `batch_seq` before the next expected → `replay`; after it → `seq_gap`
 ///     (missing batches); `prev_batch_hash` not the last accepted batch's hash → `broken_chain`
 ///     (a fork: the batch continues some other history, so its seqs say nothing about ours);
-///     `first_seq` not the next seq → `seq_gap`.
+///     `first_seq` not the next seq → `seq_gap`; `created_at` before the last accepted batch's
+///     → `backdated`.
+///
+/// Whether `created_at` lies in the future is the receiver's to judge with its own clock:
+/// [`check_not_future`].
 pub fn verify_batch<K: KeyRing + ?Sized>(
     bytes: &[u8],
     limits: &BatchLimits,
@@ -1206,6 +1334,17 @@ pub fn verify_batch<K: KeyRing + ?Sized>(
             batch_seq: header.batch_seq,
             key_id: header.key_id.clone(),
             revoked_at,
+        });
+    }
+    if let Some(since) = trusted.compromised_since
+        && shape.created_at >= since
+    {
+        return Err(Refusal::KeyCompromised {
+            node_id: header.node_id.clone(),
+            batch_seq: header.batch_seq,
+            key_id: header.key_id.clone(),
+            created_at: header.created_at.clone(),
+            compromised_since: since,
         });
     }
     let too_early = trusted.valid_from.is_some_and(|f| shape.created_at < f);
@@ -1297,6 +1436,7 @@ pub fn verify_batch<K: KeyRing + ?Sized>(
     Ok(VerifiedBatch {
         batch,
         batch_hash,
+        created_at: shape.created_at,
         tree,
         entry_disclosures,
         pointers,
@@ -1680,6 +1820,6 @@ mod tests {
         for r in Refusal::REASONS {
             assert!(seen.insert(r));
         }
-        assert_eq!(seen.len(), 14);
+        assert_eq!(seen.len(), 17);
     }
 }

@@ -4,7 +4,8 @@
 use rix_schema::RecordKind;
 use rix_schema::batch::{
     BatchLimits, ChainPosition, Entry, EntryProofError, GENESIS_PREV_HASH, Gap, MemoryKeyRing,
-    Refusal, SignedBatch, SizeUnit, TrustedKey, VerifiedBatch, verify_batch, verify_entry,
+    Refusal, SignedBatch, SizeUnit, TrustedKey, VerifiedBatch, check_not_future, verify_batch,
+    verify_entry,
 };
 use rix_schema::canonical::sha256;
 use rix_schema::merkle::{self, InclusionProof};
@@ -838,6 +839,112 @@ fn a_key_outside_its_validity_window_is_refused() {
         early,
         Refusal::KeyNotValid { ref created_at, .. } if created_at == "2024-12-31T23:59:59Z"
     ));
+}
+
+#[test]
+fn a_compromised_key_is_refused_from_its_compromise_on_and_trusted_before() {
+    let mut fx = Fixture::new();
+    let since = datetime!(2025-06-01 12:00:00 UTC);
+    fx.ring
+        .key_mut(NODE, &fx.key.key_id())
+        .unwrap()
+        .compromised_since = Some(since);
+    let sign = |at: OffsetDateTime| {
+        SignedBatch::sign(NODE, 1, GENESIS_PREV_HASH, entries(1, 1), at, &fx.key)
+            .unwrap()
+            .to_bytes()
+    };
+    // Before: still trusted (a rebuild from the feeds keeps this history).
+    fx.verify(&sign(since - time::Duration::seconds(1)))
+        .unwrap();
+    // At and after: refused, saying since when and what to do.
+    for at in [since, since + time::Duration::days(3)] {
+        let r = refusal(fx.verify(&sign(at)));
+        assert_eq!(r.reason(), "key_compromised");
+        assert!(
+            matches!(r, Refusal::KeyCompromised { compromised_since, .. } if compromised_since == since)
+        );
+        let msg = r.to_string();
+        assert!(
+            msg.contains("compromised since 2025-06-01T12:00:00Z"),
+            "{msg}"
+        );
+        assert!(msg.contains("earlier ones stay accepted"), "{msg}");
+        assert!(msg.contains("rix trust rotate"), "{msg}");
+    }
+    // A plain revocation still refuses everything, and is named as such.
+    fx.ring.revoke(NODE, &fx.key.key_id(), since);
+    assert_eq!(
+        refusal(fx.verify(&sign(since - time::Duration::days(1)))).reason(),
+        "key_revoked"
+    );
+}
+
+#[test]
+fn a_batch_dated_before_the_one_it_follows_is_backdated() {
+    let fx = Fixture::new();
+    let first = fx.batch(1, GENESIS_PREV_HASH, 1, 2);
+    let pos = fx
+        .verify_at(&first.to_bytes(), &ChainPosition::genesis())
+        .unwrap()
+        .next_position();
+    assert_eq!(pos.last_created_at, Some(T0));
+    let sign = |at: OffsetDateTime, key: &SigningKey| {
+        SignedBatch::sign(NODE, 2, first.hash(), entries(3, 1), at, key)
+            .unwrap()
+            .to_bytes()
+    };
+    // Same instant, or later: in order.
+    fx.verify_at(&sign(T0, &fx.key), &pos).unwrap();
+    fx.verify_at(&sign(T0 + time::Duration::seconds(1), &fx.second_key), &pos)
+        .unwrap();
+    // A second earlier, by a key that is trusted at that time: refused all the same.
+    let r = refusal(fx.verify_at(&sign(T0 - time::Duration::seconds(1), &fx.second_key), &pos));
+    assert_eq!(r.reason(), "backdated");
+    assert_eq!(
+        r,
+        Refusal::Backdated {
+            node_id: NODE.into(),
+            batch_seq: 2,
+            created_at: "2025-06-01T07:59:59Z".into(),
+            previous_created_at: T0,
+        }
+    );
+    assert!(
+        r.to_string()
+            .contains("before the batch it follows (2025-06-01T08:00:00Z)")
+    );
+    // A receiver that does not know the last time (an old position) cannot judge it.
+    let unknown = ChainPosition {
+        last_created_at: None,
+        ..pos
+    };
+    fx.verify_at(&sign(T0 - time::Duration::days(1), &fx.key), &unknown)
+        .unwrap();
+}
+
+#[test]
+fn a_batch_dated_beyond_the_receivers_clock_and_skew_is_future_dated() {
+    let fx = Fixture::new();
+    let now = T0;
+    let skew = std::time::Duration::from_secs(300);
+    let header = |at: OffsetDateTime| {
+        SignedBatch::sign(NODE, 1, GENESIS_PREV_HASH, entries(1, 1), at, &fx.key)
+            .unwrap()
+            .header
+    };
+    check_not_future(&header(now), now, skew).unwrap();
+    check_not_future(&header(now + time::Duration::seconds(300)), now, skew).unwrap();
+    let r = check_not_future(&header(now + time::Duration::seconds(301)), now, skew).unwrap_err();
+    assert_eq!(r.reason(), "future_dated");
+    assert_eq!(r.node_id(), Some(NODE));
+    assert_eq!(r.batch_seq(), Some(1));
+    let msg = r.to_string();
+    assert!(
+        msg.contains("more than 300 s after the receiver's clock (2025-06-01T08:00:00Z)"),
+        "{msg}"
+    );
+    assert!(msg.contains("Check the node's clock"), "{msg}");
 }
 
 #[test]

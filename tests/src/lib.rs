@@ -302,6 +302,18 @@ impl GatewayProcess {
         spec: GatewaySpec,
         nodes: &[&NodeProcess],
     ) -> GatewayProcess {
+        let mut gw = GatewayProcess::prepare(exe, dir, spec);
+        for node in nodes {
+            gw.trust(node);
+        }
+        gw.spawn();
+        gw
+    }
+
+    /// Writes a gateway config under `dir` without starting anything: for a test that
+    /// prepares the trust store with the CLI first ([`GatewayProcess::rix`]), then starts it
+    /// with [`GatewayProcess::restart`].
+    pub fn prepare(exe: &str, dir: &Path, spec: GatewaySpec) -> GatewayProcess {
         let port = free_port();
         let data_dir = dir.join("gateway");
         let database_url = spec
@@ -323,7 +335,7 @@ impl GatewayProcess {
         std::fs::create_dir_all(&data_dir).unwrap();
         let config = dir.join("gateway.toml");
         std::fs::write(&config, toml).unwrap();
-        let mut gw = GatewayProcess {
+        GatewayProcess {
             exe: PathBuf::from(exe),
             config,
             url: format!("http://127.0.0.1:{port}"),
@@ -333,36 +345,60 @@ impl GatewayProcess {
             amqp_url: spec.amqp_url,
             child: None,
             log: dir.join("gateway.log"),
-        };
-        for node in nodes {
-            gw.trust(node);
         }
-        gw.spawn();
-        gw
     }
 
     /// Trusts `node`'s key and feed, with the feed token the node enrolled the gateway with,
     /// by `rix trust add`, as an operator would (the gateway may be running or not).
     pub fn trust(&self, node: &NodeProcess) {
+        self.trust_key(node, node.key.verifying_key());
+    }
+
+    /// [`GatewayProcess::trust`] with a key of the node's other than the one it signs with
+    /// now (its first key, when a rebuilt gateway re-enters the trust store).
+    pub fn trust_key(&self, node: &NodeProcess, key: &rix_schema::signing::VerifyingKey) {
         let token_file = self
             .data_dir
             .with_file_name(format!("feed-token-{}", node.node_id));
         std::fs::write(&token_file, tokens::feed_token(&node.node_id)).unwrap();
-        let out = Command::new(&self.exe)
-            .args(["trust", "add", "--config"])
-            .arg(&self.config)
-            .args(["--node", &node.node_id, "--key"])
-            .arg(node.key.verifying_key().to_base64())
-            .args(["--feed-url", &node.url])
-            .arg("--feed-token-file")
-            .arg(&token_file)
-            .output()
-            .unwrap();
+        let key = key.to_base64();
+        let token_file = token_file.to_string_lossy().into_owned();
+        self.rix(&[
+            "trust",
+            "add",
+            "--node",
+            &node.node_id,
+            "--key",
+            &key,
+            "--feed-url",
+            &node.url,
+            "--feed-token-file",
+            &token_file,
+        ]);
+    }
+
+    /// Runs `rix ARGS --config GATEWAY.toml` (a `trust` or `token` command, as the operator
+    /// would on this gateway's host); panics with its output if it fails; returns its standard
+    /// output.
+    pub fn rix(&self, args: &[&str]) -> String {
+        let out = self.rix_output(args);
         assert!(
             out.status.success(),
-            "rix trust add failed: {}",
+            "rix {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// [`GatewayProcess::rix`] that may fail: the whole output.
+    pub fn rix_output(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.exe)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap()
     }
 
     fn spawn(&mut self) {

@@ -1,0 +1,2 @@
+ALTER TABLE batches DROP COLUMN key_id;
+DROP TABLE signing_keys;
