@@ -177,9 +177,12 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for Tune {
         if let DbConn::Sqlite(c) = conn {
             // WAL lets readers run beside the writer; NORMAL syncs at checkpoints only, which
             // in WAL mode still never corrupts and loses at most the last commits on power loss.
+            // The busy timeout comes first: on a new file the pool's connections all switch it
+            // to WAL at once, which takes a lock, and without the timeout all but one failed
+            // ("database is locked" in every first start's log).
             c.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }

@@ -24,6 +24,8 @@ use rix_tests::*;
 
 const RIX: &str = env!("CARGO_BIN_EXE_rix-e2e");
 const DEPLOY: &str = include_str!("../../ops/DEPLOY.md");
+/// The admin token the walk puts in `/etc/rix/node.env` to register records.
+const WALK_ADMIN_TOKEN: &str = "walk-admin-token-0123456789abcdef";
 
 /// How the walk takes one command of the guide.
 enum How {
@@ -107,6 +109,18 @@ const RULES: &[(&str, How)] = &[
             "printf %s change-me-national-gateway-feed-token | runuser -u rix -- sh -c 'umask 077; cat > /etc/rix/feed-tokens/prov-530000'",
         ),
     ),
+    (
+        "systemctl restart rix-node",
+        How::Walk(Walk::restart_node_on_its_new_key),
+    ),
+    (
+        "runuser -u rix -- rix trust rotate",
+        How::Walk(Walk::rotate),
+    ),
+    (
+        "runuser -u rix -- rix trust revoke",
+        How::Walk(Walk::revoke_old_key),
+    ),
     ("runuser -u rix -- rix ", How::Run),
     ("sqlite3 /var/lib/rix/node/node.db", How::Run),
     (
@@ -182,6 +196,12 @@ struct Walk {
     enrolled_node: String,
     services: Vec<(String, Child)>,
     transcript: String,
+    /// Records published at the node so far (one before its key rotation, one after).
+    published: u64,
+    /// `rix trust rotate` runs so far.
+    rotations: u32,
+    /// The node's first key, retired by the rotation.
+    old_key_id: Option<String>,
 }
 
 impl Walk {
@@ -225,6 +245,9 @@ impl Walk {
             enrolled_node: String::new(),
             services: Vec::new(),
             transcript: String::new(),
+            published: 0,
+            rotations: 0,
+            old_key_id: None,
         };
         walk.shell("exec 2>&1");
         walk
@@ -261,7 +284,11 @@ impl Walk {
     /// `command` as this machine runs it: paths moved; `runuser -u rix --` kept only as root
     /// (and owners dropped otherwise); `rix` this build's.
     fn localised(&self, command: &str) -> String {
-        let mut command = self.moved(command);
+        // The node the guide enrols is the one the walk runs.
+        let mut command = self.moved(command).replace(
+            "https://rix.yn.example.cn",
+            &format!("http://127.0.0.1:{}", self.node_port),
+        );
         let binary = self.root.join("usr/local/bin/rix").display().to_string();
         command = command.replace(
             "runuser -u rix -- rix ",
@@ -355,6 +382,15 @@ impl Walk {
 
     fn edit_node_config(&mut self) {
         self.edit_config("etc/rix/node.toml", self.node_port);
+        // A secret kept out of the TOML file, as the guide says: the walk's own admin token.
+        let env = self.root.join("etc/rix/node.env");
+        std::fs::write(&env, format!("RIX_ADMIN_TOKEN={WALK_ADMIN_TOKEN}\n")).unwrap();
+        let mode = if self.as_root {
+            "chmod 0640 /etc/rix/node.env && chgrp rix /etc/rix/node.env"
+        } else {
+            "chmod 0640 /etc/rix/node.env"
+        };
+        self.shell(&self.localised(mode));
     }
 
     fn edit_gateway_config(&mut self) {
@@ -431,9 +467,38 @@ impl Walk {
                 ["runuser".to_owned(), "-u".to_owned(), user, "--".to_owned()],
             );
         }
-        let log = std::fs::File::create(self.root.join(format!("{name}.log"))).unwrap();
+        let mut environment: Vec<(String, String)> = Vec::new();
+        for file in unit
+            .lines()
+            .filter_map(|l| l.strip_prefix("EnvironmentFile="))
+        {
+            let file = self.moved(file.trim_start_matches('-'));
+            for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
+                if let Some((k, v)) = line.split_once('=').filter(|_| !line.starts_with('#')) {
+                    environment.push((k.trim().to_owned(), v.trim().to_owned()));
+                }
+            }
+        }
+        // A restart: SIGTERM and wait, as systemd does, before the new process starts.
+        if let Some(at) = self
+            .services
+            .iter()
+            .position(|(running, _)| *running == name)
+        {
+            let (_, mut old) = self.services.remove(at);
+            let _ = Command::new("kill")
+                .args(["-TERM", &old.id().to_string()])
+                .status();
+            let _ = old.wait();
+        }
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.root.join(format!("{name}.log")))
+            .unwrap();
         let child = Command::new(&argv[0])
             .args(&argv[1..])
+            .envs(environment)
             .env(
                 "RIX_LOG",
                 value("Environment")
@@ -459,6 +524,135 @@ impl Walk {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Waits until the gateway holds the node's first `n` entries and is not refusing it.
+    fn wait_gateway_holds(&self, n: u64) {
+        let health_url = format!("http://127.0.0.1:{}/healthz", self.gateway_port);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let http = reqwest::Client::new();
+            poll_until(
+                "the gateway holds the node's records",
+                Duration::from_secs(60),
+                || async {
+                    let (_, health) = get_json(&http, &health_url)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let node = health["nodes"]
+                        .as_array()
+                        .and_then(|n| n.iter().find(|n| n["node_id"] == "prov-530000").cloned())
+                        .ok_or_else(|| health.to_string())?;
+                    if node["last_seq"] == n && node["state"] == "ok" {
+                        Ok(())
+                    } else {
+                        Err(node.to_string())
+                    }
+                },
+            )
+            .await;
+        });
+    }
+
+    fn node_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.node_port)
+    }
+
+    /// Registers and approves one public achievement at the node, and waits until it is sealed.
+    fn publish_a_record(&mut self) {
+        self.published += 1;
+        let (url, n) = (self.node_url(), self.published);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let http = reqwest::Client::new();
+            let sample = rix_schema::sample::SampleGenerator::new(Default::default());
+            let mut doc = as_submission(serde_json::to_value(sample.achievement(n)).unwrap());
+            doc["secrecy"] = serde_json::json!({"level": "public"});
+            let post = reqwest::Method::POST;
+            let (status, body) = call(
+                &http,
+                post.clone(),
+                &format!("{url}/v1/achievements"),
+                WALK_ADMIN_TOKEN,
+                Some(&doc),
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 201, "{body}");
+            let id = body["id"].as_str().unwrap().to_owned();
+            let approve = format!("{url}/v1/achievements/{id}/approve");
+            let (status, body) = call(
+                &http,
+                post,
+                &approve,
+                WALK_ADMIN_TOKEN,
+                Some(&serde_json::json!({})),
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 200, "{body}");
+            poll_until(
+                "the node seals the record",
+                Duration::from_secs(30),
+                || async {
+                    let (_, health) = get_json(&http, &format!("{url}/healthz"))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if health["log"]["sealed_seq"].as_u64() >= Some(n) {
+                        Ok(())
+                    } else {
+                        Err(health.to_string())
+                    }
+                },
+            )
+            .await;
+        });
+    }
+
+    /// The guide's step 1 of a rotation: `signing_key` at the new key, and the restart.
+    fn restart_node_on_its_new_key(&mut self, _: &str) {
+        // Something signed under the old key first, as on any working node.
+        self.publish_a_record();
+        let pem = std::fs::read_to_string(self.root.join("etc/rix/keys/node.key.pem.pub")).unwrap();
+        let old = rix_schema::signing::VerifyingKey::from_spki_pem(pem.as_bytes()).unwrap();
+        self.old_key_id = Some(old.key_id());
+        let config = self.root.join("etc/rix/node.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let edited = text.replace("keys/node.key.pem\"", "keys/node-2027.key.pem\"");
+        assert_ne!(text, edited, "signing_key not found in node.toml");
+        std::fs::write(&config, edited).unwrap();
+        self.start_unit("systemctl enable --now rix-node");
+    }
+
+    /// The guide's steps 2 and 3: the same `rotate`, before and after the node signed under its
+    /// new key.
+    fn rotate(&mut self, documented: &str) {
+        self.rotations += 1;
+        if self.rotations == 2 {
+            self.publish_a_record();
+        }
+        let said = self.shell(&self.localised(documented));
+        if self.rotations == 2 {
+            // Before the guide goes on to revocations: the gateway has taken in what the node
+            // published under both keys (a revoked key's batches not yet applied never are).
+            self.wait_gateway_holds(self.published);
+        }
+        let expect = if self.rotations == 1 {
+            "trusted ed25519:"
+        } else {
+            "window of ed25519:"
+        };
+        assert!(said.contains(expect), "rotation {}: {said}", self.rotations);
+    }
+
+    /// The guide's revocations name the key as `ed25519:…`: the walk revokes the retired one.
+    fn revoke_old_key(&mut self, documented: &str) {
+        let old = self
+            .old_key_id
+            .clone()
+            .expect("the walk rotated the node's key first");
+        let command = self.localised(documented).replace("ed25519:…", &old);
+        self.shell(&command);
     }
 
     fn hand_over_public_key(&mut self) {
@@ -582,6 +776,25 @@ fn every_command_of_the_deployment_guide_runs_or_says_why_not() {
         !trust.contains("change-me-national-gateway-feed-token"),
         "{trust}"
     );
+
+    // The node and the gateway the guide set up work together: both records the node
+    // published, one under each key, are in the catalogue, pulled over the enrolled feed.
+    walk.wait_gateway_holds(2);
+    assert_clean_logs(&walk);
+}
+
+/// A fresh installation starts without an error in its logs (a first start once logged
+/// "database is locked" from every pooled SQLite connection).
+fn assert_clean_logs(walk: &Walk) {
+    for name in ["rix-node", "rix-gateway"] {
+        let log = std::fs::read_to_string(walk.root.join(format!("{name}.log"))).unwrap();
+        let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+        assert!(
+            errors.is_empty(),
+            "{name} logged errors:\n{}",
+            errors.join("\n")
+        );
+    }
 }
 
 #[test]
