@@ -276,12 +276,10 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for Tune {
         if let DbConn::Sqlite(c) = conn {
             // WAL lets readers run beside the writer; NORMAL syncs at checkpoints only, which
             // in WAL mode still never corrupts and loses at most the last commits on power loss.
-            // The busy timeout comes first: on a new file the pool's connections all switch it
-            // to WAL at once, which takes a lock, and without the timeout all but one failed
-            // ("database is locked" in every first start's log).
+            // Page size and WAL are set once per file, before the pool opens (`Db::open`).
             c.batch_execute(
-                "PRAGMA busy_timeout = 10000; PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON; \
                  PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
@@ -314,6 +312,22 @@ impl Db {
             Backend::Sqlite => url.strip_prefix("sqlite://").unwrap_or(url).to_owned(),
             Backend::Postgres => url.to_owned(),
         };
+        if backend == Backend::Sqlite {
+            // WAL is a property of the file. Switching to it takes an exclusive lock that
+            // SQLite may refuse at once, without waiting, to a connection racing others: set
+            // it here, on one connection, before the pool opens its connections in parallel
+            // (which made every first start log "database is locked").
+            use diesel::Connection as _;
+            diesel::SqliteConnection::establish(&connect_url)
+                .and_then(|mut c| {
+                    c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA page_size = 16384; PRAGMA journal_mode = WAL;")
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+                })
+                .map_err(|e| StoreError::Connect {
+                    url: redact_url(url),
+                    detail: e.to_string(),
+                })?;
+        }
         let manager = ConnectionManager::<DbConn>::new(connect_url);
         let pool = Pool::builder()
             .max_size(max_connections.max(2))
