@@ -50,7 +50,7 @@ async fn killed_node_publishes_every_approval_after_restart(database_url: Option
     let node_id = unique("crash");
     let queue = NodeQueue::bind(&node_id).await;
     let http = reqwest::Client::new();
-    // A linger of ten minutes: approvals commit to the outbox but nothing is sealed yet.
+    // A linger of ten minutes: approvals commit to the outbox; only full batches are sealed.
     let mut node = NodeProcess::start(
         RIX,
         dir.path(),
@@ -72,16 +72,17 @@ async fn killed_node_publishes_every_approval_after_restart(database_url: Option
         async move { call(&http, Method::POST, &url, REVIEWER, Some(&json!({}))).await }
     };
 
-    // 1. Approvals committed, nothing sealed: SIGKILL.
+    // 1. Approvals committed, the last ones not sealed: SIGKILL.
     for id in &ids[..10] {
         let (status, body) = approve(id.clone()).await.unwrap();
         assert_eq!(status, 200, "{body}");
     }
     node.kill();
-    assert_eq!(
-        queue.depth().await,
-        0,
-        "nothing could have been confirmed yet"
+    // The node connects to the broker at start, so the one full batch (7 of the 10) may have
+    // been confirmed already; the 3 still lingering cannot have been.
+    assert!(
+        queue.depth().await <= 1,
+        "only a full batch could have been published"
     );
 
     // 2. Restart with a short linger; kill again while it publishes the next approvals.
