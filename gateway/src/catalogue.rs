@@ -52,12 +52,7 @@ use crate::db::schema::{
 };
 use crate::db::{DbConn, StoreError};
 
-/// The current time, RFC 3339 UTC.
-pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("the current time formats")
-}
+pub use rix_runtime::clock::now;
 
 /// What the catalogue extracts from a record to index, link and merge it.
 ///

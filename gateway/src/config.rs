@@ -293,6 +293,7 @@ impl Config {
         if self.database_url.is_none() {
             std::fs::create_dir_all(&self.data_dir).map_err(|e| {
                 crate::db::StoreError::Connect {
+                    what: "catalogue database",
                     url: self.data_dir.display().to_string(),
                     detail: format!("cannot create the data dir: {e}"),
                 }

@@ -25,6 +25,7 @@
 //! and nothing logs it.
 
 use diesel::prelude::*;
+use rix_runtime::clock::now;
 use rix_schema::batch::{KeyLookup, KeyRing, TrustedKey};
 use rix_schema::signing::VerifyingKey;
 use serde::Serialize;
@@ -136,10 +137,6 @@ fn parse_time(field: &'static str, value: Option<&str>) -> Result<Option<String>
                 value: v.to_owned(),
             }),
     }
-}
-
-fn now() -> String {
-    crate::catalogue::now()
 }
 
 /// Adds (or updates) a node and trusts `key` for it. Returns the key id.

@@ -11,6 +11,7 @@
 //! before a crash and re-sent after it is the same batch, and the chain never forks.
 
 use diesel::prelude::*;
+use rix_runtime::clock::now;
 use rix_schema::RecordKind;
 use rix_schema::batch::{Entry, GENESIS_PREV_HASH, Op, SignedBatch};
 use rix_schema::canonical::parse_sha256_hex;
@@ -18,7 +19,6 @@ use rix_schema::signing::SigningKey;
 
 use crate::db::schema::{batches, outbox};
 use crate::db::{Db, DbConn, StoreError, next_counter};
-use crate::register::now;
 
 /// Appends an entry to the log inside the caller's transaction; returns its seq.
 pub fn enqueue(

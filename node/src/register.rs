@@ -8,6 +8,7 @@
 //! review to take a record out of circulation.
 
 use diesel::prelude::*;
+use rix_runtime::clock::now;
 use rix_schema::batch::Op;
 use rix_schema::validate::{self, FieldErrors, MAX_ERRORS, validate_record_bounded};
 use rix_schema::{FieldError, RecordKind, SecrecyLevel};
@@ -188,13 +189,6 @@ pub struct Idempotency {
 
 /// A stored or fresh response: status and JSON body.
 pub type Reply = (u16, Value);
-
-/// The current time, RFC 3339 UTC.
-pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("the current time formats")
-}
 
 fn id_prefix(kind: RecordKind) -> &'static str {
     match kind {

@@ -22,11 +22,12 @@ use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::db::{Db, DbConn, lock_counter, next_counter};
+use rix_runtime::clock::now;
+
 use crate::error::NodeError;
 use crate::outbox;
 use crate::register::{
-    RecordView, level_in_force, load_row, load_version, now, save_row, set_version_state, state,
-    view_of,
+    RecordView, level_in_force, load_row, load_version, save_row, set_version_state, state, view_of,
 };
 
 fn not_reviewable(kind: RecordKind, id: &str, current: &str, version: i64) -> NodeError {

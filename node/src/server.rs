@@ -188,6 +188,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     let key = Arc::new(load_key(&config)?);
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| crate::db::StoreError::Connect {
+            what: "node database",
             url: config.data_dir.display().to_string(),
             detail: format!("cannot create the data dir: {e}"),
         })?;
@@ -204,7 +205,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         let public = key.verifying_key().clone();
         let key_path = config.signing_key.display().to_string();
         tokio::task::spawn_blocking(move || {
-            db.write(|conn| crate::keys::note_loaded(conn, &public, &crate::register::now()))
+            db.write(|conn| crate::keys::note_loaded(conn, &public, &rix_runtime::clock::now()))
                 .map_err(|e| match e {
                     crate::keys::KeyHistoryError::Store(e) => StartError::Store(e),
                     retired => StartError::Key {

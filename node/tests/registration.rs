@@ -26,7 +26,7 @@ async fn count(node: &TestNode, collection: &str) -> usize {
 
 async fn registration_flow_publishes_each_approved_version(backend: Backend) {
     let node = start_node(backend, |_| {}).await;
-    let year = &rix_node::register::now()[..4];
+    let year = &rix_runtime::clock::now()[..4];
 
     // Achievement: submit, read, approve (registration number), revise, approve, withdraw.
     let doc = fixture("achievement");

@@ -13,6 +13,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::clock::rfc3339;
+
 /// Where a connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,10 +84,6 @@ impl Default for Link {
     fn default() -> Self {
         Link::new()
     }
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).expect("a UTC time formats")
 }
 
 impl Link {

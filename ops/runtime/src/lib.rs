@@ -5,5 +5,7 @@
 //! before any handler ran — lives here, so that an operator reads the same shapes from both.
 //! No business logic: nothing here knows what a record, a batch or a catalogue is.
 
+pub mod clock;
+pub mod db;
 pub mod health;
 pub mod problem;
