@@ -40,6 +40,15 @@ mkdir -p "$SERVICES_DIR"
 SERVICES_DIR="$(cd "$SERVICES_DIR" && pwd)"
 PG_DATA="$SERVICES_DIR/pg"
 
+# Two runs at the same moment (two terminals; a test run while `rix demo` starts) would both
+# find PostgreSQL down and both start it ("lock file postmaster.pid already exists"). So the
+# script runs again under flock: one run at a time, the next waits and then finds everything
+# up. -o: the lock is held by flock itself, never inherited by the daemons started here.
+if [[ "${RIX_START_SERVICES_LOCKED:-}" != "$SERVICES_DIR" ]]; then
+    export RIX_START_SERVICES_LOCKED="$SERVICES_DIR"
+    exec flock -o "$SERVICES_DIR/start-services.lock" "${BASH_SOURCE[0]}" "$@"
+fi
+
 # --- PostgreSQL ----------------------------------------------------------------------------
 PG_BIN=""
 for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do   # newest version first

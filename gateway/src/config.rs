@@ -182,34 +182,7 @@ impl fmt::Debug for Config {
     }
 }
 
-/// A configuration that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// Unreadable file.
-    #[error("cannot read config {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Bad TOML or value.
-    #[error("config {path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What and where.
-        message: String,
-    },
-    /// Bad environment override.
-    #[error("environment variable {name}: {message}")]
-    Env {
-        /// Variable.
-        name: &'static str,
-        /// Why.
-        message: String,
-    },
-}
+pub use rix_runtime::config::ConfigError;
 
 impl Default for Config {
     fn default() -> Self {
@@ -220,58 +193,38 @@ impl Default for Config {
 impl Config {
     /// Reads `path` and applies `RIX_*` overrides.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let mut config: Config = rix_runtime::config::read_toml(path)?;
         config.apply_env(|n| std::env::var(n).ok())?;
         Ok(config)
     }
 
     /// Applies the overrides `get` returns.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(v) = get("RIX_LISTEN") {
-            self.listen = v
-                .parse()
-                .map_err(|e: std::net::AddrParseError| ConfigError::Env {
-                    name: "RIX_LISTEN",
-                    message: e.to_string(),
-                })?;
+        let env = rix_runtime::config::Env::new(get);
+        env.apply_common(rix_runtime::config::Common {
+            listen: &mut self.listen,
+            data_dir: &mut self.data_dir,
+            database_url: &mut self.database_url,
+            amqp_url: &mut self.amqp_url,
+        })?;
+        let get = |name: &str| env.text(name);
+        if let Some(v) = env.parsed("RIX_MAX_CLOCK_SKEW_SECS")? {
+            self.max_clock_skew_secs = v;
         }
-        if let Some(v) = get("RIX_DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = get("RIX_DATABASE_URL") {
-            self.database_url = Some(v).filter(|v| !v.is_empty());
-        }
-        if let Some(v) = get("RIX_AMQP_URL") {
-            self.amqp_url = Some(v).filter(|v| !v.is_empty());
-        }
-        if let Some(v) = get("RIX_MAX_CLOCK_SKEW_SECS") {
-            self.max_clock_skew_secs = v.parse().map_err(|e| ConfigError::Env {
-                name: "RIX_MAX_CLOCK_SKEW_SECS",
-                message: format!("{v:?} is not a number of seconds: {e}"),
-            })?;
-        }
-        if let Some(v) = get("RIX_METRICS_TOKEN") {
-            self.metrics_token = Some(v).filter(|v| !v.is_empty());
+        if let Some(v) = env.optional("RIX_METRICS_TOKEN") {
+            self.metrics_token = v;
         }
         self.limits
-            .apply_env(&get)
+            .apply_env(get)
             .map_err(|(name, message)| ConfigError::Env { name, message })?;
-        let path = |v: String| Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
-        if let Some(v) = get("RIX_PULL_CLIENT_CERT") {
-            self.pull.client_cert = path(v);
+        if let Some(v) = env.optional_path("RIX_PULL_CLIENT_CERT") {
+            self.pull.client_cert = v;
         }
-        if let Some(v) = get("RIX_PULL_CLIENT_KEY") {
-            self.pull.client_key = path(v);
+        if let Some(v) = env.optional_path("RIX_PULL_CLIENT_KEY") {
+            self.pull.client_key = v;
         }
-        if let Some(v) = get("RIX_PULL_SERVER_CA") {
-            self.pull.server_ca = path(v);
+        if let Some(v) = env.optional_path("RIX_PULL_SERVER_CA") {
+            self.pull.server_ca = v;
         }
         Ok(())
     }

@@ -219,54 +219,12 @@ impl fmt::Debug for Config {
     }
 }
 
-/// A configuration that cannot be used, and why.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The TOML is wrong.
-    #[error("config {path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What and where.
-        message: String,
-    },
-    /// An environment override is not usable.
-    #[error("environment variable {name}: {message}")]
-    Env {
-        /// The variable.
-        name: &'static str,
-        /// What is wrong.
-        message: String,
-    },
-    /// A value is not valid.
-    #[error("config key {key}: {message}")]
-    Invalid {
-        /// The key.
-        key: &'static str,
-        /// What is wrong and what to do.
-        message: String,
-    },
-}
+pub use rix_runtime::config::ConfigError;
 
 impl Config {
     /// Reads `path`, applies `RIX_*` environment overrides, checks the result.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let mut config: Config = rix_runtime::config::read_toml(path)?;
         config.apply_env(|name| std::env::var(name).ok())?;
         config.check()?;
         Ok(config)
@@ -274,38 +232,25 @@ impl Config {
 
     /// Applies the `RIX_*` overrides that `get` returns (`std::env::var` in production).
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn parse<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
-        where
-            T::Err: fmt::Display,
-        {
-            v.parse().map_err(|e: T::Err| ConfigError::Env {
-                name,
-                message: e.to_string(),
-            })
-        }
+        let env = rix_runtime::config::Env::new(get);
+        env.apply_common(rix_runtime::config::Common {
+            listen: &mut self.listen,
+            data_dir: &mut self.data_dir,
+            database_url: &mut self.database_url,
+            amqp_url: &mut self.amqp_url,
+        })?;
+        let get = |name: &str| env.text(name);
         if let Some(v) = get("RIX_NODE_ID") {
             self.node_id = v;
-        }
-        if let Some(v) = get("RIX_LISTEN") {
-            self.listen = parse("RIX_LISTEN", &v)?;
-        }
-        if let Some(v) = get("RIX_DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = get("RIX_DATABASE_URL") {
-            self.database_url = Some(v).filter(|v| !v.is_empty());
-        }
-        if let Some(v) = get("RIX_AMQP_URL") {
-            self.amqp_url = Some(v).filter(|v| !v.is_empty());
         }
         if let Some(v) = get("RIX_SIGNING_KEY") {
             self.signing_key = PathBuf::from(v);
         }
-        if let Some(v) = get("RIX_BATCH_MAX_ENTRIES") {
-            self.batch.max_entries = parse("RIX_BATCH_MAX_ENTRIES", &v)?;
+        if let Some(v) = env.parsed("RIX_BATCH_MAX_ENTRIES")? {
+            self.batch.max_entries = v;
         }
-        if let Some(v) = get("RIX_BATCH_LINGER_MS") {
-            self.batch.linger_ms = parse("RIX_BATCH_LINGER_MS", &v)?;
+        if let Some(v) = env.parsed("RIX_BATCH_LINGER_MS")? {
+            self.batch.linger_ms = v;
         }
         if let Some(v) = get("RIX_ADMIN_TOKEN") {
             self.tokens.push(TokenConfig {

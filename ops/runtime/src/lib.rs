@@ -6,6 +6,7 @@
 //! No business logic: nothing here knows what a record, a batch or a catalogue is.
 
 pub mod clock;
+pub mod config;
 pub mod db;
 pub mod health;
 pub mod problem;
