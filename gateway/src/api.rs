@@ -90,22 +90,14 @@ impl ResponseError for ApiError {
             ApiError::Access(AccessError::UnknownToken) => "/headers/authorization".into(),
             _ => String::new(),
         };
-        let body = json!({
-            "type": format!("https://schema.rix.cn/problems/{}", status.as_u16()),
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": self.to_string(),
-            "errors": [{"pointer": pointer, "message": self.to_string()}],
-        });
-        let mut response = HttpResponse::build(status);
+        let problem = rix_runtime::problem::Problem::new(status, &pointer, &self.to_string());
+        let mut response = problem.builder();
         if let ApiError::Limited(refusal) = self {
             for h in refusal.headers() {
                 response.insert_header(h);
             }
         }
-        response
-            .content_type("application/problem+json")
-            .body(body.to_string())
+        response.body(problem.body())
     }
 }
 

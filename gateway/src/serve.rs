@@ -136,18 +136,15 @@ async fn healthz(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
 
 async fn metrics(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     if !from_monitoring(&state, &req) {
-        return HttpResponse::Unauthorized()
+        let problem = rix_runtime::problem::Problem::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "/headers/authorization",
+            "/metrics is for the operators' monitoring: send the gateway's metrics_token as a bearer token (or scrape from loopback when none is set)",
+        );
+        return problem
+            .builder()
             .insert_header(("WWW-Authenticate", "Bearer"))
-            .content_type("application/problem+json")
-            .body(
-                json!({
-                    "type": "https://schema.rix.cn/problems/401",
-                    "title": "Unauthorized",
-                    "status": 401,
-                    "detail": "/metrics is for the operators' monitoring: send the gateway's metrics_token as a bearer token (or scrape from loopback when none is set)",
-                })
-                .to_string(),
-            );
+            .body(problem.body());
     }
     let mut out = Vec::new();
     TextEncoder::new()

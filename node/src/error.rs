@@ -7,11 +7,10 @@
 //! answer, not a 70 MB one.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 use rix_schema::FieldError;
 use rix_schema::validate::FieldErrors;
-use serde::Serialize;
 
 use crate::db::{AsConflict, StoreError};
 
@@ -85,33 +84,7 @@ impl AsConflict for NodeError {
     }
 }
 
-/// The problem document (RFC 7807) with the field errors.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Problem {
-    /// A URI naming the problem type.
-    #[serde(rename = "type")]
-    pub type_uri: String,
-    /// Short summary.
-    pub title: String,
-    /// HTTP status.
-    pub status: u16,
-    /// What happened.
-    pub detail: String,
-    /// Where and what, one per problem found: the first 100 found at most, sorted by pointer
-    /// within each record.
-    pub errors: Vec<ProblemField>,
-    /// How many problems were found in all; more than `errors` holds when the list was cut.
-    pub errors_total: usize,
-}
-
-/// One `{pointer, message}` of a problem document.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ProblemField {
-    /// JSON Pointer into the request.
-    pub pointer: String,
-    /// What is wrong there.
-    pub message: String,
-}
+pub use rix_runtime::problem::{Problem, ProblemField};
 
 impl NodeError {
     fn type_name(&self) -> &'static str {
@@ -199,7 +172,7 @@ impl NodeError {
             status: status.as_u16(),
             detail: self.to_string(),
             errors,
-            errors_total,
+            errors_total: Some(errors_total),
         }
     }
 }
@@ -227,14 +200,11 @@ impl ResponseError for NodeError {
         if let NodeError::Store(e) = self {
             tracing::error!(error = %e, "request failed in storage");
         }
-        let mut response = HttpResponse::build(self.status_code());
-        response.insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        ));
+        let problem = self.problem();
+        let mut response = problem.builder();
         if matches!(self, NodeError::Unauthorized) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.body(serde_json::to_vec(&self.problem()).expect("a problem is plain JSON"))
+        response.body(problem.body())
     }
 }

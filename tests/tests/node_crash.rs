@@ -98,34 +98,41 @@ async fn killed_node_publishes_every_approval_after_restart(database_url: Option
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Approvals stream in; halfway the task hands over to the kill and waits for it, so the
+    // kill always lands with approvals committed and more still to come, however fast or
+    // loaded the machine (a watcher racing 40 quick approvals sometimes saw all 40 done).
+    let (halfway, at_halfway) = tokio::sync::oneshot::channel::<()>();
+    let (killed, on_killed) = tokio::sync::oneshot::channel::<()>();
     let approvals = {
         let batch: Vec<String> = ids[10..50].to_vec();
         let approve = approve.clone();
-        let progress = progress.clone();
         tokio::spawn(async move {
             let mut done = 0;
-            for id in batch {
+            let mut halfway = Some(halfway);
+            let mut on_killed = Some(on_killed);
+            for (i, id) in batch.into_iter().enumerate() {
+                if i == 20 {
+                    let _ = halfway.take().unwrap().send(());
+                    let _ = on_killed.take().unwrap().await;
+                }
                 match approve(id).await {
                     Ok((200, _)) => done += 1,
                     _ => break, // cut off by the kill
                 }
-                progress.store(done, std::sync::atomic::Ordering::SeqCst);
             }
             done
         })
     };
-    // Kill once batches are flowing (some confirmed on the queue) and approvals are still
-    // coming: watching the approvals, not only the queue, keeps a fast machine from finishing
-    // all 40 before the kill.
+    at_halfway.await.unwrap();
+    // Batches are flowing (some confirmed on the queue since the restart) when the kill lands.
     for _ in 0..2000 {
-        let done = progress.load(std::sync::atomic::Ordering::SeqCst);
-        if done >= 30 || (done >= 10 && queue.depth().await > resent) {
+        if queue.depth().await > resent {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     node.kill();
+    let _ = killed.send(());
     let done_before_kill = approvals.await.unwrap();
     assert!(
         (1..40).contains(&done_before_kill),

@@ -20,7 +20,6 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
-use serde_json::json;
 
 /// Headers of the original error response a client still needs.
 const KEPT_HEADERS: [header::HeaderName; 3] =
@@ -31,19 +30,75 @@ pub fn problem_type(status: StatusCode) -> String {
     format!("https://schema.rix.cn/problems/{}", status.as_u16())
 }
 
-/// A problem document for `status` with `detail`.
+/// A problem document (RFC 9457) as both services write it: what, and where in the request.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short summary (the status's reason phrase).
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened, and what to do.
+    pub detail: String,
+    /// Where and what, one per problem found (a JSON Pointer into the request: `/query/q`,
+    /// `/headers/authorization`, a field of the body).
+    pub errors: Vec<ProblemField>,
+    /// How many problems were found in all, when `errors` holds only the first of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors_total: Option<usize>,
+}
+
+/// One `{pointer, message}` of a problem document.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ProblemField {
+    /// JSON Pointer into the request.
+    pub pointer: String,
+    /// What is wrong there.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem of `status` with one error at `pointer` (`""`: the request as a whole) saying
+    /// `detail`, typed by its status.
+    pub fn new(status: StatusCode, pointer: &str, detail: &str) -> Problem {
+        Problem {
+            type_uri: problem_type(status),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.to_owned(),
+            errors: vec![ProblemField {
+                pointer: pointer.to_owned(),
+                message: detail.to_owned(),
+            }],
+            errors_total: None,
+        }
+    }
+
+    /// A response builder with this document's status and content type, for a caller that
+    /// adds headers (`Retry-After`, `WWW-Authenticate`) before [`Problem::body`].
+    pub fn builder(&self) -> actix_web::HttpResponseBuilder {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut builder = HttpResponse::build(status);
+        builder.content_type("application/problem+json");
+        builder
+    }
+
+    /// This document as JSON.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a problem is plain JSON")
+    }
+
+    /// The response: this document as `application/problem+json`, with its status.
+    pub fn response(&self) -> HttpResponse {
+        self.builder().body(self.body())
+    }
+}
+
+/// A problem document for `status` with `detail`, as a response.
 pub fn problem(status: StatusCode, detail: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("application/problem+json")
-        .body(
-            json!({
-                "type": problem_type(status),
-                "title": status.canonical_reason().unwrap_or("Error"),
-                "status": status.as_u16(),
-                "detail": detail,
-            })
-            .to_string(),
-        )
+    Problem::new(status, "", detail).response()
 }
 
 /// What to tell a client whose request actix-web refused before a handler saw it.
