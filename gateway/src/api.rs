@@ -467,23 +467,8 @@ fn int_param(
     default: i64,
     range: std::ops::RangeInclusive<i64>,
 ) -> Result<i64, ApiError> {
-    match query.get(name).filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or_else(|| {
-                ApiError::bad(
-                    name,
-                    format!(
-                        "must be an integer {}–{}, got {v:?}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            }),
-    }
+    rix_runtime::query::int_in_range(query, name, default, range)
+        .map_err(|message| ApiError::bad(name, message))
 }
 
 /// `GET /v1/changes?after=&limit=&kind=&node=`: every change the consumer may see, in order,

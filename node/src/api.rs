@@ -190,23 +190,9 @@ fn query_i64(
     default: i64,
     range: std::ops::RangeInclusive<i64>,
 ) -> Result<i64, NodeError> {
-    match query.get(name).filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|v| range.contains(v))
-            .ok_or_else(|| {
-                NodeError::BadParameter(FieldError::new(
-                    format!("/query/{name}"),
-                    format!(
-                        "must be an integer {}–{}, got {text:?}",
-                        range.start(),
-                        range.end()
-                    ),
-                ))
-            }),
-    }
+    rix_runtime::query::int_in_range(query, name, default, range).map_err(|message| {
+        NodeError::BadParameter(FieldError::new(format!("/query/{name}"), message))
+    })
 }
 
 /// Registers a record (version 1, submitted for review).

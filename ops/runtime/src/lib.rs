@@ -10,3 +10,4 @@ pub mod config;
 pub mod db;
 pub mod health;
 pub mod problem;
+pub mod query;
