@@ -2,7 +2,8 @@
 //! it a unified entry as the catalogue holds it now; it cuts the entry's records through the one
 //! access filter at [`INDEX_VIEW`], reads the searchable text and the facet values of that view
 //! ([`EntryDoc`]) and writes them into the fields of the index schema ([`schema`]): one
-//! document for every reader of the entry, or two when its readers see different sources.
+//! document that every reader of the entry finds, or two when its readers see different
+//! sources.
 //!
 //! **Audiences.** Each document stores its audience in `secrecy` — `public` (everyone),
 //! `internal` (internal readers only) or `public-view` (everyone *but* internal readers);
@@ -14,7 +15,7 @@
 //! same reason a document's ordering key ([`entry_key`]) is taken over its own sources only:
 //! the key travels in cursors.
 //!
-//! **Which text goes where.** `grams` holds every searched text, one run of lines (see
+//! **Which text goes where.** `grams` holds every searched text in one value, a line each (see
 //! [`super::text`]); it alone decides what matches. `title` and `body` hold jieba's words, for
 //! scoring only. `body` holds keywords, institutions, people and numbers but not the abstract:
 //! the abstract is the bulk of the text, already scored through the `grams` phrase that must
