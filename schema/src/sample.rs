@@ -4357,4 +4357,187 @@ mod tests {
         );
         assert_eq!(Ymd::parse("2024-02-30"), None);
     }
+
+    /// SHA-256 (hex) over the canonical JSON of each record, one record per line.
+    fn digest<T: serde::Serialize>(records: impl Iterator<Item = T>) -> String {
+        let mut bytes = Vec::new();
+        for record in records {
+            bytes.extend(crate::canonical::to_canonical_vec(&record).unwrap());
+            bytes.push(b'\n');
+        }
+        crate::canonical::sha256_hex(&bytes)
+    }
+
+    /// The digests [`GOLDEN`] pins, named `{generator} {what}`.
+    fn golden_digests() -> Vec<(String, String)> {
+        let generators = [
+            ("province", province()),
+            ("ministry", ministry()),
+            (
+                "seed 7",
+                SampleGenerator::new(SampleConfig {
+                    seed: 7,
+                    ..SampleConfig::default()
+                }),
+            ),
+            (
+                "beijing",
+                SampleGenerator::new(SampleConfig {
+                    node: NodeProfile::province("110000"),
+                    ..SampleConfig::default()
+                }),
+            ),
+        ];
+        let mut out = Vec::new();
+        for (name, g) in &generators {
+            out.push((
+                format!("{name} achievements"),
+                digest(g.achievements(0..2_000)),
+            ));
+            out.push((format!("{name} projects"), digest(g.projects(0..500))));
+            out.push((
+                format!("{name} shared achievements"),
+                digest((0..200).map(|i| g.shared_achievement(i))),
+            ));
+            out.push((
+                format!("{name} shared projects"),
+                digest((0..200).map(|i| g.shared_project(i))),
+            ));
+        }
+        // Every province's table row is used by its own node.
+        let every_province: Vec<SampleGenerator> = PROVINCES
+            .iter()
+            .filter(|(p, _)| !["71", "81", "82"].contains(p))
+            .map(|(code, _)| {
+                SampleGenerator::new(SampleConfig {
+                    node: NodeProfile::province(&format!("{code}0000")),
+                    ..SampleConfig::default()
+                })
+            })
+            .collect();
+        out.push((
+            "every province achievements".to_owned(),
+            digest(every_province.iter().flat_map(|g| g.achievements(0..40))),
+        ));
+        out.push((
+            "every province projects".to_owned(),
+            digest(every_province.iter().flat_map(|g| g.projects(0..40))),
+        ));
+        out
+    }
+
+    /// What the generator produced before its vocabulary moved into data files (issue 13):
+    /// tests, benchmarks and demo data depend on the same seed giving the same bytes, so a
+    /// change here is a change of every sample record and needs a reason.
+    const GOLDEN: &[(&str, &str)] = &[
+        (
+            "province achievements",
+            "5fe039afc9771d47803592edccf7a4993a37036c065512eb89797dca9d1b7dd7",
+        ),
+        (
+            "province projects",
+            "767e199c9914c57153115b785d090d49b36defd195bceffc76cfa3d89e535fd7",
+        ),
+        (
+            "province shared achievements",
+            "40655a7e3647b88bb4880137fe6dbce0b4573924952e876604771606fcdd2769",
+        ),
+        (
+            "province shared projects",
+            "a511994712e8e146caac464ca7a3b56cd132a9e952228d4910db8ab3ab9f97ba",
+        ),
+        (
+            "ministry achievements",
+            "567c8f4f31df1ac446aa0129c15c0b9f85ae95f91204902b60f6b3c3382a5391",
+        ),
+        (
+            "ministry projects",
+            "3e45dd9ba62e7a2dcb73acf4ce23becb4e80ca2daab451567aca0e5817577214",
+        ),
+        (
+            "ministry shared achievements",
+            "40655a7e3647b88bb4880137fe6dbce0b4573924952e876604771606fcdd2769",
+        ),
+        (
+            "ministry shared projects",
+            "a511994712e8e146caac464ca7a3b56cd132a9e952228d4910db8ab3ab9f97ba",
+        ),
+        (
+            "seed 7 achievements",
+            "02ca9f94369dbb00b599eb50913ce540d5437869cb404c071ca2f464a48c895d",
+        ),
+        (
+            "seed 7 projects",
+            "461bc1d9284809daf7dbe66c64f871bbf2bf678f994f8e366076a96193944712",
+        ),
+        (
+            "seed 7 shared achievements",
+            "cc14ae43889e9349616a8816504a466a021d58d39ac3b57b1f9fcfbca8b36a7c",
+        ),
+        (
+            "seed 7 shared projects",
+            "e2dcd02daaf675cf096d4be44c2b7a17625d9b9cb6462329e81323246f679d5b",
+        ),
+        (
+            "beijing achievements",
+            "b1622a0c5fea01112899f0f55397946904e0ad53b47fe4eaa91fa2dc5a4c3554",
+        ),
+        (
+            "beijing projects",
+            "c4a4cda2847f5184e38c9c361ae00edc127b472effcd7ff1b1ecaeb7fd85670e",
+        ),
+        (
+            "beijing shared achievements",
+            "40655a7e3647b88bb4880137fe6dbce0b4573924952e876604771606fcdd2769",
+        ),
+        (
+            "beijing shared projects",
+            "a511994712e8e146caac464ca7a3b56cd132a9e952228d4910db8ab3ab9f97ba",
+        ),
+        (
+            "every province achievements",
+            "1f8ae85e4b445fa454b79550364dd36015d59f4358f2cf8fd164c9744f60d214",
+        ),
+        (
+            "every province projects",
+            "7a23698786b266f08e55adbfc973af5a78d603d300062a85dc7d8fc85be9b0fb",
+        ),
+    ];
+
+    #[test]
+    fn the_same_seed_gives_byte_identical_records() {
+        let digests = golden_digests();
+        let printed: String = digests
+            .iter()
+            .map(|(name, hex)| format!("        (\"{name}\", \"{hex}\"),\n"))
+            .collect();
+        assert_eq!(digests.len(), GOLDEN.len(), "digests now:\n{printed}");
+        for ((name, hex), (golden_name, golden_hex)) in digests.iter().zip(GOLDEN) {
+            assert_eq!(name, golden_name);
+            assert_eq!(hex, golden_hex, "{name} changed; digests now:\n{printed}");
+        }
+    }
+
+    /// Generation speed, for comparing two versions of the generator side by side:
+    /// `cargo test --release -p rix-schema --lib -- --ignored --nocapture generation_speed`.
+    #[test]
+    #[ignore = "a timing, not a check; run in release"]
+    fn generation_speed() {
+        let generator = province();
+        let start = std::time::Instant::now();
+        for i in 0..200_000 {
+            std::hint::black_box(generator.achievement(i));
+        }
+        let achievements = start.elapsed();
+        let start = std::time::Instant::now();
+        for j in 0..200_000 {
+            std::hint::black_box(generator.project(j));
+        }
+        let projects = start.elapsed();
+        println!(
+            "generation_speed: 200000 achievements {:.3} s, 200000 projects {:.3} s",
+            achievements.as_secs_f64(),
+            projects.as_secs_f64()
+        );
+    }
 }
