@@ -11,9 +11,10 @@
 //! more than `limit + 1` candidates are ever kept, which is why there is no depth to cap.
 //!
 //! **One pass, in blocks.** Every match is counted for the total and the facets, so the pass is
-//! over every match; matches are buffered in blocks of [`BLOCK`] and each column is read once
-//! per block, the ordering key only for the matches whose primary value does not already
-//! decide. Date order does not score the matches; it scores its page's candidates afterwards.
+//! over every match; matches are buffered in blocks of [`BLOCK`] so that the dense columns (the
+//! packed facets, the date, the first program) are read once per block, not per match, and the
+//! ordering key only for the matches whose primary value does not already decide. A text query
+//! in date order does not score every match: it scores only its candidates, afterwards.
 //!
 //! What it may not touch: text and stored fields (it reads fast columns only: `key`, `date`,
 //! `year`, the packed `facets` and the programs); visibility, which the query already carries.

@@ -1,5 +1,5 @@
 //! Sync: keeping the index in step with the catalogue's change stream. The only code that
-//! writes to the index.
+//! writes documents to the index, and commits them.
 //!
 //! [`SearchIndex::sync`] reads [`catalogue::changes_after`] from the cursor it stored in its
 //! last commit, re-reads every touched unified entry (the one a change names and the one it
