@@ -88,29 +88,33 @@ async fn change_stream(
     gateway: &GatewayProcess,
     changes: usize,
 ) -> Vec<Value> {
-    poll_until(
-        &format!("{changes} changes at the gateway"),
-        WITHIN,
-        || async {
-            let lines = gateway_changes(http, &gateway.url, "").await?;
-            if lines.len() == changes {
-                Ok(lines
-                    .into_iter()
-                    .map(|mut c| {
-                        c.as_object_mut().unwrap().remove("at");
-                        c
-                    })
-                    .collect())
-            } else {
-                Err(format!(
-                    "{} changes; gateway log tail:\n{}",
-                    lines.len(),
-                    tail(&gateway.log())
-                ))
-            }
-        },
-    )
-    .await
+    // The feed shows each entry as it is now, page by page: a read that straddles the last
+    // change can show an entry as it was before it. Two equal reads in a row are a settled
+    // catalogue.
+    let deadline = std::time::Instant::now() + WITHIN;
+    let mut previous: Option<Vec<Value>> = None;
+    loop {
+        let lines: Vec<Value> = gateway_changes(http, &gateway.url, "")
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut c| {
+                c.as_object_mut().unwrap().remove("at");
+                c
+            })
+            .collect();
+        if lines.len() == changes && previous.as_ref() == Some(&lines) {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{changes} settled changes at the gateway; saw {}; gateway log tail:\n{}",
+            lines.len(),
+            tail(&gateway.log())
+        );
+        previous = (lines.len() == changes).then_some(lines);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The catalogue's public export, line for line, once it holds `entries` entries (the export
