@@ -1,12 +1,23 @@
 //! Starting and stopping a gateway: catalogue, ingest, transports (RabbitMQ consumer, feed
-//! puller), and the HTTP listener (`/healthz`, `/metrics`, and the read APIs of [`crate::api`]
-//! under the bounds of [`crate::limits`], which never apply to `/healthz` or to ingest).
+//! puller), the search index's sync task, and the HTTP listener (`/healthz`, `/metrics`, and the
+//! read APIs of [`crate::api`] under the bounds of [`crate::limits`], which never apply to
+//! `/healthz` or to ingest).
+//!
+//! The listener is the one both services share ([`rix_runtime::serve`]: TLS, request heads
+//! checked before the HTTP parser, graceful stop). What is the gateway's own is the wiring and
+//! its order: the catalogue opens (and migrates) before anything reads it, the transports start
+//! before the listener so `/healthz` reports them from the first request, and a stop closes the
+//! listener first, then lets the consumer ack what it has committed.
+//!
+//! What it may not touch: records. It moves no data itself; `/healthz` and `/metrics` count
+//! what readers may not see, so they answer in full only to the operators' monitoring.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use prometheus::{Encoder, Registry, TextEncoder};
+use rix_runtime::serve::{Listener, RunningServer, ServeError};
 use rix_schema::batch::BatchLimits;
 use serde_json::json;
 use tokio::sync::watch;
@@ -34,14 +45,9 @@ pub enum StartError {
     /// The `[limits]` section cannot be used.
     #[error(transparent)]
     Limits(#[from] crate::limits::LimitsError),
-    /// The listener could not bind.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// Address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// The listener could not start (TLS material, address).
+    #[error(transparent)]
+    Listen(#[from] ServeError),
 }
 
 /// A started gateway.
@@ -51,8 +57,7 @@ pub struct RunningGateway {
     /// The catalogue.
     pub db: Db,
     limits: web::Data<Limits>,
-    server: ServerHandle,
-    server_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: RunningServer,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
 }
@@ -60,7 +65,7 @@ pub struct RunningGateway {
 impl RunningGateway {
     /// Base URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// The bounds on heavy reads this gateway enforces (to hold slots: drains, tests).
@@ -71,8 +76,7 @@ impl RunningGateway {
     /// Stops: the listener first, then the transports (the consumer finishes and acks what it
     /// holds; unacknowledged deliveries return to the queue).
     pub async fn stop(self) {
-        self.server.stop(true).await;
-        let _ = self.server_task.await;
+        self.server.stop().await;
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
@@ -81,12 +85,7 @@ impl RunningGateway {
 
     /// Runs until SIGINT or SIGTERM, then stops.
     pub async fn run_until_signalled(self) {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        rix_runtime::serve::stop_requested().await;
         tracing::info!("stopping the gateway");
         self.stop().await;
     }
@@ -254,7 +253,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         search,
     });
     let limits_handle = limits.clone();
-    let server = HttpServer::new(move || {
+    let listener = Listener::new("gateway", config.listen);
+    let server = rix_runtime::serve::serve(&listener, move || {
         App::new()
             .app_data(state.clone())
             .app_data(read.clone())
@@ -263,24 +263,14 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics))
             .configure(crate::api::configure)
-    })
-    .disable_signals()
-    .bind(config.listen)
-    .map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
     })?;
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    let server_task = tokio::spawn(server);
+    let addr = server.addr;
     tracing::info!(%addr, backend = ?db.backend(), broker = config.amqp_url.is_some(), "gateway listening");
     Ok(RunningGateway {
         addr,
         db,
         limits: limits_handle,
-        server: handle,
-        server_task,
+        server,
         tasks,
         shutdown,
     })

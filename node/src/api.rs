@@ -553,7 +553,7 @@ pub async fn feed(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let peer = req.conn_data::<crate::auth::PeerCertificate>();
+    let peer = req.conn_data::<rix_runtime::serve::ClientCertificate>();
     let reader = state
         .tokens
         .authenticate_gateway(authorization, peer)

@@ -8,13 +8,11 @@
 //! read the signed feed and nothing else. A gateway's token opens no registration endpoint and
 //! no staff token opens the feed (DESIGN.md §4: the feed carries internal records and every
 //! disclosure). A gateway may further be bound to a TLS client certificate
-//! ([`PeerCertificate`]).
+//! ([`ClientCertificate`]: the listener puts a verified one in the connection's data).
 
 use std::collections::HashMap;
 
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::x509::X509Ref;
+use rix_runtime::serve::ClientCertificate;
 use rix_schema::canonical::sha256_hex;
 
 use crate::config::{GatewayConfig, Role, TokenConfig, normalize_fingerprint};
@@ -65,34 +63,6 @@ impl Principal {
             Role::Submitter => self.institution.as_deref() == Some(owner_uscc),
             Role::Reviewer | Role::Admin => true,
         }
-    }
-}
-
-/// The TLS client certificate of a connection. The listener only asks for one when
-/// `tls.client_ca` is set, and a certificate that does not chain to that CA ends the handshake,
-/// so a request that carries this was made with a verified certificate. The server puts it in
-/// the connection's data ([`actix_web::HttpRequest::conn_data`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerCertificate {
-    /// SHA-256 of the certificate's DER, lowercase hex.
-    pub sha256: String,
-    /// The subject's common name (CN), if it has one.
-    pub subject_cn: Option<String>,
-}
-
-impl PeerCertificate {
-    /// What the feed's access check needs of a verified certificate.
-    pub fn from_x509(cert: &X509Ref) -> PeerCertificate {
-        let sha256 = cert
-            .digest(MessageDigest::sha256())
-            .map(|d| hex::encode(&*d))
-            .unwrap_or_default();
-        let subject_cn = cert
-            .subject_name()
-            .entries_by_nid(Nid::COMMONNAME)
-            .next()
-            .and_then(|e| e.data().to_string().ok());
-        PeerCertificate { sha256, subject_cn }
     }
 }
 
@@ -190,7 +160,7 @@ impl TokenTable {
     pub fn authenticate_gateway(
         &self,
         authorization: Option<&str>,
-        peer: Option<&PeerCertificate>,
+        peer: Option<&ClientCertificate>,
     ) -> Result<FeedReader, NodeError> {
         let token = bearer(authorization).ok_or(NodeError::Unauthorized)?;
         let digest = sha256_hex(token.as_bytes());
@@ -305,7 +275,7 @@ mod tests {
             table.authenticate_gateway(bound_token, None),
             Err(NodeError::Forbidden(_))
         ));
-        let other = PeerCertificate {
+        let other = ClientCertificate {
             sha256: "00".repeat(32),
             subject_cn: Some("someone-else".into()),
         };
@@ -313,7 +283,7 @@ mod tests {
             table.authenticate_gateway(bound_token, Some(&other)),
             Err(NodeError::Forbidden(_))
         ));
-        let right = PeerCertificate {
+        let right = ClientCertificate {
             subject_cn: Some("national-gateway".into()),
             ..other
         };

@@ -84,21 +84,10 @@ impl GatewayConfig {
     }
 }
 
-/// Listener TLS: PEM certificate chain and private key.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// Certificate chain, PEM.
-    pub cert: PathBuf,
-    /// Private key, PEM.
-    pub key: PathBuf,
-    /// CA certificates (PEM) that gateways' client certificates must chain to. When set, the
-    /// listener asks every client for a certificate but does not insist (institutions use the
-    /// same port without one); a certificate that is presented and does not verify ends the
-    /// handshake. Gateways with `require_client_cert` must present one.
-    #[serde(default)]
-    pub client_ca: Option<PathBuf>,
-}
+/// Listener TLS (`[tls]`): certificate chain, key, and the CA gateways' client certificates
+/// must chain to (a gateway with `require_client_cert` must present one). The listener itself
+/// is the shared one of `rix_runtime::serve`.
+pub use rix_runtime::serve::TlsConfig;
 
 /// How the publisher cuts the log into batches.
 #[derive(Debug, Clone, Copy, Deserialize)]

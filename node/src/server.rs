@@ -1,22 +1,21 @@
-//! Starting and stopping a node: storage, key, publisher task, HTTP listener (optionally TLS).
+//! Starting and stopping a node: storage, key, publisher task, and the HTTP listener.
 //!
-//! With `tls.client_ca` the listener asks every client for a certificate (verify mode PEER, not
-//! FAIL_IF_NO_PEER_CERT: institutions use the same port without one). A certificate that does
-//! not chain to the CA ends the handshake; a verified one is handed to the handlers as the
-//! connection's [`PeerCertificate`], which is how a gateway bound to its certificate reads the
-//! feed.
+//! The listener is the one both services share ([`rix_runtime::serve`]: TLS with client
+//! certificates, request heads checked before the HTTP parser, graceful stop); what is the
+//! node's own is the order things start in — the key is checked and recorded before anything
+//! listens, so `/v1/keys` lists it before it signs — and what it stops: requests first, then
+//! the publisher, which seals what is waiting.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix_web::{App, HttpServer, dev::ServerHandle, web};
-use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
-use openssl::x509::{X509, X509VerifyResult};
+use actix_web::{App, web};
+use rix_runtime::serve::{Listener, RunningServer, ServeError};
 use rix_schema::signing::SigningKey;
 use tokio::sync::{Notify, watch};
 
 use crate::api::{self, AppState};
-use crate::auth::{PeerCertificate, TokenTable};
+use crate::auth::TokenTable;
 use crate::config::Config;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -39,17 +38,9 @@ pub enum StartError {
         /// What went wrong.
         detail: String,
     },
-    /// TLS material could not be loaded.
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// The listener could not bind.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The listener could not start (TLS material, address).
+    #[error(transparent)]
+    Listen(#[from] ServeError),
 }
 
 /// A started node.
@@ -58,8 +49,7 @@ pub struct RunningNode {
     pub addr: SocketAddr,
     /// `http` or `https`.
     pub scheme: &'static str,
-    server: ServerHandle,
-    server_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: RunningServer,
     publisher_task: tokio::task::JoinHandle<()>,
     shutdown: watch::Sender<bool>,
     /// The node's metrics (tests read them).
@@ -77,20 +67,14 @@ impl RunningNode {
     /// Stops gracefully: the listener finishes in-flight requests, then the publisher seals
     /// what is waiting and waits (bounded) for the broker's confirms.
     pub async fn stop(self) {
-        self.server.stop(true).await;
-        let _ = self.server_task.await;
+        self.server.stop().await;
         let _ = self.shutdown.send(true);
         let _ = self.publisher_task.await;
     }
 
     /// Runs until SIGINT or SIGTERM, then stops gracefully.
     pub async fn run_until_signalled(self) {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        rix_runtime::serve::stop_requested().await;
         tracing::info!("stopping: finishing requests and publishing what is sealed");
         self.stop().await;
     }
@@ -128,57 +112,6 @@ fn load_key(config: &Config) -> Result<SigningKey, StartError> {
         path,
         detail: e.to_string(),
     })
-}
-
-fn tls_acceptor(
-    tls: &crate::config::TlsConfig,
-) -> Result<openssl::ssl::SslAcceptorBuilder, StartError> {
-    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
-        .map_err(|e| StartError::Tls(e.to_string()))?;
-    builder
-        .set_private_key_file(&tls.key, SslFiletype::PEM)
-        .map_err(|e| StartError::Tls(format!("key {}: {e}", tls.key.display())))?;
-    builder
-        .set_certificate_chain_file(&tls.cert)
-        .map_err(|e| StartError::Tls(format!("certificate {}: {e}", tls.cert.display())))?;
-    if let Some(ca) = &tls.client_ca {
-        let what =
-            |e: &dyn std::fmt::Display| StartError::Tls(format!("client CA {}: {e}", ca.display()));
-        let pem = std::fs::read(ca).map_err(|e| what(&e))?;
-        let certs = X509::stack_from_pem(&pem).map_err(|e| what(&e))?;
-        if certs.is_empty() {
-            return Err(what(&"no PEM certificate in the file"));
-        }
-        for cert in &certs {
-            // Trusted for verifying clients, and named in the CertificateRequest so a client
-            // with several certificates picks the right one.
-            builder
-                .cert_store_mut()
-                .add_cert(cert.clone())
-                .map_err(|e| what(&e))?;
-            builder.add_client_ca(cert).map_err(|e| what(&e))?;
-        }
-        builder.set_verify(SslVerifyMode::PEER);
-        // Sessions resumed under client verification need a context id.
-        builder
-            .set_session_id_context(b"rix-node")
-            .map_err(|e| what(&e))?;
-    }
-    Ok(builder)
-}
-
-/// Puts a verified TLS client certificate into the connection's data for the handlers.
-fn client_certificate(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
-    type Tls = actix_tls::accept::openssl::TlsStream<actix_web::rt::net::TcpStream>;
-    let Some(tls) = conn.downcast_ref::<Tls>() else {
-        return;
-    };
-    let ssl = tls.ssl();
-    if let Some(cert) = ssl.peer_certificate()
-        && ssl.verify_result() == X509VerifyResult::OK
-    {
-        data.insert(PeerCertificate::from_x509(&cert));
-    }
 }
 
 /// Starts a node from its configuration and returns once it listens.
@@ -249,40 +182,18 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         max_body_bytes: config.max_body_bytes,
         broker: config.amqp_url.is_some().then_some(broker_health),
     });
-    let server = HttpServer::new(move || {
+    let listener = Listener {
+        tls: config.tls.clone(),
+        ..Listener::new("node", config.listen)
+    };
+    let server = rix_runtime::serve::serve(&listener, move || {
         App::new()
             .app_data(state.clone())
             .wrap(rix_runtime::problem::problem_errors())
             .wrap(tracing_actix())
             .configure(api::configure)
-    })
-    .on_connect(client_certificate)
-    .disable_signals()
-    .shutdown_timeout(30);
-    let (server, scheme) = match &config.tls {
-        Some(tls) => (
-            server
-                .bind_openssl(config.listen, tls_acceptor(tls)?)
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?,
-            "https",
-        ),
-        None => (
-            server
-                .bind(config.listen)
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?,
-            "http",
-        ),
-    };
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    let server_task = tokio::spawn(server);
+    })?;
+    let (addr, scheme) = (server.addr, server.scheme);
     tracing::info!(node_id = %config.node_id, %addr, scheme, backend = ?db.backend(), "node listening");
     if config.gateways.is_empty() {
         tracing::warn!(
@@ -293,8 +204,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     Ok(RunningNode {
         addr,
         scheme,
-        server: handle,
-        server_task,
+        server,
         publisher_task,
         shutdown,
         metrics,

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rix_node::config::{BatchConfig, GatewayConfig, Role, TokenConfig};
+use rix_runtime::serve::ServeError;
 use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
 use rix_schema::sensitivity::Entitlements;
 use rix_schema::signing::SigningKey;
@@ -625,7 +626,7 @@ async fn start_node(mut config: rix_node::Config) -> Result<rix_node::RunningNod
     let node_id = config.node_id.clone();
     let first = rix_node::start(config.clone()).await;
     let started = match first {
-        Err(rix_node::StartError::Bind { addr, .. }) if addr.port() != 0 => {
+        Err(rix_node::StartError::Listen(ServeError::Bind { addr, .. })) if addr.port() != 0 => {
             println!("  port {} is in use; taking a free one", addr.port());
             config.listen = listen(0);
             rix_node::start(config).await
@@ -639,7 +640,9 @@ async fn start_gateway(
     mut config: rix_gateway::config::Config,
 ) -> Result<rix_gateway::serve::RunningGateway> {
     let started = match rix_gateway::serve::start(config.clone()).await {
-        Err(rix_gateway::serve::StartError::Bind { addr, .. }) if addr.port() != 0 => {
+        Err(rix_gateway::serve::StartError::Listen(ServeError::Bind { addr, .. }))
+            if addr.port() != 0 =>
+        {
             println!("  port {} is in use; taking a free one", addr.port());
             config.listen = listen(0);
             rix_gateway::serve::start(config).await
@@ -647,21 +650,6 @@ async fn start_gateway(
         other => other,
     };
     started.context("starting the gateway")
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn interrupted() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// The services write their logs here, so the terminal shows the demo's own progress.
@@ -837,7 +825,7 @@ async fn demo(options: Options, dir: PathBuf) -> Result<()> {
     };
     let outcome = tokio::select! {
         r = start_and_seed(&mut demo, &mut running) => r.map(Some),
-        _ = interrupted() => Ok(None),
+        _ = rix_runtime::serve::stop_requested() => Ok(None),
     };
     let outcome = match outcome {
         Ok(Some(seeded)) if check => {
@@ -854,7 +842,7 @@ async fn demo(options: Options, dir: PathBuf) -> Result<()> {
         }
         Ok(Some(seeded)) => {
             print_guide(&demo, &seeded);
-            interrupted().await;
+            rix_runtime::serve::stop_requested().await;
             Ok(())
         }
         Ok(None) => {

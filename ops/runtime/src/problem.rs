@@ -9,10 +9,9 @@
 //! a hint of what to do, and keeping the headers that matter to the client (`Allow`,
 //! `Retry-After`, `WWW-Authenticate`).
 //!
-//! What it cannot reach: a request line the HTTP parser itself rejects (raw non-ASCII bytes in
-//! the URL, as `curl 'http://…/v1/search?q=电池'` sends them) is answered by actix-http's
-//! connection layer with a fixed empty 400 before any application code runs. The docs show
-//! `curl -G --data-urlencode` for that reason.
+//! What it cannot reach — a request head the HTTP parser itself refuses, answered by
+//! actix-http's connection layer before any middleware runs — is the listener's own work:
+//! [`crate::serve::head`] checks every head first and writes the same kind of document.
 
 use actix_web::HttpResponse;
 use actix_web::body::MessageBody;
