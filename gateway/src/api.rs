@@ -836,7 +836,7 @@ fn csv_line(fields: &[String]) -> String {
 
 /// `GET /v1/export?format=csv|jsonl&<search filters>`: every visible match, streamed. CSV is
 /// UTF-8 with a byte-order mark so that Excel opens Chinese text correctly, and safe to open
-/// in a spreadsheet (OWASP's CSV Injection guidance, see [`csv_cell`]): a cell that begins with
+/// in a spreadsheet (OWASP's CSV Injection guidance, see `csv_cell`): a cell that begins with
 /// `=`, `+`, `-`, `@`, tab, carriage return or NUL — also after leading whitespace — is
 /// prefixed with `'`, and a cell holding `,` `;` tab `"` or a line break is quoted. Exports are
 /// heavy: bounded and rate-limited per client ([`crate::limits`]); the slot is held until the
