@@ -1,4 +1,10 @@
-//! The record kinds the exchange carries.
+//! The record kinds the exchange carries, and their wire names.
+//!
+//! A kind's wire name (`achievement`, `funded_project`) is part of the contract — feed entries,
+//! routing keys and schema URLs carry it — so it is spelled here and nowhere else.
+//!
+//! What it may not touch: fields. A kind is only a name; its schema is in [`crate::schemas`],
+//! its Rust types in [`crate::record`].
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
