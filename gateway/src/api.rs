@@ -1,6 +1,12 @@
 //! The read APIs for researchers and ministries (DESIGN.md §9). Handlers only translate: they
 //! identify the consumer, read the catalogue on the blocking pool, and pass every record through
 //! [`AccessFilter::view`] before any byte of it leaves.
+//!
+//! What it may not touch: writes, and fields. It reads — through [`crate::catalogue`]'s functions,
+//! and for a record's proof the `record_versions`, `batches` and `node_keys` rows directly — and
+//! writes nothing but the read audit, through [`AccessFilter::audit`]. No handler cuts a field
+//! itself, and search goes through [`crate::search::SearchIndex::search`], which applies the
+//! same view.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,11 @@
 //! Gateway configuration: a TOML file (annotated example: `ops/config/gateway.example.toml`),
 //! every key overridable by a `RIX_*` environment variable.
+//!
+//! What it may not touch: what it configures. It reads the file and the variables it is handed
+//! and opens nothing, but for [`Config::open_database`], the one shortcut that opens (and
+//! migrates) the catalogue for the server and the CLI alike. How a file is read and the overrides
+//! both services share (`RIX_LISTEN`, `RIX_DATA_DIR`, `RIX_DATABASE_URL`, `RIX_AMQP_URL`) are
+//! `rix_runtime::config`'s.
 
 use std::fmt;
 use std::net::SocketAddr;
