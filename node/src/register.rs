@@ -9,8 +9,7 @@
 //!
 //! What it may not touch: review decisions, seqs and HTTP. It never approves a version or issues a
 //! registration number ([`crate::review`]); its one write to the log goes through
-//! [`crate::outbox::enqueue`]; it answers with [`NodeError`], which the
-//! API renders.
+//! [`crate::outbox::enqueue`]; it answers with [`NodeError`], which the API renders.
 
 use diesel::prelude::*;
 use rix_runtime::clock::now;

@@ -20,9 +20,9 @@
 //!
 //! What it may not touch: the gateway's rules. The catalogue is filled through the gateway's own
 //! ingest and the index built by its own rebuild; the baselines get only the public view of each
-//! entry (cut by `sensitivity::redact`, then [`rix_gateway::search::searchable`]), so every engine
-//! answers over the same text and none sees more than a public reader. In the PostgreSQL database
-//! given it replaces its own tables (`docs`, `prog`, `mode`) and nothing else.
+//! entry (cut by `sensitivity::redact`, then [`rix_gateway::search::searchable`]), the text an
+//! anonymous search of the gateway runs over. In the PostgreSQL database given it replaces its
+//! own tables (`docs`, `prog`, `mode`) and nothing else.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

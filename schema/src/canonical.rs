@@ -7,7 +7,8 @@
 //! nothing else; the bytes that travel on the wire may be formatted any way serde_json likes.
 //!
 //! What it may not touch: what the bytes mean. It canonicalises and hashes any JSON and knows no
-//! record, entry or header; [`crate::batch`] decides what gets hashed and signed.
+//! record, entry or header; its callers ([`crate::batch`], [`crate::disclosure`]) decide what
+//! gets hashed and signed.
 
 use std::cmp::Ordering;
 

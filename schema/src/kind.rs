@@ -1,7 +1,9 @@
 //! The record kinds the exchange carries, and their wire names.
 //!
-//! A kind's wire name (`achievement`, `funded_project`) is part of the contract — feed entries,
-//! routing keys and schema URLs carry it — so it is spelled here and nowhere else.
+//! Why an enum and not the wire strings: a kind the exchange does not carry cannot be named, and
+//! every `match` on it shows where a new kind must be handled. The wire names (`achievement`,
+//! `funded_project`, [`RecordKind::as_str`]) are part of the contract: feed entries, routing
+//! keys and schema URLs carry them.
 //!
 //! What it may not touch: fields. A kind is only a name; its schema is in [`crate::schemas`],
 //! its Rust types in [`crate::record`].
