@@ -15,6 +15,10 @@
 //! Consumers hold bearer tokens with entitlements (`internal`, `commercial`, `personal`); no
 //! token means `public`. Tokens live in the catalogue (`rix token add|list|revoke`), by SHA-256
 //! digest only. Every read by a consumer with more than `public` is written to `read_audit`.
+//!
+//! What it may not touch: records at rest, and HTTP. Callers bring the record (this module reads
+//! only `consumer_tokens` and writes only `read_audit`), and it takes the `Authorization` value as
+//! text, so every endpoint, and the search index through the same `redact`, cuts the same way.
 
 use diesel::prelude::*;
 use rix_schema::RecordKind;

@@ -1,6 +1,12 @@
 //! The read APIs for researchers and ministries (DESIGN.md §9). Handlers only translate: they
 //! identify the consumer, read the catalogue on the blocking pool, and pass every record through
 //! [`AccessFilter::view`] before any byte of it leaves.
+//!
+//! What it may not touch: writes, and fields. It reads — through [`crate::catalogue`]'s functions,
+//! and for a record's proof the `record_versions`, `batches` and `node_keys` rows directly — and
+//! writes nothing but the read audit, through [`AccessFilter::audit`]. No handler cuts a field
+//! itself, and search goes through [`crate::search::SearchIndex::search`], which applies the
+//! same view.
 
 use std::collections::HashMap;
 
@@ -836,7 +842,7 @@ fn csv_line(fields: &[String]) -> String {
 
 /// `GET /v1/export?format=csv|jsonl&<search filters>`: every visible match, streamed. CSV is
 /// UTF-8 with a byte-order mark so that Excel opens Chinese text correctly, and safe to open
-/// in a spreadsheet (OWASP's CSV Injection guidance, see [`csv_cell`]): a cell that begins with
+/// in a spreadsheet (OWASP's CSV Injection guidance, see `csv_cell`): a cell that begins with
 /// `=`, `+`, `-`, `@`, tab, carriage return or NUL — also after leading whitespace — is
 /// prefixed with `'`, and a cell holding `,` `;` tab `"` or a line break is quoted. Exports are
 /// heavy: bounded and rate-limited per client ([`crate::limits`]); the slot is held until the

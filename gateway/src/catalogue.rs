@@ -36,6 +36,11 @@
 //! **Change stream.** Every applied change gets the next `change_id` from a counter taken in
 //! the applying transaction, so ids are gap-free and in commit order: a reader that has seen
 //! id N has seen everything before it (the search index and the ministries' feed rely on it).
+//!
+//! What it may not touch: signatures, and fields on the way out. It trusts what ingest hands it
+//! (verification, chain, validation and the secrecy gate are [`crate::ingest`]'s), and it returns
+//! records whole: which *sources* a reader may see is decided here, by record level; which
+//! *fields*, only by [`crate::access`]. It knows no HTTP and no transport.
 
 use std::collections::HashMap;
 

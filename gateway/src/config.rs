@@ -1,5 +1,11 @@
 //! Gateway configuration: a TOML file (annotated example: `ops/config/gateway.example.toml`),
 //! every key overridable by a `RIX_*` environment variable.
+//!
+//! What it may not touch: what it configures. It reads the file and the variables it is handed
+//! and opens nothing, but for [`Config::open_database`], the one shortcut that opens (and
+//! migrates) the catalogue for the server and the CLI alike. How a file is read and the overrides
+//! both services share (`RIX_LISTEN`, `RIX_DATA_DIR`, `RIX_DATABASE_URL`, `RIX_AMQP_URL`) are
+//! `rix_runtime::config`'s.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -83,77 +89,65 @@ impl PullConfig {
     }
 }
 
-/// The whole gateway configuration.
+/// The whole gateway configuration. Every key has a default, all of them in
+/// [`Config::default`]: an empty file is a valid configuration.
 #[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where to listen. Env: `RIX_LISTEN`.
-    #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// Data directory (SQLite catalogue when no database URL). Env: `RIX_DATA_DIR`.
-    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// `postgres://…` for PostgreSQL (shared by replicas). Env: `RIX_DATABASE_URL`.
-    #[serde(default)]
     pub database_url: Option<String>,
     /// Database pool size.
-    #[serde(default = "default_db_connections")]
     pub db_connections: u32,
     /// RabbitMQ; without it the feed puller is the only transport. Env: `RIX_AMQP_URL`.
-    #[serde(default)]
     pub amqp_url: Option<String>,
     /// The nodes' topic exchange.
-    #[serde(default = "default_exchange")]
     pub amqp_exchange: String,
     /// This gateway's durable queue (replicas share it to split the load).
-    #[serde(default = "default_queue")]
     pub amqp_queue: String,
     /// Unacknowledged deliveries in flight: the backpressure on the broker.
-    #[serde(default = "default_prefetch")]
     pub amqp_prefetch: u16,
     /// How far ahead of this gateway's clock a batch's `created_at` may lie, in seconds (default
     /// 300). Keys are judged at a batch's own `created_at`, which its signer chooses; a batch
     /// dated later than this is refused (`future_dated`) until its time comes. Env:
     /// `RIX_MAX_CLOCK_SKEW_SECS`.
-    #[serde(default = "default_max_clock_skew_secs")]
     pub max_clock_skew_secs: u64,
     /// Feed puller.
-    #[serde(default)]
     pub pull: PullConfig,
     /// Bounds on the heavy read endpoints (`[limits]`; see [`crate::limits`]).
-    #[serde(default)]
     pub limits: crate::limits::LimitsConfig,
     /// Bearer token for `/metrics` and the detailed `/healthz` (operators' monitoring). Without
     /// it they answer only on loopback: counters of applied, quarantined and refused entries
     /// would tell an outside reader how much the catalogue holds that they may not see. Env:
     /// `RIX_METRICS_TOKEN`. A secret: never logged.
-    #[serde(default)]
     pub metrics_token: Option<String>,
     /// When `/healthz` calls the gateway degraded (`[health]`; see [`crate::health`]).
-    #[serde(default)]
     pub health: crate::health::HealthConfig,
 }
 
-fn default_listen() -> SocketAddr {
-    "127.0.0.1:8080".parse().expect("literal address")
-}
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("./gateway-data")
-}
-fn default_db_connections() -> u32 {
-    8
-}
-fn default_exchange() -> String {
-    "rix.records".into()
-}
-fn default_queue() -> String {
-    "rix.gateway".into()
-}
-fn default_prefetch() -> u16 {
-    64
-}
-fn default_max_clock_skew_secs() -> u64 {
-    crate::ingest::DEFAULT_MAX_FUTURE_SKEW.as_secs()
+impl Default for Config {
+    /// What an empty file gives; a key the file leaves out takes its value from here
+    /// (`#[serde(default)]` on the struct).
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+            data_dir: PathBuf::from("./gateway-data"),
+            database_url: None,
+            db_connections: 8,
+            amqp_url: None,
+            amqp_exchange: "rix.records".into(),
+            amqp_queue: "rix.gateway".into(),
+            amqp_prefetch: 64,
+            max_clock_skew_secs: crate::ingest::DEFAULT_MAX_FUTURE_SKEW.as_secs(),
+            pull: PullConfig::default(),
+            limits: crate::limits::LimitsConfig::default(),
+            metrics_token: None,
+            health: crate::health::HealthConfig::default(),
+        }
+    }
 }
 
 impl fmt::Debug for Config {
@@ -183,12 +177,6 @@ impl fmt::Debug for Config {
 }
 
 pub use rix_runtime::config::ConfigError;
-
-impl Default for Config {
-    fn default() -> Self {
-        toml::from_str("").expect("every key has a default")
-    }
-}
 
 impl Config {
     /// Reads `path` and applies `RIX_*` overrides.

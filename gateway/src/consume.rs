@@ -55,6 +55,10 @@
 //! consumer (the queue was deleted), the consumer reconnects with backoff (100 ms doubling to
 //! 10 s) and declares everything again. Unacknowledged deliveries return to the queue and come
 //! back as duplicates, which ingest recognises.
+//!
+//! What it may not touch: the catalogue. It judges and applies nothing — every body goes to
+//! ingest as it arrived — and reads only the trust store's list of feeds, to know whether a gap
+//! can be filled.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;

@@ -2,6 +2,10 @@
 //! share (`rix_runtime::db`: SQLite by default; PostgreSQL in production, shared by gateway
 //! replicas). How connections are tuned and writes serialised is explained in
 //! `rix_runtime::db`; what differs here is the tuning below.
+//!
+//! What it may not touch: what the rows mean. Tables, migrations, counters and tuning only; every
+//! query lives with the module that needs it ([`crate::catalogue`], [`crate::trust`],
+//! [`crate::access`], [`crate::ingest`], …).
 
 use std::ops::Deref;
 

@@ -16,6 +16,10 @@
 //! Load balancers read only `status` (`unavailable`, 503, when the catalogue does not answer).
 //! The detail is for monitoring only: positions and refusals tell how much the catalogue holds
 //! that a reader may not see.
+//!
+//! What it may not touch: HTTP, and writes. It reads the trust store's nodes, their chain
+//! positions and refusals, and the live states the transports and the index keep;
+//! [`crate::serve`] renders the report and chooses the status code.
 
 use std::sync::Arc;
 

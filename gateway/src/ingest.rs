@@ -17,6 +17,10 @@
 //! `refusals` audit table with the stage and reason, and never applied. An entry that fails
 //! validation or the secrecy gate is not a reason to refuse its whole batch — the chain must go
 //! on — so it is quarantined instead (node, seq, id, reason; never its content) and counted.
+//!
+//! What it may not touch: transports and readers. It takes the bytes a transport received and
+//! returns an answer — it never acknowledges, fetches or retries — and knows no HTTP, broker or
+//! search index; nothing it decides depends on who will read the record.
 
 use diesel::prelude::*;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};

@@ -13,6 +13,14 @@
 //! batch twice, or versions out of order, changes nothing; no record or field leaves through
 //! [`api`] (search, detail, change feed, export, stats) except through [`access`]'s one filter,
 //! and the [`search`] index holds only what that filter lets an internal reader see.
+//!
+//! The rest is the service around that journey: [`consume`] and [`pull`] are the two transports,
+//! [`serve`] starts them beside the HTTP listener, [`limits`] bounds the listener's heavy
+//! endpoints, and [`config`] is the file all of them read.
+//!
+//! What it may depend on: [`schema`] and `rix-runtime`; never the node. It learns what a node
+//! publishes only through the wire format — the queue, the signed feed and a node's `/v1/keys` —
+//! so that a node built by someone else, to the same format, is as good as ours.
 
 pub use rix_schema as schema;
 

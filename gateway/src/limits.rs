@@ -45,6 +45,10 @@
 //! (N replicas admit N × `concurrent` and N × the rate); give back the rate a request spent
 //! when it is then refused for want of a slot (the rate is checked first, so a client over
 //! its rate never takes a slot's place in the queue).
+//!
+//! What it may not touch: what a request asks or returns. It sees a request's headers and peer
+//! address only, holds slots and buckets, and lets the handler run or answers 429; it reads no
+//! body, record or database, and it checks no token (the handler does that before it asks).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;

@@ -31,8 +31,9 @@
 //! client presents [`FeedTls::client_cert`], and [`FeedTls::server_ca`] verifies the nodes'
 //! server certificates. A 401 or 403 is [`PullError::Unauthorized`], which says what to fix.
 //!
-//! What it does not do: verify anything itself (ingest does, line by line), nor keep a cursor
-//! of its own.
+//! What it does not do: verify or apply anything itself (ingest does, line by line), nor keep a
+//! cursor of its own. What it reads of the catalogue: the trust store's feed URLs and tokens,
+//! and each node's chain position, through ingest.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

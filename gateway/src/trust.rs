@@ -23,6 +23,11 @@
 //! URL it belongs to, so that every replica sharing the catalogue pulls with it and an operator
 //! rotates it with one `rix trust add`. It is a secret: [`list`] says only whether one is set,
 //! and nothing logs it.
+//!
+//! What it may not touch: records. It knows nodes, keys, feed URLs and tokens (`nodes`,
+//! `node_keys`; `node_chain` it only reads, to tell whether a node's chain has begun); whether a
+//! batch verifies is `rix_schema::batch::verify_batch`'s, asking this store as its [`KeyRing`].
+//! Its one network call is [`fetch_node_keys`], for `rix trust rotate`.
 
 use diesel::prelude::*;
 use rix_runtime::clock::now;

@@ -2,6 +2,11 @@
 //! body, call the stage that does the work ([`crate::register`], [`crate::review`],
 //! [`crate::outbox`]) on the blocking pool, and shape the answer. Every refusal is a
 //! [`NodeError`] and reads as `application/problem+json`.
+//!
+//! What it may not touch: SQL, rules, signing and seqs. A handler holds no query of its own (it
+//! takes a connection and calls a stage's function with it), judges no record (the stages and the
+//! schema crate do), and never signs or numbers anything (the outbox does both). Requests stop
+//! here: the stages know nothing of HTTP, only of [`NodeError`].
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -3,6 +3,12 @@
 //!
 //! Tokens are secrets: [`Config`] never prints them (its `Debug` shows only their roles and the
 //! gateways' names).
+//!
+//! What it may not touch: anything it configures. It reads the file and the variables it is
+//! handed and checks the values; it opens no database, key, listener or broker connection —
+//! [`crate::server`] does, with the result. How a file is read and the overrides both services
+//! share (`RIX_LISTEN`, `RIX_DATA_DIR`, `RIX_DATABASE_URL`, `RIX_AMQP_URL`) are
+//! `rix_runtime::config`'s.
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -2,6 +2,10 @@
 //! (`rix_runtime::db`: SQLite by default, a file in the data dir; PostgreSQL when the database
 //! URL says `postgres://`). Business code takes `&mut DbConn` and does not care which backend
 //! it is; how connections are tuned and writes serialised is explained in `rix_runtime::db`.
+//!
+//! What it may not touch: what the rows mean. It declares the tables and opens the pool with this
+//! service's migrations, counters and tuning; every read and write of a row is a stage's
+//! ([`crate::register`], [`crate::review`], [`crate::outbox`], [`crate::keys`]).
 
 use std::ops::Deref;
 

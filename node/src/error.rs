@@ -5,6 +5,11 @@
 //! The list holds at most [`MAX_PROBLEM_ERRORS`] entries, the first found; `errors_total` says
 //! how many problems there were in all, so a body with a million bad fields gets a short
 //! answer, not a 70 MB one.
+//!
+//! What it may not touch: which refusal applies. The stages and the handlers choose one; this
+//! module only says how each reads (status, `type`, pointers, what to do), so that every refusal
+//! of the node has one shape and one place to change it. Its document shape is
+//! `rix_runtime::problem`'s, shared with the gateway.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;

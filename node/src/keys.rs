@@ -14,6 +14,9 @@
 //! for good, and the node refuses to start or seal with it. Two keys signing in turn would
 //! make windows that overlap, and a gateway could no longer tell a batch from a stolen old key
 //! from a genuine one.
+//!
+//! What it may not touch: key material. It records which key signed when and reads that history
+//! back; loading the key is the server's, signing is the outbox's.
 
 use diesel::prelude::*;
 use rix_schema::signing::VerifyingKey;

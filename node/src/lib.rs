@@ -16,6 +16,11 @@
 //! re-published after a crash and served by the feed; records classified `secret` or above
 //! never enter the log. What it does not do: merge, search or serve other nodes' records —
 //! that is the gateway, which it never imports.
+//!
+//! What it may depend on: [`schema`] (every rule, the wire format, signing) and `rix-runtime` (the
+//! database pool, config loading, problem+json, health); never the gateway. The two share only the
+//! schema crate and the wire format (DESIGN.md §2), so either can be rebuilt, redeployed or
+//! replaced without the other.
 
 pub use rix_schema as schema;
 

@@ -1,4 +1,10 @@
 //! Prometheus metrics of the node (`GET /metrics`), named `rix_node_<what>_<unit>`.
+//!
+//! One registry per node, not the process-wide default: a test or `rix demo` runs several nodes
+//! in one process, and each must count only its own.
+//!
+//! What it may not touch: anything it counts. It holds the counters and renders them; the
+//! handlers and the publisher that do the work increment them.
 
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 

@@ -9,6 +9,11 @@
 //! and stores the batch bytes. Those stored bytes
 //! are what the publisher sends and what the feed serves, byte for byte — so a batch sealed
 //! before a crash and re-sent after it is the same batch, and the chain never forks.
+//!
+//! What it may not touch: transports, and the decision what may be logged. It knows no broker and
+//! no HTTP (the publisher sends its batches, the API serves its pages), and it logs what it is
+//! handed: whether a record may enter the log at all is decided before [`enqueue`] is called
+//! ([`crate::review`], by `SecrecyLevel::may_leave_node`).
 
 use diesel::prelude::*;
 use rix_runtime::clock::now;

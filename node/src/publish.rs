@@ -14,6 +14,9 @@
 //! A production node's broker user may only publish under its own routing keys
 //! (`ops/rabbitmq/definitions.json`: no configure permission); the declare is then refused and
 //! the node checks passively, on a fresh channel, that the operator's exchange exists.
+//!
+//! What it may not touch: the bytes or the chain. It sends stored batches exactly as sealed and
+//! never builds, signs or renumbers one (it only asks the outbox to seal); it serves no HTTP.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,6 +6,10 @@
 //! node's feed. Review is the next stage ([`crate::review`]); withdrawing a published record is
 //! the one registration action that writes to the log directly, since a withdrawal needs no
 //! review to take a record out of circulation.
+//!
+//! What it may not touch: review decisions, seqs and HTTP. It never approves a version or issues a
+//! registration number ([`crate::review`]); its one write to the log goes through
+//! [`crate::outbox::enqueue`]; it answers with [`NodeError`], which the API renders.
 
 use diesel::prelude::*;
 use rix_runtime::clock::now;

@@ -11,6 +11,11 @@
 //! `/secrecy/level`), never taken for public; and a version that lowers the level in force
 //! (降解密) is refused without the declassification decision (422 at `/secrecy/decision`),
 //! even if it somehow got past the same check at revision.
+//!
+//! What it may not touch: what the submitter wrote, beyond the two fields approval adds
+//! (`registration_no`, `registration_date`); seqs and signatures (the log entry goes through
+//! [`crate::outbox::enqueue`] in the approving transaction, sealing comes later); HTTP (it
+//! answers with [`NodeError`]).
 
 use rix_schema::RecordKind;
 use rix_schema::batch::Op;

@@ -5,6 +5,15 @@
 //! way institutions and reviewers do: batch submits of generated records, then one approve
 //! request per record from several concurrent reviewers. The clock stops when the node
 //! reports every approval published (sealed, signed and — with a broker — confirmed).
+//!
+//! `rix bench ingest` pre-signs batches of generated achievements, then times the gateway's
+//! ingest pipeline taking them in: directly, with no transport, or with `--amqp` from a warm
+//! RabbitMQ queue through the gateway's own consumer.
+//!
+//! What it may not touch: the code it measures. It calls the node and the gateway as their
+//! libraries export them — no copy of a stage, no shortcut past a check — so a figure in
+//! BENCHMARKS.md is what production does; its own databases are scratch ones, in a temporary
+//! directory or the PostgreSQL database given (emptied first).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -17,6 +17,12 @@
 //!    questions (count, top 20, the seven facets) in one statement each;
 //! 5. recall: for two-character Chinese terms, every engine's match set against the exact
 //!    set (the entries whose searchable text contains the term).
+//!
+//! What it may not touch: the gateway's rules. The catalogue is filled through the gateway's own
+//! ingest and the index built by its own rebuild; the baselines get only the public view of each
+//! entry (cut by `sensitivity::redact`, then [`rix_gateway::search::searchable`]), the text an
+//! anonymous search of the gateway runs over. In the PostgreSQL database given it replaces its
+//! own tables (`docs`, `prog`, `mode`) and nothing else.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

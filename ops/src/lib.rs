@@ -8,6 +8,13 @@
 //! library function, and reports errors with enough context to act on. Subcommands arrive with
 //! the issues that build what they drive (`node serve`, `gateway serve`, `trust`, `demo`…); the
 //! CLI lists only what works today.
+//!
+//! What it may not touch: rules and rows. The trust store, consumer tokens, the search index
+//! and the services themselves are reached through the functions `rix_gateway` and `rix_node`
+//! export, so the CLI and a running service can never disagree about what a row means. Its own
+//! SQL touches scratch databases only: emptying a benchmark's, creating the demo's, loading the
+//! search benchmark's baselines. It is the one crate besides the end-to-end tests that may
+//! depend on both services (DESIGN.md §2).
 
 pub mod bench;
 pub mod bench_search;

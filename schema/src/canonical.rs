@@ -5,6 +5,10 @@
 //! sorted by their UTF-16 code units, no insignificant white space, ECMAScript number formatting,
 //! minimal string escaping. Every hash and every signature in rix is taken over these bytes and
 //! nothing else; the bytes that travel on the wire may be formatted any way serde_json likes.
+//!
+//! What it may not touch: what the bytes mean. It canonicalises and hashes any JSON and knows no
+//! record, entry or header; its callers ([`crate::batch`], [`crate::disclosure`]) decide what
+//! gets hashed and signed.
 
 use std::cmp::Ordering;
 

@@ -5,6 +5,10 @@
 //! The province-level region table is shipped here; lower levels change every year, so only
 //! their shape is checked (a county code under a known province, no county part without a city
 //! part). Keeping a full county table would make every annual revision a breaking change.
+//!
+//! What it may not touch: records or JSON. Each rule takes one string and says what is wrong with
+//! it, so that the validator, the node's review (the registration numbers it issues) and the
+//! node's config check (`registration_issuer`) apply the very same rule.
 
 /// The 31 characters a USCC may contain (GB 32100: digits and capitals except I, O, S, V, Z).
 pub const USCC_CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";

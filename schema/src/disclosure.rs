@@ -22,6 +22,11 @@
 //! disclosure of an outer value carries the placeholders of the inner ones, and a reader
 //! entitled to the outer value but not the inner one sees the outer with the inner still
 //! sealed. `schema/VERIFYING.md` is the specification a third party implements a verifier from.
+//!
+//! What it may not touch: which values are hidden, or who may see one. The first is
+//! [`crate::sensitivity::hidden_fields`]'s, so the node seals exactly what every read path cuts;
+//! the second is the reader's entitlements, applied by the gateway's access filter. The salts come
+//! from the caller ([`openssl_salt`] in production), so a test can fix them.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

@@ -1,4 +1,12 @@
-//! The record kinds the exchange carries.
+//! The record kinds the exchange carries, and their wire names.
+//!
+//! Why an enum and not the wire strings: a kind the exchange does not carry cannot be named, and
+//! every `match` on it shows where a new kind must be handled. The wire names (`achievement`,
+//! `funded_project`, [`RecordKind::as_str`]) are part of the contract: feed entries, routing
+//! keys and schema URLs carry them.
+//!
+//! What it may not touch: fields. A kind is only a name; its schema is in [`crate::schemas`],
+//! its Rust types in [`crate::record`].
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -8,7 +8,14 @@
 //!
 //! The crate is deliberately pure: no I/O, no clock, no async. Callers pass in time stamps and
 //! bytes; that keeps every rule here deterministic and testable, and lets the node, the gateway
-//! and the adapters share it without sharing anything else.
+//! and the adapters share it without sharing anything else. The one thing it takes from outside
+//! is randomness, and only where a fresh secret is the point: new signing keys
+//! ([`signing::SigningKey::generate`]) and disclosure salts ([`disclosure::openssl_salt`]), from
+//! OpenSSL. The [`sample`] generator's randomness is seeded.
+//!
+//! What it may not depend on: any other crate of ours. All of them depend on this one
+//! (DESIGN.md §2); a rule that needs a database, a transport or a service's configuration
+//! belongs to that service, not here.
 
 pub mod batch;
 pub mod canonical;

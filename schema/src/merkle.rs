@@ -9,6 +9,9 @@
 //! `H(0x01 ‖ left ‖ right)`, the tree of n leaves splits at the largest power of two below n.
 //! The domain separation keeps an inner node from ever passing for a leaf. The tree itself is
 //! `ct_merkle`'s; this module fixes the hash function and gives proofs a JSON form.
+//!
+//! What it may not touch: what a leaf is. It hashes the bytes it is given; [`crate::batch`] decides
+//! that a leaf is an entry's canonical JSON in placeholder form.
 
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{HashableLeaf, RootHash};

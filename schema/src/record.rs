@@ -5,6 +5,13 @@
 //! empty lists, and amounts keep the number form they were written in ([`Amount`]), so a record
 //! read and written again hashes to the same canonical bytes. Unknown fields are refused, as the
 //! schemas refuse them.
+//!
+//! Why typed records are not what the services pass around: a node and a gateway handle records
+//! as JSON values, exactly as submitted and signed; these types serve the sample generator, tests
+//! and any Rust caller that builds a record.
+//!
+//! What it may not touch: rules. The types check shape only; whether a record is valid is
+//! [`crate::validate`]'s, against the schema files, which these types follow and not the reverse.
 
 use crate::SecrecyLevel;
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,13 @@
 //! The JSON Schema files, embedded in the crate so that the node, the gateway and the adapters
 //! serve and apply exactly the same contract (`GET /v1/schema/{kind}`).
+//!
+//! Why embedded (`include_str!`): two services built from one commit cannot disagree about the
+//! contract, and nothing is fetched at run time — the schemas reference nothing remote, and
+//! `jsonschema` is built without HTTP or file retrieval.
+//!
+//! What it may not touch: rules. This module holds the files, parses each once and resolves
+//! `$ref`s between them; [`crate::validate`] compiles them into validators and
+//! [`crate::sensitivity`] reads their `x-sensitivity` marks.
 
 use crate::RecordKind;
 use serde_json::Value;

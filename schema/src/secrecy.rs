@@ -1,4 +1,12 @@
-//! Record secrecy levels (成果密级) and the one rule about which may leave a node.
+//! Record secrecy levels (成果密级) and the one rule about which may leave a node
+//! ([`SecrecyLevel::may_leave_node`]).
+//!
+//! The node's review (what enters its log) and the gateway's secrecy gate (what it stores) ask
+//! that one function, so the two sides cannot draw the line in different places.
+//!
+//! What it may not touch: who may read what below that line — a reader's entitlements and
+//! field redaction are [`crate::sensitivity`]'s — or the rules of a level change (降解密),
+//! which are [`crate::validate::check_level_change`]'s.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

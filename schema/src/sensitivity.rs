@@ -5,6 +5,13 @@
 //! custom keyword `x-sensitivity`; a submitter adds commercial secrets of its own with
 //! `confidential_fields` (JSON Pointers). [`redact`] applies both. No endpoint keeps a list of
 //! fields to hide: a field added to the schema with `x-sensitivity` is hidden everywhere at once.
+//!
+//! Record-level secrecy is applied first, and fails closed: a record whose level cannot be read
+//! is hidden from everyone, and a classified one is never shown ([`Entitlements::may_see`]).
+//!
+//! What it may not touch: who a consumer is. Entitlements come in as a value; turning a bearer
+//! token into them is the gateway's access filter's, and this module keeps no list of fields of
+//! its own — the marks come from [`crate::schemas`].
 
 use crate::RecordKind;
 use crate::schemas::{self, SchemaFile};

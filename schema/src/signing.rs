@@ -8,6 +8,11 @@
 //!
 //! Private key material never appears in `Debug` output, and the PEM export zeroes its buffer
 //! when dropped. Loading never prompts for a passphrase: encrypted keys are refused.
+//!
+//! What it may not touch: what is signed, or files. It signs and verifies bytes ([`crate::batch`]
+//! decides they are a header's canonical JSON), and keys come in and go out as PEM or base64 text:
+//! reading and writing key files, and refusing one that others may read, are the callers' (the
+//! node at start, `rix keygen`).
 
 use std::fmt;
 

@@ -19,6 +19,11 @@
 //! - **secrecy decisions**: a decision must change the level; and, given the level a record
 //!   stands at, a version that lowers it (降解密) must carry the decision
 //!   ([`check_level_change`]).
+//!
+//! What it may not touch: state. A record is judged on its own; what a rule needs from a node or
+//! a catalogue comes in as an argument (the level a record stands at, for
+//! [`check_level_change`]), and rules over many records (a registration number used twice, who
+//! owns a record) are the services'. The schemas are compiled once, on first use.
 
 use crate::RecordKind;
 use crate::codes::{self, RegistrationNumber};

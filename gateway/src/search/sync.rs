@@ -61,8 +61,8 @@ impl SearchIndex {
     /// each commit recording its cursor and lineage. On failure what was not committed is
     /// rolled back; the next call starts again from the last commit.
     ///
-    /// First checks that the index still reflects this catalogue (see [`lineage`]): when it
-    /// does not, it is emptied and rebuilt from change 0, loudly.
+    /// First checks that the index still reflects this catalogue (see the `lineage` module):
+    /// when it does not, it is emptied and rebuilt from change 0, loudly.
     pub fn sync(&self, db: &Db) -> Result<SyncReport, SearchError> {
         let mut state = self.writer();
         let result = self.sync_checked(&mut state, db);
