@@ -138,7 +138,7 @@ impl Default for Config {
             database_url: None,
             db_connections: 8,
             amqp_url: None,
-            amqp_exchange: "rix.records".into(),
+            amqp_exchange: rix_runtime::config::DEFAULT_AMQP_EXCHANGE.into(),
             amqp_queue: "rix.gateway".into(),
             amqp_prefetch: 64,
             max_clock_skew_secs: crate::ingest::DEFAULT_MAX_FUTURE_SKEW.as_secs(),

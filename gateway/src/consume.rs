@@ -142,7 +142,7 @@ impl ConsumerConfig {
     pub fn new(url: impl Into<String>) -> ConsumerConfig {
         ConsumerConfig {
             url: url.into(),
-            exchange: "rix.records".into(),
+            exchange: rix_runtime::config::DEFAULT_AMQP_EXCHANGE.into(),
             queue: "rix.gateway".into(),
             binding_key: "#".into(),
             dead_letter_exchange: "rix.records.dlx".into(),

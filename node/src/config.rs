@@ -182,7 +182,7 @@ fn default_db_connections() -> u32 {
     8
 }
 fn default_exchange() -> String {
-    "rix.records".to_owned()
+    rix_runtime::config::DEFAULT_AMQP_EXCHANGE.to_owned()
 }
 fn default_max_body_bytes() -> usize {
     8 * 1024 * 1024

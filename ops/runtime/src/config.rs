@@ -14,6 +14,11 @@ use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 
+/// The topic exchange nodes publish their batches to and gateways consume them from, unless
+/// `amqp_exchange` says otherwise. Both services default to it so that a node and a gateway
+/// configured with nothing meet on the broker; `ops/rabbitmq/definitions.json` declares it.
+pub const DEFAULT_AMQP_EXCHANGE: &str = "rix.records";
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
