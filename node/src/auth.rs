@@ -9,6 +9,10 @@
 //! no staff token opens the feed (DESIGN.md §4: the feed carries internal records and every
 //! disclosure). A gateway may further be bound to a TLS client certificate
 //! ([`ClientCertificate`]: the listener puts a verified one in the connection's data).
+//!
+//! What it may not touch: the database, and the tokens themselves. The table is built from the
+//! configuration at start and holds digests only; whether a record may be read or changed by
+//! a principal is decided by the stage that owns the record, from the principal's role.
 
 use std::collections::HashMap;
 

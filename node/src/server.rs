@@ -5,6 +5,10 @@
 //! node's own is the order things start in — the key is checked and recorded before anything
 //! listens, so `/v1/keys` lists it before it signs — and what it stops: requests first, then
 //! the publisher, which seals what is waiting.
+//!
+//! What it may not touch: rules and records. It holds no handler and no business rule; it
+//! wires configuration, storage, key, publisher and listener together, and refuses a key file
+//! that other users can read.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

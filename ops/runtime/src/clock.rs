@@ -3,6 +3,9 @@
 //! Times are stored as text in both SQLite and PostgreSQL and compared by the services after
 //! parsing (`time::OffsetDateTime`), never as strings: the number of subsecond digits varies.
 //! Every stored time comes from here, so that they all have one form.
+//!
+//! What it may not touch: time zones and schedules. It reads the system clock and formats;
+//! what a time means (a key's validity, a batch's skew) is decided where it is used.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

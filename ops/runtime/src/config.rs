@@ -6,6 +6,10 @@
 //! is wrong), and the overrides every service has: `RIX_LISTEN`, `RIX_DATA_DIR`,
 //! `RIX_DATABASE_URL`, `RIX_AMQP_URL`. An empty URL variable unsets the URL (`RIX_AMQP_URL=`
 //! turns the broker off), so that an environment file can undo the TOML file.
+//!
+//! What it may not touch: what a key means. It knows only those four common overrides and the
+//! defaults both services meet on ([`DEFAULT_AMQP_EXCHANGE`]); it opens nothing and checks no
+//! value beyond its type.
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -6,6 +6,9 @@
 //! its first attempt ends, then `connected` or `failing`; while failing it keeps the last error
 //! and since when it has been failing, and it keeps when it was last connected — what an
 //! operator needs to tell "starting" from "broken" from "broken for an hour".
+//!
+//! What it may not touch: the connection itself and HTTP. The task that keeps the connection
+//! reports into a [`Link`]; each service's `/healthz` renders the report in its own answer.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -1,4 +1,10 @@
-//! Reading a request's query parameters the same way in both services.
+//! Reading a request's query parameters the same way in both services: an integer parameter
+//! with its range, refused with a message that names what is accepted and what came, so that
+//! `?limit=` reads alike at the node's list and the gateway's search.
+//!
+//! What it may not touch: the request. It takes the already-parsed parameters (each service
+//! parses its query strictly in its own way) and returns the value or the message; the caller
+//! puts the message at `/query/{name}` in its problem document.
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
