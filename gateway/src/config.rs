@@ -96,6 +96,10 @@ impl PullConfig {
 pub struct Config {
     /// Where to listen. Env: `RIX_LISTEN`.
     pub listen: SocketAddr,
+    /// TLS for the listener (`[tls]` cert and key), when the gateway terminates it itself
+    /// rather than behind a load balancer. Readers authenticate with bearer tokens, so
+    /// `client_ca` is refused here.
+    pub tls: Option<rix_runtime::serve::TlsConfig>,
     /// Data directory (SQLite catalogue when no database URL). Env: `RIX_DATA_DIR`.
     pub data_dir: PathBuf,
     /// `postgres://…` for PostgreSQL (shared by replicas). Env: `RIX_DATABASE_URL`.
@@ -134,6 +138,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".parse().expect("literal address"),
+            tls: None,
             data_dir: PathBuf::from("./gateway-data"),
             database_url: None,
             db_connections: 8,
@@ -154,6 +159,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("tls", &self.tls.is_some())
             .field("data_dir", &self.data_dir)
             .field(
                 "database_url",
@@ -183,7 +189,20 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = rix_runtime::config::read_toml(path)?;
         config.apply_env(|n| std::env::var(n).ok())?;
+        config.check()?;
         Ok(config)
+    }
+
+    /// What the file's keys cannot say alone: a listener's `client_ca` would ask readers for a
+    /// certificate that nothing here checks, so it is refused rather than left to mislead.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
+            return Err(ConfigError::Invalid {
+                key: "tls.client_ca",
+                message: "the gateway authenticates readers with bearer tokens, not client certificates; remove client_ca (TLS needs only cert and key)".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Applies the overrides `get` returns.
@@ -288,5 +307,25 @@ mod tests {
             Some(PathBuf::from("/etc/rix/nodes-ca.crt"))
         );
         assert_eq!(pull.request_timeout.as_millis(), 30_000);
+    }
+
+    #[test]
+    fn the_listener_takes_tls_but_no_client_ca() {
+        let c: Config =
+            toml::from_str("[tls]\ncert = \"/etc/rix/gw.crt\"\nkey = \"/etc/rix/gw.key\"\n")
+                .unwrap();
+        assert_eq!(
+            c.tls.as_ref().map(|t| t.cert.clone()),
+            Some(PathBuf::from("/etc/rix/gw.crt"))
+        );
+        c.check().unwrap();
+        let c: Config =
+            toml::from_str("[tls]\ncert = \"a\"\nkey = \"b\"\nclient_ca = \"/etc/rix/ca.crt\"\n")
+                .unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(
+            e.contains("tls.client_ca") && e.contains("bearer tokens"),
+            "{e}"
+        );
     }
 }

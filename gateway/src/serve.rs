@@ -45,6 +45,9 @@ pub enum StartError {
     /// The `[limits]` section cannot be used.
     #[error(transparent)]
     Limits(#[from] crate::limits::LimitsError),
+    /// The configuration cannot be used as it is.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The listener could not start (TLS material, address).
     #[error(transparent)]
     Listen(#[from] ServeError),
@@ -156,6 +159,7 @@ async fn metrics(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
 
 /// Starts a gateway and returns once it listens.
 pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
+    config.check()?;
     let cfg = config.clone();
     let db = tokio::task::spawn_blocking(move || cfg.open_database())
         .await
@@ -253,7 +257,10 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         search,
     });
     let limits_handle = limits.clone();
-    let listener = Listener::new("gateway", config.listen);
+    let listener = Listener {
+        tls: config.tls.clone(),
+        ..Listener::new("gateway", config.listen)
+    };
     let server = rix_runtime::serve::serve(&listener, move || {
         App::new()
             .app_data(state.clone())
