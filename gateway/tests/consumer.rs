@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Change, FakeNode, Feed, Gateway, eventually};
+use common::{Backend, Change, FakeNode, Feed, Gateway, eventually, on_both_backends};
 use diesel::{QueryDsl, RunQueryDsl};
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,

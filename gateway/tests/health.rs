@@ -163,16 +163,7 @@ async fn healthz_reports_each_nodes_ingest_and_turns_degraded_when_a_trusted_nod
 
     // The operator trusts the node's new key: its next batches apply and it is no longer
     // refused — nor reported as such.
-    rix_gateway::trust::add(
-        &gw.db,
-        &rotated.node_id,
-        None,
-        None,
-        rotated.key.verifying_key(),
-        None,
-        None,
-    )
-    .unwrap();
+    rotated.trust(&gw.db, None);
     let h = until(&http, &gw, "the rotated node applied", |h| {
         node(h, &rotated.node_id)["state"] == "ok"
     })

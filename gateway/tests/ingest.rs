@@ -1,15 +1,14 @@
 //! The ingest pipeline on real SQLite and PostgreSQL, fed genuine signed batches: apply, merge,
 //! link, idempotency, the secrecy gate, and an adversarial corpus refused with the right reason.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
 
-use diesel::{Connection, QueryDsl, RunQueryDsl};
+use common::{Backend, Gateway, SigningNode};
+use diesel::{QueryDsl, RunQueryDsl};
 use rix_gateway::catalogue;
-use rix_gateway::db::Db;
-use rix_gateway::ingest::{Ingest, IngestError, IngestMetrics, Outcome, Transport};
-use rix_gateway::trust::{self, ListedKey, ListedKeys, TrustStore};
+use rix_gateway::ingest::{IngestError, Outcome, Transport};
+use rix_gateway::trust::{self, ListedKey, ListedKeys};
 use rix_schema::RecordKind;
-use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
 use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
 use rix_schema::sensitivity::Entitlements;
 use rix_schema::signing::SigningKey;
@@ -17,130 +16,9 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-struct Gateway {
-    _dir: tempfile::TempDir,
-    db: Db,
-    ingest: Ingest,
-}
-
-fn gateway(backend: Backend) -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
-    let url = match backend {
-        Backend::Sqlite => dir
-            .path()
-            .join("catalogue.db")
-            .to_string_lossy()
-            .into_owned(),
-        Backend::Postgres => {
-            let base = std::env::var("RIX_TEST_POSTGRES_URL").expect(
-                "RIX_TEST_POSTGRES_URL is not set: run ops/start-services.sh and source $RIX_SERVICES_DIR/env",
-            );
-            let name = format!(
-                "rix_gw_t{}_{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::SeqCst)
-            );
-            let mut conn = diesel::PgConnection::establish(&base).unwrap();
-            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
-                .execute(&mut conn)
-                .unwrap();
-            diesel::sql_query(format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .unwrap();
-            format!("{}/{name}", base.rsplit_once('/').unwrap().0)
-        }
-    };
-    let db = Db::open(&url, 4).unwrap();
-    let trust = TrustStore::new(db.clone()).unwrap();
-    let metrics = IngestMetrics::new(&prometheus::Registry::new());
-    let ingest = Ingest::new(db.clone(), trust, BatchLimits::default(), metrics);
-    Gateway {
-        _dir: dir,
-        db,
-        ingest,
-    }
-}
-
-/// A node as the gateway sees it: its key and its chain.
-struct Node {
-    id: String,
-    key: SigningKey,
-    batch_seq: u64,
-    next_seq: u64,
-    prev: [u8; 32],
-}
-
-impl Node {
-    fn new(gw: &Gateway, id: &str) -> Node {
-        let key = SigningKey::generate().unwrap();
-        trust::add(&gw.db, id, None, None, key.verifying_key(), None, None).unwrap();
-        Node {
-            id: id.to_owned(),
-            key,
-            batch_seq: 1,
-            next_seq: 1,
-            prev: GENESIS_PREV_HASH,
-        }
-    }
-
-    /// Signs the next batch of (kind, id, version, record-or-withdraw).
-    fn batch(&mut self, items: Vec<(RecordKind, String, u64, Option<Value>)>) -> Vec<u8> {
-        let key = self.key.clone();
-        self.batch_by(&key, time::OffsetDateTime::now_utc(), items)
-    }
-
-    /// Signs the next batch with `key`, dated `at`.
-    fn batch_by(
-        &mut self,
-        key: &SigningKey,
-        at: time::OffsetDateTime,
-        items: Vec<(RecordKind, String, u64, Option<Value>)>,
-    ) -> Vec<u8> {
-        let entries = items
-            .into_iter()
-            .map(|(kind, id, version, record)| {
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                match record {
-                    Some(r) => Entry::upsert(seq, kind, id, version, r),
-                    None => Entry::withdraw(seq, kind, id, version),
-                }
-            })
-            .collect();
-        let b = SignedBatch::sign(&self.id, self.batch_seq, self.prev, entries, at, key).unwrap();
-        self.batch_seq += 1;
-        self.prev = b.hash();
-        b.to_bytes()
-    }
-}
-
 fn public(mut v: Value) -> Value {
     v["secrecy"] = json!({"level": "public"});
     v
-}
-
-fn change_count(db: &Db) -> i64 {
-    use rix_gateway::db::schema::changes;
-    changes::table
-        .count()
-        .get_result(&mut *db.conn().unwrap())
-        .unwrap()
-}
-
-fn refusal_reasons(db: &Db) -> Vec<String> {
-    use rix_gateway::db::schema::refusals;
-    refusals::table
-        .select(refusals::reason)
-        .load(&mut *db.conn().unwrap())
-        .unwrap()
 }
 
 fn applied(outcome: Result<Outcome, IngestError>) -> usize {
@@ -151,15 +29,15 @@ fn applied(outcome: Result<Outcome, IngestError>) -> usize {
 }
 
 fn merges_links_and_keeps_merged_entries_through_one_withdrawal(backend: Backend) {
-    let gw = gateway(backend);
+    let gw = Gateway::open(backend);
     let province = SampleGenerator::new(SampleConfig::default());
     let ministry = SampleGenerator::new(SampleConfig {
         node: NodeProfile::ministry("most", "科学技术部", "348"),
         ..SampleConfig::default()
     });
-    let mut yunnan = Node::new(&gw, "prov-530000");
-    let mut most = Node::new(&gw, "most");
-    let mut liaoning = Node::new(&gw, "prov-210000");
+    let mut yunnan = SigningNode::trusted(&gw.db, "prov-530000");
+    let mut most = SigningNode::trusted(&gw.db, "most");
+    let mut liaoning = SigningNode::trusted(&gw.db, "prov-210000");
 
     // The ministry publishes the funded project; both provinces register the same result
     // (same registration number); Liaoning also publishes an unrelated achievement.
@@ -272,9 +150,9 @@ fn merge_link_postgres() {
 }
 
 fn duplicates_reordering_and_old_versions_change_nothing(backend: Backend) {
-    let gw = gateway(backend);
+    let gw = Gateway::open(backend);
     let g = SampleGenerator::new(SampleConfig::default());
-    let mut node = Node::new(&gw, "prov-530000");
+    let mut node = SigningNode::trusted(&gw.db, "prov-530000");
     let rec = |i: u64| public(serde_json::to_value(g.achievement(i)).unwrap());
     let b1 = node.batch(vec![
         (RecordKind::Achievement, "a1".into(), 1, Some(rec(1))),
@@ -294,7 +172,7 @@ fn duplicates_reordering_and_old_versions_change_nothing(backend: Backend) {
         Ok(Outcome::Duplicate { batch_seq: 1, .. })
     ));
     // Batch 3 before 2: a gap, nothing applied.
-    let before = change_count(&gw.db);
+    let before = gw.change_count();
     assert!(matches!(
         gw.ingest.ingest(&b3, Transport::Amqp),
         Err(IngestError::Gap {
@@ -303,7 +181,7 @@ fn duplicates_reordering_and_old_versions_change_nothing(backend: Backend) {
             ..
         })
     ));
-    assert_eq!(change_count(&gw.db), before);
+    assert_eq!(gw.change_count(), before);
     assert_eq!(applied(gw.ingest.ingest(&b2, Transport::Amqp)), 1);
     assert_eq!(applied(gw.ingest.ingest(&b3, Transport::Amqp)), 1);
     for b in [&b1, &b2, &b3] {
@@ -356,9 +234,9 @@ fn idempotent_postgres() {
 
 #[test]
 fn classified_and_invalid_entries_are_quarantined_never_stored() {
-    let gw = gateway(Backend::Sqlite);
+    let gw = Gateway::open(Backend::Sqlite);
     let g = SampleGenerator::new(SampleConfig::default());
-    let mut node = Node::new(&gw, "prov-530000");
+    let mut node = SigningNode::trusted(&gw.db, "prov-530000");
     let mut secret = public(serde_json::to_value(g.achievement(1)).unwrap());
     secret["secrecy"] = json!({"level": "secret"});
     secret["title"] = json!("不应出现的秘密成果");
@@ -402,10 +280,10 @@ fn classified_and_invalid_entries_are_quarantined_never_stored() {
 }
 
 fn an_adversarial_corpus_is_refused_with_reasons_and_applies_nothing(backend: Backend) {
-    let gw = gateway(backend);
+    let gw = Gateway::open(backend);
     let g = SampleGenerator::new(SampleConfig::default());
     let rec = |i: u64| public(serde_json::to_value(g.achievement(i)).unwrap());
-    let mut node = Node::new(&gw, "prov-530000");
+    let mut node = SigningNode::trusted(&gw.db, "prov-530000");
     applied(gw.ingest.ingest(
         &node.batch(vec![(
             RecordKind::Achievement,
@@ -415,57 +293,48 @@ fn an_adversarial_corpus_is_refused_with_reasons_and_applies_nothing(backend: Ba
         )]),
         Transport::Amqp,
     ));
-    let baseline = change_count(&gw.db);
+    let baseline = gw.change_count();
 
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
     // Unknown node.
-    let mut stranger = Node {
-        id: "prov-650000".into(),
-        key: SigningKey::generate().unwrap(),
-        batch_seq: 1,
-        next_seq: 1,
-        prev: GENESIS_PREV_HASH,
-    };
+    let mut stranger = SigningNode::new("prov-650000");
     cases.push((
         "unknown_node",
         stranger.batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]),
     ));
     // Unknown key: the right node id, another key.
-    let mut impostor = Node {
-        id: "prov-530000".into(),
+    let mut impostor = SigningNode {
         key: SigningKey::generate().unwrap(),
-        batch_seq: 2,
-        next_seq: 2,
-        prev: node.prev,
+        ..node.clone()
     };
     cases.push((
         "unknown_key",
         impostor.batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]),
     ));
     // Bad signature: the header altered after signing.
-    let forged =
-        node_clone(&node).batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]);
+    let forged = node
+        .clone()
+        .batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]);
     let mut v: Value = serde_json::from_slice(&forged).unwrap();
     v["header"]["created_at"] = json!("2020-01-01T00:00:00Z");
     cases.push(("bad_signature", serde_json::to_vec(&v).unwrap()));
     // Merkle mismatch: an entry altered after signing.
-    let honest =
-        node_clone(&node).batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]);
+    let honest = node
+        .clone()
+        .batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]);
     let mut v: Value = serde_json::from_slice(&honest).unwrap();
     v["entries"][0]["record"]["title"] = json!("篡改后的标题");
     cases.push(("merkle_mismatch", serde_json::to_vec(&v).unwrap()));
     // Fork: batch 2 chained to some other history.
-    let mut fork = node_clone(&node);
-    fork.prev = [7; 32];
+    let mut fork = node.clone();
+    fork.chain.prev = [7; 32];
     cases.push((
         "broken_chain",
         fork.batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(2)))]),
     ));
     // Replay: a different batch 1.
-    let mut replay = node_clone(&node);
-    replay.batch_seq = 1;
-    replay.next_seq = 1;
-    replay.prev = GENESIS_PREV_HASH;
+    let mut replay = node.clone();
+    replay.chain = common::Chain::genesis();
     cases.push((
         "replay",
         replay.batch(vec![(RecordKind::Achievement, "x".into(), 1, Some(rec(3)))]),
@@ -488,8 +357,8 @@ fn an_adversarial_corpus_is_refused_with_reasons_and_applies_nothing(backend: Ba
         Err(e) => assert_eq!(e.reason(), "key_revoked"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(change_count(&gw.db), baseline, "nothing was applied");
-    let mut audited = refusal_reasons(&gw.db);
+    assert_eq!(gw.change_count(), baseline, "nothing was applied");
+    let mut audited = gw.refusal_reasons();
     audited.sort();
     let mut expected: Vec<String> = cases
         .iter()
@@ -501,16 +370,6 @@ fn an_adversarial_corpus_is_refused_with_reasons_and_applies_nothing(backend: Ba
         audited, expected,
         "every refusal is audited with its reason"
     );
-}
-
-fn node_clone(node: &Node) -> Node {
-    Node {
-        id: node.id.clone(),
-        key: node.key.clone(),
-        batch_seq: node.batch_seq,
-        next_seq: node.next_seq,
-        prev: node.prev,
-    }
 }
 
 #[test]
@@ -557,7 +416,7 @@ fn listed(
 /// signing a batch dated back into that window is the chain: a batch may not be dated before
 /// the batch it follows, nor beyond the gateway's clock.
 fn a_retired_key_cannot_backdate_and_nobody_can_postdate(backend: Backend) {
-    let gw = gateway(backend);
+    let gw = Gateway::open(backend);
     let g = SampleGenerator::new(SampleConfig::default());
     let item = |i: u64| {
         vec![(
@@ -567,7 +426,7 @@ fn a_retired_key_cannot_backdate_and_nobody_can_postdate(backend: Backend) {
             Some(public(serde_json::to_value(g.achievement(i)).unwrap())),
         )]
     };
-    let mut node = Node::new(&gw, "prov-530000");
+    let mut node = SigningNode::trusted(&gw.db, "prov-530000");
     let (old_key, new_key) = (node.key.clone(), SigningKey::generate().unwrap());
     let now = OffsetDateTime::now_utc();
     let first = now - time::Duration::hours(2);
@@ -603,19 +462,22 @@ fn a_retired_key_cannot_backdate_and_nobody_can_postdate(backend: Backend) {
 
     // The retired key signs batch 3 dated a second before the switch: inside its window, but
     // before batch 2.
-    let backdated =
-        node_clone(&node).batch_by(&old_key, switch - time::Duration::seconds(1), item(3));
+    let backdated = node
+        .clone()
+        .batch_by(&old_key, switch - time::Duration::seconds(1), item(3));
     let (reason, detail) = refused_as(gw.ingest.ingest(&backdated, Transport::Amqp));
     assert_eq!(reason, "backdated", "{detail}");
     assert!(detail.starts_with("check_chain: "), "{detail}");
     // Dated honestly, it is outside its window.
-    let late = node_clone(&node).batch_by(&old_key, now, item(3));
+    let late = node.clone().batch_by(&old_key, now, item(3));
     assert_eq!(
         refused_as(gw.ingest.ingest(&late, Transport::Amqp)).0,
         "key_not_valid"
     );
     // The current key, dated an hour ahead of the gateway's clock.
-    let ahead = node_clone(&node).batch_by(&new_key, now + time::Duration::hours(1), item(3));
+    let ahead = node
+        .clone()
+        .batch_by(&new_key, now + time::Duration::hours(1), item(3));
     let (reason, detail) = refused_as(gw.ingest.ingest(&ahead, Transport::Feed));
     assert_eq!(reason, "future_dated", "{detail}");
     assert!(detail.contains("Check the node's clock"), "{detail}");
@@ -624,7 +486,7 @@ fn a_retired_key_cannot_backdate_and_nobody_can_postdate(backend: Backend) {
         .ingest
         .clone()
         .with_max_future_skew(std::time::Duration::from_secs(0));
-    let slightly = node_clone(&node).batch_by(
+    let slightly = node.clone().batch_by(
         &new_key,
         OffsetDateTime::now_utc() + time::Duration::seconds(60),
         item(3),
@@ -642,8 +504,8 @@ fn a_retired_key_cannot_backdate_and_nobody_can_postdate(backend: Backend) {
         ),
         1
     );
-    assert_eq!(change_count(&gw.db), 3);
-    let mut audited = refusal_reasons(&gw.db);
+    assert_eq!(gw.change_count(), 3);
+    let mut audited = gw.refusal_reasons();
     audited.sort();
     assert_eq!(
         audited,
@@ -675,8 +537,8 @@ fn a_key_compromised_since_t_keeps_its_earlier_batches(backend: Backend) {
     };
     let now = OffsetDateTime::now_utc();
     let since = now - time::Duration::minutes(30);
-    let gw = gateway(backend);
-    let mut node = Node::new(&gw, "prov-530000");
+    let gw = Gateway::open(backend);
+    let mut node = SigningNode::trusted(&gw.db, "prov-530000");
     let key = node.key.clone();
     let before = node.batch_by(&key, now - time::Duration::hours(1), item(1));
     let after = node.batch_by(&key, now - time::Duration::minutes(10), item(2));
@@ -688,19 +550,10 @@ fn a_key_compromised_since_t_keeps_its_earlier_batches(backend: Backend) {
     )
     .unwrap();
 
-    for (gw, fresh) in [(gw, false), (gateway(backend), true)] {
+    for (gw, fresh) in [(gw, false), (Gateway::open(backend), true)] {
         if fresh {
             // The rebuild: the same trust store content, the same batches from the feed.
-            trust::add(
-                &gw.db,
-                "prov-530000",
-                None,
-                None,
-                key.verifying_key(),
-                None,
-                None,
-            )
-            .unwrap();
+            node.trust(&gw.db);
             trust::mark_compromised(&gw.db, "prov-530000", &key.key_id(), &since_text).unwrap();
         }
         assert_eq!(applied(gw.ingest.ingest(&before, Transport::Feed)), 1);
@@ -710,27 +563,18 @@ fn a_key_compromised_since_t_keeps_its_earlier_batches(backend: Backend) {
             detail.contains(&format!("compromised since {since_text}")),
             "{detail}"
         );
-        assert_eq!(change_count(&gw.db), 1);
-        assert_eq!(refusal_reasons(&gw.db), ["key_compromised"]);
+        assert_eq!(gw.change_count(), 1);
+        assert_eq!(gw.refusal_reasons(), ["key_compromised"]);
     }
 
-    let revoked = gateway(backend);
-    trust::add(
-        &revoked.db,
-        "prov-530000",
-        None,
-        None,
-        key.verifying_key(),
-        None,
-        None,
-    )
-    .unwrap();
+    let revoked = Gateway::open(backend);
+    node.trust(&revoked.db);
     trust::revoke(&revoked.db, "prov-530000", &key.key_id()).unwrap();
     assert_eq!(
         refused_as(revoked.ingest.ingest(&before, Transport::Feed)).0,
         "key_revoked"
     );
-    assert_eq!(change_count(&revoked.db), 0);
+    assert_eq!(revoked.change_count(), 0);
 }
 
 #[test]

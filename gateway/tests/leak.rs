@@ -10,56 +10,35 @@
 //! and for every total that would let a reader compute it. New endpoints must be added to the
 //! paths below; every entitlement combination reads every path.
 
+mod common;
+
 use actix_web::{App, test, web};
-use rix_gateway::access::{self, AccessFilter};
-use rix_gateway::api::{self, ReadState};
-use rix_gateway::db::Db;
-use rix_gateway::ingest::{Ingest, IngestMetrics, Transport};
-use rix_gateway::trust::{self, TrustStore};
+use common::{Backend, Gateway, Item, SigningNode, read_state};
+use rix_gateway::access;
+use rix_gateway::api;
 use rix_schema::RecordKind;
-use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
 use rix_schema::sample::{SampleConfig, SampleGenerator};
 use rix_schema::sensitivity::Entitlements;
-use rix_schema::signing::SigningKey;
 use serde_json::{Value, json};
 
 const RECORDS: u64 = 400;
 
-/// Builds a catalogue of marked records through the real ingest path.
-fn read_state(db: &Db) -> ReadState {
-    let search = rix_gateway::search::SearchIndex::in_ram().unwrap();
-    search.sync(db).unwrap();
-    ReadState {
-        db: db.clone(),
-        access: AccessFilter::new(db.clone()),
-        search: std::sync::Arc::new(search),
-    }
+/// A catalogue of marked achievements, built through the real ingest path; with the records.
+fn marked_catalogue() -> (Gateway, Vec<(String, Value)>) {
+    marked_catalogue_of(false)
 }
 
-fn marked_catalogue(dir: &std::path::Path) -> (Db, Vec<(String, Value)>) {
-    marked_catalogue_of(dir, false)
-}
-
-fn marked_catalogue_of(dir: &std::path::Path, with_projects: bool) -> (Db, Vec<(String, Value)>) {
-    let db = Db::open(dir.join("c.db").to_str().unwrap(), 4).unwrap();
-    let key = SigningKey::generate().unwrap();
-    trust::add(
-        &db,
-        "prov-530000",
-        None,
-        None,
-        key.verifying_key(),
-        None,
-        None,
-    )
-    .unwrap();
+/// [`marked_catalogue`], with funded projects carrying a numeric secret when `with_projects`.
+fn marked_catalogue_of(with_projects: bool) -> (Gateway, Vec<(String, Value)>) {
+    let gw = Gateway::open(Backend::Sqlite);
+    let mut node = SigningNode::trusted(&gw.db, "prov-530000");
     let generator = SampleGenerator::new(SampleConfig {
         share_internal: 0.3,
         share_classified: 0.1,
         share_commercial_secret: 0.0,
         ..SampleConfig::default()
     });
-    let mut entries = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
     let mut records = Vec::new();
     for i in 0..RECORDS {
         let mut r = serde_json::to_value(generator.achievement(i)).unwrap();
@@ -80,17 +59,10 @@ fn marked_catalogue_of(dir: &std::path::Path, with_projects: bool) -> (Db, Vec<(
             rix_schema::validate_record(RecordKind::Achievement, &r)
         );
         let id = format!("ach-{i:05}");
-        entries.push(Entry::upsert(
-            i + 1,
-            RecordKind::Achievement,
-            id.clone(),
-            1,
-            r.clone(),
-        ));
+        items.push((RecordKind::Achievement, id.clone(), 1, Some(r.clone())));
         records.push((id, r));
     }
     // Funded projects whose self-raised funds are a numeric commercial secret.
-    let first_project = entries.len() as u64 + 1;
     for i in 0..if with_projects { RECORDS / 4 } else { 0 } {
         let mut p = serde_json::to_value(generator.project(i)).unwrap();
         if p["secrecy"]["level"] != "public" {
@@ -104,41 +76,10 @@ fn marked_catalogue_of(dir: &std::path::Path, with_projects: bool) -> (Db, Vec<(
             "self_raised": self_raised,
         });
         assert!(rix_schema::validate_record(RecordKind::FundedProject, &p).is_ok());
-        let id = format!("prj-{i:05}");
-        entries.push(Entry::upsert(
-            first_project + i,
-            RecordKind::FundedProject,
-            id.clone(),
-            1,
-            p,
-        ));
-        let _ = id;
+        items.push((RecordKind::FundedProject, format!("prj-{i:05}"), 1, Some(p)));
     }
-    // Entries must have consecutive seqs: renumber.
-    for (n, e) in entries.iter_mut().enumerate() {
-        e.seq = n as u64 + 1;
-    }
-    let ingest = Ingest::new(
-        db.clone(),
-        TrustStore::new(db.clone()).unwrap(),
-        BatchLimits::default(),
-        IngestMetrics::new(&prometheus::Registry::new()),
-    );
-    let mut prev = GENESIS_PREV_HASH;
-    for (n, chunk) in entries.chunks(100).enumerate() {
-        let b = SignedBatch::sign(
-            "prov-530000",
-            n as u64 + 1,
-            prev,
-            chunk.to_vec(),
-            time::OffsetDateTime::now_utc(),
-            &key,
-        )
-        .unwrap();
-        prev = b.hash();
-        ingest.ingest(&b.to_bytes(), Transport::Amqp).unwrap();
-    }
-    (db, records)
+    node.publish(&gw.ingest, items, 100);
+    (gw, records)
 }
 
 /// Which markers a consumer with `e` may see.
@@ -159,8 +100,8 @@ fn forbidden(e: Entitlements) -> Vec<&'static str> {
 
 #[actix_web::test]
 async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, records) = marked_catalogue_of(dir.path(), true);
+    let (gw, records) = marked_catalogue_of(true);
+    let db = gw.db.clone();
     let mut consumers: Vec<(Option<String>, Entitlements)> = vec![(None, Entitlements::PUBLIC)];
     for (i, names) in [
         "internal",
@@ -278,8 +219,8 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
 
 #[actix_web::test]
 async fn a_ministry_following_the_change_feed_ends_with_exactly_the_visible_catalogue() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, records) = marked_catalogue(dir.path());
+    let (gw, records) = marked_catalogue();
+    let db = gw.db.clone();
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(read_state(&db)))
@@ -350,8 +291,8 @@ async fn a_ministry_following_the_change_feed_ends_with_exactly_the_visible_cata
 
 #[actix_web::test]
 async fn the_openapi_document_describes_the_read_endpoints() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().join("c.db").to_str().unwrap(), 2).unwrap();
+    let gw = Gateway::open(Backend::Sqlite);
+    let db = gw.db.clone();
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(read_state(&db)))
@@ -396,8 +337,8 @@ async fn the_openapi_document_describes_the_read_endpoints() {
 
 #[actix_web::test]
 async fn search_export_and_stats_agree_and_name_bad_parameters() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, records) = marked_catalogue(dir.path());
+    let (gw, records) = marked_catalogue();
+    let db = gw.db.clone();
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(read_state(&db)))
@@ -466,8 +407,8 @@ async fn search_export_and_stats_agree_and_name_bad_parameters() {
 
 #[actix_web::test]
 async fn a_revoked_or_unknown_token_reads_nothing_not_even_as_public() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, records) = marked_catalogue(dir.path());
+    let (gw, records) = marked_catalogue();
+    let db = gw.db.clone();
     let token = "leak-test-revoked-token-abcdefgh";
     access::add_token_value(&db, "soon revoked", Entitlements::ALL, token).unwrap();
     let app = test::init_service(

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use actix_web::{App, test, web};
 use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
-use rix_gateway::access::{self, AccessFilter};
-use rix_gateway::api::{self, ReadState};
+use rix_gateway::access;
+use rix_gateway::api;
 use rix_gateway::db::Db;
 use rix_gateway::db::schema::records;
 use rix_gateway::ingest::Transport;
@@ -25,7 +25,7 @@ use rix_gateway::limits::{Heavy, Limits, LimitsConfig};
 use rix_schema::sensitivity::Entitlements;
 use serde_json::{Value, json};
 
-use common::{Backend, FakeNode};
+use common::{Backend, FakeNode, on_both_backends, read_state};
 
 /// What the export must never let a cell begin with, with or without leading whitespace:
 /// OWASP's CSV Injection list and NUL.
@@ -58,16 +58,6 @@ fn neutralised(text: &str) -> String {
         format!("'{text}")
     } else {
         text.to_owned()
-    }
-}
-
-fn read_state(db: &Db) -> ReadState {
-    let search = rix_gateway::search::SearchIndex::in_ram().unwrap();
-    search.sync(db).unwrap();
-    ReadState {
-        db: db.clone(),
-        access: AccessFilter::new(db.clone()),
-        search: std::sync::Arc::new(search),
     }
 }
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Change, FakeNode, Feed, Gateway, eventually, requested_afters};
+use common::{
+    Backend, Change, FakeNode, Feed, Gateway, eventually, on_both_backends, requested_afters,
+};
 use rix_gateway::pull::{PullConfig, PullError, Puller};
 use rix_gateway::trust;
 use rix_schema::batch::Refusal;
@@ -34,7 +36,7 @@ fn config() -> PullConfig {
 
 /// The bearer token `node` enrolled the test gateway with (its `[[gateways]]` entry).
 fn feed_token(node: &FakeNode) -> String {
-    format!("feed-token-of-{}", node.node_id)
+    rix_test_support::tokens::feed_token(&node.node_id)
 }
 
 /// Trusts `node`'s key with its feed URL, and stores the token its feed demands, as

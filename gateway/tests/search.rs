@@ -5,19 +5,18 @@
 //! entries cut down by `redact` to what may be indexed, with the test's own substring and word
 //! matching, its own facet extraction and its own filters.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
+use common::{Backend, Gateway, Item, SigningNode};
 use rix_gateway::catalogue;
 use rix_gateway::db::Db;
-use rix_gateway::ingest::{Ingest, IngestMetrics, Outcome, Transport};
 use rix_gateway::search::{Facets, SearchError, SearchHit, SearchIndex, SearchQuery, Sort};
-use rix_gateway::trust::{self, TrustStore};
 use rix_schema::RecordKind;
-use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
 use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
 use rix_schema::sensitivity::{Entitlements, redact};
-use rix_schema::signing::SigningKey;
 use serde_json::{Value, json};
 use tantivy::Document as _;
 use tantivy::schema::Value as _;
@@ -49,81 +48,13 @@ fn all_entitlements() -> Vec<Entitlements> {
 // -------------------------------------------------------------------------------------------
 // A gateway and its nodes
 
-struct Gateway {
-    dir: tempfile::TempDir,
-    db: Db,
-    ingest: Ingest,
-}
-
+/// An empty SQLite catalogue with its ingest pipeline.
 fn gateway() -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().join("catalogue.db").to_str().unwrap(), 4).unwrap();
-    let trust = TrustStore::new(db.clone()).unwrap();
-    let metrics = IngestMetrics::new(&prometheus::Registry::new());
-    let ingest = Ingest::new(db.clone(), trust, BatchLimits::default(), metrics);
-    Gateway { dir, db, ingest }
+    Gateway::open(Backend::Sqlite)
 }
 
-type Item = (RecordKind, String, u64, Option<Value>);
-
-/// A node as the gateway sees it: a trusted key and its chain.
-struct Node {
-    id: String,
-    key: SigningKey,
-    batch_seq: u64,
-    next_seq: u64,
-    prev: [u8; 32],
-}
-
-impl Node {
-    fn new(gw: &Gateway, id: &str) -> Node {
-        let key = SigningKey::generate().unwrap();
-        trust::add(&gw.db, id, None, None, key.verifying_key(), None, None).unwrap();
-        Node {
-            id: id.to_owned(),
-            key,
-            batch_seq: 1,
-            next_seq: 1,
-            prev: GENESIS_PREV_HASH,
-        }
-    }
-
-    /// Signs and ingests `items` in batches of 400; returns how many entries were applied.
-    fn send(&mut self, gw: &Gateway, items: Vec<Item>) -> usize {
-        let mut applied_total = 0;
-        let mut items = items.into_iter().peekable();
-        while items.peek().is_some() {
-            let entries: Vec<Entry> = items
-                .by_ref()
-                .take(400)
-                .map(|(kind, id, version, record)| {
-                    let seq = self.next_seq;
-                    self.next_seq += 1;
-                    match record {
-                        Some(r) => Entry::upsert(seq, kind, id, version, r),
-                        None => Entry::withdraw(seq, kind, id, version),
-                    }
-                })
-                .collect();
-            let batch = SignedBatch::sign(
-                &self.id,
-                self.batch_seq,
-                self.prev,
-                entries,
-                time::OffsetDateTime::now_utc(),
-                &self.key,
-            )
-            .unwrap();
-            self.batch_seq += 1;
-            self.prev = batch.hash();
-            match gw.ingest.ingest(&batch.to_bytes(), Transport::Amqp) {
-                Ok(Outcome::Applied { applied, .. }) => applied_total += applied,
-                other => panic!("expected the batch to be applied, got {other:?}"),
-            }
-        }
-        applied_total
-    }
-}
+/// Entries per batch a node here publishes: a few batches for the corpus, one for a change.
+const PER_BATCH: usize = 400;
 
 fn record<T: serde::Serialize>(r: T) -> Option<Value> {
     Some(serde_json::to_value(r).unwrap())
@@ -141,8 +72,8 @@ fn public(r: Option<Value>) -> Option<Value> {
 /// are quarantined by the gateway.
 struct Corpus {
     gw: Gateway,
-    province: Node,
-    ministry: Node,
+    province: SigningNode,
+    ministry: SigningNode,
     sample: SampleGenerator,
 }
 
@@ -153,8 +84,8 @@ fn corpus() -> Corpus {
         node: NodeProfile::ministry("most", "科学技术部", "348"),
         ..SampleConfig::default()
     });
-    let mut province = Node::new(&gw, "prov-530000");
-    let mut ministry = Node::new(&gw, "most");
+    let mut province = SigningNode::trusted(&gw.db, "prov-530000");
+    let mut ministry = SigningNode::trusted(&gw.db, "most");
     let mut items: Vec<Item> = Vec::new();
     for i in 0..900 {
         items.push((
@@ -180,7 +111,7 @@ fn corpus() -> Corpus {
             record(sample.shared_achievement(i)),
         ));
     }
-    assert!(province.send(&gw, items) > 1100);
+    assert!(province.publish(&gw.ingest, items, PER_BATCH) > 1100);
     let mut items: Vec<Item> = Vec::new();
     for i in 0..300 {
         items.push((
@@ -206,7 +137,7 @@ fn corpus() -> Corpus {
             record(ministry_gen.shared_project(i)),
         ));
     }
-    assert!(ministry.send(&gw, items) > 300);
+    assert!(ministry.publish(&gw.ingest, items, PER_BATCH) > 300);
     Corpus {
         gw,
         province,
@@ -1072,7 +1003,7 @@ fn commercial_personal_and_confidential_text_never_enters_the_index() {
         .iter()
         .map(|(_, id, _, _)| id.clone())
         .collect();
-    assert_eq!(province.send(&c.gw, secret_items), 12);
+    assert_eq!(province.publish(&c.gw.ingest, secret_items, PER_BATCH), 12);
     let dir = c.gw.dir.path().join("index");
     let index = SearchIndex::open_or_create(&dir).unwrap();
     index.sync(&c.gw.db).unwrap();
@@ -1228,8 +1159,16 @@ fn withdrawn_entry_leaves_the_index_after_sync_and_a_merged_one_stays_while_a_so
     drop(conn);
     assert!(find(&own, None) && find(&shared, Some("most")) && find(&shared, Some("prov-530000")));
 
-    province.send(&gw, vec![(RecordKind::Achievement, own_id, 2, None)]);
-    ministry.send(&gw, vec![(RecordKind::Achievement, "s3".into(), 2, None)]);
+    province.publish(
+        &gw.ingest,
+        vec![(RecordKind::Achievement, own_id, 2, None)],
+        PER_BATCH,
+    );
+    ministry.publish(
+        &gw.ingest,
+        vec![(RecordKind::Achievement, "s3".into(), 2, None)],
+        PER_BATCH,
+    );
     let report = index.sync(&gw.db).unwrap();
     assert_eq!((report.changes, report.removed, report.indexed), (2, 1, 1));
     assert!(!find(&own, None), "the withdrawn entry is still searchable");
@@ -1257,21 +1196,23 @@ async fn a_record_that_moves_to_another_entry_leaves_its_old_one() {
         share_classified: 0.0,
         ..SampleConfig::default()
     });
-    let mut a = Node::new(&gw, "prov-530000");
-    let mut b = Node::new(&gw, "prov-210000");
+    let mut a = SigningNode::trusted(&gw.db, "prov-530000");
+    let mut b = SigningNode::trusted(&gw.db, "prov-210000");
     let x = record(sample.achievement(1)).unwrap();
     // Another result of the same category: a registration number carries the category flag.
     let y = (2..)
         .map(|i| record(sample.achievement(i)).unwrap())
         .find(|y| y["category"] == x["category"])
         .unwrap();
-    a.send(
-        &gw,
+    a.publish(
+        &gw.ingest,
         vec![(RecordKind::Achievement, "x".into(), 1, Some(x.clone()))],
+        PER_BATCH,
     );
-    b.send(
-        &gw,
+    b.publish(
+        &gw.ingest,
         vec![(RecordKind::Achievement, "y".into(), 1, Some(y.clone()))],
+        PER_BATCH,
     );
     let index = SearchIndex::in_ram().unwrap();
     index.sync(&gw.db).unwrap();
@@ -1285,9 +1226,10 @@ async fn a_record_that_moves_to_another_entry_leaves_its_old_one() {
     // y's revision carries x's registration number: the catalogue merges it into x's entry.
     let mut y2 = y;
     y2["registration_no"] = x["registration_no"].clone();
-    let applied = b.send(
-        &gw,
+    let applied = b.publish(
+        &gw.ingest,
         vec![(RecordKind::Achievement, "y".into(), 2, Some(y2))],
+        PER_BATCH,
     );
     assert_eq!(applied, 1, "the revision was not applied");
     index.sync(&gw.db).unwrap();
@@ -1406,7 +1348,7 @@ fn rebuild_from_scratch_answers_exactly_as_the_incrementally_synced_index() {
         })
         .collect();
     items.extend((40..60).map(|i| (RecordKind::Achievement, format!("a{i}"), 2, None)));
-    province.send(&gw, items);
+    province.publish(&gw.ingest, items, PER_BATCH);
     index.sync(&gw.db).unwrap();
     let incremental = answers(&index);
     let cursor = index.cursor();
@@ -1425,7 +1367,7 @@ fn rebuild_from_scratch_answers_exactly_as_the_incrementally_synced_index() {
 fn a_reopened_index_continues_from_its_stored_cursor() {
     let gw = gateway();
     let sample = SampleGenerator::new(SampleConfig::default());
-    let mut node = Node::new(&gw, "prov-530000");
+    let mut node = SigningNode::trusted(&gw.db, "prov-530000");
     let first: Vec<Item> = (0..300)
         .map(|i| {
             (
@@ -1436,7 +1378,7 @@ fn a_reopened_index_continues_from_its_stored_cursor() {
             )
         })
         .collect();
-    let applied_first = node.send(&gw, first) as u64;
+    let applied_first = node.publish(&gw.ingest, first, PER_BATCH) as u64;
     let dir = gw.dir.path().join("index");
     let cursor = {
         let index = SearchIndex::open_or_create(&dir).unwrap();
@@ -1456,7 +1398,7 @@ fn a_reopened_index_continues_from_its_stored_cursor() {
             )
         })
         .collect();
-    let applied_second = node.send(&gw, second) as u64;
+    let applied_second = node.publish(&gw.ingest, second, PER_BATCH) as u64;
 
     let index = SearchIndex::open_or_create(&dir).unwrap();
     assert_eq!(
@@ -1579,8 +1521,8 @@ fn sync_after_restore(dir: &Path, db: &Db) -> Option<String> {
 fn an_index_that_does_not_reflect_its_catalogue_rebuilds_itself_and_says_why() {
     let gw = gateway();
     let sample = SampleGenerator::new(SampleConfig::default());
-    let mut node = Node::new(&gw, "prov-530000");
-    node.send(&gw, achievements(&sample, 0, 200));
+    let mut node = SigningNode::trusted(&gw.db, "prov-530000");
+    node.publish(&gw.ingest, achievements(&sample, 0, 200), PER_BATCH);
     let index_dir = gw.dir.path().join("index");
     let saved = |name: &str| gw.dir.path().join(name);
     {
@@ -1590,7 +1532,7 @@ fn an_index_that_does_not_reflect_its_catalogue_rebuilds_itself_and_says_why() {
     // The backups an operator takes: the catalogue, and the index beside it.
     backup(&gw.db, &saved("backup.db"));
     copy_index(&index_dir, &saved("index-at-backup"));
-    node.send(&gw, achievements(&sample, 200, 260));
+    node.publish(&gw.ingest, achievements(&sample, 200, 260), PER_BATCH);
     {
         let index = SearchIndex::open_or_create(&index_dir).unwrap();
         index.sync(&gw.db).unwrap();
@@ -1609,23 +1551,13 @@ fn an_index_that_does_not_reflect_its_catalogue_rebuilds_itself_and_says_why() {
     // 2. Restored and fed again (another node's records took the lost change ids): the
     //    index's cursor names a change the catalogue holds, but another one.
     std::fs::copy(saved("backup.db"), saved("refed.db")).unwrap();
-    let refed_db = Db::open(saved("refed.db").to_str().unwrap(), 2).unwrap();
-    let refed = Gateway {
-        dir: tempfile::tempdir().unwrap(),
-        db: refed_db.clone(),
-        ingest: Ingest::new(
-            refed_db.clone(),
-            TrustStore::new(refed_db.clone()).unwrap(),
-            BatchLimits::default(),
-            IngestMetrics::new(&prometheus::Registry::new()),
-        ),
-    };
+    let refed = Gateway::on_database(saved("refed.db").to_str().unwrap());
     let other_sample = SampleGenerator::new(SampleConfig {
         node: NodeProfile::ministry("most", "科学技术部", "348"),
         ..SampleConfig::default()
     });
-    let mut ministry = Node::new(&refed, "most");
-    ministry.send(&refed, achievements(&other_sample, 0, 80));
+    let mut ministry = SigningNode::trusted(&refed.db, "most");
+    ministry.publish(&refed.ingest, achievements(&other_sample, 0, 80), PER_BATCH);
     let refed_head = catalogue::changes_after(&mut refed.db.conn().unwrap(), 0, 1_000_000)
         .unwrap()
         .len();
@@ -1643,7 +1575,11 @@ fn an_index_that_does_not_reflect_its_catalogue_rebuilds_itself_and_says_why() {
 
     // 3. Another catalogue altogether (a new database, a wrong URL).
     let other = gateway();
-    Node::new(&other, "prov-530000").send(&other, achievements(&sample, 0, 300));
+    SigningNode::trusted(&other.db, "prov-530000").publish(
+        &other.ingest,
+        achievements(&sample, 0, 300),
+        PER_BATCH,
+    );
     copy_index(&index_dir, &saved("index-elsewhere"));
     assert_eq!(
         sync_after_restore(&saved("index-elsewhere"), &other.db).as_deref(),

@@ -5,51 +5,35 @@
 //! Everything goes through the real ingest path (signed batches of format 2, verified, sealed
 //! values disclosed) and the real HTTP handlers.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use actix_web::{App, test, web};
 use base64::Engine as _;
-use rix_gateway::access::{self, AccessFilter};
-use rix_gateway::api::{self, ReadState};
-use rix_gateway::db::Db;
-use rix_gateway::ingest::{Ingest, IngestMetrics, Outcome, Transport};
-use rix_gateway::trust::{self, TrustStore};
+use common::{Backend, Chain, Gateway, SigningNode, read_state};
+use rix_gateway::access;
+use rix_gateway::api;
+use rix_gateway::ingest::{Outcome, Transport};
 use rix_schema::RecordKind;
-use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
+use rix_schema::batch::Entry;
 use rix_schema::canonical::{canonical_value, sha256};
 use rix_schema::sample::{SampleConfig, SampleGenerator};
 use rix_schema::sensitivity::{Entitlements, hidden_fields};
-use rix_schema::signing::SigningKey;
 use serde_json::{Value, json};
-
-struct Node {
-    key: SigningKey,
-    batch_seq: u64,
-    seq: u64,
-    prev: [u8; 32],
-}
 
 /// A catalogue fed by several signing nodes through the real ingest pipeline.
 struct World {
-    _dir: tempfile::TempDir,
-    db: Db,
-    ingest: Ingest,
-    nodes: HashMap<String, Node>,
+    gw: Gateway,
+    nodes: HashMap<String, SigningNode>,
     tokens: HashMap<&'static str, String>,
 }
 
 impl World {
     fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("c.db").to_str().unwrap(), 4).unwrap();
-        let ingest = Ingest::new(
-            db.clone(),
-            TrustStore::new(db.clone()).unwrap(),
-            BatchLimits::default(),
-            IngestMetrics::new(&prometheus::Registry::new()),
-        );
+        let gw = Gateway::open(Backend::Sqlite);
         let mut tokens = HashMap::new();
         for (i, names) in [
             "internal",
@@ -64,66 +48,40 @@ impl World {
         .enumerate()
         {
             let token = format!("secrecy-test-token-{i:02}-abcdefgh");
-            access::add_token_value(&db, names, names.parse().unwrap(), &token).unwrap();
+            access::add_token_value(&gw.db, names, names.parse().unwrap(), &token).unwrap();
             tokens.insert(names, token);
         }
         World {
-            _dir: dir,
-            db,
-            ingest,
+            gw,
             nodes: HashMap::new(),
             tokens,
         }
     }
 
+    /// Signs `changes` as the next batch of `node_id` (trusted at its first batch) and
+    /// ingests it; it must apply.
     fn publish(&mut self, node_id: &str, changes: Vec<(RecordKind, &str, u64, Option<Value>)>) {
-        let db = self.db.clone();
-        let node = self.nodes.entry(node_id.to_owned()).or_insert_with(|| {
-            let key = SigningKey::generate().unwrap();
-            trust::add(&db, node_id, None, None, key.verifying_key(), None, None).unwrap();
-            Node {
-                key,
-                batch_seq: 0,
-                seq: 0,
-                prev: GENESIS_PREV_HASH,
-            }
-        });
-        let entries = changes
+        let db = &self.gw.db;
+        let node = self
+            .nodes
+            .entry(node_id.to_owned())
+            .or_insert_with(|| SigningNode::trusted(db, node_id));
+        let items = changes
             .into_iter()
-            .map(|(kind, id, version, record)| {
-                node.seq += 1;
-                match record {
-                    Some(r) => Entry::upsert(node.seq, kind, id, version, r),
-                    None => Entry::withdraw(node.seq, kind, id, version),
-                }
-            })
+            .map(|(kind, id, version, record)| (kind, id.to_owned(), version, record))
             .collect();
-        node.batch_seq += 1;
-        let b = SignedBatch::sign(
-            node_id,
-            node.batch_seq,
-            node.prev,
-            entries,
-            time::OffsetDateTime::now_utc(),
-            &node.key,
-        )
-        .unwrap();
-        node.prev = b.hash();
-        let outcome = self.ingest.ingest(&b.to_bytes(), Transport::Amqp).unwrap();
+        let outcome = self
+            .gw
+            .ingest
+            .ingest(&node.batch(items), Transport::Amqp)
+            .unwrap();
         assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
     }
 
     async fn get(&self, path: &str, who: Option<&str>) -> (u16, String) {
-        let search = rix_gateway::search::SearchIndex::in_ram().unwrap();
-        search.sync(&self.db).unwrap();
-        let state = ReadState {
-            db: self.db.clone(),
-            access: AccessFilter::new(self.db.clone()),
-            search: std::sync::Arc::new(search),
-        };
         let app = test::init_service(
             App::new()
-                .app_data(web::Data::new(state))
+                .app_data(web::Data::new(read_state(&self.gw.db)))
                 .configure(api::configure),
         )
         .await;
@@ -798,7 +756,7 @@ async fn an_id_republished_as_the_other_kind_is_quarantined_and_changes_nothing(
     let reasons: Vec<String> = {
         use diesel::prelude::*;
         use rix_gateway::db::schema::quarantine;
-        let mut conn = w.db.conn().unwrap();
+        let mut conn = w.gw.db.conn().unwrap();
         quarantine::table
             .select(quarantine::reason)
             .load(&mut *conn)
@@ -875,7 +833,7 @@ async fn merging_keeps_distinct_results_apart_and_joins_co_registered_ones() {
     {
         use diesel::prelude::*;
         use rix_gateway::db::schema::records;
-        let mut conn = w.db.conn().unwrap();
+        let mut conn = w.gw.db.conn().unwrap();
         let rows: Vec<(String, String, String)> = records::table
             .select((records::node_id, records::id, records::unified_id))
             .load(&mut *conn)
@@ -996,32 +954,23 @@ async fn a_damaged_chain_position_stops_ingest_instead_of_restarting_the_chain()
     {
         use diesel::prelude::*;
         use rix_gateway::db::schema::node_chain;
-        let mut conn = w.db.conn().unwrap();
+        let mut conn = w.gw.db.conn().unwrap();
         diesel::update(node_chain::table)
             .set(node_chain::prev_batch_hash.eq("not a hash"))
             .execute(&mut *conn)
             .unwrap();
     }
-    let node = &w.nodes["prov-530000"];
-    let replay = SignedBatch::sign(
-        "prov-530000",
+    // The node's first batch again, but another one: what a node restored from an old backup
+    // would send.
+    let mut replay = w.nodes["prov-530000"].clone();
+    replay.chain = Chain::genesis();
+    let replay = replay.batch(vec![(
+        RecordKind::Achievement,
+        "c9".into(),
         1,
-        GENESIS_PREV_HASH,
-        vec![Entry::upsert(
-            1,
-            RecordKind::Achievement,
-            "c9",
-            1,
-            priced_achievement(72, 1),
-        )],
-        time::OffsetDateTime::now_utc(),
-        &node.key,
-    )
-    .unwrap();
-    let err = w
-        .ingest
-        .ingest(&replay.to_bytes(), Transport::Feed)
-        .unwrap_err();
+        Some(priced_achievement(72, 1)),
+    )]);
+    let err = w.gw.ingest.ingest(&replay, Transport::Feed).unwrap_err();
     assert!(err.to_string().contains("damaged"), "{err}");
     assert!(
         w.detail("prov-530000", "c9", Some("internal"))

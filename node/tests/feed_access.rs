@@ -7,112 +7,13 @@
 mod common;
 
 use common::*;
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::{
-    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-};
-use openssl::x509::{X509, X509Builder, X509NameBuilder};
 use rix_node::config::{GatewayConfig, TlsConfig};
 use serde_json::Value;
 
-/// A certificate and its key.
-struct Issued {
-    cert: X509,
-    key: PKey<Private>,
-}
-
-impl Issued {
-    fn cert_pem(&self) -> Vec<u8> {
-        self.cert.to_pem().unwrap()
-    }
-
-    fn key_pem(&self) -> Vec<u8> {
-        self.key.private_key_to_pem_pkcs8().unwrap()
-    }
-
-    /// The identity reqwest presents as a TLS client certificate.
-    fn identity(&self) -> reqwest::Identity {
-        reqwest::Identity::from_pkcs8_pem(&self.cert_pem(), &self.key_pem()).unwrap()
-    }
-}
-
-fn ec_key() -> PKey<Private> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
-}
-
-/// A certificate for `cn`: a CA when `issuer` is `None` (self-signed), else a leaf signed by
-/// `issuer` for `usage` (`serverAuth` with a `localhost` SAN, or `clientAuth`).
-fn certificate(cn: &str, issuer: Option<&Issued>, server: bool) -> Issued {
-    let key = ec_key();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let name = name.build();
-    let mut b = X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    let mut serial = BigNum::new().unwrap();
-    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(issuer.map_or(&name, |i| i.cert.subject_name()))
-        .unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-        .unwrap();
-    match issuer {
-        None => {
-            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-                .unwrap();
-            b.append_extension(
-                KeyUsage::new()
-                    .critical()
-                    .key_cert_sign()
-                    .crl_sign()
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
-        }
-        Some(ca) => {
-            b.append_extension(BasicConstraints::new().critical().build().unwrap())
-                .unwrap();
-            b.append_extension(
-                KeyUsage::new()
-                    .critical()
-                    .digital_signature()
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
-            let eku = if server {
-                ExtendedKeyUsage::new().server_auth().build().unwrap()
-            } else {
-                ExtendedKeyUsage::new().client_auth().build().unwrap()
-            };
-            b.append_extension(eku).unwrap();
-            if server {
-                let san = SubjectAlternativeName::new()
-                    .dns("localhost")
-                    .build(&b.x509v3_context(Some(&ca.cert), None))
-                    .unwrap();
-                b.append_extension(san).unwrap();
-            }
-        }
-    }
-    let signer = issuer.map_or(&key, |i| &i.key);
-    b.sign(signer, MessageDigest::sha256()).unwrap();
-    Issued {
-        cert: b.build(),
-        key,
-    }
+/// The identity reqwest presents as a TLS client certificate: `issued`.
+fn client_identity(issued: &Issued) -> reqwest::Identity {
+    reqwest::Identity::from_pkcs8_pem(&issued.cert_pem(), &issued.key_pem()).unwrap()
 }
 
 /// Registers and approves an **internal** achievement carrying personal and commercial values;
@@ -169,14 +70,21 @@ async fn anonymous_reader_cannot_read_the_feed(backend: Backend) {
         assert_reveals_nothing(&r, &id);
     }
     // And the gateway's feed token opens the feed, and nothing else.
-    let r = node.get("/v1/feed?after=0", Some(GATEWAY)).await;
+    let r = node
+        .get("/v1/feed?after=0", Some(node.feed_token.as_str()))
+        .await;
     assert_eq!(r.status, 200);
     assert!(String::from_utf8_lossy(&r.bytes).contains(&id));
     let r = node
-        .get(&format!("/v1/achievements/{id}"), Some(GATEWAY))
+        .get(
+            &format!("/v1/achievements/{id}"),
+            Some(node.feed_token.as_str()),
+        )
         .await;
     assert_eq!(r.status, 401, "{}", r.body);
-    let r = node.get("/v1/achievements", Some(GATEWAY)).await;
+    let r = node
+        .get("/v1/achievements", Some(node.feed_token.as_str()))
+        .await;
     assert_eq!(r.status, 401, "{}", r.body);
 
     // The keys that verify the feed stay public.
@@ -205,7 +113,7 @@ async fn anonymous_reader_cannot_read_the_feed_on_postgres() {
 async fn a_node_without_gateways_serves_its_feed_to_nobody() {
     let node = start_node(Backend::Sqlite, |c| c.gateways.clear()).await;
     let id = internal_record_on_the_feed(&node).await;
-    for token in [None, Some(GATEWAY), Some(ADMIN)] {
+    for token in [None, Some(node.feed_token.as_str()), Some(ADMIN)] {
         let r = node.get("/v1/feed", token).await;
         assert!(r.status == 401 || r.status == 403, "{}", r.body);
         assert_reveals_nothing(&r, &id);
@@ -228,14 +136,14 @@ struct Pki {
 
 fn pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
-    let server_ca = certificate("rix test server CA", None, false);
-    let server = certificate("localhost", Some(&server_ca), true);
-    let gateways_ca = certificate("rix test gateways CA", None, false);
-    let gateway = certificate("national-gateway", Some(&gateways_ca), false);
-    let other_gateway = certificate("provincial-gateway", Some(&gateways_ca), false);
+    let server_ca = Issued::ca("rix test server CA");
+    let server = Issued::server(&server_ca);
+    let gateways_ca = Issued::ca("rix test gateways CA");
+    let gateway = Issued::client("national-gateway", &gateways_ca);
+    let other_gateway = Issued::client("provincial-gateway", &gateways_ca);
     // Same subject as the enrolled gateway, but from a CA the node does not trust.
-    let rogue_ca = certificate("rix test gateways CA", None, false);
-    let rogue = certificate("national-gateway", Some(&rogue_ca), false);
+    let rogue_ca = Issued::ca("rix test gateways CA");
+    let rogue = Issued::client("national-gateway", &rogue_ca);
     let tls = TlsConfig {
         cert: dir.path().join("node.crt"),
         key: dir.path().join("node.key"),
@@ -258,7 +166,7 @@ fn client(pki: &Pki, identity: Option<&Issued>) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&pki.server_ca.cert_pem()).unwrap()]);
     if let Some(id) = identity {
-        b = b.identity(id.identity());
+        b = b.identity(client_identity(id));
     }
     b.build().unwrap()
 }
@@ -383,7 +291,9 @@ async fn a_gateway_bound_to_its_client_certificate_reads_the_feed_only_with_it()
         assert!(body.contains(&id), "{body}");
     }
     // A gateway enrolled without a certificate requirement reads with its token alone.
-    let (status, body) = get_feed(&plain, port, Some(GATEWAY)).await.unwrap();
+    let (status, body) = get_feed(&plain, port, Some(node.feed_token.as_str()))
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     node.node.stop().await;
 }

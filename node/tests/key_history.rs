@@ -14,11 +14,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-fn write_key(path: &std::path::Path, key: &SigningKey) {
-    std::fs::write(path, key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-}
-
 fn headers(lines: &[Vec<u8>]) -> Vec<rix_schema::batch::BatchHeader> {
     lines
         .iter()
@@ -33,7 +28,7 @@ fn time(v: &Value) -> Option<OffsetDateTime> {
 
 async fn the_key_history_outlives_a_rotation(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let node_id = unique_node_id("prov");
+    let node_id = unique("prov");
     let mut cfg = config(backend, dir.path(), &node_id);
     let old_key = SigningKey::from_pkcs8_pem(&std::fs::read(&cfg.signing_key).unwrap()).unwrap();
     let mut node = TestNode {
@@ -42,6 +37,7 @@ async fn the_key_history_outlives_a_rotation(backend: Backend) {
         http: reqwest::Client::new(),
         key: old_key.clone(),
         node_id: node_id.clone(),
+        feed_token: feed_token(&node_id),
     };
 
     // Key A, before and after its first batch.
@@ -65,9 +61,8 @@ async fn the_key_history_outlives_a_rotation(backend: Backend) {
 
     // The operator rotates: a new key file, and a restart on it.
     node.node.stop().await;
-    let new_key = SigningKey::generate().unwrap();
     let new_path = node.dir.path().join("node-2.key.pem");
-    write_key(&new_path, &new_key);
+    let new_key = signing_key_file(&new_path);
     cfg.signing_key = new_path;
     node.node = start(cfg.clone())
         .await
@@ -155,9 +150,8 @@ async fn the_key_history_outlives_a_rotation(backend: Backend) {
     assert!(refused.contains("rix trust rotate"), "{refused}");
 
     // A key loaded but never used is forgotten when the node starts on another one.
-    let unused = SigningKey::generate().unwrap();
     let unused_path = node.dir.path().join("node-3.key.pem");
-    write_key(&unused_path, &unused);
+    signing_key_file(&unused_path);
     cfg.signing_key = unused_path;
     start(cfg.clone()).await.unwrap().stop().await;
     cfg.signing_key = node.dir.path().join("node-2.key.pem");

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 async fn approved_records_reach_the_queue_signed_in_order_and_as_in_the_feed(backend: Backend) {
     let amqp = amqp_url();
-    let node_id = unique_node_id("pub");
-    let queue = TestQueue::bind(&node_id).await;
+    let node_id = unique("pub");
+    let queue = QueueTap::bind(&node_id).await;
     let node = start_node(backend, |c| {
         c.node_id = node_id.clone();
         c.amqp_url = Some(amqp);
@@ -58,7 +58,9 @@ async fn approved_records_reach_the_queue_signed_in_order_and_as_in_the_feed(bac
         }
     }
 
-    let messages = queue.drain_until(expected).await;
+    let messages = queue
+        .drain_until(expected, std::time::Duration::from_secs(30))
+        .await;
     for (routing_key, bytes) in &messages {
         let b: rix_schema::batch::SignedBatch = serde_json::from_slice(bytes).unwrap();
         let kind = b.entries[0].kind.as_str();

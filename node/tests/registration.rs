@@ -305,7 +305,9 @@ async fn every_refusal_is_a_problem_with_pointers_and_writes_nothing(backend: Ba
         .await;
     check(&r, 422, "/reason");
     // 400: bad query parameter, named.
-    let r = node.get("/v1/feed?limit=0", Some(GATEWAY)).await;
+    let r = node
+        .get("/v1/feed?limit=0", Some(node.feed_token.as_str()))
+        .await;
     check(&r, 400, "/query/limit");
     // A batch submit with one bad record stores none of them.
     let mut second_bad = doc.clone();

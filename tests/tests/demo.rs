@@ -149,14 +149,7 @@ async fn loadgen_registers_and_approves_once() {
     let node = NodeProcess::start(
         RIX,
         dir.path(),
-        NodeSpec {
-            node_id: "prov-530000",
-            issuer: "530000",
-            database_url: None,
-            amqp_url: None,
-            max_entries: 100,
-            linger_ms: 10,
-        },
+        NodeSpec::new("prov-530000", "530000").with_batches(100, 10),
     );
     let args = [
         "loadgen",

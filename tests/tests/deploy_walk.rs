@@ -486,10 +486,7 @@ impl Walk {
             .position(|(running, _)| *running == name)
         {
             let (_, mut old) = self.services.remove(at);
-            let _ = Command::new("kill")
-                .args(["-TERM", &old.id().to_string()])
-                .status();
-            let _ = old.wait();
+            stop_child(&mut old, Duration::from_secs(60));
         }
         let log = std::fs::File::options()
             .create(true)
@@ -528,7 +525,7 @@ impl Walk {
 
     /// Waits until the gateway holds the node's first `n` entries and is not refusing it.
     fn wait_gateway_holds(&self, n: u64) {
-        let health_url = format!("http://127.0.0.1:{}/healthz", self.gateway_port);
+        let gateway_url = format!("http://127.0.0.1:{}", self.gateway_port);
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let http = reqwest::Client::new();
@@ -536,13 +533,9 @@ impl Walk {
                 "the gateway holds the node's records",
                 Duration::from_secs(60),
                 || async {
-                    let (_, health) = get_json(&http, &health_url)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let node = health["nodes"]
-                        .as_array()
-                        .and_then(|n| n.iter().find(|n| n["node_id"] == "prov-530000").cloned())
-                        .ok_or_else(|| health.to_string())?;
+                    let node = gateway_node_health(&http, &gateway_url, "prov-530000")
+                        .await?
+                        .ok_or("the gateway lists no prov-530000")?;
                     if node["last_seq"] == n && node["state"] == "ok" {
                         Ok(())
                     } else {
@@ -566,8 +559,7 @@ impl Walk {
         runtime.block_on(async {
             let http = reqwest::Client::new();
             let sample = rix_schema::sample::SampleGenerator::new(Default::default());
-            let mut doc = as_submission(serde_json::to_value(sample.achievement(n)).unwrap());
-            doc["secrecy"] = serde_json::json!({"level": "public"});
+            let doc = as_public_submission(serde_json::to_value(sample.achievement(n)).unwrap());
             let post = reqwest::Method::POST;
             let (status, body) = call(
                 &http,
@@ -665,17 +657,16 @@ impl Walk {
 
 impl Drop for Walk {
     fn drop(&mut self) {
+        // Not SIGKILL: as root, each service runs under `runuser`, which would die alone and
+        // leave the service running, holding its port, after the walk.
         for (_, child) in &mut self.services {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop_child(child, Duration::from_secs(30));
         }
         let _ = self.shell.kill();
         let _ = self.shell.wait();
         if !self.enrolled_node.is_empty() {
-            let _ = Command::new("rabbitmqctl")
-                .args(["delete_user", &format!("rix-node-{}", self.enrolled_node)])
-                .env("RABBITMQ_NODENAME", "rabbit@localhost")
-                .output();
+            let _ =
+                rabbitmqctl_output(&["delete_user", &format!("rix-node-{}", self.enrolled_node)]);
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.root);

@@ -16,44 +16,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use reqwest::Method;
-use rix_schema::SecrecyLevel;
-use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
-use rix_tests::tokens::{ADMIN, REVIEWER};
+use rix_schema::sample::{SampleConfig, SampleGenerator};
+use rix_tests::tokens::ADMIN;
 use rix_tests::*;
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
 const RIX: &str = env!("CARGO_BIN_EXE_rix-e2e");
-/// Long enough for a debug build on a busy two-core machine; polls end as soon as it is true.
-const WITHIN: Duration = Duration::from_secs(60);
 
 /// Readers: scenarios that only need the broker up. Writer: the one that restarts it.
 static BROKER: RwLock<()> = RwLock::const_new(());
 
 fn node_spec<'a>(node_id: &'a str, issuer: &'a str) -> NodeSpec<'a> {
-    NodeSpec {
-        node_id,
-        issuer,
-        database_url: None,
-        amqp_url: Some(amqp_url()),
-        max_entries: 20,
-        linger_ms: 10,
-    }
-}
-
-/// `n` generated public achievements of a province, from the `from`-th draw on.
-fn achievements(province: &str, from: u64, n: usize) -> Vec<Value> {
-    let generator = SampleGenerator::new(SampleConfig {
-        node: NodeProfile::province(province),
-        ..SampleConfig::default()
-    });
-    (from..)
-        .map(|i| generator.achievement(i))
-        .filter(|a| a.secrecy.level == SecrecyLevel::Public)
-        .take(n)
-        .map(|a| as_submission(serde_json::to_value(a).unwrap()))
-        .collect()
+    NodeSpec::new(node_id, issuer)
+        .with_broker(amqp_url())
+        .with_batches(20, 10)
 }
 
 /// What the catalogue must hold: per `(node, id)` the latest version, `None` once withdrawn;
@@ -96,43 +73,16 @@ impl Expected {
 
 /// Revises `id` at `node` (a new title, as the admin) from version `from`, and approves it.
 async fn revise(http: &reqwest::Client, node: &NodeProcess, id: &str, from: i64) {
-    let url = format!("{}/v1/achievements/{id}", node.url);
-    let (status, current) = call(http, Method::GET, &url, ADMIN, None).await.unwrap();
-    assert_eq!(status, 200, "{current}");
+    let current = get_record(http, &node.url, "achievements", id, ADMIN).await;
     let mut record = current["record"].clone();
     record["title"] = json!(format!("{}（修订版）", record["title"].as_str().unwrap()));
-    let resp = http
-        .put(&url)
-        .bearer_auth(ADMIN)
-        .header("If-Match", format!("\"{from}\""))
-        .json(&record)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    let (status, body) = call(
-        http,
-        Method::POST,
-        &format!("{url}/approve"),
-        REVIEWER,
-        Some(&json!({})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
+    put_revision(http, &node.url, "achievements", id, from, &record).await;
+    approve(http, &node.url, "achievements", id).await;
 }
 
+/// Withdraws the achievement `id` at `node`.
 async fn withdraw(http: &reqwest::Client, node: &NodeProcess, id: &str) {
-    let (status, body) = call(
-        http,
-        Method::DELETE,
-        &format!("{}/v1/achievements/{id}", node.url),
-        ADMIN,
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
+    rix_tests::withdraw(http, &node.url, "achievements", id).await;
 }
 
 /// Waits until the gateway's change feed holds `expected.changes()` changes, then checks that
@@ -140,27 +90,7 @@ async fn withdraw(http: &reqwest::Client, node: &NodeProcess, id: &str) {
 /// version, every withdrawn one gone, nothing else searchable.
 async fn assert_exactly(http: &reqwest::Client, gateway: &GatewayProcess, expected: &Expected) {
     let want = expected.changes();
-    let changes = poll_until(
-        &format!("the gateway applies all {want} logged entries"),
-        WITHIN,
-        || async {
-            let lines = gateway_changes(http, &gateway.url, "").await?;
-            let ids: BTreeSet<i64> = lines
-                .iter()
-                .map(|c| c["change_id"].as_i64().unwrap())
-                .collect();
-            if ids.len() >= want {
-                Ok(lines)
-            } else {
-                Err(format!(
-                    "{} changes; gateway log tail:\n{}",
-                    ids.len(),
-                    tail(&gateway.log())
-                ))
-            }
-        },
-    )
-    .await;
+    let changes = wait_for_changes(http, gateway, "", want).await;
     // One change per logged entry: the same (node, id, version) never applied twice.
     let mut applied: BTreeMap<i64, (String, String, i64)> = BTreeMap::new();
     for c in &changes {
@@ -202,37 +132,16 @@ async fn assert_exactly(http: &reqwest::Client, gateway: &GatewayProcess, expect
         }
     }
     // Searchable: exactly the visible records, each once (no record here is merged).
-    let (total, hits) = poll_until("the search index follows", WITHIN, || async {
-        let (total, hits) = gateway_search(http, &gateway.url, "").await?;
-        if total as usize == expected.visible() {
-            Ok((total, hits))
-        } else {
-            Err(format!("{total} hits"))
-        }
-    })
-    .await;
+    let hits = wait_for_search(http, gateway, "", expected.visible() as u64).await;
     let found: BTreeSet<&str> = hits
         .iter()
         .map(|h| h["unified_id"].as_str().unwrap())
         .collect();
-    assert_eq!(found.len() as u64, total, "each entry found once");
+    assert_eq!(found.len(), expected.visible(), "each entry found once");
     assert_eq!(
         found,
         visible.iter().map(String::as_str).collect::<BTreeSet<_>>()
     );
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// A URL where no broker listens.
-fn unreachable_broker() -> String {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("amqp://guest:guest@{}/%2f", dead.local_addr().unwrap());
-    drop(dead);
-    url
 }
 
 /// (a) The gateway is down while Yunnan publishes to the broker (its batches wait on the
@@ -255,28 +164,28 @@ async fn gateway_down_and_node_offline_catch_up_exactly_on_postgres() {
         Some(amqp_url()),
         &[&yunnan, &liaoning],
     );
-    let yn = achievements("530000", 0, 30);
-    let ln = achievements("210000", 0, 30);
+    let yn = public_achievements("530000", 0, 30);
+    let ln = public_achievements("210000", 0, 30);
     let mut expected = Expected::default();
 
     // Everyone up.
-    let yn_ids = register_approved(&http, &yunnan, "achievements", yn[..8].to_vec()).await;
+    let yn_ids = register_approved(&http, &yunnan.url, "achievements", yn[..8].to_vec()).await;
     expected.approved(&yunnan, &yn_ids);
-    let ln_ids = register_approved(&http, &liaoning, "achievements", ln[..8].to_vec()).await;
+    let ln_ids = register_approved(&http, &liaoning.url, "achievements", ln[..8].to_vec()).await;
     expected.approved(&liaoning, &ln_ids);
     assert_exactly(&http, &gateway, &expected).await;
 
     // The gateway is down (SIGKILL); Liaoning loses its broker.
     gateway.kill();
-    liaoning.set_env("RIX_AMQP_URL", &unreachable_broker());
+    liaoning.set_env("RIX_AMQP_URL", &unreachable_amqp_url());
     liaoning.restart();
-    let ids = register_approved(&http, &yunnan, "achievements", yn[8..16].to_vec()).await;
+    let ids = register_approved(&http, &yunnan.url, "achievements", yn[8..16].to_vec()).await;
     expected.approved(&yunnan, &ids);
     revise(&http, &yunnan, &yn_ids[0], 1).await;
     expected.revised(&yunnan, &yn_ids[0], 2);
     withdraw(&http, &yunnan, &yn_ids[1]).await;
     expected.withdrawn(&yunnan, &yn_ids[1]);
-    let ids = register_approved(&http, &liaoning, "achievements", ln[8..16].to_vec()).await;
+    let ids = register_approved(&http, &liaoning.url, "achievements", ln[8..16].to_vec()).await;
     expected.approved(&liaoning, &ids);
     revise(&http, &liaoning, &ln_ids[0], 1).await;
     expected.revised(&liaoning, &ln_ids[0], 2);
@@ -297,9 +206,9 @@ async fn gateway_down_and_node_offline_catch_up_exactly_on_postgres() {
     yunnan.restart();
     liaoning.set_env("RIX_AMQP_URL", &amqp_url());
     liaoning.restart();
-    let ids = register_approved(&http, &yunnan, "achievements", yn[16..20].to_vec()).await;
+    let ids = register_approved(&http, &yunnan.url, "achievements", yn[16..20].to_vec()).await;
     expected.approved(&yunnan, &ids);
-    let ids = register_approved(&http, &liaoning, "achievements", ln[16..20].to_vec()).await;
+    let ids = register_approved(&http, &liaoning.url, "achievements", ln[16..20].to_vec()).await;
     expected.approved(&liaoning, &ids);
     withdraw(&http, &liaoning, &ln_ids[0]).await;
     expected.withdrawn(&liaoning, &ln_ids[0]);
@@ -412,27 +321,28 @@ async fn wiped_gateway_rebuilds_the_same_catalogue_from_the_signed_feeds() {
     // The ministry registers 3 funded projects and 6 results of them; Yunnan registers 4 of
     // the same results (merged) and 5 of its own; one result is revised, one withdrawn.
     let shared = SampleGenerator::new(SampleConfig::default());
-    let public = |v: Value| {
-        let mut v = as_submission(v);
-        v["secrecy"] = json!({"level": "public"});
-        v
-    };
     let projects: Vec<Value> = (0..3)
-        .map(|i| public(serde_json::to_value(shared.shared_project(i)).unwrap()))
+        .map(|i| as_public_submission(serde_json::to_value(shared.shared_project(i)).unwrap()))
         .collect();
     let results: Vec<Value> = (0..6)
-        .map(|i| public(serde_json::to_value(shared.shared_achievement(i)).unwrap()))
+        .map(|i| as_public_submission(serde_json::to_value(shared.shared_achievement(i)).unwrap()))
         .collect();
     let mut logged = 0;
-    logged += register_approved(&http, &most, "projects", projects)
+    logged += register_approved(&http, &most.url, "projects", projects)
         .await
         .len();
-    let most_results = register_approved(&http, &most, "achievements", results.clone()).await;
+    let most_results = register_approved(&http, &most.url, "achievements", results.clone()).await;
     logged += most_results.len();
-    logged += register_approved(&http, &yunnan, "achievements", results[..4].to_vec())
+    logged += register_approved(&http, &yunnan.url, "achievements", results[..4].to_vec())
         .await
         .len();
-    let own = register_approved(&http, &yunnan, "achievements", achievements("530000", 0, 5)).await;
+    let own = register_approved(
+        &http,
+        &yunnan.url,
+        "achievements",
+        public_achievements("530000", 0, 5),
+    )
+    .await;
     logged += own.len();
     revise(&http, &yunnan, &own[0], 1).await;
     withdraw(&http, &yunnan, &own[1]).await;
@@ -473,15 +383,7 @@ async fn wiped_gateway_rebuilds_the_same_catalogue_from_the_signed_feeds() {
     let rebuilt = catalogue_picture(&http, &gateway).await;
     assert_eq!(rebuilt, picture, "the same catalogue");
     // Rebuilt from the signed feeds (the nodes published nothing new since).
-    assert!(
-        metric(
-            &http,
-            &gateway.url,
-            "rix_gateway_batches_applied_total{transport=\"feed\"}"
-        )
-        .await
-            > 0.0
-    );
+    assert!(batches_applied(&http, &gateway.url, "feed").await > 0.0);
 }
 
 /// Waits until the gateway's change feed holds `changes` changes (checked exact) and search
@@ -492,30 +394,9 @@ async fn wait_caught_up(
     changes: usize,
     visible: usize,
 ) -> (usize, u64) {
-    let counts = poll_until(
-        &format!("{changes} changes and {visible} searchable entries"),
-        WITHIN,
-        || async {
-            let lines = gateway_changes(http, &gateway.url, "").await?;
-            let ids: BTreeSet<i64> = lines
-                .iter()
-                .map(|c| c["change_id"].as_i64().unwrap())
-                .collect();
-            let (total, _) = gateway_search(http, &gateway.url, "limit=1").await?;
-            if ids.len() >= changes && total as usize == visible {
-                Ok((ids.len(), total))
-            } else {
-                Err(format!(
-                    "{} changes, {total} searchable; gateway log tail:\n{}",
-                    ids.len(),
-                    tail(&gateway.log())
-                ))
-            }
-        },
-    )
-    .await;
-    assert_eq!(counts.0, changes, "no entry applied twice");
-    counts
+    let lines = wait_for_changes(http, gateway, "", changes).await;
+    let hits = wait_for_search(http, gateway, "", visible as u64).await;
+    (distinct_changes(&lines), hits.len() as u64)
 }
 
 /// (c) RabbitMQ is stopped and started again while a node approves one record after another
@@ -531,11 +412,7 @@ async fn broker_restart_while_the_gateway_consumes_loses_and_duplicates_nothing(
     let node = NodeProcess::start(
         RIX,
         dir.path(),
-        NodeSpec {
-            max_entries: 5,
-            linger_ms: 5,
-            ..node_spec(&node_id, "530000")
-        },
+        node_spec(&node_id, "530000").with_batches(5, 5),
     );
     let gateway = GatewayProcess::start_with(
         RIX,
@@ -547,40 +424,32 @@ async fn broker_restart_while_the_gateway_consumes_loses_and_duplicates_nothing(
         },
         &[&node],
     );
-    let docs = achievements("530000", 0, 60);
+    let docs = public_achievements("530000", 0, 60);
     let mut expected = Expected::default();
-    let ids = register_approved(&http, &node, "achievements", docs[..20].to_vec()).await;
+    let ids = register_approved(&http, &node.url, "achievements", docs[..20].to_vec()).await;
     expected.approved(&node, &ids);
     assert_exactly(&http, &gateway, &expected).await;
     assert!(
-        metric(
-            &http,
-            &gateway.url,
-            "rix_gateway_batches_applied_total{transport=\"amqp\"}"
-        )
-        .await
-            > 0.0,
+        batches_applied(&http, &gateway.url, "amqp").await > 0.0,
         "the gateway consumes from the broker"
     );
 
     // Submitted now, approved one by one below, across the outage.
-    let streamed = submit_batch(&http, &node, ADMIN, "achievements", docs[20..50].to_vec()).await;
+    let streamed = submit_batch(
+        &http,
+        &node.url,
+        ADMIN,
+        "achievements",
+        docs[20..50].to_vec(),
+    )
+    .await;
     let approving = {
         let http = http.clone();
         let base = node.url.clone();
         let ids = streamed.clone();
         tokio::spawn(async move {
             for id in ids {
-                let (status, body) = call(
-                    &http,
-                    Method::POST,
-                    &format!("{base}/v1/achievements/{id}/approve"),
-                    REVIEWER,
-                    Some(&json!({})),
-                )
-                .await
-                .unwrap();
-                assert_eq!(status, 200, "{body}");
+                approve(&http, &base, "achievements", &id).await;
                 // Paced, so that the stream spans the outage.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -594,7 +463,7 @@ async fn broker_restart_while_the_gateway_consumes_loses_and_duplicates_nothing(
     rabbitmqctl(&["await_startup"]);
     approving.await.unwrap();
     expected.approved(&node, &streamed);
-    let ids = register_approved(&http, &node, "achievements", docs[50..].to_vec()).await;
+    let ids = register_approved(&http, &node.url, "achievements", docs[50..].to_vec()).await;
     expected.approved(&node, &ids);
     wait_node_published(&http, &node, expected.logged[&node_id]).await;
 
@@ -626,23 +495,26 @@ async fn node_sigkilled_mid_publish_and_restarted_is_counted_exactly() {
     let mut node = NodeProcess::start(
         RIX,
         dir.path(),
-        NodeSpec {
-            max_entries: 5,
-            linger_ms: 20,
-            ..node_spec(&node_id, "530000")
-        },
+        node_spec(&node_id, "530000").with_batches(5, 20),
     );
     let gateway = GatewayProcess::start(RIX, dir.path(), None, Some(amqp_url()), &[&node]);
-    let docs = achievements("530000", 0, 60);
+    let docs = public_achievements("530000", 0, 60);
     let mut expected = Expected::default();
-    let before = register_approved(&http, &node, "achievements", docs[..10].to_vec()).await;
+    let before = register_approved(&http, &node.url, "achievements", docs[..10].to_vec()).await;
     expected.approved(&node, &before);
     assert_exactly(&http, &gateway, &expected).await;
     let base = expected.logged[&node_id];
 
     // Submitted now, approved one by one while the node publishes them; the kill cuts the
     // stream off.
-    let streamed = submit_batch(&http, &node, ADMIN, "achievements", docs[10..50].to_vec()).await;
+    let streamed = submit_batch(
+        &http,
+        &node.url,
+        ADMIN,
+        "achievements",
+        docs[10..50].to_vec(),
+    )
+    .await;
     let approving = {
         let http = http.clone();
         let base_url = node.url.clone();
@@ -650,15 +522,7 @@ async fn node_sigkilled_mid_publish_and_restarted_is_counted_exactly() {
         tokio::spawn(async move {
             let mut done = 0;
             for id in ids {
-                match call(
-                    &http,
-                    Method::POST,
-                    &format!("{base_url}/v1/achievements/{id}/approve"),
-                    REVIEWER,
-                    Some(&json!({})),
-                )
-                .await
-                {
+                match try_approve(&http, &base_url, "achievements", &id).await {
                     Ok((200, _)) => done += 1,
                     Ok((status, body)) => panic!("approve {id}: {status} {body}"),
                     Err(_) => break, // cut off by the kill
@@ -678,7 +542,7 @@ async fn node_sigkilled_mid_publish_and_restarted_is_counted_exactly() {
         assert!(
             !approving.is_finished(),
             "the stream ended before the node was seen mid-publish; node log:\n{}",
-            tail(&node.log())
+            node.log_tail()
         );
         let (_, h) = get_json(&http, &health_url).await.unwrap();
         let last = h["log"]["last_seq"].as_i64().unwrap();
@@ -707,27 +571,7 @@ async fn node_sigkilled_mid_publish_and_restarted_is_counted_exactly() {
         health["log"]["last_seq"].as_i64().unwrap() >= at_kill["last_seq"].as_i64().unwrap(),
         "the log survived the kill: {health} (at the kill: {at_kill})"
     );
-    let mut approved_after_restart = 0;
-    for id in &streamed {
-        let url = format!("{}/v1/achievements/{id}", node.url);
-        let (status, body) = call(&http, Method::GET, &url, REVIEWER, None)
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "{body}");
-        if body["state"] == "submitted" {
-            let (status, body) = call(
-                &http,
-                Method::POST,
-                &format!("{url}/approve"),
-                REVIEWER,
-                Some(&json!({})),
-            )
-            .await
-            .unwrap();
-            assert_eq!(status, 200, "{body}");
-            approved_after_restart += 1;
-        }
-    }
+    let approved_after_restart = approve_waiting(&http, &node.url, "achievements", &streamed).await;
     assert!(
         (40 - done_before_kill - 1..=40 - done_before_kill).contains(&approved_after_restart),
         "{approved_after_restart} approved after the restart, {done_before_kill} before: \
@@ -736,7 +580,7 @@ async fn node_sigkilled_mid_publish_and_restarted_is_counted_exactly() {
     expected.approved(&node, &streamed);
     // More after the restart: new records, a revision of one approved before the kill and of
     // one from the stream, a withdrawal.
-    let ids = register_approved(&http, &node, "achievements", docs[50..60].to_vec()).await;
+    let ids = register_approved(&http, &node.url, "achievements", docs[50..60].to_vec()).await;
     expected.approved(&node, &ids);
     revise(&http, &node, &before[0], 1).await;
     expected.revised(&node, &before[0], 2);

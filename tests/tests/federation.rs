@@ -5,104 +5,32 @@
 //! SIGKILLed mid-ingest and a node goes offline while approving: the catalogue still ends up
 //! exactly right.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use reqwest::Method;
 use rix_gateway::catalogue;
 use rix_schema::RecordKind;
 use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
 use rix_schema::sensitivity::Entitlements;
-use rix_tests::tokens::{ADMIN, REVIEWER};
 use rix_tests::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const RIX: &str = env!("CARGO_BIN_EXE_rix-e2e");
 
-/// A generated record as an institution submits it: public, no node-assigned fields.
-fn submission(mut v: Value) -> Value {
-    let obj = v.as_object_mut().unwrap();
-    obj.remove("registration_no");
-    obj.remove("registration_date");
-    obj.remove("confidential_fields");
-    v["secrecy"] = json!({"level": "public"});
-    v
-}
-
-/// Submits and bulk-approves `docs` at `node`; returns the ids.
-async fn register(
-    http: &reqwest::Client,
-    node: &NodeProcess,
-    collection: &str,
-    docs: Vec<Value>,
-) -> Vec<String> {
-    let (status, body) = call(
-        http,
-        Method::POST,
-        &format!("{}/v1/{collection}/batch", node.url),
-        ADMIN,
-        Some(&Value::Array(docs)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let ids: Vec<String> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_owned())
-        .collect();
-    let (status, body) = call(
-        http,
-        Method::POST,
-        &format!("{}/v1/{collection}/approve", node.url),
-        REVIEWER,
-        Some(&json!({ "ids": ids })),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    ids
-}
-
-/// Waits until the catalogue holds `changes` changes (everything published was applied).
-fn wait_for_changes(gateway: &GatewayProcess, changes: usize) {
-    let db = gateway.catalogue();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let n = catalogue::changes_after(&mut db.conn().unwrap(), 0, 1_000_000)
-            .unwrap()
-            .len();
-        if n >= changes {
-            assert_eq!(n, changes, "no change applied twice");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "catalogue has {n} of {changes} changes; gateway log:\n{}",
-            gateway.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// A node on the test broker.
+fn spec<'a>(node_id: &'a str, issuer: &'a str) -> NodeSpec<'a> {
+    NodeSpec::new(node_id, issuer).with_broker(amqp_url())
 }
 
 async fn three_nodes_one_catalogue(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
-    let spec = |node_id: &'static str, issuer: &'static str| NodeSpec {
-        node_id,
-        issuer,
-        database_url: None,
-        amqp_url: Some(amqp_url()),
-        max_entries: 50,
-        linger_ms: 10,
-    };
     // Node ids unique per run: the records exchange is shared by every test.
-    let most_id: &'static str = Box::leak(unique("most").into_boxed_str());
-    let yunnan_id: &'static str = Box::leak(unique("prov-530000").into_boxed_str());
-    let liaoning_id: &'static str = Box::leak(unique("prov-210000").into_boxed_str());
-    let most = NodeProcess::start(RIX, dir.path(), spec(most_id, "348"));
-    let yunnan = NodeProcess::start(RIX, dir.path(), spec(yunnan_id, "530000"));
-    let mut liaoning = NodeProcess::start(RIX, dir.path(), spec(liaoning_id, "210000"));
+    let most_id = unique("most");
+    let yunnan_id = unique("prov-530000");
+    let liaoning_id = unique("prov-210000");
+    let most = NodeProcess::start(RIX, dir.path(), spec(&most_id, "348"));
+    let yunnan = NodeProcess::start(RIX, dir.path(), spec(&yunnan_id, "530000"));
+    let mut liaoning = NodeProcess::start(RIX, dir.path(), spec(&liaoning_id, "210000"));
     let mut gateway = GatewayProcess::start(
         RIX,
         dir.path(),
@@ -119,27 +47,27 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     // The ministry publishes 4 funded projects; Yunnan registers 12 results of them, Liaoning
     // registers 6 of the same results (co-completed) and 10 of its own.
     let projects: Vec<Value> = (0..4)
-        .map(|i| submission(serde_json::to_value(shared.shared_project(i)).unwrap()))
+        .map(|i| as_public_submission(serde_json::to_value(shared.shared_project(i)).unwrap()))
         .collect();
     let results: Vec<Value> = (0..12)
-        .map(|i| submission(serde_json::to_value(shared.shared_achievement(i)).unwrap()))
+        .map(|i| as_public_submission(serde_json::to_value(shared.shared_achievement(i)).unwrap()))
         .collect();
     let own: Vec<Value> = (0..40)
         .map(|i| liaoning_gen.achievement(i))
         .filter(|a| a.secrecy.level.may_leave_node())
         .take(10)
-        .map(|a| submission(serde_json::to_value(a).unwrap()))
+        .map(|a| as_public_submission(serde_json::to_value(a).unwrap()))
         .collect();
-    register(&http, &most, "projects", projects).await;
-    register(&http, &yunnan, "achievements", results.clone()).await;
-    register(&http, &liaoning, "achievements", results[..6].to_vec()).await;
+    register_approved(&http, &most.url, "projects", projects).await;
+    register_approved(&http, &yunnan.url, "achievements", results.clone()).await;
+    register_approved(&http, &liaoning.url, "achievements", results[..6].to_vec()).await;
 
     // Liaoning registers its own results while the gateway is killed mid-ingest.
-    let own_ids = register(&http, &liaoning, "achievements", own[..5].to_vec()).await;
+    let own_ids = register_approved(&http, &liaoning.url, "achievements", own[..5].to_vec()).await;
     gateway.kill();
-    register(&http, &liaoning, "achievements", own[5..].to_vec()).await;
+    register_approved(&http, &liaoning.url, "achievements", own[5..].to_vec()).await;
     gateway.restart();
-    wait_for_changes(&gateway, 4 + 12 + 6 + 10);
+    wait_for_changes(&http, &gateway, "", 4 + 12 + 6 + 10).await;
 
     let db = gateway.catalogue();
     let mut conn = db.conn().unwrap();
@@ -155,7 +83,7 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     // nodes publish independently); linked to the ministry's project.
     let merged = catalogue::unified_id_of(
         &mut conn,
-        liaoning_id,
+        &liaoning_id,
         &format!("ach-{:06}", 1),
         Entitlements::ALL,
     )
@@ -164,12 +92,12 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     let entry = catalogue::unified(&mut conn, &merged).unwrap().unwrap();
     let mut nodes: Vec<&str> = entry.sources.iter().map(|s| s.node_id.as_str()).collect();
     nodes.sort();
-    let mut expected = vec![yunnan_id, liaoning_id];
+    let mut expected = vec![yunnan_id.as_str(), liaoning_id.as_str()];
     expected.sort();
     assert_eq!(nodes, expected);
     assert_eq!(entry.record.as_ref().unwrap()["title"], results[0]["title"]);
     let linked = catalogue::links(&mut conn, &merged, Entitlements::ALL).unwrap();
-    let project = catalogue::unified_id_of(&mut conn, most_id, "prj-000001", Entitlements::ALL)
+    let project = catalogue::unified_id_of(&mut conn, &most_id, "prj-000001", Entitlements::ALL)
         .unwrap()
         .unwrap();
     assert_eq!(linked, vec![project.clone()]);
@@ -184,31 +112,19 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     // Liaoning loses the broker (restarted pointing at a port nothing listens on): its
     // withdrawals and new approvals reach the gateway through its signed feed alone; then it
     // is back on the broker and everything stays exactly right.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("amqp://guest:guest@{}/%2f", dead.local_addr().unwrap());
-    drop(dead);
-    liaoning.set_env("RIX_AMQP_URL", &dead_url);
+    liaoning.set_env("RIX_AMQP_URL", &unreachable_amqp_url());
     liaoning.restart();
     for id in &own_ids[..2] {
-        let (status, body) = call(
-            &http,
-            Method::DELETE,
-            &format!("{}/v1/achievements/{id}", liaoning.url),
-            ADMIN,
-            None,
-        )
-        .await
-        .unwrap();
-        assert_eq!(status, 200, "{body}");
+        withdraw(&http, &liaoning.url, "achievements", id).await;
     }
     let more: Vec<Value> = (40..80)
         .map(|i| liaoning_gen.achievement(i))
         .filter(|a| a.secrecy.level.may_leave_node())
         .take(3)
-        .map(|a| submission(serde_json::to_value(a).unwrap()))
+        .map(|a| as_public_submission(serde_json::to_value(a).unwrap()))
         .collect();
-    register(&http, &liaoning, "achievements", more).await;
-    wait_for_changes(&gateway, 4 + 12 + 6 + 10 + 2 + 3);
+    register_approved(&http, &liaoning.url, "achievements", more).await;
+    wait_for_changes(&http, &gateway, "", 4 + 12 + 6 + 10 + 2 + 3).await;
     liaoning.set_env("RIX_AMQP_URL", &amqp_url());
     liaoning.restart();
     let mut conn = db.conn().unwrap();
@@ -221,7 +137,7 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     drop(conn);
     // Nothing Liaoning re-sends after reconnecting changes the catalogue.
     std::thread::sleep(Duration::from_millis(500));
-    wait_for_changes(&gateway, 4 + 12 + 6 + 10 + 2 + 3);
+    wait_for_changes(&http, &gateway, "", 4 + 12 + 6 + 10 + 2 + 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,120 +4,20 @@
 //! TLS client certificate, that certificate — over real TLS, with throw-away CAs for the node's
 //! server certificate and the gateways' client certificates.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::{
-    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-};
-use openssl::x509::{X509, X509Builder, X509NameBuilder};
 use rix_node::config::{BatchConfig, GatewayConfig, Role, TlsConfig, TokenConfig};
-use rix_schema::SecrecyLevel;
-use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
-use rix_schema::signing::SigningKey;
+use rix_tests::pki::{Issued, write_pem};
 use rix_tests::*;
-use serde_json::{Value, json};
 
 const FEED_TOKEN: &str = "feed-token-national-gateway-0001";
-
-struct Issued {
-    cert: X509,
-    key: PKey<Private>,
-}
-
-/// A CA (no `issuer`) or a leaf signed by `issuer`: a server certificate for `localhost`, or
-/// a client certificate.
-fn certificate(cn: &str, issuer: Option<&Issued>, server: bool) -> Issued {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let name = name.build();
-    let mut b = X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    let mut serial = BigNum::new().unwrap();
-    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(issuer.map_or(&name, |i| i.cert.subject_name()))
-        .unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-        .unwrap();
-    if let Some(ca) = issuer {
-        b.append_extension(BasicConstraints::new().critical().build().unwrap())
-            .unwrap();
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .digital_signature()
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-        let mut eku = ExtendedKeyUsage::new();
-        if server {
-            eku.server_auth();
-        } else {
-            eku.client_auth();
-        }
-        b.append_extension(eku.build().unwrap()).unwrap();
-        if server {
-            let san = SubjectAlternativeName::new()
-                .dns("localhost")
-                .build(&b.x509v3_context(Some(&ca.cert), None))
-                .unwrap();
-            b.append_extension(san).unwrap();
-        }
-    } else {
-        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-            .unwrap();
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .key_cert_sign()
-                .crl_sign()
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    }
-    b.sign(issuer.map_or(&key, |i| &i.key), MessageDigest::sha256())
-        .unwrap();
-    Issued {
-        cert: b.build(),
-        key,
-    }
-}
-
-fn write(dir: &Path, name: &str, pem: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, pem).unwrap();
-    path
-}
 
 /// A node over TLS that asks for client certificates under `gateways_ca` and enrols one
 /// gateway bound to the certificate named `national-gateway`.
 async fn closed_node(dir: &Path, tls: TlsConfig) -> (rix_node::RunningNode, String) {
     let node_id = unique("prov-530000");
     let key_path = dir.join("node.key.pem");
-    rix_tests::write_private(
-        &key_path,
-        SigningKey::generate()
-            .unwrap()
-            .to_pkcs8_pem()
-            .unwrap()
-            .as_bytes(),
-    );
+    signing_key_file(&key_path);
     let config = rix_node::Config {
         node_id: node_id.clone(),
         name: None,
@@ -135,12 +35,18 @@ async fn closed_node(dir: &Path, tls: TlsConfig) -> (rix_node::RunningNode, Stri
         },
         max_body_bytes: 8 * 1024 * 1024,
         tls: Some(tls),
-        tokens: vec![TokenConfig {
-            token: tokens::ADMIN.into(),
-            role: Role::Admin,
+        tokens: [
+            (tokens::ADMIN, Role::Admin),
+            (tokens::REVIEWER, Role::Reviewer),
+        ]
+        .into_iter()
+        .map(|(token, role)| TokenConfig {
+            token: token.into(),
+            role,
             institution: None,
             name: None,
-        }],
+        })
+        .collect(),
         gateways: vec![GatewayConfig {
             name: "national".into(),
             token: FEED_TOKEN.into(),
@@ -175,93 +81,53 @@ async fn gateway(
 
 /// The last seq the gateway holds for `node_id`, from its `/healthz`.
 async fn held(http: &reqwest::Client, gateway: &str, node_id: &str) -> i64 {
-    let (_, health) = get_json(http, &format!("{gateway}/healthz")).await.unwrap();
-    health["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|n| n["node_id"] == node_id)
+    gateway_node_health(http, gateway, node_id)
+        .await
+        .unwrap()
         .and_then(|n| n["last_seq"].as_i64())
         .unwrap_or(0)
+}
+
+/// Waits until the gateway at `gateway` counts a feed pull refused as unauthorized.
+async fn wait_refused(http: &reqwest::Client, gateway: &str) {
+    wait_for_metric(
+        http,
+        gateway,
+        "rix_gateway_feed_pulls_total{result=\"unauthorized\"}",
+        1.0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_pulls_a_closed_feed_with_its_token_and_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path();
-    let server_ca = certificate("rix e2e nodes CA", None, false);
-    let server = certificate("localhost", Some(&server_ca), true);
-    let gateways_ca = certificate("rix e2e gateways CA", None, false);
-    let client = certificate("national-gateway", Some(&gateways_ca), false);
+    let server_ca = Issued::ca("rix e2e nodes CA");
+    let server = Issued::server(&server_ca);
+    let gateways_ca = Issued::ca("rix e2e gateways CA");
+    let client = Issued::client("national-gateway", &gateways_ca);
     let tls = TlsConfig {
-        cert: write(pki, "node.crt", &server.cert.to_pem().unwrap()),
-        key: write(
-            pki,
-            "node.key",
-            &server.key.private_key_to_pem_pkcs8().unwrap(),
-        ),
-        client_ca: Some(write(
-            pki,
-            "gateways-ca.crt",
-            &gateways_ca.cert.to_pem().unwrap(),
-        )),
+        cert: write_pem(pki, "node.crt", &server.cert_pem()),
+        key: write_pem(pki, "node.key", &server.key_pem()),
+        client_ca: Some(write_pem(pki, "gateways-ca.crt", &gateways_ca.cert_pem())),
     };
-    let server_ca_path = write(pki, "nodes-ca.crt", &server_ca.cert.to_pem().unwrap());
-    let client_cert = write(pki, "gateway.crt", &client.cert.to_pem().unwrap());
+    let server_ca_path = write_pem(pki, "nodes-ca.crt", &server_ca.cert_pem());
+    let client_cert = write_pem(pki, "gateway.crt", &client.cert_pem());
     // The key as `openssl ecparam -genkey` writes it (SEC1, not PKCS#8): the puller takes it.
-    let client_key = write(
-        pki,
-        "gateway.key",
-        &client.key.ec_key().unwrap().private_key_to_pem().unwrap(),
-    );
+    let client_key = write_pem(pki, "gateway.key", &client.sec1_key_pem());
 
     let (node, node_id) = closed_node(dir.path(), tls).await;
     let port = node.addr.port();
     let feed_url = format!("https://localhost:{port}");
     let https = reqwest::Client::builder()
-        .tls_certs_only([
-            reqwest::Certificate::from_pem(&server_ca.cert.to_pem().unwrap()).unwrap(),
-        ])
+        .tls_certs_only([reqwest::Certificate::from_pem(&server_ca.cert_pem()).unwrap()])
         .build()
         .unwrap();
 
     // Public records approved at the node.
-    let generator = SampleGenerator::new(SampleConfig {
-        node: NodeProfile::province("530000"),
-        ..SampleConfig::default()
-    });
-    let docs: Vec<Value> = (0..)
-        .map(|i| generator.achievement(i))
-        .filter(|a| a.secrecy.level == SecrecyLevel::Public)
-        .take(8)
-        .map(|a| as_submission(serde_json::to_value(a).unwrap()))
-        .collect();
-    let (status, body) = call(
-        &https,
-        reqwest::Method::POST,
-        &format!("{feed_url}/v1/achievements/batch"),
-        tokens::ADMIN,
-        Some(&Value::Array(docs)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let ids: Vec<Value> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].clone())
-        .collect();
-    let (status, body) = call(
-        &https,
-        reqwest::Method::POST,
-        &format!("{feed_url}/v1/achievements/approve"),
-        tokens::ADMIN,
-        Some(&json!({ "ids": ids })),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
+    let docs = public_achievements("530000", 0, 8);
+    let ids = register_approved(&https, &feed_url, "achievements", docs).await;
     let last_seq = ids.len() as i64;
     let node_key = {
         let (_, keys) = get_json(&https, &format!("{feed_url}/v1/keys"))
@@ -294,24 +160,7 @@ async fn gateway_pulls_a_closed_feed_with_its_token_and_client_certificate() {
     )
     .await;
     let without_cert_url = without_cert.url();
-    poll_until(
-        "the gateway without its certificate is refused",
-        Duration::from_secs(30),
-        || async {
-            let refused = metric(
-                &http,
-                &without_cert_url,
-                "rix_gateway_feed_pulls_total{result=\"unauthorized\"}",
-            )
-            .await;
-            if refused >= 1.0 {
-                Ok(())
-            } else {
-                Err(format!("{refused} refusals so far"))
-            }
-        },
-    )
-    .await;
+    wait_refused(&http, &without_cert_url).await;
     assert_eq!(held(&http, &without_cert_url, &node_id).await, 0);
     without_cert.stop().await;
 
@@ -326,24 +175,7 @@ async fn gateway_pulls_a_closed_feed_with_its_token_and_client_certificate() {
     )
     .await;
     let without_token_url = without_token.url();
-    poll_until(
-        "the gateway without its token is refused",
-        Duration::from_secs(30),
-        || async {
-            let refused = metric(
-                &http,
-                &without_token_url,
-                "rix_gateway_feed_pulls_total{result=\"unauthorized\"}",
-            )
-            .await;
-            if refused >= 1.0 {
-                Ok(())
-            } else {
-                Err(format!("{refused} refusals so far"))
-            }
-        },
-    )
-    .await;
+    wait_refused(&http, &without_token_url).await;
     assert_eq!(held(&http, &without_token_url, &node_id).await, 0);
     without_token.stop().await;
 
@@ -360,7 +192,7 @@ async fn gateway_pulls_a_closed_feed_with_its_token_and_client_certificate() {
     let enrolled_url = enrolled.url();
     poll_until(
         "the enrolled gateway pulls the whole feed",
-        Duration::from_secs(60),
+        WITHIN,
         || async {
             let seq = held(&http, &enrolled_url, &node_id).await;
             if seq == last_seq {
@@ -371,15 +203,7 @@ async fn gateway_pulls_a_closed_feed_with_its_token_and_client_certificate() {
         },
     )
     .await;
-    assert!(
-        metric(
-            &http,
-            &enrolled_url,
-            "rix_gateway_batches_applied_total{transport=\"feed\"}"
-        )
-        .await
-            > 0.0
-    );
+    assert!(batches_applied(&http, &enrolled_url, "feed").await > 0.0);
     enrolled.stop().await;
     node.stop().await;
 }

@@ -15,27 +15,17 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use diesel::{Connection, RunQueryDsl};
-use rix_schema::SecrecyLevel;
 use rix_schema::batch::SignedBatch;
-use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
 use rix_schema::signing::SigningKey;
-use rix_tests::tokens::ADMIN;
 use rix_tests::*;
 use serde_json::Value;
 
 const RIX: &str = env!("CARGO_BIN_EXE_rix-e2e");
-/// Long enough for a debug build on a busy two-core machine; polls end as soon as it is true.
-const WITHIN: Duration = Duration::from_secs(90);
 
 fn node_spec(node_id: &str, database_url: Option<String>) -> NodeSpec<'_> {
-    NodeSpec {
-        node_id,
-        issuer: "530000",
-        database_url,
-        amqp_url: None,
-        max_entries: 4,
-        linger_ms: 20,
-    }
+    NodeSpec::new(node_id, "530000")
+        .with_database(database_url)
+        .with_batches(4, 20)
 }
 
 fn gateway_spec(database_url: Option<String>) -> GatewaySpec {
@@ -44,20 +34,6 @@ fn gateway_spec(database_url: Option<String>) -> GatewaySpec {
         pull_interval_ms: Some(200),
         ..GatewaySpec::default()
     }
-}
-
-/// `n` generated public achievements of Yunnan, from the `from`-th draw on.
-fn achievements(from: u64, n: usize) -> Vec<Value> {
-    let generator = SampleGenerator::new(SampleConfig {
-        node: NodeProfile::province("530000"),
-        ..SampleConfig::default()
-    });
-    (from..)
-        .map(|i| generator.achievement(i))
-        .filter(|a| a.secrecy.level == SecrecyLevel::Public)
-        .take(n)
-        .map(|a| as_submission(serde_json::to_value(a).unwrap()))
-        .collect()
 }
 
 /// Every batch header of the node's feed, read as an enrolled gateway.
@@ -110,7 +86,7 @@ async fn change_stream(
             std::time::Instant::now() < deadline,
             "{changes} settled changes at the gateway; saw {}; gateway log tail:\n{}",
             lines.len(),
-            tail(&gateway.log())
+            gateway.log_tail()
         );
         previous = (lines.len() == changes).then_some(lines);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -140,11 +116,6 @@ async fn export(
         }
     })
     .await
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 /// The secret entry names are made with (DEPLOY.md §6): carried over, a rebuilt catalogue
@@ -177,6 +148,26 @@ fn set_entry_name_key(database_url: &str, key: &str) {
     }
 }
 
+/// `rix trust revoke --compromised-since SINCE` of the node's key `key_id` on `gateway`;
+/// returns what it said.
+fn revoke_compromised(
+    gateway: &GatewayProcess,
+    node_id: &str,
+    key_id: &str,
+    since: &str,
+) -> String {
+    gateway.rix(&[
+        "trust",
+        "revoke",
+        "--node",
+        node_id,
+        "--key-id",
+        key_id,
+        "--compromised-since",
+        since,
+    ])
+}
+
 /// The node's keys as `rix trust list --json` shows them: its windows and revocations.
 fn trusted_keys(gateway: &GatewayProcess) -> Value {
     let listed: Value = serde_json::from_str(&gateway.rix(&["trust", "list", "--json"])).unwrap();
@@ -199,7 +190,13 @@ async fn the_rotation_drill_keeps_every_batch_verifiable_and_a_rebuild_identical
     let mut gateway = GatewayProcess::start_with(RIX, &gateway_dir, gateway_spec(None), &[&node]);
 
     // Key A signs the first records.
-    let first = register_approved(&http, &node, "achievements", achievements(0, 6)).await;
+    let first = register_approved(
+        &http,
+        &node.url,
+        "achievements",
+        public_achievements("530000", 0, 6),
+    )
+    .await;
     wait_node_published(&http, &node, 6).await;
 
     // The node's operator makes key B and restarts the node on it.
@@ -235,17 +232,14 @@ async fn the_rotation_drill_keeps_every_batch_verifiable_and_a_rebuild_identical
     assert!(said.contains("has signed no batch yet"), "{said}");
 
     // Key B signs the rest: more records, a revision's worth of new ones, a withdrawal.
-    let second = register_approved(&http, &node, "achievements", achievements(6, 5)).await;
-    let (status, body) = call(
+    let second = register_approved(
         &http,
-        reqwest::Method::DELETE,
-        &format!("{}/v1/achievements/{}", node.url, first[0]),
-        ADMIN,
-        None,
+        &node.url,
+        "achievements",
+        public_achievements("530000", 6, 5),
     )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
+    .await;
+    withdraw(&http, &node.url, "achievements", &first[0]).await;
     let logged = first.len() + second.len() + 1;
     wait_node_published(&http, &node, logged as i64).await;
 
@@ -388,15 +382,7 @@ async fn the_rotation_drill_keeps_every_batch_verifiable_and_a_rebuild_identical
         metric(&http, &rebuilt.url, "rix_gateway_batches_refused_total").await,
         0.0
     );
-    assert!(
-        metric(
-            &http,
-            &rebuilt.url,
-            "rix_gateway_batches_applied_total{transport=\"feed\"}"
-        )
-        .await
-            >= headers.len() as f64
-    );
+    assert!(batches_applied(&http, &rebuilt.url, "feed").await >= headers.len() as f64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,11 +400,23 @@ async fn compromised_since_keeps_the_keys_earlier_batches_through_a_rebuild() {
         &[&node],
     );
 
-    let early = register_approved(&http, &node, "achievements", achievements(0, 4)).await;
+    let early = register_approved(
+        &http,
+        &node.url,
+        "achievements",
+        public_achievements("530000", 0, 4),
+    )
+    .await;
     wait_node_published(&http, &node, 4).await;
     // The key leaked after these: everything it signs from now on is suspect.
     let since = rix_gateway::catalogue::now();
-    let late = register_approved(&http, &node, "achievements", achievements(4, 3)).await;
+    let late = register_approved(
+        &http,
+        &node.url,
+        "achievements",
+        public_achievements("530000", 4, 3),
+    )
+    .await;
     wait_node_published(&http, &node, 7).await;
     assert!(
         feed_headers(&http, &node).await.len() >= 2,
@@ -427,16 +425,7 @@ async fn compromised_since_keeps_the_keys_earlier_batches_through_a_rebuild() {
     change_stream(&http, &gateway, 7).await;
 
     let key_id = node.key.key_id();
-    let said = gateway.rix(&[
-        "trust",
-        "revoke",
-        "--node",
-        &node_id,
-        "--key-id",
-        &key_id,
-        "--compromised-since",
-        &since,
-    ]);
+    let said = revoke_compromised(&gateway, &node_id, &key_id, &since);
     assert!(
         said.contains(&format!("compromised since {since}")),
         "{said}"
@@ -459,16 +448,7 @@ async fn compromised_since_keeps_the_keys_earlier_batches_through_a_rebuild() {
         gateway_spec(Some(fresh_postgres_database())),
     );
     rebuilt.trust(&node);
-    rebuilt.rix(&[
-        "trust",
-        "revoke",
-        "--node",
-        &node_id,
-        "--key-id",
-        &key_id,
-        "--compromised-since",
-        &since,
-    ]);
+    revoke_compromised(&rebuilt, &node_id, &key_id, &since);
     assert_eq!(trusted_keys(&rebuilt), trusted);
     rebuilt.restart();
     let changes = change_stream(&http, &rebuilt, early.len()).await;
@@ -539,7 +519,7 @@ async fn compromised_since_keeps_the_keys_earlier_batches_through_a_rebuild() {
         if n > 0.0 {
             Ok(())
         } else {
-            Err(tail(&revoked.log()))
+            Err(revoked.log_tail())
         }
     })
     .await;

@@ -6,76 +6,37 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use reqwest::Method;
-use rix_tests::tokens::{REVIEWER, SUBMITTER};
+use rix_tests::tokens::SUBMITTER;
 use rix_tests::*;
-use serde_json::{Value, json};
 
 const RIX: &str = env!("CARGO_BIN_EXE_rix-e2e");
-
-fn record() -> Value {
-    let mut v: Value =
-        serde_json::from_str(include_str!("../../schema/tests/fixtures/achievement.json")).unwrap();
-    let obj = v.as_object_mut().unwrap();
-    obj.remove("registration_no");
-    obj.remove("registration_date");
-    v
-}
-
-async fn wait_published(http: &reqwest::Client, node: &NodeProcess, last_seq: i64) {
-    for _ in 0..600 {
-        if let Ok((200, h)) = call(
-            http,
-            Method::GET,
-            &format!("{}/healthz", node.url),
-            "",
-            None,
-        )
-        .await
-            && h["log"]["last_seq"] == last_seq
-            && h["log"]["outbox_depth"] == 0
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "node never published up to seq {last_seq}; log:\n{}",
-        node.log()
-    );
-}
 
 async fn killed_node_publishes_every_approval_after_restart(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let node_id = unique("crash");
-    let queue = NodeQueue::bind(&node_id).await;
+    let queue = QueueTap::bind(&node_id).await;
     let http = reqwest::Client::new();
     // A linger of ten minutes: approvals commit to the outbox; only full batches are sealed.
     let mut node = NodeProcess::start(
         RIX,
         dir.path(),
-        NodeSpec {
-            node_id: &node_id,
-            issuer: "530000",
-            database_url,
-            amqp_url: Some(amqp_url()),
-            max_entries: 7,
-            linger_ms: 600_000,
-        },
+        NodeSpec::new(&node_id, "530000")
+            .with_database(database_url)
+            .with_broker(amqp_url())
+            .with_batches(7, 600_000),
     );
-    let ids = submit_batch(&http, &node, SUBMITTER, "achievements", vec![record(); 60]).await;
-    let base = node.url.clone();
-    let client = http.clone();
-    let approve = move |id: String| {
-        let http = client.clone();
-        let url = format!("{base}/v1/achievements/{id}/approve");
-        async move { call(&http, Method::POST, &url, REVIEWER, Some(&json!({}))).await }
-    };
+    let ids = submit_batch(
+        &http,
+        &node.url,
+        SUBMITTER,
+        "achievements",
+        vec![fixture("achievement"); 60],
+    )
+    .await;
 
     // 1. Approvals committed, the last ones not sealed: SIGKILL.
     for id in &ids[..10] {
-        let (status, body) = approve(id.clone()).await.unwrap();
-        assert_eq!(status, 200, "{body}");
+        approve(&http, &node.url, "achievements", id).await;
     }
     node.kill();
     // The node connects to the broker at start, so the one full batch (7 of the 10) may have
@@ -105,7 +66,7 @@ async fn killed_node_publishes_every_approval_after_restart(database_url: Option
     let (killed, on_killed) = tokio::sync::oneshot::channel::<()>();
     let approvals = {
         let batch: Vec<String> = ids[10..50].to_vec();
-        let approve = approve.clone();
+        let (http, base) = (http.clone(), node.url.clone());
         tokio::spawn(async move {
             let mut done = 0;
             let mut halfway = Some(halfway);
@@ -115,7 +76,7 @@ async fn killed_node_publishes_every_approval_after_restart(database_url: Option
                     let _ = halfway.take().unwrap().send(());
                     let _ = on_killed.take().unwrap().await;
                 }
-                match approve(id).await {
+                match try_approve(&http, &base, "achievements", &id).await {
                     Ok((200, _)) => done += 1,
                     _ => break, // cut off by the kill
                 }
@@ -141,29 +102,12 @@ async fn killed_node_publishes_every_approval_after_restart(database_url: Option
 
     // 3. Back up: approve whatever is still waiting, then everything must be published.
     node.restart();
-    let mut approved = 0;
-    for id in &ids {
-        let (status, body) = call(
-            &http,
-            Method::GET,
-            &format!("{}/v1/achievements/{id}", node.url),
-            REVIEWER,
-            None,
-        )
-        .await
-        .unwrap();
-        assert_eq!(status, 200);
-        if body["state"] == "submitted" {
-            let (status, body) = approve(id.clone()).await.unwrap();
-            assert_eq!(status, 200, "{body}");
-        }
-        approved += 1;
-    }
-    assert_eq!(approved, 60);
-    wait_published(&http, &node, 60).await;
+    approve_waiting(&http, &node.url, "achievements", &ids).await;
+    assert_eq!(ids.len(), 60);
+    wait_node_published(&http, &node, 60).await;
 
-    let batches = queue.drain_until(60, Duration::from_secs(60)).await;
-    let entries = verify_log(&node_id, &node.key, &batches);
+    let batches = queue.drain_batches_until(60, Duration::from_secs(60)).await;
+    let entries = verify_log(&node_id, &node.key, batches);
     let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
     assert_eq!(
         seqs,

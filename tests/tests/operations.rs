@@ -13,14 +13,7 @@ use serde_json::Value;
 const RIX: &str = env!("CARGO_BIN_EXE_rix-e2e");
 
 fn spec(node_id: &str) -> NodeSpec<'_> {
-    NodeSpec {
-        node_id,
-        issuer: "530000",
-        database_url: None,
-        amqp_url: None,
-        max_entries: 10,
-        linger_ms: 200,
-    }
+    NodeSpec::new(node_id, "530000").with_batches(10, 200)
 }
 
 /// `rix node serve` on `config`, its standard error to `stderr`.

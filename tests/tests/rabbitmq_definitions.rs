@@ -18,8 +18,6 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use rix_gateway::consume::ConsumerConfig;
-use rix_schema::SecrecyLevel;
-use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
 use rix_tests::*;
 use serde_json::{Value, json};
 
@@ -233,10 +231,7 @@ impl Drop for ImportedDefinitions {
         for args in std::iter::once(vec!["delete_vhost", self.vhost.as_str()])
             .chain(self.users.iter().map(|u| vec!["delete_user", u.as_str()]))
         {
-            let _ = std::process::Command::new("rabbitmqctl")
-                .args(args)
-                .env("RABBITMQ_NODENAME", "rabbit@localhost")
-                .output();
+            let _ = rabbitmqctl_output(&args);
         }
     }
 }
@@ -403,14 +398,9 @@ async fn gateway_consumes_from_the_queue_the_definitions_declare() {
     let node = NodeProcess::start(
         RIX,
         dir.path(),
-        NodeSpec {
-            node_id: "prov-530000",
-            issuer: "530000",
-            database_url: None,
-            amqp_url: Some(defs.url("rix-node-prov-530000")),
-            max_entries: 5,
-            linger_ms: 5,
-        },
+        NodeSpec::new("prov-530000", "530000")
+            .with_broker(defs.url("rix-node-prov-530000"))
+            .with_batches(5, 5),
     );
     // The production queue name, and feeds polled only once a minute: the broker is the path.
     let gateway = GatewayProcess::start_with(
@@ -424,47 +414,18 @@ async fn gateway_consumes_from_the_queue_the_definitions_declare() {
         },
         &[&node],
     );
-    let generator = SampleGenerator::new(SampleConfig {
-        node: NodeProfile::province("530000"),
-        ..SampleConfig::default()
-    });
-    let docs: Vec<Value> = (0..)
-        .map(|i| generator.achievement(i))
-        .filter(|a| a.secrecy.level == SecrecyLevel::Public)
-        .take(12)
-        .map(|a| as_submission(serde_json::to_value(a).unwrap()))
-        .collect();
-    let ids = register_approved(&http, &node, "achievements", docs).await;
+    let docs = public_achievements("530000", 0, 12);
+    let ids = register_approved(&http, &node.url, "achievements", docs).await;
     wait_node_published(&http, &node, ids.len() as i64).await;
-    poll_until(
-        "the gateway applies every batch from the broker",
-        Duration::from_secs(60),
-        || async {
-            let changes = gateway_changes(&http, &gateway.url, "").await?;
-            if changes.len() == ids.len() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{} changes; log:\n{}",
-                    changes.len(),
-                    gateway.log()
-                ))
-            }
-        },
-    )
-    .await;
+    // Every batch, applied from the broker.
+    let changes = wait_for_changes(&http, &gateway, "", ids.len()).await;
+    assert_eq!(changes.len(), ids.len());
     assert_eq!(
         metric(&http, &gateway.url, "rix_gateway_broker_connected").await,
         1.0
     );
     assert!(
-        metric(
-            &http,
-            &gateway.url,
-            "rix_gateway_batches_applied_total{transport=\"amqp\"}"
-        )
-        .await
-            > 0.0,
+        batches_applied(&http, &gateway.url, "amqp").await > 0.0,
         "applied from the pre-declared queue"
     );
     assert!(

@@ -7,7 +7,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use rix_schema::sample::{SampleConfig, SampleGenerator};
 use rix_tests::*;
@@ -43,9 +42,8 @@ fn run(program: &str, args: &[&str]) {
 
 /// An achievement whose title carries `word`, public.
 fn achievement(sample: &SampleGenerator, i: u64, word: &str) -> Value {
-    let mut v = as_submission(serde_json::to_value(sample.achievement(i)).unwrap());
+    let mut v = as_public_submission(serde_json::to_value(sample.achievement(i)).unwrap());
     v["title"] = json!(format!("{word} 恢复演练成果"));
-    v["secrecy"] = json!({"level": "public"});
     v
 }
 
@@ -57,18 +55,9 @@ async fn found(http: &reqwest::Client, gateway: &GatewayProcess, word: &str) -> 
         .0
 }
 
+/// Waits until a search for `word` finds `n` public entries.
 async fn wait_found(http: &reqwest::Client, gateway: &GatewayProcess, word: &str, n: u64) {
-    poll_until(
-        &format!("a search for {word} finds {n}"),
-        Duration::from_secs(60),
-        || async {
-            match found(http, gateway, word).await {
-                got if got == n => Ok(()),
-                got => Err(format!("found {got}")),
-            }
-        },
-    )
-    .await
+    wait_for_search(http, gateway, &format!("q={word}"), n).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,14 +68,7 @@ async fn a_catalogue_restored_under_a_newer_search_index_is_noticed_and_the_inde
     let mut node = NodeProcess::start(
         RIX,
         dir.path(),
-        NodeSpec {
-            node_id: &unique("restore"),
-            issuer: "530000",
-            database_url: None,
-            amqp_url: None,
-            max_entries: 10,
-            linger_ms: 100,
-        },
+        NodeSpec::new(&unique("restore"), "530000").with_batches(10, 100),
     );
     let database_url = fresh_postgres_database();
     let mut gateway =
@@ -96,7 +78,7 @@ async fn a_catalogue_restored_under_a_newer_search_index_is_noticed_and_the_inde
     let kept: Vec<Value> = (0..3)
         .map(|i| achievement(&sample, i, "KEPTRECORD"))
         .collect();
-    register_approved(&http, &node, "achievements", kept).await;
+    register_approved(&http, &node.url, "achievements", kept).await;
     wait_found(&http, &gateway, "KEPTRECORD", 3).await;
     let dump = dir.path().join("catalogue.dump");
     run(
@@ -107,7 +89,7 @@ async fn a_catalogue_restored_under_a_newer_search_index_is_noticed_and_the_inde
     // A record after the backup, indexed too.
     register_approved(
         &http,
-        &node,
+        &node.url,
         "achievements",
         vec![achievement(&sample, 3, "LOSTRECORD")],
     )

@@ -4,20 +4,15 @@
 //! it reaches the gateway exactly once and is searchable; withdrawn at the node, it leaves
 //! search, record detail and both exports, and the change feed reports its removal.
 
-use std::time::Duration;
-
-use reqwest::Method;
 use rix_schema::SecrecyLevel;
 use rix_schema::sample::{NodeProfile, SampleConfig, SampleGenerator};
-use rix_tests::tokens::{ADMIN, REVIEWER};
+use rix_tests::tokens::ADMIN;
 use rix_tests::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const RIX: &str = env!("CARGO_BIN_EXE_rix-e2e");
 /// Public records registered beside the secret one.
 const PUBLIC_RECORDS: usize = 4;
-/// Long enough for a debug build on a busy two-core machine; polls end as soon as it is true.
-const WITHIN: Duration = Duration::from_secs(30);
 
 /// What every anonymous read path of the gateway says about one node's records now.
 struct GatewayReads {
@@ -72,7 +67,7 @@ async fn reads(http: &reqwest::Client, gateway: &GatewayProcess, node_id: &str) 
 }
 
 /// Waits until the gateway's change feed for `node_id` has `changes` changes and search finds
-/// `searchable` entries of it (the index follows the change stream).
+/// `searchable` entries of it (the index follows the change stream); then reads every path.
 async fn wait_for_gateway(
     http: &reqwest::Client,
     gateway: &GatewayProcess,
@@ -80,31 +75,12 @@ async fn wait_for_gateway(
     changes: usize,
     searchable: usize,
 ) -> GatewayReads {
-    poll_until(
-        &format!(
-            "gateway holds {changes} changes and {searchable} searchable entries of {node_id}"
-        ),
-        WITHIN,
-        || async {
-            let r = reads(http, gateway, node_id).await;
-            let change_ids: std::collections::BTreeSet<i64> = r
-                .changes
-                .iter()
-                .map(|c| c["change_id"].as_i64().unwrap())
-                .collect();
-            if change_ids.len() == changes && r.searched.len() == searchable {
-                Ok(r)
-            } else {
-                Err(format!(
-                    "{} changes, {} searchable; gateway log:\n{}",
-                    change_ids.len(),
-                    r.searched.len(),
-                    gateway.log()
-                ))
-            }
-        },
-    )
-    .await
+    wait_for_changes(http, gateway, &format!("&node={node_id}"), changes).await;
+    wait_for_search(http, gateway, &format!("node={node_id}"), searchable as u64).await;
+    let now = reads(http, gateway, node_id).await;
+    assert_eq!(distinct_changes(&now.changes), changes);
+    assert_eq!(now.searched.len(), searchable);
+    now
 }
 
 /// The record detail's status and body (`/v1/records/{node}/{id}`, anonymous).
@@ -183,14 +159,7 @@ async fn secret_record_stays_home_until_declassified_and_leaves_every_read_path_
     let node = NodeProcess::start(
         RIX,
         dir.path(),
-        NodeSpec {
-            node_id: &node_id,
-            issuer: "530000",
-            database_url: None,
-            amqp_url: Some(amqp_url()),
-            max_entries: 50,
-            linger_ms: 10,
-        },
+        NodeSpec::new(&node_id, "530000").with_broker(amqp_url()),
     );
     let gateway = GatewayProcess::start(RIX, dir.path(), None, Some(amqp_url()), &[&node]);
 
@@ -198,26 +167,19 @@ async fn secret_record_stays_home_until_declassified_and_leaves_every_read_path_
         node: NodeProfile::province("530000"),
         ..SampleConfig::default()
     });
-    let drawn: Vec<_> = (0..200).map(|i| generator.achievement(i)).collect();
-    let public: Vec<Value> = drawn
-        .iter()
-        .filter(|a| a.secrecy.level == SecrecyLevel::Public)
-        .take(PUBLIC_RECORDS)
-        .map(|a| as_submission(serde_json::to_value(a).unwrap()))
-        .collect();
-    let mut secret = drawn
-        .iter()
+    let public = public_achievements("530000", 0, PUBLIC_RECORDS);
+    let mut secret = (0..200)
+        .map(|i| generator.achievement(i))
         .find(|a| a.secrecy.level == SecrecyLevel::Secret)
-        .expect("the generator draws secret results")
-        .clone();
+        .expect("the generator draws secret results");
     let title = secret.title.clone();
 
     // 1. The secret result is approved among public ones (secret in the middle, so that the
     //    public ones after it prove the gateway has read past the point where it would be).
-    let ids = register_approved(&http, &node, "achievements", public[..2].to_vec()).await;
+    let ids = register_approved(&http, &node.url, "achievements", public[..2].to_vec()).await;
     let secret_id = register_approved(
         &http,
-        &node,
+        &node.url,
         "achievements",
         vec![as_submission(serde_json::to_value(&secret).unwrap())],
     )
@@ -225,20 +187,11 @@ async fn secret_record_stays_home_until_declassified_and_leaves_every_read_path_
     .remove(0);
     let ids = [
         ids,
-        register_approved(&http, &node, "achievements", public[2..].to_vec()).await,
+        register_approved(&http, &node.url, "achievements", public[2..].to_vec()).await,
     ]
     .concat();
     // At the node: approved, with a registration number — and not in its log.
-    let (status, at_node) = call(
-        &http,
-        Method::GET,
-        &format!("{}/v1/achievements/{secret_id}", node.url),
-        ADMIN,
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{at_node}");
+    let at_node = get_record(&http, &node.url, "achievements", &secret_id, ADMIN).await;
     assert_eq!(at_node["state"], "approved", "{at_node}");
     assert!(at_node["registration_no"].is_string(), "{at_node}");
     wait_node_published(&http, &node, PUBLIC_RECORDS as i64).await;
@@ -279,25 +232,8 @@ async fn secret_record_stays_home_until_declassified_and_leaves_every_read_path_
         .as_object_mut()
         .unwrap()
         .remove("confidential_fields");
-    let revised = http
-        .put(format!("{}/v1/achievements/{secret_id}", node.url))
-        .bearer_auth(ADMIN)
-        .header("If-Match", "\"1\"")
-        .json(&lowered)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revised.status(), 200, "{}", revised.text().await.unwrap());
-    let (status, body) = call(
-        &http,
-        Method::POST,
-        &format!("{}/v1/achievements/{secret_id}/approve", node.url),
-        REVIEWER,
-        Some(&json!({})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
+    put_revision(&http, &node.url, "achievements", &secret_id, 1, &lowered).await;
+    approve(&http, &node.url, "achievements", &secret_id).await;
     wait_node_published(&http, &node, PUBLIC_RECORDS as i64 + 1).await;
 
     let now = wait_for_gateway(
@@ -352,16 +288,7 @@ async fn secret_record_stays_home_until_declassified_and_leaves_every_read_path_
     assert_eq!(now.stats_total, PUBLIC_RECORDS as u64 + 1);
 
     // 3. Withdrawn at the node: gone from every read path; the change feed says so.
-    let (status, body) = call(
-        &http,
-        Method::DELETE,
-        &format!("{}/v1/achievements/{secret_id}", node.url),
-        ADMIN,
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
+    withdraw(&http, &node.url, "achievements", &secret_id).await;
     wait_node_published(&http, &node, PUBLIC_RECORDS as i64 + 2).await;
     let now = wait_for_gateway(
         &http,

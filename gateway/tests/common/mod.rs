@@ -1,73 +1,40 @@
-//! Test harness for the gateway's transports: a catalogue on real SQLite or PostgreSQL, fake
-//! nodes that sign genuine batches of seeded sample records, a node's feed played by wiremock,
-//! and checks that the catalogue holds exactly what a node published.
-#![allow(dead_code)]
+//! Test harness of the gateway's own tests: a catalogue on real SQLite or PostgreSQL with its
+//! ingest pipeline, nodes that sign genuine batches — of entries the test writes
+//! ([`SigningNode`]) or of seeded sample records ([`FakeNode`]) — a node's feed played by
+//! wiremock, the read APIs' state, and checks that the catalogue holds exactly what a node
+//! published. What the node's and the end-to-end tests share with it comes from
+//! `rix-test-support`.
+// Each test binary uses its own part of the harness.
+#![allow(dead_code, unused_imports)]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diesel::{Connection, ExpressionMethods, QueryDsl, RunQueryDsl};
+use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+use rix_gateway::access::AccessFilter;
+use rix_gateway::api::ReadState;
 use rix_gateway::catalogue;
 use rix_gateway::db::Db;
 use rix_gateway::db::schema::{changes, quarantine, records, refusals};
-use rix_gateway::ingest::{Ingest, IngestMetrics};
+use rix_gateway::ingest::{Ingest, IngestMetrics, Outcome, Transport};
+use rix_gateway::search::SearchIndex;
 use rix_gateway::trust::{self, TrustStore};
 use rix_schema::batch::{BatchLimits, Entry, GENESIS_PREV_HASH, SignedBatch};
 use rix_schema::sample::{SampleConfig, SampleGenerator};
 use rix_schema::signing::SigningKey;
 use rix_schema::{RecordKind, SecrecyLevel};
+pub use rix_test_support::{Backend, amqp_url, fresh_postgres_database, on_both_backends, unique};
 use serde_json::Value;
+use time::OffsetDateTime;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// Which database the catalogue runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A name no other test (or earlier run) uses; also a valid node id.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// A fresh, empty database on the test PostgreSQL server.
-pub fn fresh_postgres_database() -> String {
-    let base = std::env::var("RIX_TEST_POSTGRES_URL").expect(
-        "RIX_TEST_POSTGRES_URL is not set: run ops/start-services.sh and `source $RIX_SERVICES_DIR/env` (ops/test.sh does both)",
-    );
-    let name = unique("rix_gwt").replace('-', "_");
-    let mut conn = diesel::PgConnection::establish(&base)
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}"));
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut conn)
-        .unwrap();
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').expect("URL has a database part");
-    format!("{prefix}/{name}")
-}
-
-/// The test broker.
-pub fn amqp_url() -> String {
-    std::env::var("RIX_TEST_AMQP_URL").expect(
-        "RIX_TEST_AMQP_URL is not set: run ops/start-services.sh and `source $RIX_SERVICES_DIR/env`",
-    )
-}
-
 /// A catalogue with its pipeline and a metrics registry of its own.
 pub struct Gateway {
+    /// A directory of its own (the SQLite catalogue's, and room for a test's files).
     pub dir: tempfile::TempDir,
+    /// The catalogue database URL.
     pub url: String,
     pub db: Db,
     pub ingest: Ingest,
@@ -76,10 +43,12 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// An empty catalogue on `backend`, taking batches within the default limits.
     pub fn open(backend: Backend) -> Gateway {
         Gateway::with_limits(backend, BatchLimits::default())
     }
 
+    /// An empty catalogue on `backend`, taking batches within `limits`.
     pub fn with_limits(backend: Backend, limits: BatchLimits) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let url = match backend {
@@ -90,6 +59,19 @@ impl Gateway {
                 .into_owned(),
             Backend::Postgres => fresh_postgres_database(),
         };
+        Gateway::build(dir, url, limits)
+    }
+
+    /// A pipeline over the catalogue that already is at `url` (a restored copy, say).
+    pub fn on_database(url: &str) -> Gateway {
+        Gateway::build(
+            tempfile::tempdir().unwrap(),
+            url.to_owned(),
+            BatchLimits::default(),
+        )
+    }
+
+    fn build(dir: tempfile::TempDir, url: String, limits: BatchLimits) -> Gateway {
         let db = Db::open(&url, 8).unwrap();
         let registry = prometheus::Registry::new();
         let metrics = IngestMetrics::new(&registry);
@@ -224,6 +206,122 @@ pub enum Change {
     Withdraw(String),
 }
 
+/// One entry as a test writes it: kind, id, version, and the record (`None`: a withdrawal).
+pub type Item = (RecordKind, String, u64, Option<Value>);
+
+/// Where a node's log stands: the next batch and entry numbers, and the hash the next batch
+/// chains to. Cloned and changed, it makes the forks, replays and impostors a gateway must
+/// refuse.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    pub next_batch_seq: u64,
+    pub next_seq: u64,
+    pub prev: [u8; 32],
+}
+
+impl Chain {
+    /// A log with nothing in it.
+    pub fn genesis() -> Chain {
+        Chain {
+            next_batch_seq: 1,
+            next_seq: 1,
+            prev: GENESIS_PREV_HASH,
+        }
+    }
+
+    /// `item` as the next entry of the log.
+    pub fn entry(&mut self, (kind, id, version, record): Item) -> Entry {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        match record {
+            Some(r) => Entry::upsert(seq, kind, id, version, r),
+            None => Entry::withdraw(seq, kind, id, version),
+        }
+    }
+
+    /// Signs `entries` (made by [`Chain::entry`]) as `node_id`'s next batch, dated `at`.
+    pub fn seal(
+        &mut self,
+        node_id: &str,
+        key: &SigningKey,
+        at: OffsetDateTime,
+        entries: Vec<Entry>,
+    ) -> SignedBatch {
+        let batch =
+            SignedBatch::sign(node_id, self.next_batch_seq, self.prev, entries, at, key).unwrap();
+        self.next_batch_seq += 1;
+        self.prev = batch.hash();
+        batch
+    }
+}
+
+/// A node that signs the batches a test writes entry by entry ([`Item`]s).
+#[derive(Clone)]
+pub struct SigningNode {
+    pub node_id: String,
+    pub key: SigningKey,
+    pub chain: Chain,
+}
+
+impl SigningNode {
+    /// A node with a fresh key, at genesis, that no catalogue trusts yet.
+    pub fn new(node_id: &str) -> SigningNode {
+        SigningNode {
+            node_id: node_id.to_owned(),
+            key: SigningKey::generate().unwrap(),
+            chain: Chain::genesis(),
+        }
+    }
+
+    /// [`SigningNode::new`], trusted by the catalogue `db`.
+    pub fn trusted(db: &Db, node_id: &str) -> SigningNode {
+        let node = SigningNode::new(node_id);
+        node.trust(db);
+        node
+    }
+
+    /// Trusts the node's key in the catalogue `db`, as `rix trust add` does.
+    pub fn trust(&self, db: &Db) {
+        trust::add(
+            db,
+            &self.node_id,
+            None,
+            None,
+            self.key.verifying_key(),
+            None,
+            None,
+        )
+        .unwrap();
+    }
+
+    /// Signs `items` as the next batch, now; returns its bytes.
+    pub fn batch(&mut self, items: Vec<Item>) -> Vec<u8> {
+        let key = self.key.clone();
+        self.batch_by(&key, OffsetDateTime::now_utc(), items)
+    }
+
+    /// Signs `items` as the next batch with `key`, dated `at`; returns its bytes.
+    pub fn batch_by(&mut self, key: &SigningKey, at: OffsetDateTime, items: Vec<Item>) -> Vec<u8> {
+        let entries = items.into_iter().map(|i| self.chain.entry(i)).collect();
+        self.chain.seal(&self.node_id, key, at, entries).to_bytes()
+    }
+
+    /// Signs `items` in batches of at most `per_batch` entries and ingests each as the broker
+    /// would deliver it; every batch must apply. Returns how many entries were applied.
+    pub fn publish(&mut self, ingest: &Ingest, items: Vec<Item>, per_batch: usize) -> usize {
+        let mut applied_total = 0;
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let batch = self.batch(items.by_ref().take(per_batch).collect());
+            match ingest.ingest(&batch, Transport::Amqp) {
+                Ok(Outcome::Applied { applied, .. }) => applied_total += applied,
+                other => panic!("expected the batch to be applied, got {other:?}"),
+            }
+        }
+        applied_total
+    }
+}
+
 /// A node as far as the gateway can tell: an id, a key, and a chain of genuine signed batches
 /// of seeded sample achievements.
 pub struct FakeNode {
@@ -231,8 +329,7 @@ pub struct FakeNode {
     pub key: SigningKey,
     generator: SampleGenerator,
     next_record: u64,
-    next_seq: u64,
-    prev: [u8; 32],
+    chain: Chain,
     /// Every batch sealed, in order (batch `n` is `batches[n - 1]`).
     pub batches: Vec<SignedBatch>,
     /// What the catalogue should hold once every batch is applied (publishable records only).
@@ -263,8 +360,7 @@ impl FakeNode {
                 ..SampleConfig::default()
             }),
             next_record: 0,
-            next_seq: 1,
-            prev: GENESIS_PREV_HASH,
+            chain: Chain::genesis(),
             batches: Vec::new(),
             expected: BTreeMap::new(),
             classified: Vec::new(),
@@ -296,34 +392,20 @@ impl FakeNode {
         self.seal((0..n).map(|_| Change::New).collect())
     }
 
+    /// Seals a batch of `n` new generated achievements, each changed by `edit(i, &mut record)`
+    /// before it is signed (to plant a value, or make it public); returns its bytes. What the
+    /// catalogue should hold follows the edited records.
+    pub fn seal_edited(&mut self, n: usize, mut edit: impl FnMut(u64, &mut Value)) -> Vec<u8> {
+        let entries = (0..n).map(|_| self.new_achievement(&mut edit)).collect();
+        self.sign(entries)
+    }
+
     /// Seals the next batch; returns its bytes.
     pub fn seal(&mut self, changes: Vec<Change>) -> Vec<u8> {
         let mut entries = Vec::with_capacity(changes.len());
         for change in changes {
-            let seq = self.next_seq;
-            self.next_seq += 1;
             let entry = match change {
-                Change::New => {
-                    let i = self.next_record;
-                    self.next_record += 1;
-                    let id = format!("a{i:05}");
-                    let record = serde_json::to_value(self.generator.achievement(i)).unwrap();
-                    let classified = SecrecyLevel::of_record(&record)
-                        .is_some_and(|level| !level.may_leave_node());
-                    if classified {
-                        self.classified.push(id.clone());
-                        self.classified.sort();
-                    } else {
-                        self.expected.insert(
-                            id.clone(),
-                            Published::Active {
-                                version: 1,
-                                record: record.clone(),
-                            },
-                        );
-                    }
-                    Entry::upsert(seq, RecordKind::Achievement, id, 1, record)
-                }
+                Change::New => self.new_achievement(&mut |_, _| {}),
                 Change::Revise(id) => {
                     let Some(Published::Active { version, record }) = self.expected.get(&id) else {
                         panic!("{id} is not an active record");
@@ -339,7 +421,8 @@ impl FakeNode {
                             record: record.clone(),
                         },
                     );
-                    Entry::upsert(seq, RecordKind::Achievement, id, version, record)
+                    self.chain
+                        .entry((RecordKind::Achievement, id, version, Some(record)))
                 }
                 Change::Withdraw(id) => {
                     let version = match self.expected.get(&id) {
@@ -348,21 +431,46 @@ impl FakeNode {
                     };
                     self.expected
                         .insert(id.clone(), Published::Withdrawn { version });
-                    Entry::withdraw(seq, RecordKind::Achievement, id, version)
+                    self.chain
+                        .entry((RecordKind::Achievement, id, version, None))
                 }
             };
             entries.push(entry);
         }
-        let batch = SignedBatch::sign(
-            &self.node_id,
-            self.batches.len() as u64 + 1,
-            self.prev,
-            entries,
-            time::OffsetDateTime::now_utc(),
-            &self.key,
-        )
-        .unwrap();
-        self.prev = batch.hash();
+        self.sign(entries)
+    }
+
+    /// The next generated achievement, changed by `edit`, as the next entry; noted in what the
+    /// catalogue should hold (or quarantine).
+    fn new_achievement(&mut self, edit: &mut impl FnMut(u64, &mut Value)) -> Entry {
+        let i = self.next_record;
+        self.next_record += 1;
+        let id = format!("a{i:05}");
+        let mut record = serde_json::to_value(self.generator.achievement(i)).unwrap();
+        edit(i, &mut record);
+        let classified =
+            SecrecyLevel::of_record(&record).is_some_and(|level| !level.may_leave_node());
+        if classified {
+            self.classified.push(id.clone());
+            self.classified.sort();
+        } else {
+            self.expected.insert(
+                id.clone(),
+                Published::Active {
+                    version: 1,
+                    record: record.clone(),
+                },
+            );
+        }
+        self.chain
+            .entry((RecordKind::Achievement, id, 1, Some(record)))
+    }
+
+    /// Signs `entries` as the next batch, now, and keeps it; returns its bytes.
+    fn sign(&mut self, entries: Vec<Entry>) -> Vec<u8> {
+        let batch = self
+            .chain
+            .seal(&self.node_id, &self.key, OffsetDateTime::now_utc(), entries);
         let bytes = batch.to_bytes();
         self.batches.push(batch);
         bytes
@@ -375,7 +483,7 @@ impl FakeNode {
 
     /// The last seq sealed.
     pub fn last_seq(&self) -> u64 {
-        self.next_seq - 1
+        self.chain.next_seq - 1
     }
 
     /// Ids of the active records, for revisions and withdrawals.
@@ -385,6 +493,17 @@ impl FakeNode {
             .filter(|(_, p)| matches!(p, Published::Active { .. }))
             .map(|(id, _)| id.clone())
             .collect()
+    }
+}
+
+/// The state of the read APIs over `db`, with an in-RAM search index synced with it.
+pub fn read_state(db: &Db) -> ReadState {
+    let search = SearchIndex::in_ram().unwrap();
+    search.sync(db).unwrap();
+    ReadState {
+        db: db.clone(),
+        access: AccessFilter::new(db.clone()),
+        search: Arc::new(search),
     }
 }
 
@@ -484,69 +603,5 @@ pub async fn eventually(within: Duration, what: &str, mut check: impl FnMut() ->
     while !check() {
         assert!(Instant::now() < deadline, "{what} (waited {within:?})");
         tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Runs an async test body on SQLite and on PostgreSQL.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $body(common::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                $body(common::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
-impl FakeNode {
-    /// Seals a batch of `n` new generated achievements, each changed by `edit(i, &mut record)`
-    /// before it is signed (to plant a value, or make it public); returns its bytes. What the
-    /// catalogue should hold follows the edited records.
-    pub fn seal_edited(&mut self, n: usize, mut edit: impl FnMut(u64, &mut Value)) -> Vec<u8> {
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let i = self.next_record;
-            self.next_record += 1;
-            let id = format!("a{i:05}");
-            let mut record = serde_json::to_value(self.generator.achievement(i)).unwrap();
-            edit(i, &mut record);
-            let classified =
-                SecrecyLevel::of_record(&record).is_some_and(|level| !level.may_leave_node());
-            if classified {
-                self.classified.push(id.clone());
-                self.classified.sort();
-            } else {
-                self.expected.insert(
-                    id.clone(),
-                    Published::Active {
-                        version: 1,
-                        record: record.clone(),
-                    },
-                );
-            }
-            entries.push(Entry::upsert(seq, RecordKind::Achievement, id, 1, record));
-        }
-        let batch = SignedBatch::sign(
-            &self.node_id,
-            self.batches.len() as u64 + 1,
-            self.prev,
-            entries,
-            time::OffsetDateTime::now_utc(),
-            &self.key,
-        )
-        .unwrap();
-        self.prev = batch.hash();
-        let bytes = batch.to_bytes();
-        self.batches.push(batch);
-        bytes
     }
 }

@@ -1,87 +1,39 @@
-//! Test harness: a real node on real SQLite or PostgreSQL (from ops/start-services.sh), driven
-//! over HTTP with reqwest.
-#![allow(dead_code)]
+//! Test harness of the node's own tests: a real node on real SQLite or PostgreSQL (from
+//! ops/start-services.sh), started in-process and driven over HTTP with reqwest. What the
+//! gateway's and the end-to-end tests share with it (the test services, tokens, key files,
+//! TLS material, a tap on the node's queue, chain checks) comes from `rix-test-support`.
+// Each test binary uses its own part of the harness.
+#![allow(dead_code, unused_imports)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use diesel::{Connection, RunQueryDsl};
 use rix_node::config::{BatchConfig, Config, GatewayConfig, Role, TokenConfig};
 use rix_node::{RunningNode, start};
 use rix_schema::signing::SigningKey;
+pub use rix_test_support::chain::verify_chain;
+pub use rix_test_support::fixtures::fixture;
+pub use rix_test_support::keys::signing_key_file;
+pub use rix_test_support::pki::Issued;
+pub use rix_test_support::queue::QueueTap;
+pub use rix_test_support::tokens::*;
+pub use rix_test_support::{Backend, amqp_url, fresh_postgres_database, on_both_backends, unique};
 use serde_json::Value;
 
-pub const SUBMITTER: &str = "submitter-token-yunnan-univ";
-pub const OTHER_SUBMITTER: &str = "submitter-token-other-inst";
-pub const REVIEWER: &str = "reviewer-token-0000000001";
-pub const ADMIN: &str = "admin-token-000000000001";
-/// The feed token of the gateway every test node serves (`[[gateways]]`, name `national`).
-pub const GATEWAY: &str = "gateway-token-national-0001";
-/// The institution of SUBMITTER: the fixtures' second institution.
-pub const SUBMITTER_USCC: &str = "91330100799655058B";
-pub const OTHER_USCC: &str = "91440300708461136T";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
+/// A node started in-process, with a client for it.
 pub struct TestNode {
     pub node: RunningNode,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
     pub key: SigningKey,
     pub node_id: String,
+    /// The feed token of the gateway the node enrols (`[[gateways]]`, name `national`).
+    pub feed_token: String,
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh, empty PostgreSQL database on the test server.
-pub fn fresh_postgres_database() -> String {
-    let base = std::env::var("RIX_TEST_POSTGRES_URL").expect(
-        "RIX_TEST_POSTGRES_URL is not set: run ops/start-services.sh and `source $RIX_SERVICES_DIR/env` (ops/test.sh does both)",
-    );
-    let name = format!(
-        "rix_node_t{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    );
-    let mut conn = diesel::PgConnection::establish(&base)
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}"));
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut conn)
-        .unwrap();
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').expect("URL has a database part");
-    format!("{prefix}/{name}")
-}
-
-pub fn amqp_url() -> String {
-    std::env::var("RIX_TEST_AMQP_URL").expect(
-        "RIX_TEST_AMQP_URL is not set: run ops/start-services.sh and `source $RIX_SERVICES_DIR/env`",
-    )
-}
-
-pub fn unique_node_id(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
+/// The config of a test node `node_id` under `dir` on `backend`: a fresh signing key, the
+/// test [tokens](rix_test_support::tokens), one gateway (`national`) enrolled with
+/// [`feed_token`]`(node_id)`, small batches that linger 20 ms, no broker, no TLS.
 pub fn config(backend: Backend, dir: &std::path::Path, node_id: &str) -> Config {
-    let key = SigningKey::generate().unwrap();
     let key_path = dir.join("node.key.pem");
-    std::fs::write(&key_path, key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
-    // The node refuses a key other users may read.
-    std::fs::set_permissions(
-        &key_path,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    signing_key_file(&key_path);
     let token = |token: &str, role, institution: Option<&str>| TokenConfig {
         token: token.into(),
         role,
@@ -116,7 +68,7 @@ pub fn config(backend: Backend, dir: &std::path::Path, node_id: &str) -> Config 
         ],
         gateways: vec![GatewayConfig {
             name: "national".into(),
-            token: GATEWAY.into(),
+            token: feed_token(node_id),
             require_client_cert: false,
             client_cert_subject: None,
             client_cert_sha256: None,
@@ -124,10 +76,13 @@ pub fn config(backend: Backend, dir: &std::path::Path, node_id: &str) -> Config 
     }
 }
 
+/// Starts a node on `backend` with [`config`], changed by `tweak` first.
 pub async fn start_node(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
-    let node_id = unique_node_id("prov");
+    let node_id = unique("prov");
     let mut cfg = config(backend, dir.path(), &node_id);
+    // What `config` enrolled the gateway with, whatever `tweak` does to the node's id.
+    let feed_token = feed_token(&node_id);
     tweak(&mut cfg);
     let key = SigningKey::from_pkcs8_pem(&std::fs::read(&cfg.signing_key).unwrap()).unwrap();
     let node_id = cfg.node_id.clone();
@@ -138,19 +93,8 @@ pub async fn start_node(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Te
         http: reqwest::Client::new(),
         key,
         node_id,
+        feed_token,
     }
-}
-
-pub fn fixture(kind: &str) -> Value {
-    let text = match kind {
-        "achievement" => include_str!("../../../schema/tests/fixtures/achievement.json"),
-        _ => include_str!("../../../schema/tests/fixtures/funded_project.json"),
-    };
-    let mut v: Value = serde_json::from_str(text).unwrap();
-    let obj = v.as_object_mut().unwrap();
-    obj.remove("registration_no");
-    obj.remove("registration_date");
-    v
 }
 
 pub fn with_level(mut doc: Value, level: &str) -> Value {
@@ -220,7 +164,10 @@ impl TestNode {
         let mut lines = Vec::new();
         loop {
             let r = self
-                .get(&format!("/v1/feed?after={after}&limit=1000"), Some(GATEWAY))
+                .get(
+                    &format!("/v1/feed?after={after}&limit=1000"),
+                    Some(&self.feed_token),
+                )
                 .await;
             assert_eq!(r.status, 200);
             let next: i64 = r.headers["x-rix-next-after"]
@@ -266,156 +213,4 @@ pub async fn reply(resp: reqwest::Response) -> Reply {
         body,
         bytes,
     }
-}
-
-/// Verifies a chain of feed lines with the node key; returns the entries in order.
-pub fn verify_chain(
-    node_id: &str,
-    key: &SigningKey,
-    lines: &[Vec<u8>],
-) -> Vec<rix_schema::batch::Entry> {
-    use rix_schema::batch::{BatchLimits, ChainPosition, MemoryKeyRing, verify_batch};
-    let mut ring = MemoryKeyRing::new();
-    ring.trust(node_id, key.verifying_key().clone());
-    let mut position = ChainPosition::genesis();
-    let mut entries = Vec::new();
-    for line in lines {
-        let verified = verify_batch(line, &BatchLimits::default(), &ring, Some(&position))
-            .unwrap_or_else(|r| panic!("batch refused: {r}"));
-        position = verified.next_position();
-        entries.extend(verified.entries().iter().cloned());
-    }
-    entries
-}
-
-/// Runs an async test body on both backends.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $body(common::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                $body(common::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
-/// A test's own view of the broker: a durable queue bound to one node's batches.
-pub struct TestQueue {
-    pub connection: lapin::Connection,
-    pub channel: lapin::Channel,
-    pub name: String,
-}
-
-impl TestQueue {
-    pub async fn bind(node_id: &str) -> TestQueue {
-        use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-        use lapin::types::FieldTable;
-        let connection =
-            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-                .await
-                .expect("the test broker is reachable");
-        let channel = connection.create_channel().await.unwrap();
-        channel
-            .exchange_declare(
-                "rix.records".into(),
-                lapin::ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let name = format!("rix-test-{node_id}");
-        channel
-            .queue_declare(
-                name.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                name.as_str().into(),
-                "rix.records".into(),
-                format!("*.{node_id}").as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        TestQueue {
-            connection,
-            channel,
-            name,
-        }
-    }
-
-    /// Takes every message until batches covering `last_seq` arrived (or 30 s pass).
-    /// Returns `(routing_key, body)` in delivery order.
-    pub async fn drain_until(&self, last_seq: u64) -> Vec<(String, Vec<u8>)> {
-        use lapin::options::{BasicAckOptions, BasicGetOptions};
-        let mut out = Vec::new();
-        let mut highest = 0u64;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while highest < last_seq {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "only seqs up to {highest} of {last_seq} arrived on the queue"
-            );
-            match self
-                .channel
-                .basic_get(self.name.as_str().into(), BasicGetOptions::default())
-                .await
-                .unwrap()
-            {
-                Some(message) => {
-                    let delivery = &message.delivery;
-                    let batch: rix_schema::batch::SignedBatch =
-                        serde_json::from_slice(&delivery.data).unwrap();
-                    highest = highest.max(batch.header.last_seq);
-                    out.push((delivery.routing_key.to_string(), delivery.data.clone()));
-                    delivery.ack(BasicAckOptions::default()).await.unwrap();
-                }
-                None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
-        }
-        out
-    }
-
-    pub async fn delete(self) {
-        let _ = self
-            .channel
-            .queue_delete(self.name.as_str().into(), Default::default())
-            .await;
-        let _ = self.connection.close(0, "done".into()).await;
-    }
-}
-
-/// Drops re-sent batches (a batch seen before, as after a crash or a broker restart): what a
-/// gateway does with a `replay`. Anything else out of order fails the chain check.
-pub fn without_resends(batches: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    let mut next = 1u64;
-    let mut out = Vec::new();
-    for bytes in batches {
-        let b: rix_schema::batch::SignedBatch = serde_json::from_slice(&bytes).unwrap();
-        if b.header.batch_seq < next {
-            continue;
-        }
-        next = b.header.batch_seq + 1;
-        out.push(bytes);
-    }
-    out
 }
