@@ -8,13 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, web};
-use openssl::asn1::Asn1Time;
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
-use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-use openssl::x509::{X509, X509NameBuilder};
 use rix_runtime::serve::{ClientCertificate, Listener, TlsConfig, serve};
+use rix_test_support::pki::{Issued, write_pem};
 use serde_json::{Value, json};
 
 /// Echoes what the application saw: the decoded query, the body's length, the client
@@ -142,86 +138,16 @@ async fn plain_http_serves_raw_utf8_urls_and_explains_what_it_refuses() {
     server.stop().await;
 }
 
-struct Pki {
-    ca: X509,
-    ca_key: PKey<Private>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let ca_key = PKey::generate_ed25519().unwrap();
-        let ca = Pki::sign("throwaway test CA", &ca_key, None, true);
-        Pki { ca, ca_key }
-    }
-
-    fn sign(
-        cn: &str,
-        key: &PKey<Private>,
-        issuer: Option<(&X509, &PKey<Private>)>,
-        ca: bool,
-    ) -> X509 {
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", cn).unwrap();
-        let name = name.build();
-        let mut cert = X509::builder().unwrap();
-        cert.set_version(2).unwrap();
-        cert.set_subject_name(&name).unwrap();
-        cert.set_issuer_name(issuer.map_or(&name, |(c, _)| c.subject_name()))
-            .unwrap();
-        cert.set_pubkey(key).unwrap();
-        cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        cert.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-            .unwrap();
-        let serial = openssl::bn::BigNum::from_u32(rand_serial()).unwrap();
-        cert.set_serial_number(&serial.to_asn1_integer().unwrap())
-            .unwrap();
-        if ca {
-            cert.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-                .unwrap();
-        } else {
-            let san = SubjectAlternativeName::new()
-                .ip("127.0.0.1")
-                .build(&cert.x509v3_context(issuer.map(|(c, _)| c.as_ref()), None))
-                .unwrap();
-            cert.append_extension(san).unwrap();
-        }
-        // Ed25519 signs without a separate digest.
-        cert.sign(issuer.map_or(key, |(_, k)| k), MessageDigest::null())
-            .unwrap();
-        cert.build()
-    }
-
-    fn issue(&self, cn: &str, dir: &Path, stem: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-        let key = PKey::generate_ed25519().unwrap();
-        let cert = Pki::sign(cn, &key, Some((&self.ca, &self.ca_key)), false);
-        let (cert_path, key_path) = (
-            dir.join(format!("{stem}.crt")),
-            dir.join(format!("{stem}.key")),
-        );
-        std::fs::write(&cert_path, cert.to_pem().unwrap()).unwrap();
-        std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        (cert_path, key_path)
-    }
-}
-
-fn rand_serial() -> u32 {
-    let mut b = [0u8; 4];
-    openssl::rand::rand_bytes(&mut b).unwrap();
-    u32::from_le_bytes(b) >> 1
-}
-
 fn tls_exchange(
     addr: SocketAddr,
     ca: &Path,
     client: Option<(&Path, &Path)>,
-    alpn: &[u8],
     sent: &[u8],
 ) -> Vec<(u16, Value)> {
     let mut connector = SslConnector::builder(SslMethod::tls()).unwrap();
     connector.set_ca_file(ca).unwrap();
     connector.set_verify(SslVerifyMode::PEER);
-    connector.set_alpn_protos(alpn).unwrap();
+    connector.set_alpn_protos(b"\x08http/1.1").unwrap();
     if let Some((cert, key)) = client {
         connector
             .set_certificate_file(cert, SslFiletype::PEM)
@@ -232,21 +158,21 @@ fn tls_exchange(
     }
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut config = connector.build().configure().unwrap();
-    config.set_use_server_name_indication(false);
-    config.set_verify_hostname(false);
-    let mut stream = config.connect("127.0.0.1", tcp).unwrap();
+    let mut stream = connector.build().connect("localhost", tcp).unwrap();
     exchange(&mut stream, sent)
 }
 
 #[actix_web::test]
 async fn tls_serves_the_same_and_hands_a_verified_client_certificate_to_the_handlers() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new();
-    let ca_path = dir.path().join("ca.crt");
-    std::fs::write(&ca_path, pki.ca.to_pem().unwrap()).unwrap();
-    let (cert, key) = pki.issue("127.0.0.1", dir.path(), "server");
-    let (client_cert, client_key) = pki.issue("national-gateway", dir.path(), "client");
+    let ca = Issued::ca("throwaway test CA");
+    let ca_path = write_pem(dir.path(), "ca.crt", &ca.cert_pem());
+    let server_cert = Issued::server(&ca);
+    let cert = write_pem(dir.path(), "server.crt", &server_cert.cert_pem());
+    let key = write_pem(dir.path(), "server.key", &server_cert.key_pem());
+    let gateway = Issued::client("national-gateway", &ca);
+    let client_cert = write_pem(dir.path(), "client.crt", &gateway.cert_pem());
+    let client_key = write_pem(dir.path(), "client.key", &gateway.key_pem());
     let server = serve(
         &Listener {
             tls: Some(TlsConfig {
@@ -264,7 +190,7 @@ async fn tls_serves_the_same_and_hands_a_verified_client_certificate_to_the_hand
 
     let responses = tokio::task::spawn_blocking({
         let ca_path = ca_path.clone();
-        move || tls_exchange(addr, &ca_path, None, b"\x08http/1.1", &pasted_requests())
+        move || tls_exchange(addr, &ca_path, None, &pasted_requests())
     })
     .await
     .unwrap();
@@ -282,7 +208,6 @@ async fn tls_serves_the_same_and_hands_a_verified_client_certificate_to_the_hand
                 addr,
                 &ca_path,
                 Some((&client_cert, &client_key)),
-                b"\x08http/1.1",
                 b"GET /v1/feed?after=0 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
             )
         }
@@ -293,15 +218,15 @@ async fn tls_serves_the_same_and_hands_a_verified_client_certificate_to_the_hand
     assert_eq!(responses[0].1["client_cn"], "national-gateway");
 
     // A certificate from another CA ends the handshake.
-    let other = Pki::new();
-    let (stray_cert, stray_key) = other.issue("stray", dir.path(), "stray");
+    let stray = Issued::client("national-gateway", &Issued::ca("throwaway test CA"));
+    let stray_cert = write_pem(dir.path(), "stray.crt", &stray.cert_pem());
+    let stray_key = write_pem(dir.path(), "stray.key", &stray.key_pem());
     let refused = tokio::task::spawn_blocking(move || {
         std::panic::catch_unwind(|| {
             tls_exchange(
                 addr,
                 &ca_path,
                 Some((&stray_cert, &stray_key)),
-                b"\x08http/1.1",
                 b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
             )
         })
