@@ -53,6 +53,8 @@ pub struct CsvRows {
     malformed: MalformedLog,
     encoding: &'static Encoding,
     file: String,
+    /// Lines end in CR alone: rows are numbered by record, not by line.
+    cr_only: bool,
     done: bool,
 }
 
@@ -80,6 +82,10 @@ impl CsvRows {
             (None, Some((marked, len))) => (marked, len),
             (None, None) => (decode::guess_encoding(&prefix, whole_file), 0),
         };
+        // Lines end in LF or CRLF, except in old Macintosh exports (CR alone). Splitting on LF
+        // (and dropping the CR before it) lets a row be numbered by its first line exactly;
+        // the csv crate's own line count is off by the pending LF of a CRLF and by blank lines.
+        let cr_only = prefix.contains(&b'\r') && !prefix.contains(&b'\n');
         let mut prefix = prefix;
         prefix.drain(..skip);
         let rest: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(prefix).chain(input));
@@ -91,6 +97,11 @@ impl CsvRows {
             .delimiter(options.delimiter)
             .quoting(options.quoting)
             .buffer_capacity(64 * 1024)
+            .terminator(if cr_only {
+                ::csv::Terminator::CRLF
+            } else {
+                ::csv::Terminator::Any(b'\n')
+            })
             .from_reader(transcoder);
         Ok(CsvRows {
             reader,
@@ -98,6 +109,7 @@ impl CsvRows {
             malformed,
             encoding,
             file: file_name,
+            cr_only,
             done: false,
         })
     }
@@ -132,12 +144,14 @@ impl Iterator for CsvRows {
                     }));
                 }
                 Ok(true) => {
-                    let (line, start) = self
-                        .record
-                        .position()
-                        .map(|p| (p.line(), p.byte()))
-                        .unwrap_or((0, 0));
-                    let end = self.reader.position().byte();
+                    let start = self.record.position().map_or(0, |p| p.byte());
+                    let end = self.reader.position();
+                    let line = if self.cr_only {
+                        end.record()
+                    } else {
+                        self.first_line(end.line(), end.byte())
+                    };
+                    let end = end.byte();
                     let origin = || Origin {
                         file: self.file.clone(),
                         sheet: None,
@@ -151,7 +165,7 @@ impl Iterator for CsvRows {
                             encoding: self.encoding.name(),
                         }));
                     }
-                    if let Some(cells) = cells_of(&self.record) {
+                    if let Some(cells) = cells_of(&self.record, !self.cr_only) {
                         return Some(Ok(SourceRow {
                             origin: origin(),
                             data: RowData::Cells(cells),
@@ -164,11 +178,38 @@ impl Iterator for CsvRows {
     }
 }
 
-/// The record's cells, or `None` when every field is empty or white space.
-fn cells_of(record: &::csv::ByteRecord) -> Option<Vec<Cell>> {
+impl CsvRows {
+    /// The line the record just read starts on, from the line the reader is on after it
+    /// (`line_after`, which counts every LF read so far) less the LFs inside the record's
+    /// fields and its own terminating LF (absent only at the end of a file that does not end
+    /// with one).
+    fn first_line(&self, line_after: u64, end: u64) -> u64 {
+        let inside = self
+            .record
+            .as_slice()
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        let unterminated = self
+            .reader
+            .get_ref()
+            .decoded_end()
+            .is_some_and(|(length, ends_with_lf)| end == length && !ends_with_lf);
+        line_after - inside - u64::from(!unterminated)
+    }
+}
+
+/// The record's cells, or `None` when every field is empty or white space. With LF-terminated
+/// records, the CR of a CRLF is the end of the last field and is dropped.
+fn cells_of(record: &::csv::ByteRecord, drop_final_cr: bool) -> Option<Vec<Cell>> {
     let mut cells = Vec::with_capacity(record.len());
     let mut any = false;
-    for field in record {
+    let last = record.len().saturating_sub(1);
+    for (index, field) in record.iter().enumerate() {
+        let field = match field.strip_suffix(b"\r") {
+            Some(stripped) if drop_final_cr && index == last => stripped,
+            _ => field,
+        };
         // The transcoder wrote UTF-8 and delimiters are ASCII, so this is never lossy.
         let text = String::from_utf8_lossy(field);
         if text.trim().is_empty() {

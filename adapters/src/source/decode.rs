@@ -109,6 +109,8 @@ pub(crate) struct Transcoder<R> {
     finished: bool,
     /// Line breaks in the decoded text consumed so far.
     newlines: u64,
+    /// The last byte of decoded text produced.
+    last_byte: Option<u8>,
     log: MalformedLog,
 }
 
@@ -130,6 +132,7 @@ impl<R: Read> Transcoder<R> {
             output_base: 0,
             finished: false,
             newlines: 0,
+            last_byte: None,
             log: MalformedLog::default(),
         }
     }
@@ -137,6 +140,17 @@ impl<R: Read> Transcoder<R> {
     /// The log of invalid sequences, to be claimed by rows.
     pub fn malformed_log(&self) -> MalformedLog {
         self.log.clone()
+    }
+
+    /// Once the whole input is decoded: the decoded text's length and whether it ends with a
+    /// line feed.
+    pub fn decoded_end(&self) -> Option<(u64, bool)> {
+        self.finished.then(|| {
+            (
+                self.output_base + self.output_len as u64,
+                self.last_byte == Some(b'\n'),
+            )
+        })
     }
 
     /// How many line breaks the reader has consumed: the line it is on, less one.
@@ -197,6 +211,9 @@ impl<R: Read> BufRead for Transcoder<R> {
                     self.output[self.output_len..end].copy_from_slice("\u{FFFD}".as_bytes());
                     self.output_len = end;
                 }
+            }
+            if self.output_len > 0 {
+                self.last_byte = Some(self.output[self.output_len - 1]);
             }
         }
         Ok(&self.output[self.output_pos..self.output_len])

@@ -477,7 +477,8 @@ impl HttpSource {
 
     /// Reads the next page: `Ok(Some(rows))` with the page's items not seen before in this run
     /// (possibly none, when a cursor or link page is empty but names a next one), `Ok(None)`
-    /// once every page has been read. An `Err` is final for this run (the retries are spent);
+    /// once every page has been read (the empty page that ends numbered paging is not
+    /// returned). An `Err` is final for this run (the retries are spent);
     /// calling again asks for the same page again.
     pub async fn next_page(&mut self) -> Result<Option<Vec<SourceRow>>, SourceError> {
         if self.position == Position::Done {
@@ -587,6 +588,9 @@ impl HttpSource {
             }
             (_, position) => unreachable!("paging {:?} at {position:?}", self.config.paging),
         };
+        if rows.is_empty() && self.position == Position::Done {
+            return Ok(None);
+        }
         Ok(Some(rows))
     }
 

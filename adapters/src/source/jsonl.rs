@@ -78,7 +78,7 @@ impl Iterator for JsonLinesRows {
                         Ok(other) => Err(SourceError::JsonLine {
                             origin,
                             message: format!(
-                                "the line is JSON but a {}, not an object; each line must be one record {{…}}",
+                                "the line is JSON but {}, not an object; each line must be one record {{…}}",
                                 kind_of(&other)
                             ),
                         }),
@@ -116,10 +116,10 @@ fn describe(error: &strict_json::StrictJsonError) -> String {
 fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
