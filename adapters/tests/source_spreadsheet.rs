@@ -246,18 +246,41 @@ fn a_missing_sheet_is_refused_with_the_sheets_there_are() {
 }
 
 #[test]
-fn a_file_that_is_not_a_workbook_is_refused_before_any_row() {
+fn a_file_that_is_not_a_workbook_is_refused_before_any_row_with_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("登记表.xlsx");
-    std::fs::write(&path, "成果名称,第一完成单位\n").unwrap();
-    match source::open(&path, &SourceOptions::default()) {
-        Err(SourceError::Workbook { file, sheet, .. }) => {
-            assert_eq!(file, path.display().to_string());
-            assert_eq!(sheet, None);
+    for (name, content, advice) in [
+        ("登记表.xlsx", "成果名称,第一完成单位\n", "name it .csv"),
+        (
+            "登记表.xls",
+            "\u{FEFF}<html><table><tr><td>成果名称</td></tr></table></html>",
+            "save it as .xlsx",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        match source::open(&path, &SourceOptions::default()) {
+            Err(error @ SourceError::Workbook { .. }) => {
+                let SourceError::Workbook { file, sheet, .. } = &error else {
+                    unreachable!()
+                };
+                assert_eq!(file, &path.display().to_string());
+                assert_eq!(sheet, &None);
+                assert!(error.to_string().contains(advice), "{error}");
+            }
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("{name} was read as a workbook"),
         }
-        Err(other) => panic!("unexpected error {other}"),
-        Ok(_) => panic!("a CSV file was read as a workbook"),
     }
+}
+
+#[test]
+fn a_workbook_is_read_as_what_it_is_whatever_its_name_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = write_xlsx(dir.path());
+    let misnamed = dir.path().join("导出.xls");
+    std::fs::rename(&xlsx, &misnamed).unwrap();
+    let rows = read(&misnamed, &sheets(vec![SheetRef::Name("2020年".into())]));
+    assert_eq!(rows, xlsx_2020());
 }
 
 #[test]

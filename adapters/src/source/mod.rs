@@ -148,8 +148,9 @@ pub struct SourceOptions {
     /// comma for CSV.
     #[serde(default)]
     pub delimiter: Option<char>,
-    /// CSV and TSV: whether `"` quotes fields (a quoted field may hold delimiters and line
-    /// breaks). Default true; set false for a TSV whose fields contain stray quotes.
+    /// CSV and TSV: `"` is an ordinary character, not a quote. By default (false) a quoted
+    /// field may hold delimiters and line breaks; set true for a TSV whose fields contain stray
+    /// quotes.
     #[serde(default)]
     pub no_quoting: bool,
     /// XML: the record element — a name (`成果`: every such element not inside another record,

@@ -18,6 +18,9 @@
 //! - Sheets: those named in the options, in that order; by default every visible worksheet in
 //!   the workbook's order (a hidden sheet of a form holds its drop-down lists, not records).
 //!
+//! The format is the one the file's first bytes show, whatever its name says (an XLSX file
+//! named `.xls` is read as XLSX); an HTML table saved as `.xls` is refused with what to do.
+//!
 //! Streaming: an XLSX sheet is read cell by cell on a reader thread and handed over in batches
 //! of rows through a bounded channel, so memory holds the shared strings and a few batches, not
 //! the sheet. Its merged regions are listed first (calamine reads them in a pass over the
@@ -59,10 +62,21 @@ pub fn open(path: &Path, format: Format, sheets: &[SheetRef]) -> Result<RowIter,
         sheet: None,
         message,
     };
-    let input = BufReader::new(File::open(path).map_err(|source| SourceError::Io {
+    let mut input = BufReader::new(File::open(path).map_err(|source| SourceError::Io {
         file: file_name.clone(),
         source,
     })?);
+    let format = match sniff_workbook(&mut input) {
+        Ok(Ok(found)) if format == Format::Ods && found == Format::Xlsx => format,
+        Ok(Ok(found)) => found,
+        Ok(Err(message)) => return Err(workbook_error(message)),
+        Err(source) => {
+            return Err(SourceError::Io {
+                file: file_name,
+                source,
+            });
+        }
+    };
     match format {
         Format::Xlsx => {
             let workbook = Xlsx::new(input).map_err(|e| workbook_error(e.to_string()))?;
@@ -92,6 +106,32 @@ pub fn open(path: &Path, format: Format, sheets: &[SheetRef]) -> Result<RowIter,
             message: format!("{file_name}: {other} is not a workbook format"),
         }),
     }
+}
+
+/// The workbook format the file's first bytes show — whatever its name says: systems export
+/// XLSX files named `.xls`, and HTML tables named `.xls`. `Err` says what the file is instead.
+fn sniff_workbook(input: &mut BufReader<File>) -> std::io::Result<Result<Format, String>> {
+    use std::io::BufRead;
+    let start = input.fill_buf()?;
+    const OLE: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+    Ok(if start.starts_with(OLE) {
+        Ok(Format::Xls)
+    } else if start.starts_with(b"PK\x03\x04") {
+        // An OpenDocument file's first entry is its `mimetype` (the name starts at byte 30).
+        Ok(if start.get(30..38) == Some(b"mimetype") {
+            Format::Ods
+        } else {
+            Format::Xlsx
+        })
+    } else {
+        let text = String::from_utf8_lossy(&start[..start.len().min(512)]);
+        let text = text.trim_start_matches('\u{FEFF}').trim_start();
+        Err(if text.starts_with('<') {
+            "it is not a workbook but an HTML or XML page saved under a workbook's name (some systems export tables so); open it in Excel or WPS and save it as .xlsx, or export CSV".to_owned()
+        } else {
+            "it is not an XLSX, XLS or ODS workbook (it does not start as one); if it is a CSV or text export, name it .csv or give format = \"csv\"".to_owned()
+        })
+    })
 }
 
 /// The names of the sheets to read, in order.
