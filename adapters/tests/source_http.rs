@@ -525,6 +525,26 @@ async fn a_checkpoint_of_another_platform_is_refused() {
     }
 }
 
+#[tokio::test]
+async fn a_source_and_its_page_futures_can_move_to_another_task() {
+    fn sendable<T: Send>(value: T) -> T {
+        value
+    }
+    let server = MockServer::start().await;
+    Mock::given(path(LIST))
+        .respond_with(page(&[7]))
+        .mount(&server)
+        .await;
+    let mut source =
+        sendable(HttpSource::new(config(&server, r#"paging = { style = "single" }"#)).unwrap());
+    let rows = tokio::spawn(async move { sendable(source.next_page()).await })
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+}
+
 #[test]
 fn the_configuration_refuses_unknown_keys_and_unset_secrets() {
     let refused = toml::from_str::<HttpSourceConfig>(

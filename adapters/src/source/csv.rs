@@ -4,12 +4,12 @@
 //! caller forces it.
 //!
 //! Why it is built so: provincial exports are large and often GBK, so the file is decoded to
-//! UTF-8 a buffer at a time ([`super::decode`]) and parsed by the `csv` crate as it streams;
-//! memory stays bounded by the longest record. Records may have any number of fields (exports
-//! grow columns over the years): each row holds what is there. A quoted field may span lines;
-//! [`Origin::row`] is the line the record starts on, as an editor shows it. Bytes that are not
-//! valid in the encoding make their row an error ([`SourceError::Undecodable`]) and reading
-//! goes on.
+//! UTF-8 a buffer at a time (the private `decode` module) and parsed by the `csv` crate as it
+//! streams; memory stays bounded by the longest record. Records may have any number of fields
+//! (exports grow columns over the years): each row holds what is there. A quoted field may
+//! span lines; [`Origin::row`] is the line the record starts on, as an editor shows it (in a
+//! file whose lines end in CR alone, the record's number). Bytes that are not valid in the
+//! encoding make their row an error ([`SourceError::Undecodable`]) and reading goes on.
 //!
 //! What it may not touch: headers (the first row is a row like any other), trimming or any
 //! reading of values.

@@ -11,7 +11,7 @@
 //! are normalised as XML says. Text is otherwise untouched (not trimmed).
 //!
 //! Why it is built so: a streaming pull parser (`quick-xml`) over a streaming decoder
-//! ([`super::decode`]), so a file of any size is read with memory bounded by its largest
+//! (the private `decode` module), so a file of any size is read with memory bounded by its largest
 //! record. The encoding is the one a byte order mark or the XML declaration names (GBK exports
 //! exist), unless the caller forces one. [`Origin::row`] is the record's ordinal (from 1);
 //! errors name the line. A record with an undefined entity, an element nested deeper than
