@@ -195,7 +195,7 @@ impl CsvRows {
             .get_ref()
             .decoded_end()
             .is_some_and(|(length, ends_with_lf)| end == length && !ends_with_lf);
-        line_after - inside - u64::from(!unterminated)
+        line_after.saturating_sub(inside + u64::from(!unterminated))
     }
 }
 
