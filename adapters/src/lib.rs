@@ -16,5 +16,6 @@
 
 pub mod outcome;
 pub mod row;
+pub mod source;
 
 pub use rix_schema as schema;
