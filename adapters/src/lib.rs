@@ -14,6 +14,7 @@
 //! node's HTTP API, as any institution's client would, and depends on no rix crate but the
 //! schema.
 
+pub mod convert;
 pub mod outcome;
 pub mod row;
 
