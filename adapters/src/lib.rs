@@ -15,6 +15,7 @@
 //! schema.
 
 pub mod convert;
+pub mod mapping;
 pub mod outcome;
 pub mod row;
 
