@@ -739,6 +739,19 @@ impl<'m> Mapper<'m> {
         {
             return label_of(f);
         }
+        // A missing object: the field that gives its required member (成果密级 for /secrecy).
+        let kind = self.mapping.kind;
+        let under = |field: &&Field| {
+            field.target.text.starts_with(&format!("{pointer}/")) && !field.target.is_list()
+        };
+        if let Some(field) = fields
+            .iter()
+            .filter(under)
+            .find(|field| target::schema_requires(kind, &field.target.steps))
+            .or_else(|| fields.iter().find(under))
+        {
+            return label_of(field.index);
+        }
         // Values under it, all from one field.
         let under: BTreeSet<usize> = written
             .iter()
