@@ -17,6 +17,7 @@
 pub mod convert;
 pub mod mapping;
 pub mod outcome;
+pub mod report;
 pub mod row;
 
 pub use rix_schema as schema;
