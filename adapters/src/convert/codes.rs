@@ -325,24 +325,30 @@ pub fn ticked_items(text: &str) -> Option<Vec<String>> {
     Some(items)
 }
 
-/// Looks a written value up: the mapping's own `values` first (keys already [`code_key`]ed),
-/// then the schema's values themselves, then the list's synonyms. `allowed` are the schema
-/// enum's values.
+/// Looks a written value up: the schema's values as written, the mapping's own `values` (keys
+/// already [`code_key`]ed), the list's synonyms, then the schema's values again compared by
+/// [`code_key`]. `allowed` are the schema enum's values.
 pub fn lookup(
     written: &str,
     list: Option<&CodeList>,
     allowed: &[String],
     extra: &[(String, String)],
 ) -> Result<String, ConvertError> {
+    // Most cells are written exactly as the schema or the list writes them.
+    let trimmed = written.trim();
+    if let Some(v) = allowed.iter().find(|v| *v == trimmed) {
+        return Ok(v.clone());
+    }
     let key = code_key(written);
     if let Some((_, v)) = extra.iter().find(|(k, _)| *k == key) {
         return Ok(v.clone());
     }
+    // Synonyms are written in their key form (a test checks it).
+    if let Some((_, v)) = list.and_then(|l| l.synonyms.iter().find(|(k, _)| *k == key)) {
+        return Ok((*v).to_owned());
+    }
     if let Some(v) = allowed.iter().find(|v| code_key(v) == key) {
         return Ok(v.clone());
-    }
-    if let Some((_, v)) = list.and_then(|l| l.synonyms.iter().find(|(k, _)| code_key(k) == key)) {
-        return Ok((*v).to_owned());
     }
     // 秘密★5年: the level before the star.
     if let Some((level, _)) = written.split_once(['★', '*'])
@@ -387,15 +393,13 @@ pub fn lookup(
 
 /// The phrases of a list that contain a list separator and must be kept whole when a cell is
 /// split ("农业、生物新品种").
-pub fn joined_phrases(list: Option<&CodeList>) -> Vec<&'static str> {
-    list.map(|l| {
+pub fn joined_phrases(list: Option<&CodeList>) -> impl Iterator<Item = &'static str> {
+    list.into_iter().flat_map(|l| {
         l.synonyms
             .iter()
             .map(|(k, _)| *k)
             .filter(|k| k.contains(['、', ',', '，', ';', '；']))
-            .collect()
     })
-    .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -509,6 +513,9 @@ mod tests {
         );
         assert_eq!(ticked_items("□论文 ■专利 √软件").unwrap(), ["专利", "软件"]);
         assert_eq!(ticked_items("应用技术"), None);
-        assert_eq!(joined_phrases(code_list("forms")), ["农业、生物新品种"]);
+        assert_eq!(
+            joined_phrases(code_list("forms")).collect::<Vec<_>>(),
+            ["农业、生物新品种"]
+        );
     }
 }

@@ -277,23 +277,26 @@ pub fn split_cell(cell: &Cell, separators: &str, converter: Converter) -> Vec<Ce
         Converter::List(l) => Some(l),
         _ => None,
     };
-    let mut text = t.clone();
-    let phrases = codes::joined_phrases(list);
+    let phrases: Vec<&str> = codes::joined_phrases(list)
+        .filter(|p| t.contains(p))
+        .collect();
+    if phrases.is_empty() {
+        return text::split_list(t, separators)
+            .into_iter()
+            .map(Cell::Text)
+            .collect();
+    }
     // Phrases with a separator inside are swapped for a private-use character while splitting.
+    let mark = |i: usize| char::from_u32(0xE000 + i as u32).expect("a private-use character");
+    let mut text = t.clone();
     for (i, phrase) in phrases.iter().enumerate() {
-        if text.contains(phrase) {
-            text = text.replace(
-                phrase,
-                &char::from_u32(0xE000 + i as u32).unwrap().to_string(),
-            );
-        }
+        text = text.replace(phrase, &mark(i).to_string());
     }
     text::split_list(&text, separators)
         .into_iter()
-        .map(|item| {
-            let mut item = item;
+        .map(|mut item| {
             for (i, phrase) in phrases.iter().enumerate() {
-                item = item.replace(char::from_u32(0xE000 + i as u32).unwrap(), phrase);
+                item = item.replace(mark(i), phrase);
             }
             Cell::Text(item)
         })

@@ -34,6 +34,8 @@ pub struct Header {
     pub(super) field_columns: Vec<Vec<usize>>,
     /// How many fields found a column.
     pub(super) matched: usize,
+    /// For each field, the position in `columns` of the column it reads first.
+    pub(super) field_column_at: Vec<Option<usize>>,
 }
 
 /// One column of a header.
@@ -103,7 +105,7 @@ pub(super) fn build(rows: &[&[String]], fields: &[Field]) -> Header {
             }
         }
     }
-    let columns = (0..width)
+    let columns: Vec<HeaderColumn> = (0..width)
         .filter_map(|j| {
             let text = chosen_name[j]
                 .clone()
@@ -117,11 +119,19 @@ pub(super) fn build(rows: &[&[String]], fields: &[Field]) -> Header {
             })
         })
         .collect();
+    let field_column_at = field_columns
+        .iter()
+        .map(|cols| {
+            let j = *cols.first()?;
+            columns.iter().position(|c| c.index == j)
+        })
+        .collect();
     Header {
         rows: Vec::new(),
         columns,
         field_columns,
         matched,
+        field_column_at,
     }
 }
 
@@ -163,11 +173,8 @@ pub(super) fn is_note_row(cells: &[Cell], layout: &Layout) -> bool {
 impl Header {
     /// The text of the column a field reads, as the header shows it.
     pub fn column_text(&self, field: usize) -> Option<&str> {
-        let j = *self.field_columns.get(field)?.first()?;
-        self.columns
-            .iter()
-            .find(|c| c.index == j)
-            .map(|c| c.text.as_str())
+        let at = (*self.field_column_at.get(field)?)?;
+        Some(self.columns[at].text.as_str())
     }
 
     /// Columns with a name that no field reads.

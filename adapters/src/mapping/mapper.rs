@@ -376,12 +376,9 @@ impl<'m> Mapper<'m> {
                 .filter_map(|&j| cells.get(j))
                 .find(|c| !is_blank(c))
                 .map_or(Raw::Missing, |c| Raw::One(Cow::Borrowed(c)));
-            let label = match header.column_text(f) {
-                Some(text) => Cow::Borrowed(text),
-                None => Cow::Owned(field.label()),
-            };
+            let label = header.column_text(f).unwrap_or(field.label());
             let missing_column = columns.is_empty();
-            self.field_value(&mut work, f, field, raw, &label, missing_column);
+            self.field_value(&mut work, f, field, raw, label, missing_column);
         }
         Some(self.finish(work, Some(header)))
     }
@@ -455,7 +452,7 @@ impl<'m> Mapper<'m> {
                         };
                         (raw, k.clone())
                     }
-                    None => (Raw::Missing, field.label()),
+                    None => (Raw::Missing, field.label().to_owned()),
                 }
             };
             self.field_value(&mut work, f, field, raw, &label, false);
@@ -704,10 +701,10 @@ impl<'m> Mapper<'m> {
             match header {
                 Some(h) => match h.column_text(f) {
                     Some(t) => (Some(t.to_owned()), false),
-                    None => (Some(field.label()), !field.columns.is_empty()),
+                    None => (Some(field.label().to_owned()), !field.columns.is_empty()),
                 },
                 None => (
-                    Some(field.path().map_or_else(|| field.label(), str::to_owned)),
+                    Some(field.path().unwrap_or(field.label()).to_owned()),
                     false,
                 ),
             }
@@ -818,7 +815,7 @@ impl<'r> RowWork<'r> {
     fn new(origin: &'r Origin, explain: Option<&'r mut Vec<Explained>>) -> RowWork<'r> {
         RowWork {
             record: Value::Object(Map::new()),
-            provenance: Vec::new(),
+            provenance: Vec::with_capacity(64),
             errors: Vec::new(),
             errored: Vec::new(),
             explain,

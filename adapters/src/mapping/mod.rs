@@ -139,12 +139,11 @@ impl Field {
 
     /// How the field is named in messages when no header was matched: its first column name,
     /// or its path.
-    fn label(&self) -> String {
+    fn label(&self) -> &str {
         match (self.columns.first(), &self.path) {
-            (_, Some(path)) if self.columns.is_empty() => path.text.clone(),
-            (Some(c), _) => c.clone(),
-            (None, Some(path)) => path.text.clone(),
-            (None, None) => self.target.text.clone(),
+            (Some(c), _) => c,
+            (None, Some(path)) => &path.text,
+            (None, None) => &self.target.text,
         }
     }
 }

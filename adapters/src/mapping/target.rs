@@ -309,6 +309,17 @@ pub struct Conflict {
     pub at: String,
 }
 
+/// The conflict at step `i`: the pointer of the steps before it.
+fn conflict(steps: &[Step], i: usize, index: Option<usize>) -> Conflict {
+    let prefix = Pointer {
+        text: String::new(),
+        steps: steps[..i].to_vec(),
+    };
+    Conflict {
+        at: prefix.concrete(index),
+    }
+}
+
 /// Writes `value` at `steps`, creating objects and arrays on the way (an array is padded with
 /// `null` up to an index), and returns the index its `*`/`-` step took, if it has one.
 /// `index` is the element a `*` step stands for. A value already there is replaced.
@@ -320,7 +331,6 @@ pub fn set(
 ) -> Result<Option<usize>, Conflict> {
     let mut node = root;
     let mut taken = None;
-    let mut at = String::new();
     for (i, step) in steps.iter().enumerate() {
         let next_is_array = matches!(
             steps.get(i + 1),
@@ -340,18 +350,20 @@ pub fn set(
                     *node = Value::Object(Map::new());
                 }
                 let Value::Object(map) = node else {
-                    return Err(Conflict { at });
+                    return Err(conflict(steps, i, index));
                 };
-                at.push('/');
-                at.push_str(name);
-                map.entry(name.clone()).or_insert_with(fresh)
+                // Clone the key only when the member is new.
+                if !map.contains_key(name.as_str()) {
+                    map.insert(name.clone(), fresh());
+                }
+                map.get_mut(name.as_str()).expect("inserted above")
             }
             Step::Index(_) | Step::Each | Step::Append => {
                 if node.is_null() {
                     *node = Value::Array(Vec::new());
                 }
                 let Value::Array(items) = node else {
-                    return Err(Conflict { at });
+                    return Err(conflict(steps, i, index));
                 };
                 let k = match step {
                     Step::Index(k) => *k,
@@ -364,8 +376,6 @@ pub fn set(
                 while items.len() <= k {
                     items.push(Value::Null);
                 }
-                at.push('/');
-                at.push_str(&k.to_string());
                 if items[k].is_null() && !last {
                     items[k] = fresh();
                 }
