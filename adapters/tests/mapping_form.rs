@@ -441,3 +441,27 @@ fn the_form_maps_each_of_its_three_kinds() {
         );
     }
 }
+
+#[test]
+fn the_readme_documents_every_column_of_the_shipped_mappings() {
+    let readme = include_str!("../mappings/README.md");
+    for (file, text) in mapping::SHIPPED {
+        let m = Mapping::from_toml(text).unwrap();
+        assert!(readme.contains(file), "{file} is not in the README");
+        for field in m.fields() {
+            for column in field.columns() {
+                assert!(
+                    readme.contains(column.as_str()),
+                    "{file}: column {column} is not in the README"
+                );
+            }
+            assert!(
+                readme.contains(&format!("`{}`", field.target()))
+                    || field.target() == "/registration_no"
+                    || field.target().is_empty(),
+                "{file}: target {} is not in the README",
+                field.target()
+            );
+        }
+    }
+}

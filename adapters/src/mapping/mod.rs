@@ -452,6 +452,15 @@ fn compile_field(kind: RecordKind, i: usize, f: &file::FieldFile) -> Result<Fiel
         None if target.is_list() || schema_list => Some(convert::text::LIST_SEPARATORS.to_owned()),
         None => None,
     };
+    if split.is_some() && !target.is_list() && !schema_list {
+        return Err(invalid(
+            key("split"),
+            format!(
+                "{} holds one value; a list needs a * or - step in the target (e.g. /completers/*/name)",
+                target.text
+            ),
+        ));
+    }
     let whole_list = schema_list && !target.is_list() && converter != Converter::Json;
     // The schema of one converted value: a list's element, or the target itself.
     let value_node = if whole_list && converter != Converter::Keywords {

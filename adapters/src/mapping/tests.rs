@@ -72,6 +72,13 @@ fn converters_must_fit_their_target() {
         "{HEAD}[[field]]\ncolumn = \"经费\"\ntarget = \"/transfer/price\"\nconvert = \"amount\"\nunit = \"美元\"\n"
     ));
     assert!(e.contains("field[0].unit"), "{e}");
+    let e = err(&format!(
+        "{HEAD}[[field]]\ncolumn = \"名称\"\ntarget = \"/title\"\nsplit = true\n"
+    ));
+    assert!(
+        e.contains("field[0].split") && e.contains("one value"),
+        "{e}"
+    );
 }
 
 #[test]
