@@ -465,3 +465,86 @@ fn the_readme_documents_every_column_of_the_shipped_mappings() {
         }
     }
 }
+
+#[test]
+fn a_header_merged_over_two_columns_feeds_one_field_from_either() {
+    let m = Mapping::from_toml(
+        "kind = \"achievement\"\nname = \"t\"\n[layout]\nheader_min_matches = 2\n\
+         [[field]]\ncolumn = \"成果名称\"\ntarget = \"/title\"\n\
+         [[field]]\ncolumn = \"关键词\"\ntarget = \"/keywords\"\nconvert = \"keywords\"\n",
+    )
+    .unwrap();
+    let mut mapper = m.mapper();
+    // 关键词 merged over columns 1 and 2: the source repeats the header text.
+    assert!(
+        mapper
+            .map(&row(1, &["成果名称", "关键词", "关键词", "备注"]))
+            .is_none()
+    );
+    assert_eq!(mapper.unmapped_columns(), ["备注"]);
+    for (n, cells, expected) in [
+        (2, ["甲", "电池", "电池"], json!(["电池"])),
+        (3, ["乙", "", "储能"], json!(["储能"])),
+    ] {
+        let (_, lines) = mapper.map_explained(&row(n, &cells)).unwrap();
+        let keywords = lines.iter().find(|l| l.pointer == "/keywords").unwrap();
+        assert_eq!(keywords.value, expected, "row {n}");
+        assert_eq!(keywords.column, "关键词");
+    }
+}
+
+#[test]
+fn the_dry_run_view_puts_each_source_value_beside_its_field() {
+    let m = form();
+    let mut mapper = m.mapper();
+    let b = uscc("12530000431200000");
+    assert!(mapper.map(&row(1, &HEADER)).is_none());
+    let (outcome, lines) = mapper
+        .map_explained(&data(
+            2,
+            "高能量密度锂离子电池正极材料",
+            "应用技术",
+            "",
+            "2018.01-2020.12",
+            "公开",
+            ("昆明理工大学", &b, "云南"),
+        ))
+        .unwrap();
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let line = |pointer: &str| {
+        let l = lines
+            .iter()
+            .find(|l| l.pointer == pointer)
+            .unwrap_or_else(|| panic!("{pointer}"));
+        (l.column.as_str(), l.source.as_str(), l.value.clone())
+    };
+    assert_eq!(line("/trl"), ("技术就绪度", "ＴＲＬ７", json!(7)));
+    assert_eq!(
+        line("/research_period"),
+        (
+            "研究起止时间",
+            "2018.01-2020.12",
+            json!({"start": "2018-01-01", "end": "2020-12-31"})
+        )
+    );
+    assert_eq!(
+        line("/institutions/1/name"),
+        ("其他完成单位", "昆明理工大学", json!("昆明理工大学"))
+    );
+    assert_eq!(
+        line("/institutions/1/region"),
+        ("其他完成单位所在地区", "云南", json!("530000"))
+    );
+    assert_eq!(
+        line("/completers/2/name"),
+        ("完成人", "张三、李四，王五", json!("王五"))
+    );
+    assert_eq!(
+        line("/secrecy/level"),
+        ("成果密级", "公开", json!("public"))
+    );
+    assert_eq!(
+        line("/transfer/price"),
+        ("转让价格（元）", "１２５,０００", json!(12.5))
+    );
+}
