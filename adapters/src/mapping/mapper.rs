@@ -61,7 +61,7 @@ pub struct MissingColumn {
 
 /// Where a value in the record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum From {
+enum WrittenBy {
     Field(usize),
     Default,
     Constant,
@@ -70,7 +70,7 @@ enum From {
 /// A value written into the record: by what, and at which element of a `*`/`-` target.
 #[derive(Debug, Clone, Copy)]
 struct Provenance {
-    from: From,
+    from: WrittenBy,
     index: Option<usize>,
     /// Position in a `[defaults]`/`[constants]` list.
     fixed: usize,
@@ -211,9 +211,12 @@ impl<'m> Mapper<'m> {
         cells: &[Cell],
         explain: Option<&mut Vec<Explained>>,
     ) -> Option<Mapped> {
-        let place = (row.origin.file.clone(), row.origin.sheet.clone());
-        if self.place.as_ref() != Some(&place) {
-            self.place = Some(place);
+        let same_table = self
+            .place
+            .as_ref()
+            .is_some_and(|(file, sheet)| *file == row.origin.file && *sheet == row.origin.sheet);
+        if !same_table {
+            self.place = Some((row.origin.file.clone(), row.origin.sheet.clone()));
             self.table = Table::Searching {
                 scanned: 0,
                 previous: None,
@@ -638,10 +641,10 @@ impl<'m> Mapper<'m> {
     fn finish(&self, mut work: RowWork<'_>, header: Option<&Header>) -> Mapped {
         let mapping = self.mapping;
         for (k, fixed) in mapping.defaults.iter().enumerate() {
-            apply_fixed(&mut work, fixed, From::Default, k, false);
+            apply_fixed(&mut work, fixed, WrittenBy::Default, k, false);
         }
         for (k, fixed) in mapping.constants.iter().enumerate() {
-            apply_fixed(&mut work, fixed, From::Constant, k, true);
+            apply_fixed(&mut work, fixed, WrittenBy::Constant, k, true);
         }
         if !work.record.is_object() {
             work.record = Value::Object(Map::new());
@@ -709,13 +712,13 @@ impl<'m> Mapper<'m> {
                 ),
             }
         };
-        let written: Vec<(String, From)> = work
+        let written: Vec<(String, WrittenBy)> = work
             .provenance
             .iter()
             .map(|p| (self.pointer_of(p), p.from))
             .collect();
         // The value itself, or a value containing it.
-        let mut best: Option<(usize, From)> = None;
+        let mut best: Option<(usize, WrittenBy)> = None;
         for (at, from) in &written {
             if (pointer == at || pointer.starts_with(&format!("{at}/")))
                 && best.is_none_or(|(len, _)| at.len() > len)
@@ -724,9 +727,9 @@ impl<'m> Mapper<'m> {
             }
         }
         match best {
-            Some((_, From::Field(f))) => return label_of(f),
-            Some((_, From::Default)) => return (Some("(默认值)".to_owned()), false),
-            Some((_, From::Constant)) => return (Some("(常量)".to_owned()), false),
+            Some((_, WrittenBy::Field(f))) => return label_of(f),
+            Some((_, WrittenBy::Default)) => return (Some("(默认值)".to_owned()), false),
+            Some((_, WrittenBy::Constant)) => return (Some("(常量)".to_owned()), false),
             None => {}
         }
         // A field that would have written it (a missing value).
@@ -754,7 +757,7 @@ impl<'m> Mapper<'m> {
             .iter()
             .filter(|(at, _)| at.starts_with(&format!("{pointer}/")))
             .filter_map(|(_, from)| match from {
-                From::Field(f) => Some(*f),
+                WrittenBy::Field(f) => Some(*f),
                 _ => None,
             })
             .collect();
@@ -766,9 +769,9 @@ impl<'m> Mapper<'m> {
 
     fn pointer_of(&self, p: &Provenance) -> String {
         match p.from {
-            From::Field(f) => self.mapping.fields[f].target.concrete(p.index),
-            From::Default => self.mapping.defaults[p.fixed].target.concrete(p.index),
-            From::Constant => self.mapping.constants[p.fixed].target.concrete(p.index),
+            WrittenBy::Field(f) => self.mapping.fields[f].target.concrete(p.index),
+            WrittenBy::Default => self.mapping.defaults[p.fixed].target.concrete(p.index),
+            WrittenBy::Constant => self.mapping.constants[p.fixed].target.concrete(p.index),
         }
     }
 
@@ -875,7 +878,7 @@ impl<'r> RowWork<'r> {
         match target::set(&mut self.record, &field.target.steps, index, value) {
             Ok(taken) => {
                 let p = Provenance {
-                    from: From::Field(f),
+                    from: WrittenBy::Field(f),
                     index: taken.or(index),
                     fixed: 0,
                 };
@@ -903,7 +906,7 @@ impl<'r> RowWork<'r> {
 }
 
 /// Writes a `[defaults]` (only where nothing is) or `[constants]` (always) value.
-fn apply_fixed(work: &mut RowWork<'_>, fixed: &Fixed, from: From, k: usize, overwrite: bool) {
+fn apply_fixed(work: &mut RowWork<'_>, fixed: &Fixed, from: WrittenBy, k: usize, overwrite: bool) {
     let indexes: Vec<Option<usize>> = match target::split_each(&fixed.target.steps) {
         Some((before, _)) => {
             let len = target::get(&work.record, before)
@@ -934,7 +937,7 @@ fn apply_fixed(work: &mut RowWork<'_>, fixed: &Fixed, from: From, k: usize, over
             });
             if let Some(lines) = work.explain.as_deref_mut() {
                 lines.push(Explained {
-                    column: if from == From::Default {
+                    column: if from == WrittenBy::Default {
                         "(默认值)"
                     } else {
                         "(常量)"
