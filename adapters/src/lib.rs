@@ -14,7 +14,10 @@
 //! node's HTTP API, as any institution's client would, and depends on no rix crate but the
 //! schema.
 
+pub mod convert;
+pub mod mapping;
 pub mod outcome;
+pub mod report;
 pub mod row;
 pub mod source;
 
