@@ -15,6 +15,7 @@
 //! schema.
 
 pub mod outcome;
+pub mod push;
 pub mod row;
 
 pub use rix_schema as schema;
