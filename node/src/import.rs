@@ -62,7 +62,7 @@ use crate::config::Role;
 use crate::db::schema::{import_keys, records};
 use crate::db::{Db, DbConn, StoreError, lock_counter};
 use crate::error::{NodeError, ProblemField};
-use crate::register::{self, RecordView};
+use crate::register::{self, RecordRow, RecordView};
 use crate::review;
 
 /// Most items in one import request.
@@ -697,21 +697,49 @@ pub fn import(
     })
 }
 
-fn imported(
-    index: usize,
-    source_key: &str,
-    view: RecordView,
-    duplicate: bool,
-    changed: bool,
-) -> ItemOutcome {
+/// The record as an import outcome: from its row (a duplicate, which needs nothing else) or
+/// from the view registration and approval return.
+struct Held {
+    id: String,
+    version: i64,
+    state: String,
+    registration_no: Option<String>,
+    published_version: Option<i64>,
+}
+
+impl From<RecordView> for Held {
+    fn from(v: RecordView) -> Held {
+        Held {
+            id: v.id,
+            version: v.version,
+            state: v.state,
+            registration_no: v.registration_no,
+            published_version: v.published_version,
+        }
+    }
+}
+
+impl From<RecordRow> for Held {
+    fn from(r: RecordRow) -> Held {
+        Held {
+            id: r.id,
+            version: r.version,
+            state: r.state,
+            registration_no: r.registration_no,
+            published_version: r.published_version,
+        }
+    }
+}
+
+fn imported(item: &Item, held: Held, duplicate: bool, changed: bool) -> ItemOutcome {
     ItemOutcome::Imported(ImportedItem {
-        index,
-        source_key: source_key.to_owned(),
-        id: view.id,
-        version: view.version,
-        state: view.state,
-        registration_no: view.registration_no,
-        published_version: view.published_version,
+        index: item.index,
+        source_key: item.source_key.clone(),
+        id: held.id,
+        version: held.version,
+        state: held.state,
+        registration_no: held.registration_no,
+        published_version: held.published_version,
         duplicate,
         changed,
     })
@@ -734,17 +762,7 @@ fn import_one(
         .optional()?;
     if let Some((id, item_sha256)) = stored {
         return Ok(match register::load_row(conn, who, kind, &id) {
-            Ok(row) => {
-                let latest = register::load_version(conn, kind, &id, row.version)?;
-                let view = register::view_of(row, &latest);
-                imported(
-                    item.index,
-                    &item.source_key,
-                    view,
-                    true,
-                    item_sha256 != item.item_sha256,
-                )
-            }
+            Ok(row) => imported(item, row.into(), true, item_sha256 != item.item_sha256),
             // A submitter learns nothing of another institution's record, not even its id.
             Err(NodeError::NotFound { .. }) => ItemOutcome::Refused(
                 Refusal::one(
@@ -767,7 +785,7 @@ fn import_one(
     let result =
         conn.transaction::<_, ItemError, _>(|conn| register_one(conn, issuer, who, kind, ready));
     match result {
-        Ok(view) => Ok(imported(item.index, &item.source_key, view, false, false)),
+        Ok(view) => Ok(imported(item, view.into(), false, false)),
         Err(ItemError::Refused(r)) => Ok(ItemOutcome::Refused(
             r.into_item(item.index, Some(item.source_key.clone())),
         )),
