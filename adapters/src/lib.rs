@@ -17,6 +17,7 @@
 pub mod convert;
 pub mod mapping;
 pub mod outcome;
+pub mod push;
 pub mod report;
 pub mod row;
 pub mod source;

@@ -1,6 +1,6 @@
 //! The node's HTTP API (DESIGN.md §9). Handlers only translate: they authenticate, read the
-//! body, call the stage that does the work ([`crate::register`], [`crate::review`],
-//! [`crate::outbox`]) on the blocking pool, and shape the answer. Every refusal is a
+//! body, call the stage that does the work ([`crate::register`], [`crate::import`],
+//! [`crate::review`], [`crate::outbox`]) on the blocking pool, and shape the answer. Every refusal is a
 //! [`NodeError`] and reads as `application/problem+json`.
 //!
 //! What it may not touch: SQL, rules, signing and seqs. A handler holds no query of its own (it
@@ -25,6 +25,7 @@ use utoipa::OpenApi;
 use crate::auth::{Principal, TokenTable};
 use crate::db::Db;
 use crate::error::{NodeError, Problem};
+use crate::import;
 use crate::metrics::Metrics;
 use crate::outbox::{self, LogState};
 use crate::register::{self, Idempotency, ListQuery, RecordPage, RecordView};
@@ -274,6 +275,70 @@ pub async fn submit_batch(
         actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
     )
     .json(reply))
+}
+
+/// Imports records that already exist elsewhere (存量数据导入: spreadsheets, exports, other
+/// platforms, through `rix import`), item by item and idempotently by each item's `source_key`.
+///
+/// Body `{"items": [{"source_key": "…", "record": {…}, "registration_no": "…"?, "approve": bool?}]}`,
+/// 1–1000 items. Not all or none: each item is registered or refused on its own, in one
+/// transaction for the request. A `source_key` (1–512 characters, the row's identity in its
+/// source) already imported returns the record it names with `duplicate: true` and changes
+/// nothing; `changed` says whether the item differs from the one first imported (canonical
+/// JSON), so edits in the source show without being applied. An item with `registration_no` (a
+/// historical 批准登记号; administrators only; achievements only) is stored approved under that
+/// number — this node's issuer code, a year not after this one, the flag of the record's
+/// category, a serial above 0, a number no record here holds — and published like any approval
+/// unless classified `secret` or above. `approve: true` (reviewers and administrators) approves a
+/// new record at once, numbered as approval numbers it; otherwise it waits for review.
+/// Submitters import their own institution's records for review.
+///
+/// 200 with one outcome per item, in order: `{index, source_key, id, version, state,
+/// registration_no, published_version, duplicate, changed}` or `{index, source_key?, status,
+/// errors: [{pointer, message}], errors_total}`, the pointers into the request
+/// (`/items/3/record/title`, `/items/3/registration_no`) and `status` what the item alone would
+/// have got: 422 invalid, 403 not allowed to this token (a number without an admin token,
+/// `approve` with a submitter's, no `approve` with a reviewer's), 409 number or key taken. The
+/// request as a whole is refused (problem+json) only when it is no import: not
+/// `{"items": [...]}`, or 0 or more than 1000 items (422 at `/items`).
+#[utoipa::path(post, path = "/v1/{collection}/import",
+    params(("collection" = String, Path, description = "`achievements` or `projects`")),
+    request_body(content = Object, description = "`{\"items\": [{\"source_key\": \"登记表2019.xlsx#5300002019Y0012\", \"record\": {…}, \"registration_no\": \"5300002019Y0012\", \"approve\": false}]}`, 1–1000 items"),
+    responses((status = 200, body = import::ImportReport, description = "one outcome per item; `accepted + duplicates + refused` = items"),
+              (status = 422, body = Problem, content_type = "application/problem+json", description = "not an import request")),
+    security(("bearer" = [])))]
+pub async fn import(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, NodeError> {
+    let kind = kind_of(&path)?;
+    let who = principal(&state, &req)?;
+    let (body, _) = read_json(&state, &req, payload).await?;
+    let st = state.clone();
+    let report = blocking(move || import::import(&st.db, &st.issuer, &who, kind, &body)).await?;
+    let label = kind.as_str();
+    let m = &state.metrics;
+    for (outcome, n) in [
+        ("accepted", report.accepted),
+        ("duplicate", report.duplicates),
+        ("refused", report.refused),
+    ] {
+        m.import_items
+            .with_label_values(&[label, outcome])
+            .inc_by(n as u64);
+    }
+    m.submissions
+        .with_label_values(&[label])
+        .inc_by(report.accepted as u64);
+    m.approvals
+        .with_label_values(&[label])
+        .inc_by(report.approved as u64);
+    if report.approved > 0 {
+        state.wake.notify_one();
+    }
+    Ok(HttpResponse::Ok().json(report))
 }
 
 /// Reads a record's latest version.
@@ -718,8 +783,8 @@ pub async fn metrics(state: State) -> HttpResponse {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rix node API", description = "Registration, review and the signed feed of one rix node (DESIGN.md §9)."),
-    paths(submit, submit_batch, list, get_record, revise, withdraw, approve, approve_batch, reject, feed, keys, schema, healthz, metrics),
-    components(schemas(Problem, crate::error::ProblemField, RecordView, register::ReviewView, RecordPage, register::RecordSummary, LogState)),
+    paths(submit, submit_batch, import, list, get_record, revise, withdraw, approve, approve_batch, reject, feed, keys, schema, healthz, metrics),
+    components(schemas(Problem, crate::error::ProblemField, import::ImportReport, import::ItemOutcome, import::ImportedItem, import::RefusedItem, RecordView, register::ReviewView, RecordPage, register::RecordSummary, LogState)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -764,6 +829,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/{collection}", web::post().to(submit))
         .route("/v1/{collection}", web::get().to(list))
         .route("/v1/{collection}/batch", web::post().to(submit_batch))
+        .route("/v1/{collection}/import", web::post().to(import))
         .route("/v1/{collection}/approve", web::post().to(approve_batch))
         .route("/v1/{collection}/{id}", web::get().to(get_record))
         .route("/v1/{collection}/{id}", web::put().to(revise))

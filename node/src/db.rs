@@ -5,7 +5,8 @@
 //!
 //! What it may not touch: what the rows mean. It declares the tables and opens the pool with this
 //! service's migrations, counters and tuning; every read and write of a row is a stage's
-//! ([`crate::register`], [`crate::review`], [`crate::outbox`], [`crate::keys`]).
+//! ([`crate::register`], [`crate::import`], [`crate::review`], [`crate::outbox`],
+//! [`crate::keys`]).
 
 use std::ops::Deref;
 
@@ -102,6 +103,18 @@ pub mod schema {
             status -> Integer,
             body -> Text,
             created_at -> Text,
+        }
+    }
+
+    diesel::table! {
+        import_keys (kind, key_sha256) {
+            kind -> Text,
+            key_sha256 -> Text,
+            source_key -> Text,
+            record_id -> Text,
+            item_sha256 -> Text,
+            imported_by -> Text,
+            imported_at -> Text,
         }
     }
 

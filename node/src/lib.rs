@@ -29,6 +29,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod import;
 pub mod keys;
 pub mod metrics;
 pub mod outbox;

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub submissions: IntCounterVec,
     /// Versions approved, by kind.
     pub approvals: IntCounterVec,
+    /// Items of import requests, by kind and outcome (`accepted`, `duplicate`, `refused`).
+    pub import_items: IntCounterVec,
     /// Versions rejected, by kind.
     pub rejections: IntCounterVec,
     /// Records withdrawn, by kind.
@@ -45,6 +47,13 @@ impl Metrics {
                 .expect("unique metric");
             c
         };
+        let counter_vec_by = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric");
             registry
@@ -66,6 +75,12 @@ impl Metrics {
                 "kind",
             ),
             approvals: counter_vec("rix_node_approvals_total", "Versions approved.", "kind"),
+            import_items: counter_vec_by(
+                "rix_node_import_items_total",
+                "Items of import requests: accepted (registered), duplicate (key already \
+                 imported, nothing changed) or refused.",
+                &["kind", "outcome"],
+            ),
             rejections: counter_vec("rix_node_rejections_total", "Versions rejected.", "kind"),
             withdrawals: counter_vec("rix_node_withdrawals_total", "Records withdrawn.", "kind"),
             batches_sealed: counter(

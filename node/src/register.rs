@@ -225,8 +225,9 @@ fn institution_usccs(kind: RecordKind, doc: &Value) -> Vec<&str> {
 /// Checks a submitted document: the schema and the rules in code (among them the text rule:
 /// no control or bidirectional-override characters), then what the node itself assigns and
 /// whose record it is. `pointer_base` prefixes pointers (batch submits: `/3`). At most
-/// [`MAX_ERRORS`] errors are kept; all are counted.
-fn check_document(
+/// [`MAX_ERRORS`] errors are kept; all are counted. The import ([`crate::import`]) calls it too,
+/// so that an imported record meets exactly the rules of a submitted one.
+pub(crate) fn check_document(
     kind: RecordKind,
     doc: &Value,
     who: &Principal,
@@ -389,7 +390,8 @@ fn once(
     Ok((status, body))
 }
 
-fn insert_new(
+/// Inserts a new record, version 1, submitted for review (ids from the `id:{kind}` counter).
+pub(crate) fn insert_new(
     conn: &mut DbConn,
     kind: RecordKind,
     doc: &Value,

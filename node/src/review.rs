@@ -2,7 +2,8 @@
 //!
 //! Approval is where a record becomes national: in one transaction it assigns the registration
 //! number (批准登记号: the node's issuer code, the year, the category flag and a gap-free
-//! serial per issuer, year and flag), marks the version approved, and — unless the record is
+//! serial per issuer, year and flag — past any historical number an import reserved, see
+//! `reserve_registration_no`), marks the version approved, and — unless the record is
 //! classified — puts it in the log ([`crate::outbox::enqueue`]). A classified record is
 //! approved and kept, but never logged; an approved revision that raises a published record to
 //! a classified level logs a withdrawal instead, so the record leaves circulation.
@@ -57,11 +58,12 @@ fn check_expected(expected: Option<i64>, version: i64) -> Result<(), NodeError> 
 }
 
 /// The counter behind the serials of one issuer, year and category flag.
-fn serial_counter(issuer: &Issuer, year: u16, flag: char) -> String {
+pub(crate) fn serial_counter(issuer: &Issuer, year: u16, flag: char) -> String {
     format!("regno:{}:{year}:{flag}", issuer.code())
 }
 
-fn this_year() -> u16 {
+/// The registration year of numbers assigned now.
+pub(crate) fn this_year() -> u16 {
     time::OffsetDateTime::now_utc().year() as u16
 }
 
@@ -83,7 +85,8 @@ fn assign_registration_no(
     .format())
 }
 
-fn category_of(doc: &Value) -> Option<Category> {
+/// The record's category (成果类别), if it names one.
+pub(crate) fn category_of(doc: &Value) -> Option<Category> {
     let text = doc.get("category")?.as_str()?;
     Category::ALL.iter().copied().find(|c| c.as_str() == text)
 }
@@ -161,7 +164,12 @@ pub fn approve_many(
     })
 }
 
-fn approve_in(
+/// Approves the latest (submitted) version inside the caller's transaction: the one approval
+/// of the node, which [`approve`], [`approve_many`] and the import ([`crate::import`]) all
+/// call. A record whose row already holds a registration number that fits its category keeps
+/// it (a revision, or a historical number the import reserved with
+/// [`reserve_registration_no`]); any other is given the next one.
+pub(crate) fn approve_in(
     conn: &mut DbConn,
     issuer: &Issuer,
     who: &Principal,
@@ -259,6 +267,31 @@ fn approve_in(
         save_row(conn, &row)?;
         Ok(view_of(row, &version))
     }
+}
+
+/// Reserves a number this node issued before it ran (a historical 批准登记号 being imported):
+/// raises the serial counter of its issuer, year and flag to at least its serial, inside the
+/// caller's transaction, so that no later approval issues it again. The serials it skips are
+/// never issued: a gap the import made, not a number lost.
+///
+/// The counter's row must exist ([`rix_runtime::db::Db::ensure_counters`] with
+/// [`serial_counter`]'s name), so that this only ever locks an existing row.
+pub(crate) fn reserve_registration_no(
+    conn: &mut DbConn,
+    number: &RegistrationNumber,
+) -> Result<(), NodeError> {
+    use crate::db::schema::counters::dsl as c;
+    use diesel::prelude::*;
+    let name = serial_counter(&number.issuer, number.year, number.flag);
+    let serial = i64::from(number.serial);
+    diesel::update(
+        c::counters
+            .filter(c::name.eq(&name))
+            .filter(c::value.lt(serial)),
+    )
+    .set(c::value.eq(serial))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Rejects the latest (submitted) version with a reason the submitter will read.
