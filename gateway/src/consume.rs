@@ -75,6 +75,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use rix_runtime::health::Link;
+use rix_runtime::metrics::registered;
 use tokio::sync::{mpsc, watch};
 
 use crate::db::redact_url;
@@ -218,46 +219,47 @@ impl ConsumerMetrics {
     ///
     /// If they are already registered there (one consumer per registry).
     pub fn new(registry: &Registry) -> ConsumerMetrics {
-        let broker_connected = IntGauge::new(
-            "rix_gateway_broker_connected",
-            "1 while the gateway consumes from the broker.",
-        )
-        .expect("valid metric");
-        let reconnects = IntCounter::new(
-            "rix_gateway_broker_reconnects_total",
-            "Reconnects to the broker after a lost connection, channel or consumer.",
-        )
-        .expect("valid metric");
-        let dead_lettered = IntCounterVec::new(
-            Opts::new(
-                "rix_gateway_dead_lettered_total",
-                "Refused batches moved to the dead-letter queue, by reason.",
+        let broker_connected = registered(
+            registry,
+            IntGauge::new(
+                "rix_gateway_broker_connected",
+                "1 while the gateway consumes from the broker.",
             ),
-            &["reason"],
-        )
-        .expect("valid metric");
+        );
+        let reconnects = registered(
+            registry,
+            IntCounter::new(
+                "rix_gateway_broker_reconnects_total",
+                "Reconnects to the broker after a lost connection, channel or consumer.",
+            ),
+        );
+        let dead_lettered = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "rix_gateway_dead_lettered_total",
+                    "Refused batches moved to the dead-letter queue, by reason.",
+                ),
+                &["reason"],
+            ),
+        );
         for reason in rix_schema::batch::Refusal::REASONS {
             dead_lettered.with_label_values(&[reason]);
         }
-        let requeued = IntCounter::new(
-            "rix_gateway_deliveries_requeued_total",
-            "Deliveries put back on the queue to be tried again.",
-        )
-        .expect("valid metric");
-        let gap_fills = IntCounter::new(
-            "rix_gateway_gap_fills_total",
-            "Batches that came before missing ones; the node's feed is pulled to fill the gap.",
-        )
-        .expect("valid metric");
-        for m in [
-            Box::new(broker_connected.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(reconnects.clone()),
-            Box::new(dead_lettered.clone()),
-            Box::new(requeued.clone()),
-            Box::new(gap_fills.clone()),
-        ] {
-            registry.register(m).expect("unique metric");
-        }
+        let requeued = registered(
+            registry,
+            IntCounter::new(
+                "rix_gateway_deliveries_requeued_total",
+                "Deliveries put back on the queue to be tried again.",
+            ),
+        );
+        let gap_fills = registered(
+            registry,
+            IntCounter::new(
+                "rix_gateway_gap_fills_total",
+                "Batches that came before missing ones; the node's feed is pulled to fill the gap.",
+            ),
+        );
         ConsumerMetrics {
             broker_connected,
             reconnects,

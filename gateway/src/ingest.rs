@@ -24,6 +24,7 @@
 
 use diesel::prelude::*;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use rix_runtime::metrics::registered;
 use rix_schema::batch::{
     BatchLimits, ChainPosition, Gap, Op, Refusal, VerifiedBatch, check_chain, check_not_future,
     verify_batch,
@@ -159,19 +160,12 @@ impl IngestMetrics {
     /// Registers the counters in `registry`.
     pub fn new(registry: &Registry) -> IngestMetrics {
         let vec = |name: &str, help: &str, label: &str| {
-            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+            registered(
+                registry,
+                IntCounterVec::new(Opts::new(name, help), &[label]),
+            )
         };
-        let one = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
+        let one = |name: &str, help: &str| registered(registry, IntCounter::new(name, help));
         IngestMetrics {
             batches_applied: vec(
                 "rix_gateway_batches_applied_total",

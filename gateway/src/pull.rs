@@ -43,6 +43,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use rix_runtime::health::{Link, LinkReport};
+use rix_runtime::metrics::registered;
 use rix_schema::batch::Refusal;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -439,49 +440,50 @@ impl PullMetrics {
     ///
     /// If they are already registered there (one puller per registry).
     pub fn new(registry: &Registry) -> PullMetrics {
-        let pulls = IntCounterVec::new(
-            Opts::new(
-                "rix_gateway_feed_pulls_total",
-                "Feed page requests, by result (ok, or why the pull stopped).",
+        let pulls = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "rix_gateway_feed_pulls_total",
+                    "Feed page requests, by result (ok, or why the pull stopped).",
+                ),
+                &["result"],
             ),
-            &["result"],
-        )
-        .expect("valid metric");
+        );
         for r in RESULTS {
             pulls.with_label_values(&[r]);
         }
-        let bytes = IntCounter::new(
-            "rix_gateway_feed_bytes_total",
-            "Bytes of feed pages received.",
-        )
-        .expect("valid metric");
-        let behind = IntGaugeVec::new(
-            Opts::new(
-                "rix_gateway_feed_behind_entries",
-                "Entries a node has sealed that the catalogue does not hold yet.",
+        let bytes = registered(
+            registry,
+            IntCounter::new(
+                "rix_gateway_feed_bytes_total",
+                "Bytes of feed pages received.",
             ),
-            &["node"],
-        )
-        .expect("valid metric");
-        let fill_requests = IntCounter::new(
-            "rix_gateway_feed_fill_requests_total",
-            "Gap fills asked for by the AMQP consumer.",
-        )
-        .expect("valid metric");
-        let nodes = IntGauge::new(
-            "rix_gateway_feed_nodes",
-            "Nodes with a running feed pull task.",
-        )
-        .expect("valid metric");
-        for m in [
-            Box::new(pulls.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(bytes.clone()),
-            Box::new(behind.clone()),
-            Box::new(fill_requests.clone()),
-            Box::new(nodes.clone()),
-        ] {
-            registry.register(m).expect("unique metric");
-        }
+        );
+        let behind = registered(
+            registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "rix_gateway_feed_behind_entries",
+                    "Entries a node has sealed that the catalogue does not hold yet.",
+                ),
+                &["node"],
+            ),
+        );
+        let fill_requests = registered(
+            registry,
+            IntCounter::new(
+                "rix_gateway_feed_fill_requests_total",
+                "Gap fills asked for by the AMQP consumer.",
+            ),
+        );
+        let nodes = registered(
+            registry,
+            IntGauge::new(
+                "rix_gateway_feed_nodes",
+                "Nodes with a running feed pull task.",
+            ),
+        );
         PullMetrics {
             pulls,
             bytes,

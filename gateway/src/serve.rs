@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, web};
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::Registry;
 use rix_runtime::serve::{Listener, RunningServer, ServeError};
 use rix_schema::batch::BatchLimits;
 use serde_json::json;
@@ -148,13 +148,9 @@ async fn metrics(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
             .insert_header(("WWW-Authenticate", "Bearer"))
             .body(problem.body());
     }
-    let mut out = Vec::new();
-    TextEncoder::new()
-        .encode(&state.registry.gather(), &mut out)
-        .expect("text encoding of registered metrics");
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(out)
+        .body(rix_runtime::metrics::render(&state.registry))
 }
 
 /// Starts a gateway and returns once it listens.

@@ -6,7 +6,8 @@
 //! What it may not touch: anything it counts. It holds the counters and renders them; the
 //! handlers and the publisher that do the work increment them.
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use rix_runtime::metrics::registered;
 
 /// The node's counters and gauges.
 #[derive(Clone)]
@@ -40,49 +41,30 @@ impl Metrics {
     /// Registers every metric in a fresh registry.
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let counter_vec = |name: &str, help: &str, label: &str| {
-            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            registered(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
-        let counter_vec_by = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
-        };
+        let counter = |name: &str, help: &str| registered(&registry, IntCounter::new(name, help));
+        let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help));
         Metrics {
             submissions: counter_vec(
                 "rix_node_submissions_total",
                 "Record versions submitted (new records and revisions).",
-                "kind",
+                &["kind"],
             ),
-            approvals: counter_vec("rix_node_approvals_total", "Versions approved.", "kind"),
-            import_items: counter_vec_by(
+            approvals: counter_vec("rix_node_approvals_total", "Versions approved.", &["kind"]),
+            import_items: counter_vec(
                 "rix_node_import_items_total",
                 "Items of import requests: accepted (registered), duplicate (key already \
                  imported, nothing changed) or refused.",
                 &["kind", "outcome"],
             ),
-            rejections: counter_vec("rix_node_rejections_total", "Versions rejected.", "kind"),
-            withdrawals: counter_vec("rix_node_withdrawals_total", "Records withdrawn.", "kind"),
+            rejections: counter_vec("rix_node_rejections_total", "Versions rejected.", &["kind"]),
+            withdrawals: counter_vec(
+                "rix_node_withdrawals_total",
+                "Records withdrawn.",
+                &["kind"],
+            ),
             batches_sealed: counter(
                 "rix_node_batches_sealed_total",
                 "Batches sealed and signed.",
@@ -98,7 +80,7 @@ impl Metrics {
             publish_errors: counter_vec(
                 "rix_node_publish_errors_total",
                 "Failed publish attempts; each is retried.",
-                "reason",
+                &["reason"],
             ),
             outbox_depth: gauge(
                 "rix_node_outbox_depth_entries",
@@ -114,11 +96,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding of registered metrics");
-        String::from_utf8(out).expect("Prometheus text is UTF-8")
+        rix_runtime::metrics::render(&self.registry)
     }
 }
 

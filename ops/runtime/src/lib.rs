@@ -3,7 +3,7 @@
 //! The node and the gateway never import each other; what both need that is not the schema —
 //! the database pool and migrations runner over SQLite and PostgreSQL ([`db`]), reading a
 //! config file with its environment overrides ([`config`]), the HTTP listener with TLS and its
-//! checked request heads ([`serve`]), problem documents ([`problem`]), the health of a
+//! checked request heads ([`serve`]), problem documents ([`problem`]), metrics ([`metrics`]), the health of a
 //! connection a service keeps ([`health`]), the clock ([`clock`]) — lives here, so that an
 //! operator reads the same shapes from both and a fix lands in both at once.
 //!
@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod health;
+pub mod metrics;
 pub mod problem;
 pub mod query;
 pub mod serve;
