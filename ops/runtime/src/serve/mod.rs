@@ -211,11 +211,16 @@ where
     S::Service: 'static,
     B: MessageBody + 'static,
 {
+    // HttpServer's own defaults, where the builder's differ: a connection being shut down gets
+    // a second to drain before it is dropped (the builder waits without end).
     let mut builder = HttpService::build()
         .graceful_shutdown_signal(move || {
             let graceful = graceful.clone();
             async move { graceful.notified().await }
         })
+        .keep_alive(actix_http::KeepAlive::default())
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
         .local_addr(addr);
     if let Some(on_connect) = on_connect {
         builder = builder.on_connect_ext(on_connect);
