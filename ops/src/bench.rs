@@ -24,7 +24,7 @@ use rix_schema::sample::{SampleConfig, SampleGenerator};
 use rix_schema::signing::SigningKey;
 use serde_json::Value;
 
-const ADMIN: &str = "bench-admin-token-00000001";
+pub(crate) const ADMIN: &str = "bench-admin-token-00000001";
 
 /// What `rix bench node` measures.
 pub struct NodeBench {
@@ -65,10 +65,15 @@ async fn health(http: &reqwest::Client, url: &str) -> Result<Value> {
         .await?)
 }
 
-/// Runs the node benchmark.
-pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
-    let dir = tempfile::tempdir()?;
-    let key_path = dir.path().join("bench.key.pem");
+/// A node for benchmarks, in `dir` (SQLite unless `postgres`), with one administrator token
+/// ([`ADMIN`]) and nobody enrolled to read its feed.
+pub(crate) async fn start_node(
+    dir: &std::path::Path,
+    postgres: Option<String>,
+    amqp: Option<String>,
+    batch_max_entries: usize,
+) -> Result<rix_node::RunningNode> {
+    let key_path = dir.join("bench.key.pem");
     crate::write_private(
         &key_path,
         SigningKey::generate()?.to_pkcs8_pem()?.as_bytes(),
@@ -78,14 +83,14 @@ pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
         name: Some("bench".into()),
         registration_issuer: "530000".into(),
         listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().to_owned(),
-        database_url: bench.postgres.clone(),
+        data_dir: dir.to_owned(),
+        database_url: postgres,
         db_connections: 16,
-        amqp_url: bench.amqp.clone(),
+        amqp_url: amqp,
         amqp_exchange: "rix.records".into(),
         signing_key: key_path,
         batch: BatchConfig {
-            max_entries: bench.batch_max_entries,
+            max_entries: batch_max_entries,
             linger_ms: 20,
         },
         max_body_bytes: 64 * 1024 * 1024,
@@ -99,7 +104,19 @@ pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
         // Nothing pulls this node's feed.
         gateways: Vec::new(),
     };
-    let node = rix_node::start(config).await?;
+    Ok(rix_node::start(config).await?)
+}
+
+/// Runs the node benchmark.
+pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
+    let dir = tempfile::tempdir()?;
+    let node = start_node(
+        dir.path(),
+        bench.postgres.clone(),
+        bench.amqp.clone(),
+        bench.batch_max_entries,
+    )
+    .await?;
     let url = node.url();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(bench.concurrency * 2)

@@ -314,7 +314,7 @@ pub fn run(spec: &SearchBench) -> Result<()> {
 }
 
 /// CPU time (user + system) of the process whose stat file is `path`, in seconds.
-fn cpu_secs_of(path: &str) -> f64 {
+pub(crate) fn cpu_secs_of(path: &str) -> f64 {
     let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
