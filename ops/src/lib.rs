@@ -181,6 +181,11 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = rix_adapters::push::DEFAULT_CHUNK_SIZE,
               value_parser = import::parse_chunk)]
         chunk: usize,
+        /// Requests made for one chunk at most, the first included: connection failures, 5xx
+        /// and 429 are retried with backoff (Retry-After honoured).
+        #[arg(long, value_name = "N", default_value_t = 8,
+              value_parser = clap::value_parser!(u32).range(1..=100))]
+        attempts: u32,
         /// The files to import (none when the mapping's [source] is a platform's API).
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -580,6 +585,7 @@ pub fn main() -> Result<()> {
             delimiter,
             record,
             chunk,
+            attempts,
             files,
         } => {
             use std::io::IsTerminal as _;
@@ -600,6 +606,7 @@ pub fn main() -> Result<()> {
                 delimiter,
                 record,
                 chunk: Some(chunk),
+                attempts: Some(attempts),
                 progress: std::io::stderr().is_terminal(),
             };
             let mut stdout = std::io::stdout().lock();

@@ -94,6 +94,9 @@ pub struct ImportOptions {
     pub record: Option<String>,
     /// Records per request (default 500).
     pub chunk: Option<usize>,
+    /// Requests made for one chunk at most, the first included (default 8): connection
+    /// failures, 5xx and 429 are retried with backoff.
+    pub attempts: Option<u32>,
     /// Draw the progress bar (on stderr; only meaningful on a terminal).
     pub progress: bool,
 }
@@ -253,13 +256,16 @@ pub fn run(options: &ImportOptions, out: &mut dyn Write) -> Result<Summary> {
             .token
             .as_deref()
             .context("give the node's bearer token with --token T (or RIX_NODE_TOKEN)")?;
-        let push_options = PushOptions {
+        let mut push_options = PushOptions {
             ca_file: options.ca_file.clone(),
             chunk_size: options
                 .chunk
                 .unwrap_or(rix_adapters::push::DEFAULT_CHUNK_SIZE),
             ..PushOptions::default()
         };
+        if let Some(attempts) = options.attempts {
+            push_options.retry.max_attempts = attempts.max(1);
+        }
         Some(
             NodeClient::with_options(url, token, push_options)
                 .context("the node client cannot be set up")?,

@@ -150,14 +150,14 @@ impl Summary {
                 "rows",
                 "skipped",
                 "mapped",
-                "refused (mapping)",
+                "refused:mapping",
                 "accepted",
                 "approved",
                 "duplicates",
                 "changed",
-                "refused (node)",
+                "refused:node",
                 "classified",
-                "earlier run",
+                "earlier",
                 "rows/s",
             ]
         };
@@ -229,6 +229,12 @@ impl Summary {
         }
         let t = &self.total;
         writeln!(out)?;
+        if !self.dry_run {
+            writeln!(
+                out,
+                "changed: duplicates whose source was edited since; earlier: pushed by an earlier run (checkpoint)"
+            )?;
+        }
         if self.resumed {
             writeln!(
                 out,
