@@ -690,3 +690,115 @@ async fn imported_and_approved_records_reach_the_gateway_and_are_found_by_search
         "{hits:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platforms_api_is_imported_page_by_page_and_its_mark_saved_only_once_pushed() {
+    use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let node = yunnan(dir.path());
+    let generator = rix_schema::sample::SampleGenerator::new(FixtureSpec::default().config);
+    let projects: Vec<Value> = (0..5)
+        .map(|i| serde_json::to_value(generator.project(i)).unwrap())
+        .collect();
+    // The platform: numbered pages of two, each item the list's columns by name and its
+    // modification time; asked for what changed since a mark, it has nothing new.
+    let platform = MockServer::start().await;
+    let items: Vec<Value> = projects
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let mut item = fixtures::project_list_item(p, k as u64);
+            item["更新时间"] = Value::String(format!("2025-03-0{}T08:00:00", k + 1));
+            item
+        })
+        .collect();
+    for (page, chunk) in items.chunks(2).chain([&[][..]]).enumerate() {
+        Mock::given(method("GET"))
+            .and(path("/api/projects"))
+            .and(query_param("pageNo", (page + 1).to_string()))
+            .and(query_param_is_missing("updatedSince"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"code": 0, "data": {"list": chunk}})),
+            )
+            .mount(&platform)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/api/projects"))
+        .and(query_param("updatedSince", "2025-03-05T08:00:00"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"code": 0, "data": {"list": []}})),
+        )
+        .mount(&platform)
+        .await;
+    // The shipped project-list mapping, its [source] the platform's API.
+    let url = format!("{}/api/projects", platform.uri());
+    let shipped = rix_adapters::mapping::SHIPPED
+        .iter()
+        .find(|(f, _)| *f == "funded-project-list.toml")
+        .unwrap()
+        .1;
+    let source = format!(
+        "[source]\nurl = \"{url}\"\nitems_pointer = \"/data/list\"\nid_pointer = \"/项目编号\"\n\
+         paging = {{ style = \"page\", page_param = \"pageNo\", size_param = \"pageSize\", size = 2 }}\n\
+         incremental = {{ param = \"updatedSince\", modified_pointer = \"/更新时间\", checkpoint = \"state/platform.json\" }}\n"
+    );
+    assert!(shipped.contains("\n[source]\n"));
+    let mapping = dir.path().join("platform.toml");
+    std::fs::write(
+        &mapping,
+        shipped.replacen("\n[source]\n", &format!("\n{source}"), 1),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let mark = dir.path().join("state/platform.json");
+    let run = |node_url: &str, extra: &[&str]| {
+        Command::new(RIX)
+            .args(["import", "--mapping"])
+            .arg(&mapping)
+            .args(["--node", node_url, "--approve"])
+            .args(extra)
+            .env("RIX_NODE_TOKEN", tokens::ADMIN)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+
+    // The node cannot be reached: the pages were read, nothing was stored, so no mark.
+    let gone = format!("http://127.0.0.1:{}", free_port());
+    let out = run(&gone, &["--attempts", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!mark.exists(), "no mark before the rows are pushed");
+
+    let out = run(&node.url, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let line = summary_line(&out, Path::new(&url));
+    assert_eq!((line[2], line[4], line[5]), (5, 5, 5), "{}", text(&out));
+    let saved: Value = serde_json::from_slice(&std::fs::read(&mark).unwrap()).unwrap();
+    assert_eq!(saved["modified_since"], "2025-03-05T08:00:00", "{saved}");
+
+    // The next run asks only for what changed since, and finds nothing.
+    let out = run(&node.url, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("changed since \"2025-03-05T08:00:00\""),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(summary_line(&out, Path::new(&url))[0], 0, "{}", text(&out));
+
+    let held = held(&http, &node, Layout::ProjectListCsv).await;
+    assert_eq!(node_records(&http, &node, "projects").await.len(), 5);
+    for p in &projects {
+        let expected = fixtures::project_list_view(p);
+        let key = identity(Layout::ProjectListCsv, &expected, None);
+        let (record, _, state) = held.get(&key).unwrap_or_else(|| panic!("{key} is missing"));
+        assert_eq!(canonical(record), canonical(&expected), "{key}");
+        assert_eq!(state, "approved");
+    }
+}

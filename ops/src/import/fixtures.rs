@@ -1519,6 +1519,23 @@ fn project_row(v: &Value, k: u64, seq: u64) -> Vec<Out> {
     row
 }
 
+/// A project as a provincial platform's API lists it: one JSON object whose members are the
+/// 项目一览表's column names (the shipped `funded-project-list` mapping reads them by name),
+/// with the values as the list writes them in style `k` (full-width numbers, amounts with
+/// units…). `project` is the generator's project; the record an import gives back is
+/// [`project_list_view`] of it.
+pub fn project_list_item(project: &Value, k: u64) -> Value {
+    let view = project_list_view(project);
+    let row = project_row(&view, k, k + 1);
+    let mut item = Map::new();
+    for (name, out) in PROJECT_COLUMNS.iter().zip(row) {
+        if *name != "序号" && out != Out::Empty {
+            item.insert((*name).to_owned(), Value::String(out.as_text()));
+        }
+    }
+    Value::Object(item)
+}
+
 const PROJECT_BREAKAGES: [Breakage; 5] = [
     Breakage::MissingTitle,
     Breakage::BadDate,

@@ -8,10 +8,15 @@
 use std::path::Path;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use super::count;
 use super::summary::Counts;
+
+/// Rows per second, whole.
+fn rate(state: &ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = write!(w, "{:.0} rows/s", state.per_sec());
+}
 
 /// The bar, or nothing.
 pub(super) struct Progress {
@@ -36,9 +41,10 @@ impl Progress {
                 let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {per_sec} · ETA {eta} · {msg}",
+                        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {rate} · ETA {eta} · {msg}",
                     )
-                    .expect("a valid template"),
+                    .expect("a valid template")
+                    .with_key("rate", rate),
                 );
                 (bar, Some(0))
             }
@@ -46,9 +52,10 @@ impl Progress {
                 let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{spinner} [{elapsed_precise}] {pos} rows · {per_sec} · {msg}",
+                        "{spinner} [{elapsed_precise}] {pos} rows · {rate} · {msg}",
                     )
-                    .expect("a valid template"),
+                    .expect("a valid template")
+                    .with_key("rate", rate),
                 );
                 (bar, None)
             }
