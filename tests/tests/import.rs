@@ -207,9 +207,23 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_recovers_every_generated_record_and_reports_every_broken_row() {
+    recovers_every_record(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_into_a_node_on_postgresql_recovers_every_record_alike() {
+    recovers_every_record(Some(fresh_postgres_database())).await;
+}
+
+/// The round trip of every fixture file into a node on `database_url` (SQLite without).
+async fn recovers_every_record(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
-    let node = yunnan(dir.path());
+    let node = NodeProcess::start(
+        RIX,
+        dir.path(),
+        NodeSpec::new(&unique("prov-530000"), "530000").with_database(database_url),
+    );
     let files = fixtures::write_all(&dir.path().join("fixtures"), &FixtureSpec::default()).unwrap();
     for file in &files {
         let node_refusals = file
@@ -801,4 +815,85 @@ async fn a_platforms_api_is_imported_page_by_page_and_its_mark_saved_only_once_p
         assert_eq!(canonical(record), canonical(&expected), "{key}");
         assert_eq!(state, "approved");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_over_tls_trusts_the_node_only_through_the_given_ca() {
+    use rix_node::config::{BatchConfig, Role, TlsConfig, TokenConfig};
+    use rix_tests::pki::{Issued, write_pem};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Issued::ca("rix e2e province CA");
+    let server = Issued::server(&ca);
+    let key_path = dir.path().join("node.key.pem");
+    signing_key_file(&key_path);
+    let config = rix_node::Config {
+        node_id: unique("prov-530000"),
+        name: None,
+        registration_issuer: "530000".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("node"),
+        database_url: None,
+        db_connections: 4,
+        amqp_url: None,
+        amqp_exchange: "rix.records".into(),
+        signing_key: key_path,
+        batch: BatchConfig {
+            max_entries: 50,
+            linger_ms: 10,
+        },
+        max_body_bytes: 8 * 1024 * 1024,
+        tls: Some(TlsConfig {
+            cert: write_pem(dir.path(), "node.crt", &server.cert_pem()),
+            key: write_pem(dir.path(), "node.key", &server.key_pem()),
+            client_ca: None,
+        }),
+        tokens: vec![TokenConfig {
+            token: tokens::ADMIN.into(),
+            role: Role::Admin,
+            institution: None,
+            name: None,
+        }],
+        gateways: Vec::new(),
+    };
+    let node = rix_node::start(config).await.unwrap();
+    let url = format!("https://localhost:{}", node.addr.port());
+    let ca_file = write_pem(dir.path(), "province-ca.pem", &ca.cert_pem());
+    let files = fixtures::write_all(&dir.path().join("fixtures"), &clean(6, 1, 1)).unwrap();
+    let form = files[0].clone();
+    let import = |extra: Vec<String>| {
+        let (url, form) = (url.clone(), form.path.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new(RIX)
+                .args(["import", "--mapping", "achievement-form", "--node", &url])
+                .args(["--approve", "--attempts", "1"])
+                .args(extra)
+                .env("RIX_NODE_TOKEN", tokens::ADMIN)
+                .arg(&form)
+                .output()
+                .unwrap()
+        })
+    };
+
+    // A certificate from the province's own CA is not trusted without it: 1, and what to do.
+    let out = import(Vec::new()).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--ca-file"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_file(beside(&form.path, ".rix-checkpoint.json")).ok();
+
+    let out = import(vec!["--ca-file".into(), ca_file.display().to_string()])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        summary_line(&out, &form.path)[4],
+        form.records.len() as u64,
+        "{}",
+        text(&out)
+    );
+    node.stop().await;
 }
