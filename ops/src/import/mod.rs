@@ -377,10 +377,11 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        let total = if options.inputs.is_empty() {
-            None
-        } else {
+        // Counting lines reads the files once more: only for a bar someone watches.
+        let total = if options.progress && !options.inputs.is_empty() {
             count::total_rows(&options.inputs)
+        } else {
+            None
         };
         let progress = progress::Progress::new(options.progress, total, options.dry_run);
         Ok(Run {
