@@ -148,6 +148,9 @@ enum Command {
         /// they are submitted for review.
         #[arg(long)]
         approve: bool,
+        /// Send new records to review (the default; says so in scripts).
+        #[arg(long, conflicts_with = "approve")]
+        submit: bool,
         /// The CA (PEM) that issued the node's TLS certificate, if not a public one.
         #[arg(long, value_name = "PEM")]
         ca_file: Option<PathBuf>,
@@ -576,6 +579,7 @@ pub fn main() -> Result<()> {
             node,
             token,
             approve,
+            submit: _,
             ca_file,
             errors,
             checkpoint,
