@@ -90,9 +90,20 @@ impl<W: Write> CsvReport<W> {
         Ok(())
     }
 
+    /// Goes on with a report whose byte-order mark and header are already written (a file
+    /// being appended to).
+    pub fn continuing(out: W) -> CsvReport<W> {
+        CsvReport { out, errors: 0 }
+    }
+
     /// How many errors were written.
     pub fn errors(&self) -> u64 {
         self.errors
+    }
+
+    /// Flushes what was written so far.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     /// Flushes and returns the writer.
@@ -149,6 +160,11 @@ impl<W: Write> JsonLinesReport<W> {
         self.errors
     }
 
+    /// Flushes what was written so far.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     /// Flushes and returns the writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.out.flush()?;
@@ -181,6 +197,37 @@ impl ErrorReport {
             json: JsonLinesReport::new(BufWriter::new(File::create(json_lines)?)),
             rows: 0,
         })
+    }
+
+    /// Opens the two files to add to them — the report of an import that is resumed from its
+    /// checkpoint goes on in the same files — or creates them as [`ErrorReport::create`] does
+    /// when they are missing or empty.
+    pub fn append(csv: &Path, json_lines: &Path) -> io::Result<ErrorReport> {
+        let open = |path: &Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        };
+        let csv_file = open(csv)?;
+        let started = csv_file.metadata()?.len() > 0;
+        let csv_out = BufWriter::new(csv_file);
+        Ok(ErrorReport {
+            csv: if started {
+                CsvReport::continuing(csv_out)
+            } else {
+                CsvReport::new(csv_out)?
+            },
+            json: JsonLinesReport::new(BufWriter::new(open(json_lines)?)),
+            rows: 0,
+        })
+    }
+
+    /// Flushes both files: what was written so far is on disk (before a checkpoint says the
+    /// rows are done).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.csv.flush()?;
+        self.json.flush()
     }
 
     /// Writes one refused row's errors to both files.
@@ -266,6 +313,38 @@ mod tests {
         assert!(
             tab.contains("\"'\tx\",Sheet1,7,,/title,\"a\nb\",\"'-x\""),
             "{tab:?}"
+        );
+    }
+
+    #[test]
+    fn an_appended_report_keeps_one_bom_and_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let (csv, jsonl) = (dir.path().join("e.csv"), dir.path().join("e.jsonl"));
+        let mut first = ErrorReport::create(&csv, &jsonl).unwrap();
+        first
+            .refused(&[error("a.xlsx", None, "一", "one")])
+            .unwrap();
+        first.finish().unwrap();
+        let mut again = ErrorReport::append(&csv, &jsonl).unwrap();
+        again
+            .refused(&[error("a.xlsx", None, "二", "two")])
+            .unwrap();
+        assert_eq!(again.finish().unwrap().rows, 1);
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert_eq!(text.matches('\u{FEFF}').count(), 1, "{text}");
+        assert_eq!(text.matches("file,sheet").count(), 1, "{text}");
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 2);
+        // Appending to nothing starts the files.
+        let (csv2, jsonl2) = (dir.path().join("f.csv"), dir.path().join("f.jsonl"));
+        ErrorReport::append(&csv2, &jsonl2)
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert!(
+            std::fs::read_to_string(&csv2)
+                .unwrap()
+                .starts_with("\u{FEFF}file,")
         );
     }
 

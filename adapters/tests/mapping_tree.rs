@@ -222,3 +222,23 @@ fn a_platform_item_with_chinese_member_names_matches_by_column() {
     assert_eq!(record.record["lead"]["region"], "530000");
     assert_eq!(mapper.unmapped_columns(), ["/更新时间"]);
 }
+
+#[test]
+fn parallel_star_paths_stay_aligned_when_an_element_lacks_a_value() {
+    let m = Mapping::from_toml(XML_MAPPING).unwrap();
+    let mut mapper = m.mapper();
+    let a = uscc("91530100MA6K00000");
+    let element = json!({
+        "基本信息": {"成果名称": "稀土功能材料制备技术", "简介": "研究了稀土永磁材料的低成本制备工艺。",
+                   "关键词": "稀土", "@领域": "新材料", "就绪度": "6", "起止": "2017.06-2019.05"},
+        "单位": {"@代码": a, "名称": "云南稀土新材料有限公司"},
+        // The first has no 职称 element, the second an empty one: the third's title stays his.
+        "完成人": [{"姓名": "吴十"}, {"姓名": "郑十一", "职称": ""}, {"姓名": "王十二", "职称": "研究员"}],
+        "密级": "公开"
+    });
+    let record = mapper.map(&tree(4, element)).unwrap().unwrap();
+    assert_eq!(
+        record.record["completers"],
+        json!([{"name": "吴十"}, {"name": "郑十一"}, {"name": "王十二", "title": "研究员"}])
+    );
+}

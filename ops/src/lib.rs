@@ -19,6 +19,7 @@
 pub mod bench;
 pub mod bench_search;
 pub mod demo;
+pub mod import;
 pub mod loadgen;
 
 use anyhow::{Context, Result, bail};
@@ -110,6 +111,110 @@ enum Command {
         /// requires. It must be one the profile generates.
         #[arg(long)]
         institution: Option<String>,
+    },
+    /// Import existing records (spreadsheets, CSV, XML, JSON Lines, a platform's API) into a
+    /// node through a mapping: rows → records validated locally → the node's import endpoint,
+    /// once per row however often it runs.
+    ///
+    /// Run it first with --dry-run (no node needed): the first rows' source values beside the
+    /// record fields they become, the header found, the columns no field reads and those
+    /// missing, then every row mapped and counted. Then without it, with the node and a token:
+    /// refused rows go to an error report (PREFIX.csv with a BOM for Excel, PREFIX.jsonl) and
+    /// never block the others; rows with a 批准登记号 are imported as approved under it (an
+    /// admin token); new records go to review, or are approved at once with --approve (a
+    /// reviewer's or admin token); records classified 秘密 and above stay at the node. An
+    /// interrupted import resumes from its checkpoint; running it twice registers nothing
+    /// twice. Exit code 0 when every row was accepted (duplicates are), 2 when some rows were
+    /// refused, 1 when the import could not go on.
+    Import {
+        /// The mapping: a TOML file, or a shipped mapping's name (achievement-form,
+        /// achievement-xml, funded-project-list, jsonl-achievement, jsonl-funded-project).
+        #[arg(long, value_name = "FILE|NAME")]
+        mapping: String,
+        /// Map and count only, showing the first rows side by side; nothing is sent.
+        #[arg(long)]
+        dry_run: bool,
+        /// Dry run: how many rows to show side by side.
+        #[arg(long, value_name = "N", default_value_t = import::DEFAULT_DRY_RUN_ROWS)]
+        rows: usize,
+        /// The node's base URL (https://node.example:8081).
+        #[arg(long, value_name = "URL")]
+        node: Option<String>,
+        /// The node's bearer token: a submitter's (records to review), a reviewer's (with
+        /// --approve) or an administrator's (also rows with a 批准登记号).
+        #[arg(long, value_name = "T", env = "RIX_NODE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Approve new records in the same request (a reviewer's or admin token); without it
+        /// they are submitted for review.
+        #[arg(long)]
+        approve: bool,
+        /// Send new records to review (the default; says so in scripts).
+        #[arg(long, conflicts_with = "approve")]
+        submit: bool,
+        /// The CA (PEM) that issued the node's TLS certificate, if not a public one.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+        /// The error report: PREFIX.csv and PREFIX.jsonl [default: <first file>.errors; a dry
+        /// run writes one only when given this].
+        #[arg(long, value_name = "PATH_PREFIX")]
+        errors: Option<PathBuf>,
+        /// The checkpoint of an interrupted import [default: <first file>.rix-checkpoint.json,
+        /// removed when the import finishes]; for a platform's API, its modified-since mark.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The files' encoding (gbk, gb18030, utf-8, utf-16le…) instead of the mapping's or
+        /// the guess.
+        #[arg(long, value_name = "E")]
+        encoding: Option<String>,
+        /// Workbooks: a sheet to read, by name or by position from 1 (name:2019 for a sheet
+        /// named 2019); repeat for several. Default: the mapping's, else every visible sheet.
+        #[arg(long = "sheet", value_name = "S", value_parser = import::parse_sheet)]
+        sheets: Vec<rix_adapters::source::SheetRef>,
+        /// The files' format (xlsx, xls, ods, csv, tsv, xml, jsonl) instead of the mapping's
+        /// or the extension's.
+        #[arg(long, value_name = "F", value_parser = import::parse_format)]
+        format: Option<rix_adapters::source::Format>,
+        /// CSV/TSV: the field delimiter.
+        #[arg(long, value_name = "C")]
+        delimiter: Option<char>,
+        /// XML: the record element (a name, or a path /列表/成果).
+        #[arg(long, value_name = "ELEMENT")]
+        record: Option<String>,
+        /// Records per request to the node (1–1000).
+        #[arg(long, value_name = "N", default_value_t = rix_adapters::push::DEFAULT_CHUNK_SIZE,
+              value_parser = import::parse_chunk)]
+        chunk: usize,
+        /// Requests made for one chunk at most, the first included: connection failures, 5xx
+        /// and 429 are retried with backoff (Retry-After honoured).
+        #[arg(long, value_name = "N", default_value_t = 8,
+              value_parser = clap::value_parser!(u32).range(1..=100))]
+        attempts: u32,
+        /// The files to import (none when the mapping's [source] is a platform's API).
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Write import fixtures: a 科技成果登记表 workbook, a GBK 科技计划项目 CSV and an XML export,
+    /// made from generated records with the messes real files have (and, with --broken, rows
+    /// broken on purpose), plus expected.json with what importing them must give. A template
+    /// to fill in, or files to try `rix import` on.
+    ImportFixtures {
+        /// Where to write them.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Achievements in the workbook (the XML gets a quarter as many, at least one; the CSV
+        /// a third as many projects).
+        #[arg(long, value_name = "N", default_value_t = 40)]
+        records: u64,
+        /// The province (its region code) whose records and 批准登记号 they are: import them
+        /// into a node with this registration issuer.
+        #[arg(long, default_value = "530000", value_parser = loadgen::parse_profile)]
+        province: rix_schema::sample::NodeProfile,
+        /// Generator seed.
+        #[arg(long, default_value_t = 20161)]
+        seed: u64,
+        /// Add one broken row per kind of failure.
+        #[arg(long)]
+        broken: bool,
     },
     /// Generate a node's Ed25519 signing key.
     ///
@@ -467,6 +572,95 @@ pub fn main() -> Result<()> {
                 batch,
                 institution,
             })),
+        Command::Import {
+            mapping,
+            dry_run,
+            rows,
+            node,
+            token,
+            approve,
+            submit: _,
+            ca_file,
+            errors,
+            checkpoint,
+            encoding,
+            sheets,
+            format,
+            delimiter,
+            record,
+            chunk,
+            attempts,
+            files,
+        } => {
+            use std::io::IsTerminal as _;
+            let options = import::ImportOptions {
+                mapping,
+                inputs: files,
+                dry_run,
+                rows,
+                node,
+                token,
+                approve,
+                ca_file,
+                errors,
+                checkpoint,
+                encoding,
+                sheets,
+                format,
+                delimiter,
+                record,
+                chunk: Some(chunk),
+                attempts: Some(attempts),
+                progress: std::io::stderr().is_terminal(),
+            };
+            let mut stdout = std::io::stdout().lock();
+            let summary = import::run(&options, &mut stdout)?;
+            stdout.flush()?;
+            drop(stdout);
+            if let Some(failure) = &summary.failure {
+                bail!("the import stopped: {failure}");
+            }
+            match summary.exit_code() {
+                0 => Ok(()),
+                code => std::process::exit(code),
+            }
+        }
+        Command::ImportFixtures {
+            out,
+            records,
+            province,
+            seed,
+            broken,
+        } => {
+            let spec = import::fixtures::FixtureSpec {
+                config: rix_schema::sample::SampleConfig {
+                    seed,
+                    node: province,
+                    ..import::fixtures::FixtureSpec::default().config
+                },
+                form_achievements: records,
+                xml_achievements: (records / 4).max(1),
+                projects: (records / 3).max(1),
+                broken,
+            };
+            let files = import::fixtures::write_all(&out, &spec)
+                .with_context(|| format!("writing fixtures to {}", out.display()))?;
+            for f in &files {
+                println!(
+                    "{}: {} record(s), {} broken row(s) — rix import --mapping {} --dry-run {}",
+                    f.path.display(),
+                    f.records.len(),
+                    f.refusals.len(),
+                    f.mapping,
+                    f.path.display()
+                );
+            }
+            println!(
+                "{}: what importing them must give",
+                out.join("expected.json").display()
+            );
+            Ok(())
+        }
         Command::Keygen { out } => keygen(&out),
         Command::Validate { kind, files } => validate(kind, &files),
         Command::Node {

@@ -78,6 +78,16 @@ const RULES: &[(&str, How)] = &[
         How::NotHere("the test broker keeps guest for the other tests"),
     ),
     ("NODE=", How::Walk(Walk::name_enrolled_node)),
+    (
+        "rix import --mapping achievement-form --dry-run",
+        How::Walk(Walk::import_dry_run),
+    ),
+    (
+        "RIX_NODE_TOKEN=$(cat admin-token) rix import",
+        How::NotHere(
+            "the walk's gateway counts what its node publishes; tests/tests/import.rs imports the same workbook layout into a node process with an admin token and --approve — twice, killed and resumed — and follows the records to a gateway's search",
+        ),
+    ),
     ("rabbitmqctl add_user", How::Run),
     ("rabbitmqctl set_permissions", How::Run),
     ("rabbitmqctl set_topic_permissions", How::Run),
@@ -645,6 +655,20 @@ impl Walk {
             .expect("the walk rotated the node's key first");
         let command = self.localised(documented).replace("ed25519:…", &old);
         self.shell(&command);
+    }
+
+    /// The guide's dry run, on a workbook in the national layout that the walk makes (the
+    /// guide's is the province's own): it needs no node, and says what an import would do.
+    fn import_dry_run(&mut self, documented: &str) {
+        let make = self.localised("rix import-fixtures --out /root/import --records 12");
+        self.shell(&make);
+        let command =
+            documented.replace("登记表2019-2024.xlsx", "/root/import/科技成果登记表.xlsx");
+        let said = self.shell(&self.localised(&command));
+        assert!(
+            said.contains("dry run: what an import would do") && said.contains("→  /title"),
+            "{said}"
+        );
     }
 
     fn hand_over_public_key(&mut self) {

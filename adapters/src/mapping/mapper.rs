@@ -428,6 +428,7 @@ impl<'m> Mapper<'m> {
                 let mut found = Vec::new();
                 lookup(tree, &path.steps, &mut found);
                 let raw = if field.converter == Converter::Json {
+                    found.retain(|v| !v.is_null());
                     match found.as_slice() {
                         [] => Raw::Missing,
                         [one] => Raw::Json(one),
@@ -565,50 +566,70 @@ impl<'m> Mapper<'m> {
                     Raw::Many(cells) => cells,
                     _ => unreachable!(),
                 };
+                // A `*` target spreads items over elements by position: an empty value of a
+                // tree's element (a 完成人 without 职称) is a hole that keeps the next value at
+                // its own element, instead of shifting it onto the previous person.
+                let holes = field.target.is_list();
                 let items: Vec<Cell> = match &field.split {
                     Some(seps) => cells
                         .iter()
-                        .flat_map(|c| convert::split_cell(c, seps, field.converter))
+                        .flat_map(|c| {
+                            if holes && is_blank(c) {
+                                vec![Cell::Empty]
+                            } else {
+                                convert::split_cell(c, seps, field.converter)
+                            }
+                        })
                         .collect(),
-                    None => cells.into_iter().filter(|c| !is_blank(c)).collect(),
+                    None => cells
+                        .into_iter()
+                        .filter(|c| holes || !is_blank(c))
+                        .collect(),
                 };
-                let mut values: Vec<Value> = Vec::with_capacity(items.len());
+                let mut values: Vec<Option<Value>> = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     match convert::convert(field.converter, item, &field.options) {
                         Ok(Some(Value::Array(inner))) if field.converter == Converter::Keywords => {
-                            values.extend(inner);
+                            values.extend(inner.into_iter().map(Some));
                         }
-                        Ok(Some(value)) => values.push(value),
+                        Ok(Some(value)) => values.push(Some(value)),
+                        Ok(None) if holes => values.push(None),
                         Ok(None) => {}
                         Err(e) => {
-                            let index = if field.target.is_list() {
+                            let index = if holes {
                                 Some(field.first_index + i)
                             } else {
                                 Some(i)
                             };
                             work.convert_error(field, index, label, e);
+                            if holes {
+                                values.push(None);
+                            }
                         }
                     }
                 }
                 if field.converter == Converter::Keywords {
                     let mut seen: Vec<String> = Vec::new();
                     values.retain(|v| {
+                        let Some(v) = v else { return true };
                         let key = v.as_str().unwrap_or_default().to_lowercase();
                         let fresh = !seen.contains(&key);
                         seen.push(key);
                         fresh
                     });
                 }
-                if !values.is_empty() {
+                if values.iter().any(Option::is_some) {
                     wrote = true;
                 }
-                if field.target.is_list() {
+                if holes {
                     for (i, value) in values.into_iter().enumerate() {
-                        work.write(f, field, Some(field.first_index + i), value, label, &shown);
+                        if let Some(value) = value {
+                            work.write(f, field, Some(field.first_index + i), value, label, &shown);
+                        }
                     }
-                } else if !values.is_empty() {
+                } else if wrote {
                     let mut distinct: Vec<Value> = Vec::with_capacity(values.len());
-                    for v in values {
+                    for v in values.into_iter().flatten() {
                         if !distinct.contains(&v) {
                             distinct.push(v);
                         }
@@ -962,7 +983,17 @@ fn lookup<'v>(value: &'v Value, steps: &[Step], out: &mut Vec<&'v Value>) {
         return;
     };
     match (step, value) {
-        (Step::Each, Value::Array(items)) => items.iter().for_each(|v| lookup(v, rest, out)),
+        // One value per element, an element without it a hole (null), so that parallel
+        // `*` paths (/完成人/*/姓名, /完成人/*/职称) stay aligned by element.
+        (Step::Each, Value::Array(items)) => {
+            for v in items {
+                let before = out.len();
+                lookup(v, rest, out);
+                if out.len() == before {
+                    out.push(&Value::Null);
+                }
+            }
+        }
         (Step::Each, other) => lookup(other, rest, out),
         (Step::Index(i), Value::Array(items)) => {
             if let Some(v) = items.get(*i) {

@@ -33,12 +33,16 @@ pub use mapper::{Explained, Mapper, MissingColumn};
 use target::{Pointer, SchemaNode, Step};
 
 /// The mappings shipped in `adapters/mappings/` (file name, text), documented in its README:
-/// the national registration form of achievements (all three kinds), a funded-project list, and
-/// JSON Lines already in the common schema.
-pub const SHIPPED: [(&str, &str); 4] = [
+/// the national registration form of achievements (all three kinds), the desktop registration
+/// system's XML export, a funded-project list, and JSON Lines already in the common schema.
+pub const SHIPPED: [(&str, &str); 5] = [
     (
         "achievement-form.toml",
         include_str!("../../mappings/achievement-form.toml"),
+    ),
+    (
+        "achievement-xml.toml",
+        include_str!("../../mappings/achievement-xml.toml"),
     ),
     (
         "funded-project-list.toml",
