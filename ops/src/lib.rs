@@ -17,6 +17,7 @@
 //! depend on both services (DESIGN.md §2).
 
 pub mod bench;
+pub mod bench_import;
 pub mod bench_search;
 pub mod demo;
 pub mod import;
@@ -267,6 +268,27 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Importing a province's existing records: generated 登记表 workbooks and GBK project
+    /// lists read, mapped and validated (rows per second and per CPU second), and with --push
+    /// imported into a node started in this process, approved by an administrator.
+    Import {
+        /// Rows per file.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Where the fixture files are kept; files already written there for this size are
+        /// reused.
+        #[arg(long, default_value = "target/bench-import")]
+        data_dir: PathBuf,
+        /// Also import into a node (SQLite in a temporary directory, or --postgres).
+        #[arg(long)]
+        push: bool,
+        /// The node's PostgreSQL database.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Only `form` (the XLSX) or `csv` (the GBK project list).
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Search over a large generated catalogue through a gateway process's HTTP API, side by
     /// side with PostgreSQL (ILIKE, pg_trgm) and SQLite FTS5 on the same data: latency
     /// quantiles, index build time, gateway memory, recall of two-character Chinese terms.
@@ -736,6 +758,22 @@ pub fn main() -> Result<()> {
             println!("median: {:.0} records/s", rates[rates.len() / 2]);
             Ok(())
         }
+        Command::Bench {
+            command:
+                BenchCommand::Import {
+                    rows,
+                    data_dir,
+                    push,
+                    postgres,
+                    only,
+                },
+        } => bench_import::run(&bench_import::ImportBench {
+            rows,
+            data_dir,
+            push,
+            postgres,
+            only,
+        }),
         Command::Bench {
             command:
                 BenchCommand::Search {
