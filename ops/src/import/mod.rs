@@ -24,7 +24,7 @@
 //!   row was accepted (a duplicate is), 2 when some were refused, 1 when the import could not
 //!   go on (unreadable file, bad mapping, node unreachable, the whole request refused).
 //! - **The dry run is the same loop** without a node: the first rows side by side
-//!   ([`dry_run`]), then every row mapped and counted, so its numbers are the import's.
+//!   (`dry_run`), then every row mapped and counted, so its numbers are the import's.
 //!
 //! What it may not touch: a record's meaning (the mapping's), the node's rules (it says what
 //! the node answered), and any file but its report, its checkpoint and the platform's
