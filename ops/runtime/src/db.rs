@@ -8,6 +8,9 @@
 //!   switching to WAL takes an exclusive lock that SQLite may refuse at once, without waiting,
 //!   to a connection racing others (every first start logged `database is locked`). The rest
 //!   (busy timeout, synchronous, foreign keys, cache) is set on every connection.
+//! - **Who copies SQLite's log back.** Not the writer: a thread of the pool's own
+//!   ([`checkpoint`]), so that no commit pays for the checkpoint that its size happened to
+//!   trigger.
 //! - **How write transactions are serialised.** SQLite has one writer at a time; rather than
 //!   let concurrent writers race for the lock and fail with `SQLITE_BUSY` on upgrade,
 //!   [`Db::write`] takes a process-wide mutex first. PostgreSQL writers run concurrently and
@@ -27,6 +30,8 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+
+pub mod checkpoint;
 
 /// A connection of either backend, chosen from the URL at start.
 #[derive(diesel::MultiConnection)]
@@ -134,7 +139,9 @@ struct Tune {
 impl CustomizeConnection<DbConn, diesel::r2d2::Error> for Tune {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         match conn {
-            DbConn::Sqlite(c) => c.batch_execute(self.sqlite),
+            DbConn::Sqlite(c) => c
+                .batch_execute(self.sqlite)
+                .and_then(|()| c.batch_execute(checkpoint::CONNECTION_PRAGMA)),
             DbConn::Postgresql(c) => match self.postgres {
                 Some(session) => c.batch_execute(session),
                 None => Ok(()),
@@ -151,6 +158,8 @@ pub struct Db {
     backend: Backend,
     sqlite_writer: Arc<Mutex<()>>,
     known_counters: Arc<Mutex<HashSet<String>>>,
+    /// Held only to be dropped with the last clone, which stops the thread.
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 impl Db {
@@ -175,6 +184,12 @@ impl Db {
                 })
                 .map_err(|e| connect_error(e.to_string()))?;
         }
+        let checkpointer = match backend {
+            Backend::Sqlite => checkpoint::Checkpointer::start(&connect_url)
+                .map_err(|e| connect_error(e.to_string()))?
+                .map(Arc::new),
+            Backend::Postgres => None,
+        };
         let manager = ConnectionManager::<DbConn>::new(connect_url);
         let pool = Pool::builder()
             .max_size(max_connections.max(2))
@@ -190,6 +205,7 @@ impl Db {
             backend,
             sqlite_writer: Arc::new(Mutex::new(())),
             known_counters: Arc::default(),
+            _checkpointer: checkpointer,
         };
         db.migrate(tuning)?;
         db.ensure_counters(tuning.counters)?;
