@@ -222,6 +222,118 @@ fn duplicates_reordering_and_old_versions_change_nothing(backend: Backend) {
     assert_eq!(ids, vec![1, 2, 3, 4]);
 }
 
+/// Batches committed as one group (what the consumer and the puller do with a backlog) end
+/// as if committed one by one: in order, each seeing the ones before it, and a batch that
+/// cannot apply holding back nothing but what truly follows it.
+fn a_group_commits_as_one_by_one_would(backend: Backend) {
+    let gw = Gateway::open(backend);
+    let province = SampleGenerator::new(SampleConfig::default());
+    let mut yunnan = SigningNode::trusted(&gw.db, "prov-530000");
+    let mut liaoning = SigningNode::trusted(&gw.db, "prov-210000");
+    let rec = |i: u64| public(serde_json::to_value(province.achievement(i)).unwrap());
+    let shared = public(serde_json::to_value(province.shared_achievement(0)).unwrap());
+    let y1 = yunnan.batch(vec![
+        (RecordKind::Achievement, "a1".into(), 1, Some(rec(1))),
+        (
+            RecordKind::Achievement,
+            "a2".into(),
+            1,
+            Some(shared.clone()),
+        ),
+    ]);
+    let y2 = yunnan.batch(vec![(
+        RecordKind::Achievement,
+        "a1".into(),
+        2,
+        Some(rec(3)),
+    )]);
+    let y3 = yunnan.batch(vec![(RecordKind::Achievement, "a1".into(), 3, None)]);
+    // Liaoning registers the same result as Yunnan's a2: merged with an entry made earlier in
+    // the same, still uncommitted, transaction.
+    let l1 = liaoning.batch(vec![(
+        RecordKind::Achievement,
+        "b1".into(),
+        1,
+        Some(shared),
+    )]);
+    let prepare = |b: &[u8]| gw.ingest.prepare(b, Transport::Amqp).unwrap();
+
+    let answers = gw.ingest.commit_group(vec![
+        prepare(&y1),
+        prepare(&y3),
+        prepare(&l1),
+        prepare(&y2),
+        prepare(&y1),
+    ]);
+    let summary: Vec<String> = answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(Outcome::Applied { applied, .. }) => format!("applied {applied}"),
+            Ok(Outcome::Duplicate { batch_seq, .. }) => format!("duplicate {batch_seq}"),
+            Err(IngestError::Gap {
+                expected_batch_seq,
+                found_batch_seq,
+                ..
+            }) => format!("gap {expected_batch_seq}<{found_batch_seq}"),
+            Err(e) => format!("{e}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "applied 2",
+            "gap 2<3",
+            "applied 1",
+            "applied 1",
+            "duplicate 1"
+        ]
+    );
+    // The batch held back by its gap applies once its predecessor is in.
+    let answers = gw.ingest.commit_group(vec![prepare(&y3)]);
+    assert!(matches!(
+        answers[..],
+        [Ok(Outcome::Applied { applied: 1, .. })]
+    ));
+
+    let mut conn = gw.db.conn().unwrap();
+    let entry = |node: &str, id: &str, conn: &mut _| {
+        catalogue::unified_id_of(conn, node, id, Entitlements::ALL)
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(
+        entry("prov-530000", "a2", &mut conn),
+        entry("prov-210000", "b1", &mut conn),
+        "merged inside the group"
+    );
+    let changes: Vec<(i64, String, i64)> = catalogue::changes_after(&mut conn, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.change_id, c.id, c.version))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (1, "a1".to_owned(), 1),
+            (2, "a2".to_owned(), 1),
+            (3, "b1".to_owned(), 1),
+            (4, "a1".to_owned(), 2),
+            (5, "a1".to_owned(), 3),
+        ],
+        "gap-free change ids in commit order"
+    );
+}
+
+#[test]
+fn group_sqlite() {
+    a_group_commits_as_one_by_one_would(Backend::Sqlite);
+}
+
+#[test]
+fn group_postgres() {
+    a_group_commits_as_one_by_one_would(Backend::Postgres);
+}
+
 #[test]
 fn idempotent_sqlite() {
     duplicates_reordering_and_old_versions_change_nothing(Backend::Sqlite);
