@@ -100,8 +100,22 @@ impl Rig {
     /// Publishes onto the test's exchange as a node would (persistent, confirmed), with a
     /// `x-test-case` header naming the case.
     async fn publish(&self, routing_key: &str, body: &[u8], case: &str) {
+        self.publish_as(routing_key, None, body, case).await;
+    }
+
+    /// [`Rig::publish`] with the header `rix-node-id` set to `node_header`.
+    async fn publish_as(
+        &self,
+        routing_key: &str,
+        node_header: Option<&str>,
+        body: &[u8],
+        case: &str,
+    ) {
         let mut headers = FieldTable::default();
         headers.insert("x-test-case".into(), AMQPValue::LongString(case.into()));
+        if let Some(node) = node_header {
+            headers.insert("rix-node-id".into(), AMQPValue::LongString(node.into()));
+        }
         let confirmation = self
             .channel
             .basic_publish(
@@ -557,6 +571,18 @@ async fn refused_batches_are_dead_lettered_with_their_reason_and_change_nothing(
         "misdirected",
         "verify",
     ));
+    // Its own routing key, but a header that names another node: which one sent it?
+    let mut mallet = FakeNode::new("mallet", 41, 0.0);
+    mallet.trust(&gw.db, None);
+    corpus.push((
+        "header names another node",
+        route(&mallet.node_id),
+        mallet.seal_new(2),
+        "misdirected",
+        "verify",
+    ));
+    let node_header: BTreeMap<&str, &str> =
+        [("header names another node", node.node_id.as_str())].into();
     corpus.push((
         "extra disclosure",
         route(&node.node_id),
@@ -576,7 +602,8 @@ async fn refused_batches_are_dead_lettered_with_their_reason_and_change_nothing(
     ));
 
     for (case, key, body, _, _) in &corpus {
-        rig.publish(key, body, case).await;
+        rig.publish_as(key, node_header.get(case).copied(), body, case)
+            .await;
     }
     rig.publish_batch(&node, &genuine, "b3").await;
 
@@ -603,7 +630,7 @@ async fn refused_batches_are_dead_lettered_with_their_reason_and_change_nothing(
         assert_eq!(&letter.body, body, "{case}: the body travels unchanged");
         assert_eq!(
             rig.metrics.dead_lettered.with_label_values(&[reason]).get(),
-            1,
+            corpus.iter().filter(|c| c.3 == *reason).count() as u64,
             "{case}"
         );
     }
@@ -613,7 +640,7 @@ async fn refused_batches_are_dead_lettered_with_their_reason_and_change_nothing(
         .await;
     gw.assert_holds_exactly(&node);
     assert_eq!(gw.change_count(), changes + 6);
-    for other in [&ghost, &revoked, &early, &big, &mallory] {
+    for other in [&ghost, &revoked, &early, &big, &mallory, &mallet] {
         assert_eq!(gw.record_count(&other.node_id), 0);
     }
     let mut audited = gw.refusal_reasons();

@@ -355,11 +355,21 @@ fn classified_and_invalid_entries_are_quarantined_never_stored() {
     let mut invalid = public(serde_json::to_value(g.achievement(2)).unwrap());
     invalid["trl"] = json!(12);
     let good = public(serde_json::to_value(g.achievement(3)).unwrap());
+    // Fail closed: a level the gateway cannot read is treated as classified, not as public.
+    let mut unknown = public(serde_json::to_value(g.achievement(4)).unwrap());
+    unknown["secrecy"] = json!({"level": "unclassified"});
+    let mut unreadable = public(serde_json::to_value(g.achievement(5)).unwrap());
+    unreadable["secrecy"] = json!({"level": 1});
     let outcome = gw.ingest.ingest(
         &node.batch(vec![
             (RecordKind::Achievement, "s".into(), 1, Some(secret)),
             (RecordKind::Achievement, "i".into(), 1, Some(invalid)),
             (RecordKind::Achievement, "g".into(), 1, Some(good)),
+            (RecordKind::Achievement, "u".into(), 1, Some(unknown)),
+            (RecordKind::Achievement, "r".into(), 1, Some(unreadable)),
+            // The withdrawal of a record the catalogue never held: of unknown level, so no
+            // reader is told of it.
+            (RecordKind::Achievement, "never".into(), 2, None),
         ]),
         Transport::Amqp,
     );
@@ -368,20 +378,39 @@ fn classified_and_invalid_entries_are_quarantined_never_stored() {
             applied,
             quarantined,
             ..
-        }) => assert_eq!((applied, quarantined), (1, 2)),
+        }) => assert_eq!((applied, quarantined), (2, 4)),
         other => panic!("{other:?}"),
     }
     use rix_gateway::db::schema::{quarantine, records};
     let mut conn = gw.db.conn().unwrap();
-    let stored: Vec<String> = records::table.select(records::id).load(&mut *conn).unwrap();
-    assert_eq!(stored, vec!["g".to_owned()]);
+    let stored: Vec<(String, String)> = records::table
+        .select((records::id, records::secrecy))
+        .order(records::id)
+        .load(&mut *conn)
+        .unwrap();
+    assert_eq!(
+        stored,
+        [
+            ("g".to_owned(), "public".to_owned()),
+            ("never".to_owned(), "unknown".to_owned())
+        ]
+    );
+    let withdrawal = catalogue::changes_after(&mut conn, 0, 10)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == "never")
+        .unwrap();
+    assert!(!withdrawal.visible_to(Entitlements::PUBLIC));
+    assert!(!withdrawal.visible_to(Entitlements::ALL));
     let reasons: Vec<String> = quarantine::table
         .select(quarantine::reason)
         .load(&mut *conn)
         .unwrap();
-    assert_eq!(reasons.len(), 2);
+    assert_eq!(reasons.len(), 4);
     assert!(reasons[0].starts_with("classified: secret"), "{reasons:?}");
     assert!(reasons[1].starts_with("invalid: /trl"), "{reasons:?}");
+    assert_eq!(reasons[2], "classified: unreadable", "{reasons:?}");
+    assert_eq!(reasons[3], "classified: unreadable", "{reasons:?}");
     // No byte of the secret record is anywhere in the catalogue.
     use rix_gateway::db::schema::record_versions;
     let entries: Vec<String> = record_versions::table

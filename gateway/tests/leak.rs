@@ -144,42 +144,102 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
             paths.push(format!("/v1/search?q={marker}{i:05}"));
         }
     }
-    paths.extend(
-        records
-            .iter()
-            .map(|(id, _)| format!("/v1/records/prov-530000/{id}")),
-    );
-    paths.extend((0..RECORDS / 4).map(|i| format!("/v1/records/prov-530000/prj-{i:05}")));
+    // A path that shows one record carries its level: a reader who may not see the record
+    // sees none of its markers, whatever else they may see.
+    let mut paths: Vec<(String, Option<String>)> = paths.into_iter().map(|p| (p, None)).collect();
+    paths.extend(records.iter().map(|(id, r)| {
+        (
+            format!("/v1/records/prov-530000/{id}"),
+            r["secrecy"]["level"].as_str().map(str::to_owned),
+        )
+    }));
+    paths.extend((0..RECORDS / 4).map(|i| (format!("/v1/records/prov-530000/prj-{i:05}"), None)));
     // Every entry by its name too, the internal ones' included: a name may reach a reader
     // (a colleague's link) without the right to what it names.
     {
         use diesel::prelude::*;
         use rix_gateway::db::schema::records;
-        let names: std::collections::BTreeSet<String> = records::table
-            .select(records::unified_id)
+        let names: std::collections::BTreeMap<String, String> = records::table
+            .select((records::unified_id, records::secrecy))
             .load(&mut *db.conn().unwrap())
             .unwrap()
             .into_iter()
             .collect();
-        paths.extend(names.iter().map(|u| format!("/v1/entries/{u}")));
+        paths.extend(
+            names
+                .into_iter()
+                .map(|(u, level)| (format!("/v1/entries/{u}"), Some(level))),
+        );
     }
-    paths.push("/v1/export?format=csv&kind=funded_project".into());
-    paths.push("/v1/changes?after=0&limit=10000&kind=funded_project".into());
-    let mut checked = 0;
-    let mut audited_reads = 0;
-    for (token, entitlements) in &consumers {
-        let bad = forbidden(*entitlements);
-        let mut seen_allowed = std::collections::BTreeSet::new();
-        for path in &paths {
-            let mut req = test::TestRequest::get().uri(path);
-            if let Some(t) = token {
-                req = req.insert_header(("Authorization", format!("Bearer {t}")));
-            }
-            let resp = test::call_service(&app, req.to_request()).await;
+    paths.push(("/v1/export?format=csv&kind=funded_project".into(), None));
+    paths.push((
+        "/v1/changes?after=0&limit=10000&kind=funded_project".into(),
+        None,
+    ));
+    const ALLOWED: [&str; 5] = ["MKINT", "MKCOM", "MKCONF", "MKPER", "7731000"];
+    let read = |token: Option<&str>, path: &str| {
+        let mut req = test::TestRequest::get().uri(path);
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        let app = &app;
+        let path = path.to_owned();
+        async move {
+            let resp = test::call_service(app, req.to_request()).await;
             let status = resp.status().as_u16();
             let body = test::read_body(resp).await;
-            let text = String::from_utf8_lossy(&body);
+            let text = String::from_utf8_lossy(&body).into_owned();
             assert!(matches!(status, 200 | 404), "{path}: {status} {text}");
+            (status, text)
+        }
+    };
+    let shown = |text: &str| -> std::collections::BTreeSet<&'static str> {
+        ALLOWED.into_iter().filter(|m| text.contains(m)).collect()
+    };
+
+    // Positive controls, per path: what each path shows the reader entitled to everything. A
+    // path whose filter hid everything from everyone would fail here, not pass as "no leak".
+    let full_token = consumers.last().unwrap().0.clone();
+    let mut full: std::collections::HashMap<&str, std::collections::BTreeSet<&str>> =
+        Default::default();
+    let mut audited_reads = 0;
+    for (path, _) in &paths {
+        let (status, text) = read(full_token.as_deref(), path).await;
+        if status == 200 {
+            audited_reads += 1;
+        }
+        full.insert(path.as_str(), shown(&text));
+    }
+    for (path, expected) in [
+        ("/v1/changes?after=0&limit=10000", &ALLOWED[..]),
+        ("/v1/export?format=jsonl", &ALLOWED[..]),
+        (
+            "/v1/changes?after=0&limit=10000&kind=achievement",
+            &ALLOWED[..4],
+        ),
+        ("/v1/search?limit=100", &ALLOWED[..1]),
+        ("/v1/records/prov-530000/prj-00000", &ALLOWED[4..]),
+    ] {
+        for marker in expected {
+            assert!(
+                full[path].contains(marker),
+                "{path} shows no {marker} even to a reader entitled to everything"
+            );
+        }
+    }
+    assert!(
+        records
+            .iter()
+            .any(|(id, r)| r["secrecy"]["level"] == "internal"
+                && full[format!("/v1/records/prov-530000/{id}").as_str()].len() == 4),
+        "an internal record's page shows all four markers to a reader entitled to everything"
+    );
+
+    let mut checked = 0;
+    for (token, entitlements) in &consumers {
+        let bad = forbidden(*entitlements);
+        for (path, level) in &paths {
+            let (status, text) = read(token.as_deref(), path).await;
             if status == 200 && token.is_some() {
                 audited_reads += 1;
             }
@@ -190,21 +250,21 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
                     &text[text.find(marker).unwrap().saturating_sub(80)..][..160.min(text.len())]
                 );
             }
-            for marker in ["MKINT", "MKCOM", "MKCONF", "MKPER", "7731000"] {
-                if text.contains(marker) {
-                    seen_allowed.insert(marker);
+            // The filter is not simply hiding everything: on this very path, what this reader
+            // is allowed of what the path can show does show.
+            let record_hidden = level.as_deref() == Some("internal") && !entitlements.internal;
+            if !record_hidden {
+                let seen = shown(&text);
+                for marker in &full[path.as_str()] {
+                    if !bad.contains(marker) {
+                        assert!(
+                            seen.contains(marker),
+                            "{path}: {entitlements} should see {marker}"
+                        );
+                    }
                 }
             }
             checked += 1;
-        }
-        // The filter is not simply hiding everything: what is allowed does show.
-        for marker in ["MKINT", "MKCOM", "MKCONF", "MKPER", "7731000"] {
-            if !bad.contains(&marker) {
-                assert!(
-                    seen_allowed.contains(marker),
-                    "{entitlements} should see {marker}"
-                );
-            }
         }
     }
     assert_eq!(checked, consumers.len() * paths.len());

@@ -708,6 +708,60 @@ async fn only_the_same_result_is_merged() {
     assert_eq!(serde_json::from_str::<Value>(&found).unwrap()["total"], 1);
 }
 
+/// A merge made through a value some reader may not see would tell that reader the value
+/// (it equals the other record's, which they do see): a patent the submitter lists among its
+/// commercial secrets merges nothing, for any reader, while the same patent in the open does.
+#[actix_web::test]
+async fn a_value_hidden_from_some_readers_makes_no_merge() {
+    let mut w = World::new();
+    let cited = |i: u64, hidden: bool| {
+        let mut r = priced_achievement(i, 1);
+        r.as_object_mut().unwrap().remove("registration_no");
+        r["title"] = json!("钠离子电池正极材料");
+        r["ip"] = json!([{"type": "发明专利", "number": "ZL202310000002.5"}]);
+        if hidden {
+            r["confidential_fields"] = json!(["/application/industries", "/ip"]);
+        }
+        assert!(rix_schema::validate_record(RecordKind::Achievement, &r).is_ok());
+        r
+    };
+    w.publish(
+        "prov-530000",
+        vec![(RecordKind::Achievement, "hidden", 1, Some(cited(41, true)))],
+    );
+    w.publish(
+        "most",
+        vec![(RecordKind::Achievement, "open", 1, Some(cited(42, false)))],
+    );
+    w.publish(
+        "prov-210000",
+        vec![(RecordKind::Achievement, "open2", 1, Some(cited(43, false)))],
+    );
+    for who in [
+        None,
+        Some("commercial"),
+        Some("internal,commercial,personal"),
+    ] {
+        let hidden = w.detail("prov-530000", "hidden", who).await.unwrap();
+        let open = w.detail("most", "open", who).await.unwrap();
+        let open2 = w.detail("prov-210000", "open2", who).await.unwrap();
+        assert_ne!(
+            hidden["unified_id"], open["unified_id"],
+            "{who:?}: merged through a patent hidden from some readers"
+        );
+        assert_eq!(
+            hidden["sources"].as_array().unwrap().len(),
+            1,
+            "{who:?}: {hidden}"
+        );
+        // Positive control: the same patent and title in the open do merge.
+        assert_eq!(open["unified_id"], open2["unified_id"], "{who:?}");
+    }
+    // The anonymous reader cannot find the hidden patent on the record either.
+    let (_, page) = w.get("/v1/records/prov-530000/hidden", None).await;
+    assert!(!page.contains("ZL202310000002"), "{page}");
+}
+
 #[actix_web::test]
 async fn a_node_publishing_another_nodes_registration_number_cannot_take_the_entry_over() {
     let mut w = World::new();
