@@ -578,6 +578,22 @@ impl<R: Read> XmlScan<R> {
         }
     }
 
+    /// `open` text `close` at the scanner's position (`<v>42</v></c>`, no prefixes): the
+    /// text's place in the buffer (valid until the next call), the scanner moved past `close`.
+    /// `None` (nothing consumed) when the input is otherwise, or not all in the buffer yet.
+    fn simple(&mut self, open: &[u8], close: &[u8]) -> Option<(usize, usize)> {
+        let window = &self.buf[self.pos..self.end];
+        let rest = window.strip_prefix(open)?;
+        let lt = memchr::memchr(b'<', rest)?;
+        if !rest[lt..].starts_with(close) {
+            return None;
+        }
+        let start = self.pos + open.len();
+        let end = start + lt;
+        self.pos = end + close.len();
+        Some((start, end))
+    }
+
     /// Skips to the first element named `local` (any prefix) without parsing what comes
     /// before: true when found (the scanner is then at its `<`).
     fn skip_to_element(&mut self, local: &[u8]) -> Result<bool, ScanError> {
@@ -924,13 +940,37 @@ fn shared_strings<R: Read>(mut scan: XmlScan<R>, bound: usize) -> Result<SharedS
         if let Markup::Open { empty } = tag.markup
             && local_name(scan.bytes(tag)) == b"si"
         {
-            if !empty {
+            if !empty && !plain_string(&mut scan, &mut strings.text)? {
                 read_string_item(&mut scan, b"si", &mut raw, &mut scratch, &mut strings.text)?;
             }
             strings.ends.push(strings.text.len());
         }
     }
     Ok(strings)
+}
+
+/// Nearly every shared string is `<t>text</t></si>` with nothing to decode or trim: appended
+/// at once (true), the scanner past `</si>`. False, nothing consumed, for any other string.
+fn plain_string<R: Read>(scan: &mut XmlScan<R>, out: &mut String) -> Result<bool, ScanError> {
+    let Some((start, end)) = scan.simple(b"<t>", b"</t></si>") else {
+        return Ok(false);
+    };
+    let text = &scan.buf[start..end];
+    let trimmed = |b: Option<&u8>| !matches!(b, Some(b' ' | b'\t' | b'\r' | b'\n'));
+    if memchr::memchr3(b'&', b'\r', b'_', text).is_none()
+        && trimmed(text.first())
+        && trimmed(text.last())
+    {
+        let at = scan.consumed + start as u64;
+        out.push_str(
+            std::str::from_utf8(text)
+                .map_err(|e| ScanError::NotUtf8(at + e.valid_up_to() as u64))?,
+        );
+        return Ok(true);
+    }
+    // Something to decode: rewind to `<t>` and read it the long way.
+    scan.pos = start - 3;
+    Ok(false)
 }
 
 /// A sheet's merged regions: the inflated sheet is searched for its `<mergeCells>` element
@@ -1109,6 +1149,20 @@ fn read_cell<R: Read>(
     (raw, text, scratch): (&mut Vec<u8>, &mut String, &mut String),
 ) -> Result<Cell, ScanError> {
     text.clear();
+    // Nearly every cell is `<v>…</v></c>`: taken at once, without a markup item per tag.
+    if kind != CellType::Inline
+        && let Some((start, end)) = scan.simple(b"<v>", b"</v></c>")
+    {
+        let at = scan.consumed + start as u64;
+        let value = &scan.buf[start..end];
+        if memchr::memchr2(b'&', b'\r', value).is_none() {
+            let value = std::str::from_utf8(value)
+                .map_err(|e| ScanError::NotUtf8(at + e.valid_up_to() as u64))?;
+            return cell_value(context, kind, style, value, scratch);
+        }
+        decode_text(value, at, text)?;
+        return cell_value(context, kind, style, text, scratch);
+    }
     let mut value = false;
     loop {
         let Some(tag) = scan.next(None)? else {
@@ -1138,6 +1192,17 @@ fn read_cell<R: Read>(
     if !value {
         return Ok(Cell::Empty);
     }
+    cell_value(context, kind, style, text, scratch)
+}
+
+/// A cell of type `kind` and style `style` whose value (`<v>`, or `<is>`'s text) is `text`.
+fn cell_value(
+    context: &Context<'_>,
+    kind: CellType,
+    style: Option<u32>,
+    text: &str,
+    scratch: &mut String,
+) -> Result<Cell, ScanError> {
     Ok(match kind {
         CellType::Shared => {
             let index = parse_u32(text.trim().as_bytes()).ok_or_else(|| {
@@ -1151,11 +1216,11 @@ fn read_cell<R: Read>(
             })?;
             text_cell(shared)
         }
-        CellType::Inline => owned_text_cell(std::mem::take(text)),
+        CellType::Inline => text_cell(text),
         CellType::Formula => {
             scratch.clear();
             unescape_excel(text, scratch);
-            owned_text_cell(std::mem::take(scratch))
+            text_cell(scratch)
         }
         CellType::Bool => match text.trim() {
             "" => Cell::Empty,
@@ -1167,9 +1232,9 @@ fn read_cell<R: Read>(
                 return Err(ScanError::Invalid(format!("a boolean cell holds \"{t}\"")));
             }
         },
-        CellType::Error => owned_text_cell(text.trim().to_owned()),
+        CellType::Error => text_cell(text.trim()),
         CellType::Iso => super::spreadsheet::iso_date_serial(text.trim())
-            .map_or_else(|| owned_text_cell(std::mem::take(text)), Cell::DateSerial),
+            .map_or_else(|| text_cell(text), Cell::DateSerial),
         CellType::Number => {
             if text.is_empty() {
                 return Ok(Cell::Empty);
@@ -1189,7 +1254,7 @@ fn read_cell<R: Read>(
                         NumberKind::Plain | NumberKind::Duration => Cell::Number(number),
                     }
                 }
-                Err(_) => owned_text_cell(std::mem::take(text)),
+                Err(_) => text_cell(text),
             }
         }
     })
@@ -1206,14 +1271,6 @@ fn text_cell(text: &str) -> Cell {
         Cell::Empty
     } else {
         Cell::Text(text.to_owned())
-    }
-}
-
-fn owned_text_cell(text: String) -> Cell {
-    if is_blank(&text) {
-        Cell::Empty
-    } else {
-        Cell::Text(text)
     }
 }
 
