@@ -31,6 +31,7 @@ mod decode;
 pub mod http;
 pub mod jsonl;
 pub mod spreadsheet;
+mod xlsx;
 pub mod xml;
 
 use std::fmt;

@@ -23,28 +23,28 @@
 //!
 //! Streaming: an XLSX sheet is read cell by cell on a reader thread and handed over in batches
 //! of rows through a bounded channel, so memory holds the shared strings and a few batches, not
-//! the sheet. Its merged regions are listed first (calamine reads them in a pass over the
-//! sheet's XML: they are written after the cells); that pass costs about as much as reading
-//! the cells (measured in a debug build), the price of filling merged cells while streaming. XLS and ODS sheets are loaded one at a time
-//! (calamine has no cell stream for them); ODS merged regions are read from the file's
-//! `content.xml` (calamine does not report them).
+//! the sheet, and reading overlaps mapping on a second core. XLSX is read by [`super::xlsx`]
+//! (not calamine: see there why), which first finds the sheet's merged regions (written after
+//! the cells) by searching the inflated sheet rather than parsing it. XLS and ODS sheets are
+//! loaded one at a time by calamine (it has no cell stream for them); ODS merged regions are
+//! read from the file's `content.xml` (calamine does not report them).
 //!
 //! What it may not touch: headers, titles or note rows — they are rows like the others, and
 //! the mapping finds its header.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{BufReader, Read, Seek};
+use std::io::BufReader;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use calamine::{
-    Data, DataRef, Dimensions, ExcelDateTime, Ods, Range, Reader, Sheet, SheetType, SheetVisible,
-    Xls, Xlsx,
+    Data, Dimensions, ExcelDateTime, Ods, Range, Reader, Sheet, SheetType, SheetVisible, Xls,
 };
 use quick_xml::events::{BytesStart, Event};
 
+use super::xlsx::Package;
 use super::{Format, RowIter, SheetRef, SourceError};
 use crate::row::{Cell, Origin, RowData, SourceRow};
 
@@ -80,9 +80,9 @@ pub fn open(path: &Path, format: Format, sheets: &[SheetRef]) -> Result<RowIter,
     };
     match format {
         Format::Xlsx => {
-            let workbook = Xlsx::new(input).map_err(|e| workbook_error(e.to_string()))?;
-            let chosen = choose_sheets(&file_name, workbook.sheets_metadata(), sheets)?;
-            Ok(Box::new(XlsxRows::spawn(workbook, file_name, chosen)))
+            let package = Package::open(input.into_inner()).map_err(workbook_error)?;
+            let chosen = choose_sheets(&file_name, &package.sheets(), sheets)?;
+            Ok(Box::new(XlsxRows::spawn(package, file_name, chosen)))
         }
         Format::Xls => {
             let workbook = Xls::new(input).map_err(|e| workbook_error(e.to_string()))?;
@@ -226,7 +226,9 @@ impl SheetAssembler {
     }
 
     fn end_row(&mut self, row: u32) {
-        let mut cells = std::mem::take(&mut self.cells);
+        // The next row is likely as wide as this one: one allocation for its cells.
+        let next = Vec::with_capacity(self.cells.len());
+        let mut cells = std::mem::replace(&mut self.cells, next);
         self.merges.apply(row, &mut cells);
         self.emit(row, cells);
     }
@@ -333,30 +335,6 @@ fn cell_of(data: &Data) -> Cell {
     }
 }
 
-/// A cell of a streamed (XLSX) sheet.
-fn cell_of_ref(data: DataRef<'_>) -> Cell {
-    match data {
-        DataRef::Empty => Cell::Empty,
-        DataRef::SharedString(text) => text_cell(text),
-        DataRef::String(text) => {
-            if text.trim().is_empty() {
-                Cell::Empty
-            } else {
-                Cell::Text(text)
-            }
-        }
-        DataRef::Float(number) => Cell::Number(number),
-        DataRef::Int(number) => Cell::Number(number as f64),
-        DataRef::Bool(value) => Cell::Bool(value),
-        DataRef::DateTime(datetime) => datetime_cell(&datetime),
-        DataRef::DateTimeIso(iso) => {
-            iso_date_serial(&iso).map_or_else(|| text_cell(&iso), Cell::DateSerial)
-        }
-        DataRef::DurationIso(iso) => text_cell(&iso),
-        DataRef::Error(error) => Cell::Text(error.to_string()),
-    }
-}
-
 fn text_cell(text: &str) -> Cell {
     if text.trim().is_empty() {
         Cell::Empty
@@ -379,7 +357,7 @@ fn datetime_cell(datetime: &ExcelDateTime) -> Cell {
 }
 
 /// `2019-03-01` or `2019-03-01T08:30:00(.5)` (an ODS date cell) as a serial.
-fn iso_date_serial(iso: &str) -> Option<f64> {
+pub(super) fn iso_date_serial(iso: &str) -> Option<f64> {
     let (date, time) = match iso.split_once('T') {
         Some((date, time)) => (date, Some(time)),
         None => (iso, None),
@@ -415,8 +393,8 @@ fn days_since_1899_12_30(year: i64, month: u32, day: u32) -> i64 {
     unix_days + 25_569
 }
 
-/// XLSX rows, read on a thread of their own (calamine's cell stream borrows the workbook, so
-/// it cannot live in an iterator beside it).
+/// XLSX rows, read on a thread of their own: reading overlaps mapping, and the cell stream
+/// borrows the package, so it cannot live in an iterator beside it.
 struct XlsxRows {
     batches: Receiver<Result<Vec<SourceRow>, SourceError>>,
     current: std::vec::IntoIter<SourceRow>,
@@ -425,11 +403,7 @@ struct XlsxRows {
 }
 
 impl XlsxRows {
-    fn spawn<RS: Read + Seek + Send + 'static>(
-        workbook: Xlsx<RS>,
-        file: String,
-        sheets: Vec<String>,
-    ) -> XlsxRows {
+    fn spawn(workbook: Package, file: String, sheets: Vec<String>) -> XlsxRows {
         let (sender, batches) = sync_channel(BATCHES_AHEAD);
         let thread_file = file.clone();
         let reader = std::thread::Builder::new()
@@ -470,8 +444,8 @@ impl XlsxRows {
 
 /// Streams one sheet into `sender`; false when the reading must stop (an error was sent, or
 /// nobody is receiving any more).
-fn read_xlsx_sheet<RS: Read + Seek>(
-    workbook: &mut Xlsx<RS>,
+fn read_xlsx_sheet(
+    workbook: &mut Package,
     file: &str,
     sheet: &str,
     sender: &SyncSender<Result<Vec<SourceRow>, SourceError>>,
@@ -484,30 +458,25 @@ fn read_xlsx_sheet<RS: Read + Seek>(
         }));
         false
     };
-    let merges = match workbook.merge_cells_by_sheet_name(sheet) {
+    let merges = match workbook.merged_regions(sheet) {
         Ok(merges) => merges,
-        Err(error) => return failed(error.to_string()),
+        Err(error) => return failed(error),
     };
     let mut assembler = SheetAssembler::new(file.to_owned(), sheet.to_owned(), merges);
-    let mut cells = match workbook.worksheet_cells_reader(sheet) {
-        Ok(cells) => cells,
-        Err(error) => return failed(error.to_string()),
-    };
-    loop {
-        match cells.next_cell() {
-            Ok(Some(cell)) => {
-                let (row, column) = cell.get_position();
-                assembler.cell(row, column, cell_of_ref(cell.get_value().clone()));
-            }
-            Ok(None) => break,
-            Err(error) => return failed(error.to_string()),
-        }
+    let mut receiving = true;
+    let read = workbook.cells(sheet, |row, column, cell| {
+        assembler.cell(row, column, cell);
         if assembler.out.len() >= BATCH_ROWS {
             let batch: Vec<SourceRow> = assembler.out.drain(..).collect();
-            if sender.send(Ok(batch)).is_err() {
-                return false;
-            }
+            receiving = sender.send(Ok(batch)).is_ok();
         }
+        receiving
+    });
+    if let Err(error) = read {
+        return failed(error);
+    }
+    if !receiving {
+        return false;
     }
     assembler.finish();
     let batch: Vec<SourceRow> = assembler.out.drain(..).collect();
