@@ -361,7 +361,7 @@ pub const FIELD_LABELS: &[(&str, (&str, &str))] = &[
     ("lead", ("牵头单位", "Lead institution")),
     ("participants", ("参与单位", "Participants")),
     ("institutions", ("完成单位", "Institutions")),
-    ("name", ("名称/姓名", "Name")),
+    ("name", ("名称", "Name")),
     ("uscc", ("统一社会信用代码", "USCC")),
     ("region", ("地区", "Region")),
     ("unit_type", ("单位性质", "Unit type")),
@@ -421,12 +421,32 @@ pub const FIELD_LABELS: &[(&str, (&str, &str))] = &[
     ),
 ];
 
+/// Keys that mean something else on a person (`completers[]`, `pi`, `contact`): a person's
+/// `title` is their professional title (职称), their `name` a person's name.
+const PERSON_LABELS: &[(&str, (&str, &str))] = &[
+    ("title", ("职称", "Professional title")),
+    ("name", ("姓名", "Name")),
+];
+
+/// The parents whose objects are people.
+const PEOPLE: [&str; 3] = ["completers", "pi", "contact"];
+
 /// The label of field `key` (the key itself when the schema grew a field this table lacks).
 pub fn field_label(key: &str, lang: Lang) -> String {
     FIELD_LABELS
         .iter()
         .find(|(k, _)| *k == key)
         .map_or_else(|| key.to_owned(), |(_, pair)| lang.pick(*pair).to_owned())
+}
+
+/// The label of field `key` inside an object of field `parent`.
+pub fn field_label_in(parent: &str, key: &str, lang: Lang) -> String {
+    if PEOPLE.contains(&parent)
+        && let Some((_, pair)) = PERSON_LABELS.iter().find(|(k, _)| *k == key)
+    {
+        return lang.pick(*pair).to_owned();
+    }
+    field_label(key, lang)
 }
 
 /// Where `key` comes in a record page (unknown keys last, in the record's order).

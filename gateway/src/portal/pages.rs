@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use askama::Template;
 use serde_json::Value;
 
-use super::labels::{Lang, Ui, field_label, field_order, kind_label, region_label, secrecy_label};
+use super::labels::{
+    Lang, Ui, field_label, field_label_in, field_order, kind_label, region_label, secrecy_label,
+};
 use super::{PageQuery, SEARCH_FILTERS};
 use crate::search::{FacetCount, SearchHit, SearchPage};
 
@@ -432,7 +434,7 @@ fn text_of(key: &str, v: &Value, lang: Lang) -> String {
             .collect::<Vec<_>>()
             .join("、"),
         Value::Object(o) if o.contains_key("_sd") => ui.hidden_value.to_owned(),
-        Value::Object(_) => pairs(v, lang)
+        Value::Object(_) => pairs(key, v, lang)
             .into_iter()
             .map(|(k, v)| format!("{k}：{v}"))
             .collect::<Vec<_>>()
@@ -440,8 +442,9 @@ fn text_of(key: &str, v: &Value, lang: Lang) -> String {
     }
 }
 
-/// The fields of an object as `(label, text)`, nested objects flattened into their parent.
-fn pairs(v: &Value, lang: Lang) -> Vec<(String, String)> {
+/// The fields of an object of field `parent` as `(label, text)`, nested objects flattened into
+/// their parent.
+fn pairs(parent: &str, v: &Value, lang: Lang) -> Vec<(String, String)> {
     let Value::Object(o) = v else {
         return vec![(String::new(), text_of("", v, lang))];
     };
@@ -452,12 +455,12 @@ fn pairs(v: &Value, lang: Lang) -> Vec<(String, String)> {
         let value = &o[k.as_str()];
         match value {
             Value::Object(inner) if !inner.contains_key("_sd") => {
-                let parent = field_label(k, lang);
-                for (label, text) in pairs(value, lang) {
-                    out.push((format!("{parent} · {label}"), text));
+                let outer = field_label_in(parent, k, lang);
+                for (label, text) in pairs(k, value, lang) {
+                    out.push((format!("{outer} · {label}"), text));
                 }
             }
-            _ => out.push((field_label(k, lang), text_of(k, value, lang))),
+            _ => out.push((field_label_in(parent, k, lang), text_of(k, value, lang))),
         }
     }
     out
@@ -467,9 +470,9 @@ fn shown(key: &str, v: &Value, lang: Lang) -> Shown {
     match v {
         Value::String(s) if s.chars().count() > 80 || s.contains('\n') => Shown::Long(s.clone()),
         Value::Array(items) if items.iter().any(Value::is_object) => {
-            Shown::Items(items.iter().map(|i| pairs(i, lang)).collect())
+            Shown::Items(items.iter().map(|i| pairs(key, i, lang)).collect())
         }
-        Value::Object(o) if !o.contains_key("_sd") => Shown::Pairs(pairs(v, lang)),
+        Value::Object(o) if !o.contains_key("_sd") => Shown::Pairs(pairs(key, v, lang)),
         other => Shown::Text(text_of(key, other, lang)),
     }
 }
@@ -610,6 +613,18 @@ const BAR_GAP: u32 = 6;
 const LABEL_WIDTH: u32 = 200;
 const BAR_SPACE: u32 = 360;
 
+/// Characters of a bar's label that fit beside it; the table has the whole label.
+const BAR_LABEL_CHARS: usize = 14;
+
+fn short(label: &str) -> String {
+    if label.chars().count() <= BAR_LABEL_CHARS {
+        return label.to_owned();
+    }
+    let mut cut: String = label.chars().take(BAR_LABEL_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
 /// The statistics a chart can be drawn of, with the label of its values.
 pub fn stats_rows(by: &str, counts: &[FacetCount]) -> Vec<(String, String, u64)> {
     let mut rows: Vec<(String, String, u64)> = counts
@@ -651,7 +666,7 @@ impl StatsTemplate {
                     let y = i as u32 * (BAR_HEIGHT + BAR_GAP);
                     let width = ((*count as f64 / max as f64) * BAR_SPACE as f64).round() as u32;
                     Bar {
-                        label: label.clone(),
+                        label: short(label),
                         count: *count,
                         y,
                         text_y: y + BAR_HEIGHT / 2 + 5,
