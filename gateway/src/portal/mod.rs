@@ -17,9 +17,9 @@
 //! framing. Pages need no JavaScript: every filter and page is a link or a GET form, and the
 //! URL holds the whole query, so it can be shared and bookmarked.
 //!
-//! **Assets.** The stylesheet is compiled in and served at a content-hashed URL
-//! (`/static/portal.<hash>.css`) with a year-long immutable cache lifetime; a changed stylesheet
-//! has a new URL.
+//! **Assets.** The stylesheet and the icon are compiled in and served at content-hashed URLs
+//! (`/static/portal.<hash>.css`) with a year-long immutable cache lifetime; a changed file has a
+//! new URL.
 //!
 //! What it does not do: write anything but the read audit, or serve anything from another
 //! origin (no CDN, no web fonts).
@@ -85,19 +85,55 @@ const SEARCH_PAGE_PARAMS: [&str; 15] = [
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-const CSS: &str = include_str!("../../static/portal.css");
+/// A file compiled into the gateway and served under a name that changes with its bytes.
+struct Asset {
+    /// `stem.<first 12 hex digits of SHA-256>.ext`.
+    name: String,
+    href: String,
+    content_type: &'static str,
+    body: &'static str,
+}
 
-/// `portal.<first 12 hex digits of SHA-256>.css`: the stylesheet's name changes with its bytes.
-static CSS_NAME: LazyLock<String> = LazyLock::new(|| {
-    let digest = Sha256::digest(CSS.as_bytes());
-    format!("portal.{}.css", &hex::encode(digest)[..12])
+impl Asset {
+    fn new(stem: &str, ext: &str, content_type: &'static str, body: &'static str) -> Asset {
+        let digest = hex::encode(Sha256::digest(body.as_bytes()));
+        let name = format!("{stem}.{}.{ext}", &digest[..12]);
+        Asset {
+            href: format!("/static/{name}"),
+            name,
+            content_type,
+            body,
+        }
+    }
+}
+
+/// The stylesheet, and the icon (named by every page, so the browser asks for no
+/// `/favicon.ico`).
+static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
+    [
+        Asset::new(
+            "portal",
+            "css",
+            "text/css; charset=utf-8",
+            include_str!("../../static/portal.css"),
+        ),
+        Asset::new(
+            "icon",
+            "svg",
+            "image/svg+xml",
+            include_str!("../../static/favicon.svg"),
+        ),
+    ]
 });
-
-static CSS_HREF: LazyLock<String> = LazyLock::new(|| format!("/static/{}", *CSS_NAME));
 
 /// The stylesheet's URL.
 pub fn css_href() -> &'static str {
-    CSS_HREF.as_str()
+    &ASSETS[0].href
+}
+
+/// The icon's URL.
+pub fn icon_href() -> &'static str {
+    &ASSETS[1].href
 }
 
 /// The parameters of a page (without `lang`) and its language: what its links are made of.
@@ -466,15 +502,16 @@ async fn about_page(req: HttpRequest) -> Result<HttpResponse, PortalError> {
     Ok(html(StatusCode::OK, page.render()))
 }
 
-/// `GET /static/{name}`: the stylesheet under its current name, cached for a year; any other
-/// name (an old hash included) is 404, so a stale page never gets a mismatched stylesheet
-/// cached under the new name.
+/// `GET /static/{name}`: an asset under its current name, cached for a year; any other name
+/// (an old hash included) is 404, so a stale page never gets a mismatched file cached under
+/// the new name.
 async fn asset(path: web::Path<String>) -> HttpResponse {
-    let mut response = if path.as_str() == CSS_NAME.as_str() {
+    let found = ASSETS.iter().find(|a| a.name == path.as_str());
+    let mut response = if let Some(a) = found {
         HttpResponse::Ok()
-            .content_type("text/css; charset=utf-8")
+            .content_type(a.content_type)
             .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
-            .body(CSS)
+            .body(a.body)
     } else {
         HttpResponse::NotFound()
             .content_type("text/plain; charset=utf-8")
