@@ -586,3 +586,55 @@ async fn a_token_reads_the_pages_as_it_reads_the_api() {
     assert_eq!(refused.status, 401);
     assert!(refused.header("content-type").starts_with("text/html"));
 }
+
+/// The portal in Debian's Chromium, driven by Playwright (`browser.py`): a gateway seeded with
+/// the generated catalogue serves it on a loopback port; screenshots of every page go to
+/// `target/portal-screenshots/`. Needs what `ops/install-deps.sh` installs (chromium, a CJK
+/// font, playwright in the venv of `RIX_PYTHON`).
+#[actix_web::test]
+async fn the_portal_works_in_a_real_browser() {
+    let gw = catalogue(Backend::Sqlite);
+    let state = web::Data::new(read_state(&gw.db));
+    let server = actix_web::HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(api::configure)
+            .configure(portal::configure)
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let addr = server.addrs()[0];
+    let running = server.run();
+    let handle = running.handle();
+    actix_web::rt::spawn(running);
+    // target/debug/deps/portal-… → target/
+    let target = std::env::current_exe()
+        .unwrap()
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .to_path_buf();
+    let shots = target.join("portal-screenshots");
+    let python = std::env::var("RIX_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser.py");
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .arg(format!("http://{addr}"))
+        .arg(&shots)
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} (RIX_PYTHON from ops/start-services.sh): {e}")
+        });
+    handle.stop(true).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser test failed (chromium, fonts-noto-cjk and playwright come from \
+         ops/install-deps.sh):\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    assert!(shots.join("search.png").exists());
+}
