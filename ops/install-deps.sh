@@ -4,7 +4,10 @@
 #     build tools (gcc, pkg-config, libssl-dev).
 #   - A Python venv at $RIX_SERVICES_DIR/venv with jsonschema + referencing (the independent
 #     JSON Schema validator used by schema/tests/independent_validator.rs via RIX_PYTHON) and
-#     cryptography (the independent verifier of signed records, gateway/tests/verifier.py).
+#     cryptography (the independent verifier of signed records, gateway/tests/verifier.py) and
+#     playwright (drives Debian's Chromium in the portal's browser test, gateway/tests/browser.py;
+#     the browser is Debian's, `playwright install` is never run).
+#   - Debian's chromium and a CJK font (fonts-noto-cjk) for that test and its screenshots.
 #
 # Idempotent: when everything is already present it does nothing (no apt-get update).
 # Packages are installed without starting any service (a temporary /usr/sbin/policy-rc.d
@@ -16,7 +19,7 @@ set -euo pipefail
 
 SERVICES_DIR="${RIX_SERVICES_DIR:-/var/tmp/rix-services}"
 VENV="$SERVICES_DIR/venv"
-PY_PACKAGES=(jsonschema referencing cryptography)
+PY_PACKAGES=(jsonschema referencing cryptography playwright)
 
 log() { printf '[install-deps] %s\n' "$*"; }
 die() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -49,7 +52,7 @@ pg_server_present() {
 
 # --- Debian packages -----------------------------------------------------------------------
 missing=()
-for p in gcc pkg-config libssl-dev ca-certificates; do
+for p in gcc pkg-config libssl-dev ca-certificates chromium fonts-noto-cjk; do
     pkg_installed "$p" || missing+=("$p")
 done
 if ! pg_server_present || ! command -v psql >/dev/null 2>&1 || ! command -v pg_isready >/dev/null 2>&1; then
@@ -98,12 +101,12 @@ if ((${#missing[@]} > 0)); then
     pg_server_present || die "PostgreSQL server binaries still missing under /usr/lib/postgresql/*/bin"
     command -v rabbitmq-server >/dev/null 2>&1 || die "rabbitmq-server still missing after apt-get install"
 else
-    log "Debian packages present (postgresql, rabbitmq-server, gcc, pkg-config, libssl-dev)"
+    log "Debian packages present (postgresql, rabbitmq-server, gcc, pkg-config, libssl-dev, chromium, fonts-noto-cjk)"
 fi
 
 # --- Python venv for the independent JSON Schema validator ---------------------------------
 venv_ok() {
-    [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import jsonschema, referencing, cryptography' >/dev/null 2>&1
+    [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import jsonschema, referencing, cryptography, playwright' >/dev/null 2>&1
 }
 if venv_ok; then
     log "Python venv present: $VENV"

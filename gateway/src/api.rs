@@ -248,7 +248,7 @@ fn percent_decode(raw: &str) -> Result<Vec<u8>, String> {
 
 /// Admits a heavy request through the gateway's [`Limits`]. An app without them (tests that
 /// build the read routes alone) is unbounded; `serve::start` always installs them.
-async fn admit(req: &HttpRequest, heavy: Heavy) -> Result<Option<Admission>, ApiError> {
+pub(crate) async fn admit(req: &HttpRequest, heavy: Heavy) -> Result<Option<Admission>, ApiError> {
     match req.app_data::<web::Data<Limits>>() {
         None => Ok(None),
         Some(limits) => Ok(Some(limits.admit(heavy, req).await?)),
@@ -280,7 +280,8 @@ pub struct ReadState {
 
 type State = web::Data<ReadState>;
 
-fn consumer(state: &ReadState, req: &HttpRequest) -> Result<Consumer, ApiError> {
+/// The consumer behind the request's `Authorization` header (none: public).
+pub(crate) fn consumer(state: &ReadState, req: &HttpRequest) -> Result<Consumer, ApiError> {
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -288,7 +289,8 @@ fn consumer(state: &ReadState, req: &HttpRequest) -> Result<Consumer, ApiError> 
     Ok(state.access.consumer(auth)?)
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs `f` on the blocking pool (diesel and tantivy are synchronous).
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     web::block(f)
@@ -420,13 +422,23 @@ pub async fn record(
 ) -> Result<HttpResponse, ApiError> {
     let (node_id, id) = path.into_inner();
     detail_response(state, req, "/v1/records", move |db, entitlements| {
-        // The source asked for must itself be one the consumer may know of: an internal
-        // record merged into a public entry is as absent as any other internal record.
-        let unified = catalogue::unified_id_of(&mut *db.conn()?, &node_id, &id, entitlements)?
-            .ok_or(ApiError::NotFound)?;
-        record_detail(db, &unified, entitlements)?.ok_or(ApiError::NotFound)
+        record_by_source(db, &node_id, &id, entitlements)
     })
     .await
+}
+
+/// [`record_detail`] of the entry that source `node_id/id` belongs to, or [`ApiError::NotFound`].
+pub fn record_by_source(
+    db: &Db,
+    node_id: &str,
+    id: &str,
+    entitlements: Entitlements,
+) -> Result<Value, ApiError> {
+    // The source asked for must itself be one the consumer may know of: an internal record
+    // merged into a public entry is as absent as any other internal record.
+    let unified = catalogue::unified_id_of(&mut *db.conn()?, node_id, id, entitlements)?
+        .ok_or(ApiError::NotFound)?;
+    record_detail(db, &unified, entitlements)?.ok_or(ApiError::NotFound)
 }
 
 /// The record page of whatever entry `find` names, for this consumer, read off the async
@@ -830,7 +842,8 @@ fn csv_cell(text: &str) -> String {
     }
 }
 
-fn csv_line(fields: &[String]) -> String {
+/// One CSV line of spreadsheet-safe cells ([`csv_cell`]), CRLF-terminated.
+pub(crate) fn csv_line(fields: &[String]) -> String {
     let mut line = fields
         .iter()
         .map(|f| csv_cell(f))

@@ -15,7 +15,8 @@
 //! and the [`search`] index holds only what that filter lets an internal reader see.
 //!
 //! The rest is the service around that journey: [`consume`] and [`pull`] are the two transports,
-//! [`serve`] starts them beside the HTTP listener, [`limits`] bounds the listener's heavy
+//! [`serve`] starts them beside the HTTP listener, [`portal`] is the researchers' web pages over the
+//! same reads as [`api`], [`limits`] bounds the listener's heavy
 //! endpoints, and [`config`] is the file all of them read.
 //!
 //! What it may depend on: [`schema`] and `rix-runtime`; never the node. It learns what a node
@@ -33,6 +34,7 @@ pub mod db;
 pub mod health;
 pub mod ingest;
 pub mod limits;
+pub mod portal;
 pub mod pull;
 pub mod search;
 pub mod serve;

@@ -266,6 +266,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics))
             .configure(crate::api::configure)
+            .configure(crate::portal::configure)
     })?;
     let addr = server.addr;
     tracing::info!(%addr, backend = ?db.backend(), broker = config.amqp_url.is_some(), "gateway listening");

@@ -8,7 +8,8 @@
 //! all). Funded projects carry numeric markers: a self-raised budget of `7731000xx` (commercial)
 //! — a number, which a string search for a word would miss, so the suite looks for its digits
 //! and for every total that would let a reader compute it. New endpoints must be added to the
-//! paths below; every entitlement combination reads every path.
+//! paths below; every entitlement combination reads every path. The portal's pages are read like
+//! the API's endpoints: the same markers must not appear in any HTML page either.
 
 mod common;
 
@@ -16,6 +17,7 @@ use actix_web::{App, test, web};
 use common::{Backend, Gateway, Item, SigningNode, read_state};
 use rix_gateway::access;
 use rix_gateway::api;
+use rix_gateway::portal;
 use rix_schema::RecordKind;
 use rix_schema::sample::{SampleConfig, SampleGenerator};
 use rix_schema::sensitivity::Entitlements;
@@ -123,7 +125,8 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(read_state(&db)))
-            .configure(api::configure),
+            .configure(api::configure)
+            .configure(portal::configure),
     )
     .await;
 
@@ -169,6 +172,54 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
             names
                 .into_iter()
                 .map(|(u, level)| (format!("/v1/entries/{u}"), Some(level))),
+        );
+    }
+    // The portal's pages: search (with every facet), statistics and their CSV, record pages.
+    paths.extend(
+        [
+            "/?limit=100",
+            "/?q=%E7%94%B5%E6%B1%A0&limit=100",
+            "/?kind=funded_project&limit=100",
+            "/?sort=date&limit=100&lang=en",
+            "/stats",
+            "/stats?kind=funded_project",
+            "/stats.csv?by=region",
+            "/stats.csv?by=program",
+            "/stats.csv?by=year",
+            "/stats.csv?by=field",
+        ]
+        .map(|p| (p.to_owned(), None)),
+    );
+    // A page echoes its query (the box, the title, the links), so the markers are asked for
+    // in lower case: search folds case, and what comes back in upper case came from a record.
+    for marker in ["MKINT", "MKCOM", "MKCONF", "MKPER", "MKSEC"] {
+        for i in [0u64, 1, 7] {
+            paths.push((format!("/?q={}{i:05}", marker.to_lowercase()), None));
+        }
+    }
+    paths.extend(records.iter().map(|(id, r)| {
+        (
+            format!("/records/prov-530000/{id}"),
+            r["secrecy"]["level"].as_str().map(str::to_owned),
+        )
+    }));
+    paths.extend((0..RECORDS / 4).map(|i| (format!("/records/prov-530000/prj-{i:05}"), None)));
+    // A page by the entry's name renders what the page by its source does (one function);
+    // every third name, internal ones included, checks the route at a third of the cost.
+    {
+        use diesel::prelude::*;
+        use rix_gateway::db::schema::records;
+        let names: std::collections::BTreeMap<String, String> = records::table
+            .select((records::unified_id, records::secrecy))
+            .load(&mut *db.conn().unwrap())
+            .unwrap()
+            .into_iter()
+            .collect();
+        paths.extend(
+            names
+                .into_iter()
+                .step_by(3)
+                .map(|(u, level)| (format!("/entries/{u}"), Some(level))),
         );
     }
     paths.push(("/v1/export?format=csv&kind=funded_project".into(), None));
@@ -219,6 +270,8 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
         ),
         ("/v1/search?limit=100", &ALLOWED[..1]),
         ("/v1/records/prov-530000/prj-00000", &ALLOWED[4..]),
+        ("/?limit=100", &ALLOWED[..1]),
+        ("/records/prov-530000/prj-00000", &ALLOWED[4..]),
     ] {
         for marker in expected {
             assert!(

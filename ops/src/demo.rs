@@ -1495,6 +1495,7 @@ fn print_guide(demo: &Demo, seeded: &[Seeded]) {
     let ministry = demo.ministry();
     let internal = demo.state.consumer_token("internal");
     println!();
+    println!("The researchers' portal: {gw}/");
     println!("The exchange is running. Try:");
     println!();
     println!(

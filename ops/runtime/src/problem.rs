@@ -129,14 +129,21 @@ fn detail_for(status: StatusCode, method: &Method, path: &str, said: &str) -> St
     }
 }
 
+/// Whether the response already says what went wrong in a form its reader expects: a problem
+/// document for programs, or an HTML page for people (the gateway's portal writes its own error
+/// pages, in the reader's language).
 fn is_problem(res: &actix_web::dev::ServiceResponse<impl MessageBody>) -> bool {
     res.response()
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"text/html")
+        })
 }
 
-/// The middleware: every error response that is not already a problem document becomes one.
+/// The middleware: every error response that is not already a problem document (or a page for
+/// people) becomes one.
 pub fn problem_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
         if is_problem(&res) {
