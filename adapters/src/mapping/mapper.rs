@@ -175,16 +175,35 @@ impl<'m> Mapper<'m> {
         }
     }
 
-    /// Fields whose column the current table's header does not have.
+    /// Fields whose column the current table's header does not have, and no alternative of it
+    /// either. A field's alternatives are its own column names (aliases) and the fields that
+    /// give the same value another way: the same target (转让价格(万元) or 转让价格(元)), or one
+    /// that holds it or lies within it (研究起止时间 for 研究开始时间 and 研究结束时间). A sheet
+    /// that has one of them misses nothing.
     pub fn missing_columns(&self) -> Vec<MissingColumn> {
         let Some(h) = self.header() else {
             return Vec::new();
         };
-        self.mapping
-            .fields
+        let fields = &self.mapping.fields;
+        let overlap = |a: &str, b: &str| {
+            let within = |inner: &str, outer: &str| {
+                inner.len() > outer.len()
+                    && inner.starts_with(outer)
+                    && inner[outer.len()..].starts_with('/')
+            };
+            a == b || within(a, b) || within(b, a)
+        };
+        let found = |f: usize| !h.field_columns[f].is_empty();
+        fields
             .iter()
             .enumerate()
-            .filter(|(f, field)| !field.columns.is_empty() && h.field_columns[*f].is_empty())
+            .filter(|(f, field)| !field.columns.is_empty() && !found(*f))
+            .filter(|(_, field)| {
+                !fields
+                    .iter()
+                    .enumerate()
+                    .any(|(g, other)| found(g) && overlap(&field.target.text, &other.target.text))
+            })
             .map(|(_, field)| MissingColumn {
                 column: field.columns[0].clone(),
                 target: field.target.text.clone(),
