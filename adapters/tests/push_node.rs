@@ -1,8 +1,13 @@
 //! The push client against a real node, started in-process on SQLite and served over TLS under
 //! a CA the client is given: new records approved at once, a historical 批准登记号 kept, a
 //! number already taken refused and tied to its row, a classified record counted as kept at the
-//! node, a second run registering nothing, and a resumed run sending nothing.
+//! node, a second run registering nothing, and a resumed run sending nothing. Rows mapped from a
+//! sheet: the node's refusals name the source column their pointer came from.
 
+#[path = "mapping_common/mod.rs"]
+mod mapping_common;
+
+use rix_adapters::mapping::Mapping;
 use rix_adapters::outcome::MappedRecord;
 use rix_adapters::push::{Checkpoint, ItemResult, NodeClient, PushError, PushOptions};
 use rix_adapters::row::Origin;
@@ -80,17 +85,25 @@ fn mapped(row: u64, title: &str, number: Option<&str>) -> MappedRecord {
         source_key: format!("登记表/{row}"),
         record,
         registration_no: number.map(str::to_owned),
+        columns: Default::default(),
     }
+}
+
+/// A node on SQLite in `dir`, served over TLS: the node, its base URL and the CA file that
+/// trusts it.
+async fn start_node(dir: &std::path::Path) -> (rix_node::RunningNode, String, std::path::PathBuf) {
+    let (tls, ca) = tls_files(dir);
+    let node = rix_node::start(node_config(dir, tls))
+        .await
+        .expect("node starts");
+    let base = format!("https://localhost:{}", node.addr.port());
+    (node, base, ca)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_pushed_to_a_real_node_register_once_and_resume() {
     let dir = tempfile::tempdir().unwrap();
-    let (tls, ca) = tls_files(dir.path());
-    let node = rix_node::start(node_config(dir.path(), tls))
-        .await
-        .expect("node starts");
-    let base = format!("https://localhost:{}", node.addr.port());
+    let (node, base, ca) = start_node(dir.path()).await;
 
     let mut records: Vec<MappedRecord> = (3..=6)
         .map(|row| mapped(row, &format!("高原特色作物新品种{row}"), None))
@@ -191,5 +204,63 @@ async fn records_pushed_to_a_real_node_register_once_and_resume() {
             .contains("rix_node_import_items_total{kind=\"achievement\",outcome=\"accepted\"} 6"),
         "{metrics}"
     );
+    node.stop().await;
+}
+
+/// A mapping of two columns — 成果名称 and 批准登记号 — whose other values are the schema
+/// fixture's, as `[defaults]`.
+fn two_column_mapping() -> Mapping {
+    let mut defaults = toml::Table::new();
+    for (key, value) in fixture().as_object().unwrap() {
+        if key != "title" {
+            defaults.insert(format!("/{key}"), toml::Value::try_from(value).unwrap());
+        }
+    }
+    let text = format!(
+        "kind = \"achievement\"\nname = \"hist\"\nidentity = [[\"/registration_no\"], [\"/title\"]]\n\
+         [layout]\nheader_min_matches = 2\n\
+         [[field]]\ncolumn = \"成果名称\"\ntarget = \"/title\"\n\
+         [[field]]\ncolumn = \"批准登记号\"\ntarget = \"/registration_no\"\nconvert = \"registration_no\"\n\
+         {}",
+        toml::to_string(&toml::Table::from_iter([(
+            "defaults".to_owned(),
+            toml::Value::Table(defaults)
+        )]))
+        .unwrap()
+    );
+    Mapping::from_toml(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_refusals_name_their_source_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, base, ca) = start_node(dir.path()).await;
+    let options = PushOptions {
+        ca_file: Some(ca),
+        ..PushOptions::default()
+    };
+    let client = NodeClient::with_options(&base, ADMIN, options).unwrap();
+
+    let mapping = two_column_mapping();
+    let mut mapper = mapping.mapper();
+    let row = mapping_common::row;
+    assert!(mapper.map(&row(1, &["成果名称", "批准登记号"])).is_none());
+    let mut map = |n: u64, cells: &[&str]| mapper.map(&row(n, cells)).unwrap().unwrap();
+    let records = [
+        map(2, &["外省登记的成果", "5100002019Y0044"]),
+        map(3, &["本省登记的成果", "5300002019Y0045"]),
+    ];
+    let outcome = client.push(&records, false).await.unwrap();
+    assert_eq!(
+        (outcome.accepted(), outcome.refused()),
+        (1, 1),
+        "{outcome:#?}"
+    );
+    let errors = outcome.items[0].row_errors();
+    let at: Vec<(Option<&str>, &str)> = errors
+        .iter()
+        .map(|e| (e.column.as_deref(), e.pointer.as_str()))
+        .collect();
+    assert_eq!(at, [(Some("批准登记号"), "/registration_no")], "{errors:?}");
     node.stop().await;
 }

@@ -210,8 +210,8 @@ pub struct ExpectedRefusal {
     pub sheet: Option<String>,
     /// The row.
     pub row: u64,
-    /// The source column (header text as the report shows it, or the XML path); `None` for a
-    /// node's refusal.
+    /// The source column (header text as the report shows it, or the XML path) of the value
+    /// refused, by the mapping or by the node.
     pub column: Option<String>,
     /// JSON Pointer into the record.
     pub pointer: String,
@@ -998,7 +998,7 @@ fn break_form_row(row: &mut [Out], v: &Value, breakage: Breakage) -> (Option<Str
         Breakage::ForeignRegistrationNo => {
             let number = s(v, "/registration_no").unwrap_or("5300002020Y0001");
             set("批准登记号", Out::text(format!("510000{}", &number[6..])));
-            (None, "/registration_no".to_owned())
+            at("批准登记号", "/registration_no")
         }
         Breakage::UnknownStatus => unreachable!("no project status on the form"),
     }
