@@ -30,6 +30,10 @@ pub struct MappedRecord {
     /// The 批准登记号 a historical record already carries: it is imported as approved under
     /// that number rather than sent to review.
     pub registration_no: Option<String>,
+    /// The 登记日期 a historical record was registered on, if the source has it; only with a
+    /// [`MappedRecord::registration_no`] (the node dates a new record itself when it approves
+    /// it). The node keeps it instead of dating the import.
+    pub registration_date: Option<String>,
     /// Which source column each value came from, for naming the column of a refusal that only
     /// the node can make.
     pub columns: SourceColumns,

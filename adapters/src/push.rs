@@ -4,7 +4,7 @@
 //!
 //! What for: `rix import` maps a province's sheets into records ([`MappedRecord`]); this module
 //! takes them to the node — new results for review (or approved at once by a reviewer's token,
-//! `approve`), historical ones with their 批准登记号 (an administrator's token) —
+//! `approve`), historical ones with their 批准登记号 and 登记日期 (an administrator's token) —
 //! and brings back what became of each, tied to the row it came from ([`Origin`]).
 //!
 //! Why it is built so:
@@ -678,14 +678,23 @@ fn pushed(record: &MappedRecord, result: ItemResult) -> PushedItem {
     }
 }
 
-/// `{"items": [{"source_key", "record", "registration_no"?, "approve"?}]}`.
+/// `{"items": [{"source_key", "record", "registration_no"?, "approve"?}]}`; a historical
+/// record's 登记日期 goes in its record, where the node's import reads it.
 fn request_body(part: &[MappedRecord], approve: bool) -> Vec<u8> {
     let items: Vec<Value> = part
         .iter()
         .map(|r| {
             let mut item = Map::new();
             item.insert("source_key".into(), Value::String(r.source_key.clone()));
-            item.insert("record".into(), r.record.clone());
+            let mut record = r.record.clone();
+            if let (Some(date), Some(_), Some(map)) = (
+                &r.registration_date,
+                &r.registration_no,
+                record.as_object_mut(),
+            ) {
+                map.insert("registration_date".into(), Value::String(date.clone()));
+            }
+            item.insert("record".into(), record);
             if let Some(n) = &r.registration_no {
                 item.insert("registration_no".into(), Value::String(n.clone()));
             } else if approve {

@@ -761,14 +761,15 @@ impl<'m> Mapper<'m> {
             Ok(()) => Vec::new(),
             Err(e) => e.errors,
         };
-        // The node assigns these; a historical number travels beside the record.
-        let registration_no = match work.record.as_object_mut() {
+        // The node assigns these to a new record; a historical record's number and date travel
+        // beside it, to the node's import of historical records.
+        let (registration_no, registration_date) = match work.record.as_object_mut() {
             Some(map) if kind == RecordKind::Achievement => {
-                map.remove("registration_date");
-                map.remove("registration_no")
-                    .and_then(|v| v.as_str().map(str::to_owned))
+                let mut text =
+                    |key: &str| map.remove(key).and_then(|v| v.as_str().map(str::to_owned));
+                (text("registration_no"), text("registration_date"))
             }
-            _ => None,
+            _ => (None, None),
         };
         validation.retain(|e| !work.covered(&e.pointer));
         for e in validation {
@@ -783,6 +784,14 @@ impl<'m> Mapper<'m> {
             );
             work.error(column, e.pointer.clone(), zh, en);
         }
+        if let (None, Some(date)) = (&registration_no, &registration_date)
+            && !work.has_error_at("/registration_no")
+        {
+            let pointer = "/registration_date";
+            let (zh, en) = messages::date_without_number(date);
+            let column = columns.column_of(pointer).map(str::to_owned);
+            work.error(column, pointer.to_owned(), zh, en);
+        }
         if !work.errors.is_empty() {
             work.errors.truncate(MAX_ROW_ERRORS);
             return Err(work.errors);
@@ -794,6 +803,7 @@ impl<'m> Mapper<'m> {
             source_key,
             record: work.record,
             registration_no,
+            registration_date,
             columns,
         })
     }

@@ -28,8 +28,10 @@
 //! What a layout cannot carry ([`form_view`], [`project_list_view`], [`xml_view`]) is decided
 //! here, once, and the expected records are the generator's records with exactly that taken
 //! away; everything else must come back from the node exactly. The node's own fields
-//! (`registration_no` — travelling beside the record — and `registration_date`) are never part
-//! of an expected record.
+//! (`registration_no` and `registration_date`, which travel beside the record) are never part
+//! of an expected record: a historical record's 批准登记号 and 登记日期 are expected beside it
+//! ([`ExpectedRecord::registration_no`], [`ExpectedRecord::registration_date`]), kept by the
+//! node as they are.
 //!
 //! What it may not touch: the mappings' meaning (it writes what they read; the tests prove it
 //! by importing) or any service: it only writes files.
@@ -192,6 +194,8 @@ pub struct ExpectedRecord {
     pub record: Value,
     /// The 批准登记号 it carries: imported as approved under it (an administrator's token).
     pub registration_no: Option<String>,
+    /// The 登记日期 it carries with its number: the node keeps it.
+    pub registration_date: Option<String>,
     /// 秘密 and above: registered at the node, never leaving it.
     pub classified: bool,
 }
@@ -349,8 +353,8 @@ fn keep_if_all(v: &mut Value, pointer: &str, key: &str) {
 }
 
 /// The record a generated achievement becomes through the 登记表 sheet: what the form has no
-/// column for is left out — the node's `registration_no` (carried beside) and
-/// `registration_date`; `ip` (知识产权); the 降解密 decision; `confidential_fields`; every
+/// column for is left out — the node's `registration_no` and `registration_date` (carried
+/// beside); `ip` (知识产权); the 降解密 decision; `confidential_fields`; every
 /// project source but the first, and its 专项 and 下达单位; the other institutions' 单位性质;
 /// the completers' 学历, 分工, 身份证号, 电话 and 电子邮箱 — and their 职称 or 工作单位 unless
 /// every completer has one (one cell holds the list); 转化条件.
@@ -403,7 +407,7 @@ pub fn project_list_view(project: &Value) -> Value {
 }
 
 /// The record a generated achievement becomes through the XML export: everything but the
-/// node's `registration_no` (carried beside) and `registration_date`.
+/// node's `registration_no` and `registration_date` (carried beside).
 pub fn xml_view(achievement: &Value) -> Value {
     let mut v = achievement.clone();
     take(&mut v, "/registration_no");
@@ -642,9 +646,10 @@ const fn grouped(upper: &'static str, lower: &'static str) -> FormColumn {
 }
 
 /// The form's columns, left to right.
-const FORM_COLUMNS: [FormColumn; 56] = [
+const FORM_COLUMNS: [FormColumn; 57] = [
     col("序号"),
     col("批准登记号"),
+    col("登记日期"),
     col("成果名称*"),
     col("成果类别"),
     col("成果简介"),
@@ -718,8 +723,20 @@ fn form_index(shown: &str) -> usize {
         .unwrap_or_else(|| panic!("no form column {shown}"))
 }
 
-/// One row of the form for an achievement (its form view `v`, its number) in style `k`.
-fn form_row(v: &Value, number: Option<&str>, k: u64, seq: u64) -> Vec<Out> {
+/// A generated record's 批准登记号 and, beside it, its 登记日期 (the node's fields, which a
+/// historical record carries).
+fn registered(full: &Value) -> (Option<String>, Option<String>) {
+    let number = s(full, "/registration_no").map(str::to_owned);
+    let date = number
+        .as_ref()
+        .and_then(|_| s(full, "/registration_date"))
+        .map(str::to_owned);
+    (number, date)
+}
+
+/// One row of the form for an achievement (its form view `v`, its number and 登记日期) in
+/// style `k`.
+fn form_row(v: &Value, number: Option<&str>, date: Option<&str>, k: u64, seq: u64) -> Vec<Out> {
     let mut row = vec![Out::Empty; FORM_COLUMNS.len()];
     let mut set = |name: &str, out: Out| row[form_index(name)] = out;
     set("序号", Out::Number(seq as f64));
@@ -733,6 +750,9 @@ fn form_row(v: &Value, number: Option<&str>, k: u64, seq: u64) -> Vec<Out> {
             }
         }),
     );
+    if let Some(date) = date {
+        set("登记日期", date_out(date, k + 3, false, true));
+    }
     set("成果名称*", with_trailing_space(text_at(v, "/title"), k));
     let category = s(v, "/category").unwrap_or_default();
     set(
@@ -1116,8 +1136,8 @@ pub fn achievement_form_xlsx(
                     let full =
                         serde_json::to_value(generator.achievement(i)).expect("records serialize");
                     let view = form_view(&full);
-                    let number = s(&full, "/registration_no").map(str::to_owned);
-                    let row = form_row(&view, number.as_deref(), i, seq);
+                    let (number, date) = registered(&full);
+                    let row = form_row(&view, number.as_deref(), date.as_deref(), i, seq);
                     lines.push((
                         SheetLine::Data(row),
                         Some(Expect::Record(ExpectedRecord {
@@ -1127,6 +1147,7 @@ pub fn achievement_form_xlsx(
                             classified: classified(&view),
                             record: view,
                             registration_no: number,
+                            registration_date: date,
                         })),
                     ));
                 }
@@ -1135,8 +1156,8 @@ pub fn achievement_form_xlsx(
                     let index = BROKEN_BASE + b as u64;
                     let full = broken_achievement(generator, index, breakage);
                     let view = form_view(&full);
-                    let number = s(&full, "/registration_no").map(str::to_owned);
-                    let mut row = form_row(&view, number.as_deref(), index, seq);
+                    let (number, date) = registered(&full);
+                    let mut row = form_row(&view, number.as_deref(), date.as_deref(), index, seq);
                     let (column, pointer) = break_form_row(&mut row, &full, breakage);
                     lines.push((
                         SheetLine::Data(row),
@@ -1650,6 +1671,7 @@ pub fn project_list_gbk_csv(
             classified: classified(&view),
             record: view,
             registration_no: None,
+            registration_date: None,
         });
         if broken && i % 3 == 2 && next_broken < PROJECT_BREAKAGES.len() {
             seq += 1;
@@ -1852,13 +1874,16 @@ fn objects(out: &mut String, v: &Value, pointer: &str, tag: &str, rank: bool, ta
     }
 }
 
-fn xml_record(v: &Value, number: Option<&str>, ordinal: u64) -> String {
+fn xml_record(v: &Value, number: Option<&str>, date: Option<&str>, ordinal: u64) -> String {
     let mut x = String::new();
     let _ = writeln!(x, "  <成果 序号=\"{ordinal}\">");
     let i = "    ";
     let j = "      ";
     if let Some(n) = number {
         let _ = writeln!(x, "{i}<批准登记号>{}</批准登记号>", xml_escape(n));
+    }
+    if let Some(d) = date {
+        let _ = writeln!(x, "{i}<登记日期>{d}</登记日期>");
     }
     elements(&mut x, i, v, XML_HEAD);
     if let Some(abstract_text) = s(v, "/abstract") {
@@ -2010,8 +2035,13 @@ pub fn achievement_xml(
         let index = XML_BASE + i;
         let full = serde_json::to_value(generator.achievement(index)).expect("records serialize");
         let view = xml_view(&full);
-        let number = s(&full, "/registration_no").map(str::to_owned);
-        text.push_str(&xml_record(&view, number.as_deref(), ordinal));
+        let (number, date) = registered(&full);
+        text.push_str(&xml_record(
+            &view,
+            number.as_deref(),
+            date.as_deref(),
+            ordinal,
+        ));
         records.push(ExpectedRecord {
             sheet: None,
             row: ordinal,
@@ -2019,6 +2049,7 @@ pub fn achievement_xml(
             classified: classified(&view),
             record: view,
             registration_no: number,
+            registration_date: date,
         });
         if broken && i % 3 == 1 && next_broken < XML_BREAKAGES.len() {
             ordinal += 1;
@@ -2085,7 +2116,7 @@ fn broken_xml(
             bad.push(if last == '0' { '1' } else { '0' });
             *uscc = Value::String(bad);
             return (
-                xml_record(&view, None, ordinal),
+                xml_record(&view, None, None, ordinal),
                 ExpectedRefusal {
                     sheet: None,
                     row: ordinal,
@@ -2098,7 +2129,7 @@ fn broken_xml(
         other => unreachable!("{other:?} is not in the XML"),
     };
     (
-        xml_record(&view, None, ordinal),
+        xml_record(&view, None, None, ordinal),
         ExpectedRefusal {
             sheet: None,
             row: ordinal,
