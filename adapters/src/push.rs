@@ -4,8 +4,8 @@
 //!
 //! What for: `rix import` maps a province's sheets into records ([`MappedRecord`]); this module
 //! takes them to the node — new results for review (or approved at once by a reviewer's token,
-//! `approve`), historical ones with their 批准登记号 (an administrator's token) — and brings back
-//! what became of each, tied to the row it came from ([`Origin`]).
+//! `approve`), historical ones with their 批准登记号 and 登记日期 (an administrator's token) —
+//! and brings back what became of each, tied to the row it came from ([`Origin`]).
 //!
 //! Why it is built so:
 //! - **Chunks.** Records go in requests of up to [`PushOptions::chunk_size`] items (default
@@ -20,8 +20,8 @@
 //! - **The node's word per record.** Each record comes back accepted (with its id, state and
 //!   number), a duplicate (and whether the source changed since it was first imported — the node
 //!   never applies such an edit silently), or refused with the node's reasons as pointers into
-//!   the record ([`PushedItem::row_errors`], for the error report). A refused record never stops
-//!   the others.
+//!   the record, each with the source column the value came from ([`PushedItem::row_errors`],
+//!   for the error report). A refused record never stops the others.
 //! - **A checkpoint.** [`Checkpoint`] keeps, per source (file and sheet), the last row the node
 //!   has answered for, in a small JSON file replaced atomically (written beside it, synced, then
 //!   renamed over it) after every chunk. [`NodeClient::push_resumable`] skips the rows it
@@ -44,7 +44,7 @@ use rix_schema::{RecordKind, SecrecyLevel};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::outcome::{MappedRecord, RowError};
+use crate::outcome::{MappedRecord, RowError, SourceColumns};
 use crate::row::Origin;
 
 /// Records per request unless told otherwise.
@@ -276,6 +276,10 @@ pub struct PushedItem {
     /// What became of it.
     #[serde(flatten)]
     pub result: ItemResult,
+    /// For a refused record, the source columns its values came from (empty otherwise), so
+    /// that [`PushedItem::row_errors`] names the column of each of the node's pointers.
+    #[serde(skip)]
+    pub columns: SourceColumns,
 }
 
 impl PushedItem {
@@ -288,7 +292,7 @@ impl PushedItem {
             .iter()
             .map(|e| RowError {
                 origin: self.origin.clone(),
-                column: None,
+                column: self.columns.column_of(&e.pointer).map(str::to_owned),
                 pointer: e.pointer.clone(),
                 message_zh: format!("节点拒绝（{status}）：{}", e.message),
                 message_en: format!("refused by the node ({status}): {}", e.message),
@@ -660,23 +664,37 @@ fn certificate_refusal(e: &reqwest::Error) -> Option<String> {
 }
 
 fn pushed(record: &MappedRecord, result: ItemResult) -> PushedItem {
+    let columns = match &result {
+        ItemResult::Refused { .. } => record.columns.clone(),
+        _ => SourceColumns::default(),
+    };
     PushedItem {
         origin: record.origin.clone(),
         source_key: record.source_key.clone(),
         classified: SecrecyLevel::of_record(&record.record)
             .is_none_or(|level| !level.may_leave_node()),
         result,
+        columns,
     }
 }
 
-/// `{"items": [{"source_key", "record", "registration_no"?, "approve"?}]}`.
+/// `{"items": [{"source_key", "record", "registration_no"?, "approve"?}]}`; a historical
+/// record's 登记日期 goes in its record, where the node's import reads it.
 fn request_body(part: &[MappedRecord], approve: bool) -> Vec<u8> {
     let items: Vec<Value> = part
         .iter()
         .map(|r| {
             let mut item = Map::new();
             item.insert("source_key".into(), Value::String(r.source_key.clone()));
-            item.insert("record".into(), r.record.clone());
+            let mut record = r.record.clone();
+            if let (Some(date), Some(_), Some(map)) = (
+                &r.registration_date,
+                &r.registration_no,
+                record.as_object_mut(),
+            ) {
+                map.insert("registration_date".into(), Value::String(date.clone()));
+            }
+            item.insert("record".into(), record);
             if let Some(n) = &r.registration_no {
                 item.insert("registration_no".into(), Value::String(n.clone()));
             } else if approve {

@@ -548,3 +548,40 @@ fn the_dry_run_view_puts_each_source_value_beside_its_field() {
         ("转让价格（元）", "１２５,０００", json!(12.5))
     );
 }
+
+#[test]
+fn a_column_is_missing_only_when_no_alternative_of_it_is_in_the_header() {
+    let m = form();
+    let missing = |header: &[&str]| -> Vec<String> {
+        let mut mapper = m.mapper();
+        assert!(mapper.map(&row(1, header)).is_none());
+        mapper
+            .missing_columns()
+            .into_iter()
+            .map(|c| c.column)
+            .collect()
+    };
+    let all = missing(&HEADER);
+    // 研究起止时间 gives the whole period, and 转让价格（元） the price (in 元): the columns
+    // that would give the same values another way are not missing.
+    for alternative in ["研究开始时间", "研究结束时间", "转让价格(万元)"] {
+        assert!(
+            !all.iter().any(|c| c == alternative),
+            "{alternative}: {all:?}"
+        );
+    }
+    // Columns nothing in the header stands for are.
+    for absent in ["联系人", "评价方式", "保密期限", "完成人职称"] {
+        assert!(all.iter().any(|c| c == absent), "{absent}: {all:?}");
+    }
+    // The start alone stands for the period, not for its end.
+    let start_only = missing(&["成果名称", "成果类别", "研究开始时间"]);
+    assert!(
+        !start_only.iter().any(|c| c == "研究起止时间"),
+        "{start_only:?}"
+    );
+    assert!(
+        start_only.iter().any(|c| c == "研究结束时间"),
+        "{start_only:?}"
+    );
+}

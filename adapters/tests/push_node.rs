@@ -1,8 +1,14 @@
 //! The push client against a real node, started in-process on SQLite and served over TLS under
 //! a CA the client is given: new records approved at once, a historical 批准登记号 kept, a
 //! number already taken refused and tied to its row, a classified record counted as kept at the
-//! node, a second run registering nothing, and a resumed run sending nothing.
+//! node, a second run registering nothing, and a resumed run sending nothing. Rows mapped from a
+//! sheet: a historical 登记日期 kept by the node, and the node's refusals naming the source
+//! column their pointer came from.
 
+#[path = "mapping_common/mod.rs"]
+mod mapping_common;
+
+use rix_adapters::mapping::Mapping;
 use rix_adapters::outcome::MappedRecord;
 use rix_adapters::push::{Checkpoint, ItemResult, NodeClient, PushError, PushOptions};
 use rix_adapters::row::Origin;
@@ -80,17 +86,26 @@ fn mapped(row: u64, title: &str, number: Option<&str>) -> MappedRecord {
         source_key: format!("登记表/{row}"),
         record,
         registration_no: number.map(str::to_owned),
+        registration_date: None,
+        columns: Default::default(),
     }
+}
+
+/// A node on SQLite in `dir`, served over TLS: the node, its base URL and the CA file that
+/// trusts it.
+async fn start_node(dir: &std::path::Path) -> (rix_node::RunningNode, String, std::path::PathBuf) {
+    let (tls, ca) = tls_files(dir);
+    let node = rix_node::start(node_config(dir, tls))
+        .await
+        .expect("node starts");
+    let base = format!("https://localhost:{}", node.addr.port());
+    (node, base, ca)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_pushed_to_a_real_node_register_once_and_resume() {
     let dir = tempfile::tempdir().unwrap();
-    let (tls, ca) = tls_files(dir.path());
-    let node = rix_node::start(node_config(dir.path(), tls))
-        .await
-        .expect("node starts");
-    let base = format!("https://localhost:{}", node.addr.port());
+    let (node, base, ca) = start_node(dir.path()).await;
 
     let mut records: Vec<MappedRecord> = (3..=6)
         .map(|row| mapped(row, &format!("高原特色作物新品种{row}"), None))
@@ -190,6 +205,118 @@ async fn records_pushed_to_a_real_node_register_once_and_resume() {
         metrics
             .contains("rix_node_import_items_total{kind=\"achievement\",outcome=\"accepted\"} 6"),
         "{metrics}"
+    );
+    node.stop().await;
+}
+
+/// A mapping of three columns — 成果名称, 批准登记号, 登记日期 — whose other values are the
+/// schema fixture's, as `[defaults]`.
+fn three_column_mapping() -> Mapping {
+    let mut defaults = toml::Table::new();
+    for (key, value) in fixture().as_object().unwrap() {
+        if key != "title" {
+            defaults.insert(format!("/{key}"), toml::Value::try_from(value).unwrap());
+        }
+    }
+    let text = format!(
+        "kind = \"achievement\"\nname = \"hist\"\nidentity = [[\"/registration_no\"], [\"/title\"]]\n\
+         [[field]]\ncolumn = \"成果名称\"\ntarget = \"/title\"\n\
+         [[field]]\ncolumn = \"批准登记号\"\ntarget = \"/registration_no\"\nconvert = \"registration_no\"\n\
+         [[field]]\ncolumn = \"登记日期\"\ntarget = \"/registration_date\"\nconvert = \"date\"\n\
+         {}",
+        toml::to_string(&toml::Table::from_iter([(
+            "defaults".to_owned(),
+            toml::Value::Table(defaults)
+        )]))
+        .unwrap()
+    );
+    Mapping::from_toml(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_historical_date_is_kept_and_node_refusals_name_their_source_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, base, ca) = start_node(dir.path()).await;
+    let options = PushOptions {
+        ca_file: Some(ca),
+        ..PushOptions::default()
+    };
+    let client = NodeClient::with_options(&base, ADMIN, options).unwrap();
+
+    let mapping = three_column_mapping();
+    let mut mapper = mapping.mapper();
+    let row = mapping_common::row;
+    assert!(
+        mapper
+            .map(&row(1, &["成果名称", "批准登记号", "登记日期"]))
+            .is_none()
+    );
+    let mut map = |n: u64, cells: &[&str]| mapper.map(&row(n, cells)).unwrap();
+    let kept = map(2, &["历史登记的成果", "5300002019Y0042", "2019年5月20日"]).unwrap();
+    assert_eq!(kept.registration_date.as_deref(), Some("2019-05-20"));
+    assert_eq!(
+        kept.record.get("registration_date"),
+        None,
+        "beside the record"
+    );
+    let future = map(
+        3,
+        &["登记日期在将来的成果", "5300002019Y0043", "2099-01-01"],
+    )
+    .unwrap();
+    let foreign = map(4, &["外省登记的成果", "5100002019Y0044", "2019-06-01"]).unwrap();
+    // A date without a number: the node would date the record itself, so the row is refused
+    // rather than its date dropped.
+    let undated = map(5, &["尚未登记的新成果", "", "2019-06-01"]).unwrap_err();
+    assert_eq!(undated.len(), 1, "{undated:?}");
+    assert_eq!(
+        (undated[0].column.as_deref(), undated[0].pointer.as_str()),
+        (Some("登记日期"), "/registration_date")
+    );
+    assert!(
+        undated[0].message_zh.contains("没有批准登记号"),
+        "{undated:?}"
+    );
+
+    let outcome = client.push(&[kept, future, foreign], false).await.unwrap();
+    assert_eq!(
+        (outcome.accepted(), outcome.refused()),
+        (1, 2),
+        "{outcome:#?}"
+    );
+
+    // The node keeps the source's 登记日期, not the day of the import.
+    let ItemResult::Accepted(registered) = &outcome.items[0].result else {
+        panic!("{:?}", outcome.items[0])
+    };
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(dir.path().join("ca.crt")).unwrap())
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let url = format!("{base}/v1/achievements/{}", registered.id);
+    let response = trusting.get(url).bearer_auth(ADMIN).send().await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["registration_no"], "5300002019Y0042", "{body}");
+    assert_eq!(body["record"]["registration_date"], "2019-05-20", "{body}");
+
+    // Each refusal of the node names the column its pointer came from.
+    let at = |i: usize| -> Vec<(Option<String>, String)> {
+        outcome.items[i]
+            .row_errors()
+            .into_iter()
+            .map(|e| (e.column, e.pointer))
+            .collect()
+    };
+    assert_eq!(
+        at(1),
+        [(Some("登记日期".to_owned()), "/registration_date".to_owned())]
+    );
+    assert_eq!(
+        at(2),
+        [(Some("批准登记号".to_owned()), "/registration_no".to_owned())]
     );
     node.stop().await;
 }

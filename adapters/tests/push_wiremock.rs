@@ -30,6 +30,8 @@ fn record(kind: RecordKind, row: u64) -> MappedRecord {
         source_key: format!("成果.xlsx#{row}"),
         record: json!({"title": format!("成果{row}"), "secrecy": {"level": "public"}}),
         registration_no: None,
+        registration_date: None,
+        columns: Default::default(),
     }
 }
 

@@ -132,6 +132,39 @@ async fn read_json(
     Ok((value, body))
 }
 
+/// A POST to a collection (`/v1/{collection}`, `/batch`, `/import`), read as every one of them
+/// reads it: the collection's kind, the caller, then the body ([`read_json`]) — in this order,
+/// so an unknown collection is 404 and an unknown token 401 before any body is read.
+struct Posted {
+    kind: RecordKind,
+    who: Principal,
+    doc: Value,
+    /// The body as sent (what an `Idempotency-Key` is bound to).
+    body: Vec<u8>,
+}
+
+async fn read_post(
+    state: &AppState,
+    req: &HttpRequest,
+    collection: &str,
+    payload: web::Payload,
+) -> Result<Posted, NodeError> {
+    let kind = kind_of(collection)?;
+    let who = principal(state, req)?;
+    let (doc, body) = read_json(state, req, payload).await?;
+    Ok(Posted {
+        kind,
+        who,
+        doc,
+        body,
+    })
+}
+
+/// Adds `n` to a per-kind counter.
+fn count(counter: &prometheus::IntCounterVec, kind: RecordKind, n: usize) {
+    counter.with_label_values(&[kind.as_str()]).inc_by(n as u64);
+}
+
 fn idempotency(req: &HttpRequest, body: &[u8]) -> Result<Option<Idempotency>, NodeError> {
     let Some(value) = req.headers().get("idempotency-key") else {
         return Ok(None);
@@ -214,18 +247,13 @@ pub async fn submit(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, NodeError> {
-    let kind = kind_of(&path)?;
-    let who = principal(&state, &req)?;
-    let (doc, body) = read_json(&state, &req, payload).await?;
-    let idem = idempotency(&req, &body)?;
+    let post = read_post(&state, &req, &path, payload).await?;
+    let (kind, idem) = (post.kind, idempotency(&req, &post.body)?);
     let st = state.clone();
     let (status, reply) =
-        blocking(move || register::submit(&st.db, &who, kind, &doc, idem.as_ref())).await?;
-    state
-        .metrics
-        .submissions
-        .with_label_values(&[kind.as_str()])
-        .inc();
+        blocking(move || register::submit(&st.db, &post.who, kind, &post.doc, idem.as_ref()))
+            .await?;
+    count(&state.metrics.submissions, kind, 1);
     let mut response = record_response(status, reply.clone());
     if let Some(id) = reply.get("id").and_then(Value::as_str) {
         response.headers_mut().insert(
@@ -249,10 +277,8 @@ pub async fn submit_batch(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, NodeError> {
-    let kind = kind_of(&path)?;
-    let who = principal(&state, &req)?;
-    let (doc, body) = read_json(&state, &req, payload).await?;
-    let Value::Array(docs) = doc else {
+    let post = read_post(&state, &req, &path, payload).await?;
+    let Value::Array(docs) = post.doc else {
         return Err(NodeError::Invalid(
             vec![FieldError::new(
                 "",
@@ -261,16 +287,12 @@ pub async fn submit_batch(
             .into(),
         ));
     };
-    let idem = idempotency(&req, &body)?;
+    let (kind, who, idem) = (post.kind, post.who, idempotency(&req, &post.body)?);
     let st = state.clone();
-    let count = docs.len() as u64;
+    let n = docs.len();
     let (status, reply) =
         blocking(move || register::submit_many(&st.db, &who, kind, &docs, idem.as_ref())).await?;
-    state
-        .metrics
-        .submissions
-        .with_label_values(&[kind.as_str()])
-        .inc_by(count);
+    count(&state.metrics.submissions, kind, n);
     Ok(HttpResponse::build(
         actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
     )
@@ -313,12 +335,9 @@ pub async fn import(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, NodeError> {
-    let kind = kind_of(&path)?;
-    let who = principal(&state, &req)?;
-    let (body, _) = read_json(&state, &req, payload).await?;
+    let Posted { kind, who, doc, .. } = read_post(&state, &req, &path, payload).await?;
     let st = state.clone();
-    let report = blocking(move || import::import(&st.db, &st.issuer, &who, kind, &body)).await?;
-    let label = kind.as_str();
+    let report = blocking(move || import::import(&st.db, &st.issuer, &who, kind, &doc)).await?;
     let m = &state.metrics;
     for (outcome, n) in [
         ("accepted", report.accepted),
@@ -326,15 +345,11 @@ pub async fn import(
         ("refused", report.refused),
     ] {
         m.import_items
-            .with_label_values(&[label, outcome])
+            .with_label_values(&[kind.as_str(), outcome])
             .inc_by(n as u64);
     }
-    m.submissions
-        .with_label_values(&[label])
-        .inc_by(report.accepted as u64);
-    m.approvals
-        .with_label_values(&[label])
-        .inc_by(report.approved as u64);
+    count(&m.submissions, kind, report.accepted);
+    count(&m.approvals, kind, report.approved);
     if report.approved > 0 {
         state.wake.notify_one();
     }
@@ -383,11 +398,7 @@ pub async fn revise(
     let (status, reply) =
         blocking(move || register::revise(&st.db, &who, kind, &id, expected, &doc, idem.as_ref()))
             .await?;
-    state
-        .metrics
-        .submissions
-        .with_label_values(&[kind.as_str()])
-        .inc();
+    count(&state.metrics.submissions, kind, 1);
     Ok(record_response(status, reply))
 }
 
@@ -408,11 +419,7 @@ pub async fn withdraw(
     let expected = if_match(&req)?;
     let st = state.clone();
     let view = blocking(move || register::withdraw(&st.db, &who, kind, &id, expected)).await?;
-    state
-        .metrics
-        .withdrawals
-        .with_label_values(&[kind.as_str()])
-        .inc();
+    count(&state.metrics.withdrawals, kind, 1);
     state.wake.notify_one();
     Ok(view_response(view))
 }
@@ -504,11 +511,7 @@ pub async fn approve(
     let st = state.clone();
     let view =
         blocking(move || review::approve(&st.db, &st.issuer, &who, kind, &id, expected)).await?;
-    state
-        .metrics
-        .approvals
-        .with_label_values(&[kind.as_str()])
-        .inc();
+    count(&state.metrics.approvals, kind, 1);
     state.wake.notify_one();
     Ok(view_response(view))
 }
@@ -548,11 +551,7 @@ pub async fn approve_batch(
     let st = state.clone();
     let views =
         blocking(move || review::approve_many(&st.db, &st.issuer, &who, kind, &ids)).await?;
-    state
-        .metrics
-        .approvals
-        .with_label_values(&[kind.as_str()])
-        .inc_by(views.len() as u64);
+    count(&state.metrics.approvals, kind, views.len());
     state.wake.notify_one();
     let items: Vec<Value> = views
         .into_iter()
@@ -589,11 +588,7 @@ pub async fn reject(
         .to_owned();
     let st = state.clone();
     let view = blocking(move || review::reject(&st.db, &who, kind, &id, expected, &reason)).await?;
-    state
-        .metrics
-        .rejections
-        .with_label_values(&[kind.as_str()])
-        .inc();
+    count(&state.metrics.rejections, kind, 1);
     Ok(view_response(view))
 }
 

@@ -13,8 +13,13 @@
 //! The seed shows what the exchange is for: records of every secrecy level (classified ones
 //! stay at their node), commercial secrets (`confidential_fields`), the same result registered
 //! by two provinces (merged into one catalogue entry with two sources) and the ministry's funded
-//! projects that results link to. `--check` verifies exactly that over the gateway's public API
-//! and exits; without it the demo runs until Ctrl-C.
+//! projects that results link to. One province's own results arrive the way a province's
+//! history really does: as a 科技成果登记表 workbook (generated, and kept in the data dir under
+//! `import/` for the user to open) read by `rix import` with the shipped `achievement-form`
+//! mapping and sent to the node's import endpoint — historical 批准登记号 and 登记日期 kept, the
+//! rest approved in the same run. `demo.json` names that node and file (`import`). `--check`
+//! verifies all of it over the gateway's public API and exits; without it the demo runs until
+//! Ctrl-C.
 //!
 //! What it does not do: it is not a deployment. Production runs `rix node serve` and
 //! `rix gateway serve` as separate services (README.md).
@@ -34,6 +39,8 @@ use rix_schema::signing::SigningKey;
 use rix_schema::{RecordKind, SecrecyLevel};
 use serde_json::{Value, json};
 
+use crate::import::fixtures::{self, ExpectedRecord};
+use crate::import::{self, ImportOptions};
 use crate::loadgen::{self, Target};
 
 /// What `rix demo` was asked to do.
@@ -73,6 +80,24 @@ struct DemoNode {
 const MOST: usize = 0;
 const YUNNAN: usize = 1;
 const LIAONING: usize = 2;
+
+/// The node whose own results come in through an import of a 登记表 workbook; the rest of the
+/// seed goes through the registration API. Not Yunnan: the checks take their classified,
+/// internal and commercial-secret examples from its API-registered results, and a sheet has no
+/// column for commercial secrets.
+const IMPORTED: usize = LIAONING;
+
+/// The shipped mapping the demo's workbook is read with.
+const IMPORT_MAPPING: &str = "achievement-form";
+
+/// The workbook the imported node's results are read from, kept in the data dir so that a user
+/// can open it (and import it again: nothing is registered twice).
+fn import_file(dir: &Path) -> PathBuf {
+    dir.join("import").join(format!(
+        "{}科技成果登记表.xlsx",
+        NODES[IMPORTED].profile().name()
+    ))
+}
 
 const NODES: [DemoNode; 3] = [
     DemoNode {
@@ -407,6 +432,9 @@ struct Part {
     /// Generator indices (for the checks: which shared result is which).
     indices: Vec<u64>,
     docs: Vec<Value>,
+    /// Registered by importing a 登记表 workbook of the same generated results ([`IMPORTED`]),
+    /// not through the registration API.
+    imported: bool,
 }
 
 /// The whole seed: every part, and the institution each node's submitter token acts for.
@@ -464,6 +492,7 @@ fn plan(records: u64) -> Plan {
         docs: (0..shared_projects)
             .map(|i| to_doc(serde_json::to_value(shared_gen.shared_project(i))))
             .collect(),
+        imported: false,
     });
     for (node, count) in [(YUNNAN, shared), (LIAONING, shared_at_liaoning)] {
         parts.push(Part {
@@ -474,6 +503,7 @@ fn plan(records: u64) -> Plan {
             docs: (0..count)
                 .map(|i| to_doc(serde_json::to_value(shared_gen.shared_achievement(i))))
                 .collect(),
+            imported: false,
         });
     }
     for (node, generator) in generators.iter().enumerate() {
@@ -488,6 +518,7 @@ fn plan(records: u64) -> Plan {
             docs: (0..projects)
                 .map(|i| to_doc(serde_json::to_value(generator.project(i))))
                 .collect(),
+            imported: false,
         });
         parts.push(Part {
             node,
@@ -497,6 +528,7 @@ fn plan(records: u64) -> Plan {
             docs: (0..achievements)
                 .map(|i| to_doc(serde_json::to_value(generator.achievement(i))))
                 .collect(),
+            imported: node == IMPORTED,
         });
     }
     ensure_variety(&mut parts, &generators[YUNNAN]);
@@ -525,7 +557,7 @@ fn loadgen_per_project() -> u64 {
 fn ensure_variety(parts: &mut [Part], yunnan: &SampleGenerator) {
     let needs: [fn(&Value) -> bool; 3] = [is_classified, is_internal, is_commercial];
     for need in needs {
-        if parts.iter().any(|p| p.docs.iter().any(need)) {
+        if parts.iter().any(|p| !p.imported && p.docs.iter().any(need)) {
             continue;
         }
         let Some(part) = parts
@@ -828,9 +860,9 @@ async fn demo(options: Options, dir: PathBuf) -> Result<()> {
         _ = rix_runtime::serve::stop_requested() => Ok(None),
     };
     let outcome = match outcome {
-        Ok(Some(seeded)) if check => {
+        Ok(Some((seeded, imported))) if check => {
             let started = Instant::now();
-            let checked = verify(&demo, &seeded).await;
+            let checked = verify(&demo, &seeded, imported.as_ref()).await;
             if checked.is_ok() {
                 println!(
                     "check passed: checks {:.1} s, start to verified {:.1} s",
@@ -840,8 +872,8 @@ async fn demo(options: Options, dir: PathBuf) -> Result<()> {
             }
             checked
         }
-        Ok(Some(seeded)) => {
-            print_guide(&demo, &seeded);
+        Ok(Some((seeded, imported))) => {
+            print_guide(&demo, &seeded, imported.as_ref());
             rix_runtime::serve::stop_requested().await;
             Ok(())
         }
@@ -864,7 +896,10 @@ async fn demo(options: Options, dir: PathBuf) -> Result<()> {
 
 /// Starts the nodes and the gateway, writes demo.json, registers the seed and waits until the
 /// gateway has taken it in and made it searchable.
-async fn start_and_seed(demo: &mut Demo, running: &mut Running) -> Result<Vec<Seeded>> {
+async fn start_and_seed(
+    demo: &mut Demo,
+    running: &mut Running,
+) -> Result<(Vec<Seeded>, Option<ImportSeed>)> {
     let started = Instant::now();
     let databases = match &demo.options.postgres {
         None => None,
@@ -1064,12 +1099,12 @@ async fn start_and_seed(demo: &mut Demo, running: &mut Running) -> Result<Vec<Se
     );
 
     // 3. The seed, through the nodes' APIs.
-    let (seeded, new_at) = seed(demo).await?;
+    let (seeded, imported, new_at) = seed(demo).await?;
 
     // 4. The gateway takes it in.
     wait_for_ingest(demo, &new_at).await?;
     wait_for_search(demo).await?;
-    Ok(seeded)
+    Ok((seeded, imported))
 }
 
 fn write_demo_json(demo: &Demo, postgres: bool) -> Result<()> {
@@ -1119,6 +1154,15 @@ fn write_demo_json(demo: &Demo, postgres: bool) -> Result<()> {
             "entitlements": entitlements,
         },
         "nodes": nodes,
+        // Which node's own results were seeded by importing a 登记表 workbook, and from which
+        // file (kept in the data dir; a refused row would be in `report`).
+        "import": {
+            "node_id": NODES[IMPORTED].node_id,
+            "file": import_file(&demo.dir),
+            "mapping": IMPORT_MAPPING,
+            "records": demo.plan.parts.iter().filter(|p| p.imported).map(|p| p.docs.len()).sum::<usize>(),
+            "report": import_file(&demo.dir).with_extension("xlsx.errors.csv"),
+        },
     });
     let path = demo.dir.join("demo.json");
     let tmp = demo.dir.join("demo.json.tmp");
@@ -1130,18 +1174,115 @@ fn write_demo_json(demo: &Demo, postgres: bool) -> Result<()> {
     Ok(())
 }
 
-/// Registers the plan; returns every record and how many each node approved in this run.
-async fn seed(demo: &Demo) -> Result<(Vec<Seeded>, [usize; 3])> {
+/// What importing the 登记表 workbook did.
+struct ImportSeed {
+    file: PathBuf,
+    /// The workbook's records, as the node must hold them.
+    records: Vec<ExpectedRecord>,
+    /// Registered by this run.
+    accepted: usize,
+    /// Of those, historical results registered under their own 批准登记号.
+    historical: usize,
+}
+
+/// Writes the [`IMPORTED`] node's own results (the plan's part for them) as a 登记表 workbook
+/// and imports it as `rix import --mapping achievement-form --approve FILE` does, with the
+/// node's administrator token (a historical 批准登记号 needs one). First, before any review at
+/// that node has numbered a record: the historical numbers raise the node's serial counters,
+/// so review never issues one of them again.
+async fn import_seed(demo: &Demo) -> Result<Option<ImportSeed>> {
+    let Some(part) = demo
+        .plan
+        .parts
+        .iter()
+        .find(|p| p.imported && !p.docs.is_empty())
+    else {
+        return Ok(None);
+    };
+    let file = import_file(&demo.dir);
+    let generator = NODES[IMPORTED].generator();
+    let (n, path) = (part.docs.len() as u64, file.clone());
+    let written = tokio::task::spawn_blocking(move || {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        fixtures::achievement_form_xlsx(&path, &generator, n, false)
+            .context("writing the demo's 登记表 workbook")
+    })
+    .await??;
+    let options = ImportOptions {
+        mapping: IMPORT_MAPPING.to_owned(),
+        inputs: vec![file.clone()],
+        node: Some(demo.node_urls[IMPORTED].clone()),
+        token: Some(demo.state.node_token(IMPORTED, "admin").to_owned()),
+        approve: true,
+        ..ImportOptions::default()
+    };
+    let (summary, out) = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        let summary = import::run(&options, &mut out);
+        (summary, String::from_utf8_lossy(&out).into_owned())
+    })
+    .await?;
+    let summary = summary.with_context(|| format!("importing {}", file.display()))?;
+    if summary.exit_code() != 0 {
+        bail!(
+            "importing {} into {} did not accept every row:\n{out}",
+            file.display(),
+            NODES[IMPORTED].node_id
+        );
+    }
+    let historical = written
+        .records
+        .iter()
+        .filter(|r| r.registration_no.is_some())
+        .count();
+    let classified = written.records.iter().filter(|r| r.classified).count();
+    println!(
+        "  imported {} results into {} from {} (rix import, mapping {IMPORT_MAPPING}): {} new, \
+         {} already registered; {historical} historical ones kept their 批准登记号 and 登记日期, \
+         {classified} classified stay at the node",
+        written.records.len(),
+        NODES[IMPORTED].node_id,
+        file.display(),
+        summary.total.accepted,
+        summary.total.duplicates,
+    );
+    Ok(Some(ImportSeed {
+        file,
+        records: written.records,
+        accepted: summary.total.accepted as usize,
+        historical,
+    }))
+}
+
+/// Registers the plan; returns every record registered through the API, what the import did,
+/// and how many each node approved in this run.
+async fn seed(demo: &Demo) -> Result<(Vec<Seeded>, Option<ImportSeed>, [usize; 3])> {
     let started = Instant::now();
     let total: usize = demo.plan.parts.iter().map(|p| p.docs.len()).sum();
+    let by_import: usize = demo
+        .plan
+        .parts
+        .iter()
+        .filter(|p| p.imported)
+        .map(|p| p.docs.len())
+        .sum();
     println!(
-        "registering {total} records through the nodes' APIs (submitter and reviewer tokens)…"
+        "registering {total} records: {by_import} by importing a 登记表 workbook into {}, the rest \
+         through the nodes' APIs (submitter and reviewer tokens)…",
+        NODES[IMPORTED].node_id
     );
     let mut seeded = Vec::new();
     let mut approved_now = 0;
     let mut new_at = [0; 3];
+    let imported = import_seed(demo).await?;
+    if let Some(i) = &imported {
+        approved_now += i.accepted;
+        new_at[IMPORTED] += i.accepted;
+    }
     for part in &demo.plan.parts {
-        if part.docs.is_empty() {
+        if part.docs.is_empty() || part.imported {
             continue;
         }
         let node = &NODES[part.node];
@@ -1196,7 +1337,7 @@ async fn seed(demo: &Demo) -> Result<(Vec<Seeded>, [usize; 3])> {
         held.push(format!("{} {count}", node.node_id));
     }
     println!("  records at the nodes: {}", held.join(", "));
-    Ok((seeded, new_at))
+    Ok((seeded, imported, new_at))
 }
 
 /// Per node: what its log holds (`/healthz` log.last_seq) and what the gateway has of it.
@@ -1343,7 +1484,7 @@ fn record_url(demo: &Demo, s: &Seeded) -> String {
 }
 
 /// `--check`: what the demo promises, verified over the gateway's API.
-async fn verify(demo: &Demo, seeded: &[Seeded]) -> Result<()> {
+async fn verify(demo: &Demo, seeded: &[Seeded], imported: Option<&ImportSeed>) -> Result<()> {
     let http = &demo.http;
     let gw = &demo.gateway_url;
     println!("checking…");
@@ -1487,10 +1628,72 @@ async fn verify(demo: &Demo, seeded: &[Seeded]) -> Result<()> {
         lines.len(),
         visible_entries(&lines).len()
     );
+
+    if let Some(imported) = imported {
+        verify_import(demo, imported, &lines).await?;
+    }
     Ok(())
 }
 
-fn print_guide(demo: &Demo, seeded: &[Seeded]) {
+/// The imported workbook's results are at the gateway like any others: each one that may leave
+/// its node is found by searching its title at that node, and a historical one came with the
+/// 批准登记号 and 登记日期 of its row.
+async fn verify_import(demo: &Demo, imported: &ImportSeed, lines: &[Value]) -> Result<()> {
+    let node_id = NODES[IMPORTED].node_id;
+    let file = imported.file.display();
+    let leaving: Vec<&ExpectedRecord> = imported.records.iter().filter(|r| !r.classified).collect();
+    for r in &leaving {
+        let page = search(
+            &demo.http,
+            &demo.gateway_url,
+            &[("q", r.title()), ("node", node_id), ("limit", "10")],
+            Some(demo.ministry()),
+        )
+        .await?;
+        let hit = page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|item| item["title"] == r.title());
+        if !hit {
+            bail!(
+                "{file} row {}: the imported result {:?} is not found at the gateway under {node_id}",
+                r.row,
+                r.title()
+            );
+        }
+    }
+    if let Some(r) = leaving.iter().find(|r| r.registration_no.is_some()) {
+        let at_gateway = lines
+            .iter()
+            .map(|l| &l["record"])
+            .find(|record| record["title"] == r.title())
+            .with_context(|| format!("{file} row {}: not in the change feed", r.row))?;
+        let kept = (
+            at_gateway["registration_no"].as_str(),
+            at_gateway["registration_date"].as_str(),
+        );
+        if kept != (r.registration_no.as_deref(), r.registration_date.as_deref()) {
+            bail!(
+                "{file} row {}: the gateway has 批准登记号 {:?} and 登记日期 {:?}, the row {:?} and {:?}",
+                r.row,
+                kept.0,
+                kept.1,
+                r.registration_no,
+                r.registration_date
+            );
+        }
+    }
+    println!(
+        "  ok  imported: the {} results of {file} that may leave {node_id} are searchable at the \
+         gateway ({} classified stay at the node); historical ones keep their 批准登记号 and 登记日期",
+        leaving.len(),
+        imported.records.len() - leaving.len()
+    );
+    Ok(())
+}
+
+fn print_guide(demo: &Demo, seeded: &[Seeded], imported: Option<&ImportSeed>) {
     let gw = &demo.gateway_url;
     let ministry = demo.ministry();
     let internal = demo.state.consumer_token("internal");
@@ -1524,6 +1727,19 @@ fn print_guide(demo: &Demo, seeded: &[Seeded]) {
         demo.node_urls[YUNNAN],
         demo.state.node_token(YUNNAN, "admin")
     );
+    if let Some(imported) = imported {
+        println!(
+            "  # {}'s own results came from this 登记表 workbook ({} of them with a historical 批准登记号);",
+            NODES[IMPORTED].node_id, imported.historical
+        );
+        println!("  # open it, or import it again (nothing is registered twice):");
+        println!(
+            "  rix import --mapping {IMPORT_MAPPING} --node {} --token {} --approve '{}'",
+            demo.node_urls[IMPORTED],
+            demo.state.node_token(IMPORTED, "admin"),
+            imported.file.display()
+        );
+    }
     println!("  # every endpoint");
     println!("  curl -s {gw}/openapi.json");
     println!();

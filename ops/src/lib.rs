@@ -17,6 +17,7 @@
 //! depend on both services (DESIGN.md §2).
 
 pub mod bench;
+pub mod bench_generate;
 pub mod bench_import;
 pub mod bench_search;
 pub mod demo;
@@ -268,6 +269,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The sample generator alone: achievements and funded projects made per second on one
+    /// thread (every other benchmark, the demo and loadgen start with it).
+    Generate {
+        /// Records of each kind.
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+    },
     /// Importing a province's existing records: generated 登记表 workbooks and GBK project
     /// lists read, mapped and validated (rows per second and per CPU second), and with --push
     /// imported into a node started in this process, approved by an administrator.
@@ -758,6 +766,9 @@ pub fn main() -> Result<()> {
             println!("median: {:.0} records/s", rates[rates.len() / 2]);
             Ok(())
         }
+        Command::Bench {
+            command: BenchCommand::Generate { records },
+        } => bench_generate::run(records),
         Command::Bench {
             command:
                 BenchCommand::Import {

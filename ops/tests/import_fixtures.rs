@@ -13,8 +13,8 @@ use rix_schema::canonical::canonical_value;
 use serde_json::Value;
 
 type Key = (Option<String>, u64);
-/// Mapped records by row: the record and its 批准登记号.
-type Records = BTreeMap<Key, (Value, Option<String>)>;
+/// Mapped records by row: the record, its 批准登记号 and its 登记日期.
+type Records = BTreeMap<Key, (Value, Option<String>, Option<String>)>;
 /// Refused rows: (column, pointer) of each error.
 type Refusals = BTreeMap<Key, Vec<(Option<String>, String)>>;
 
@@ -34,7 +34,7 @@ fn map_file(f: &FixtureFile) -> (Records, Refusals) {
         match mapper.map(&row) {
             None => {}
             Some(Ok(r)) => {
-                records.insert(key, (r.record, r.registration_no));
+                records.insert(key, (r.record, r.registration_no, r.registration_date));
             }
             Some(Err(errors)) => {
                 refusals.insert(
@@ -60,7 +60,7 @@ fn every_generated_record_comes_back_and_every_broken_row_is_refused_where_it_is
         let (records, refusals) = map_file(f);
         for e in &f.records {
             let key = (e.sheet.clone(), e.row);
-            let Some((got, number)) = records.get(&key) else {
+            let Some((got, number, date)) = records.get(&key) else {
                 panic!(
                     "{} {key:?}: no record; refused with {:?}",
                     f.path.display(),
@@ -74,6 +74,8 @@ fn every_generated_record_comes_back_and_every_broken_row_is_refused_where_it_is
                 f.path.display()
             );
             assert_eq!(number, &e.registration_no, "{} {key:?}", f.path.display());
+            // A historical record's 登记日期 travels beside it, as its number does.
+            assert_eq!(date, &e.registration_date, "{} {key:?}", f.path.display());
         }
         let mut expected_refused = 0;
         for e in &f.refusals {

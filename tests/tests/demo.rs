@@ -1,9 +1,12 @@
 //! `rix demo --check` as a user runs it: a real process that starts a gateway and three nodes,
-//! seeds them, verifies search, merge, links and the secrecy filters, and exits 0 — and that a
-//! second run on the same data dir reuses everything and registers nothing twice. Then
+//! seeds them — one province by importing a generated 登记表 workbook — verifies search, merge,
+//! links and the secrecy filters, and exits 0; then `rix demo` again on the same data dir, left
+//! running: it reuses everything, registers nothing twice, and the imported province's results,
+//! read back from the workbook it names in demo.json, are found by searching the gateway. Then
 //! `rix loadgen` against a real node process: it registers and approves, and a repeated command
 //! adds nothing.
 
+use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -36,22 +39,24 @@ fn run(args: &[&str], limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
+fn demo_args(dir: &Path) -> Vec<&str> {
+    vec![
+        "demo",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--records",
+        "120",
+        "--port",
+        "0",
+        "--timeout",
+        "60",
+    ]
+}
+
 fn demo_check(dir: &Path) -> String {
-    let out = run(
-        &[
-            "demo",
-            "--check",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--records",
-            "120",
-            "--port",
-            "0",
-            "--timeout",
-            "60",
-        ],
-        Duration::from_secs(90),
-    );
+    let mut args = demo_args(dir);
+    args.insert(1, "--check");
+    let out = run(&args, Duration::from_secs(90));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -76,13 +81,98 @@ fn demo_json(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).unwrap()).unwrap()
 }
 
-#[test]
-fn demo_check_passes_and_a_second_run_reuses_the_data_dir() {
+/// A running `rix demo`, stopped (SIGTERM) when dropped, also when a check fails.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        stop_child(&mut self.0, Duration::from_secs(60));
+    }
+}
+
+/// `rix demo` left running: its output until the guide is printed, and the process.
+fn demo_running(dir: &Path) -> (String, Running) {
+    let mut child = Command::new(RIX)
+        .args(demo_args(dir))
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rix-e2e");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut text = String::new();
+    loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(l) => {
+                let ready = l.starts_with("The exchange is running");
+                text.push_str(&l);
+                text.push('\n');
+                if ready {
+                    return (text, Running(child));
+                }
+            }
+            Err(_) => {
+                stop_child(&mut child, Duration::from_secs(30));
+                panic!(
+                    "rix demo did not get running:\n{text}\nlog:\n{}",
+                    std::fs::read_to_string(dir.join("demo.log")).unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+/// The titles of the results a workbook holds and their 成果密级, read as
+/// `rix import --dry-run` reads it: the shipped mapping it names, over the file.
+fn workbook_results(file: &Path, mapping: &str) -> Vec<(String, rix_schema::SecrecyLevel)> {
+    let mapping = rix_adapters::mapping::shipped(mapping).unwrap().unwrap();
+    let mut mapper = mapping.mapper();
+    let rows = rix_adapters::source::open(file, &Default::default()).unwrap();
+    rows.filter_map(|row| mapper.map(&row.unwrap()))
+        .map(|mapped| {
+            let r = mapped.unwrap().record;
+            let level = rix_schema::SecrecyLevel::of_record(&r).unwrap();
+            (r["title"].as_str().unwrap().to_owned(), level)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_check_passes_and_a_second_run_reuses_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let first = demo_check(dir.path());
     assert!(first.contains("check passed"), "{first}");
     assert!(
         line(&first, "registered 120 records").contains("(120 new, 0 already registered)"),
+        "{first}"
+    );
+    // One province was seeded by importing a 登记表 workbook, which demo.json names and the
+    // data dir keeps; the demo's own check found its results at the gateway.
+    assert!(
+        line(&first, "ok  imported:").contains("searchable"),
+        "{first}"
+    );
+    let import = demo_json(dir.path())["import"].clone();
+    assert_eq!(import["node_id"], "prov-210000", "{import}");
+    assert_eq!(import["mapping"], "achievement-form", "{import}");
+    let workbook = Path::new(import["file"].as_str().unwrap()).to_owned();
+    assert!(
+        workbook.starts_with(dir.path().canonicalize().unwrap()),
+        "{import}"
+    );
+    assert!(
+        line(&first, "imported ").contains(&workbook.display().to_string()),
         "{first}"
     );
 
@@ -119,8 +209,38 @@ fn demo_check_passes_and_a_second_run_reuses_the_data_dir() {
         }
     }
 
-    // Same dir again: same tokens, nothing registered twice, the same catalogue.
-    let second = demo_check(dir.path());
+    // Same dir again, left running: same tokens, nothing registered twice, the same catalogue,
+    // and every public result of the workbook is found by an anonymous search of the gateway
+    // under the node demo.json names.
+    let (second, demo) = demo_running(dir.path());
+    let running = demo_json(dir.path());
+    let gateway = running["gateway"]["url"].as_str().unwrap();
+    let node_id = import["node_id"].as_str().unwrap();
+    let results = workbook_results(&workbook, import["mapping"].as_str().unwrap());
+    assert_eq!(results.len() as u64, import["records"].as_u64().unwrap());
+    let (_, hits) = gateway_search(
+        &reqwest::Client::new(),
+        gateway,
+        &format!("node={node_id}&kind=achievement"),
+    )
+    .await
+    .unwrap();
+    let found: Vec<&str> = hits.iter().filter_map(|h| h["title"].as_str()).collect();
+    let public: Vec<&String> = results
+        .iter()
+        .filter(|(_, level)| *level == rix_schema::SecrecyLevel::Public)
+        .map(|(title, _)| title)
+        .collect();
+    let missing: Vec<&&String> = public
+        .iter()
+        .filter(|t| !found.contains(&t.as_str()))
+        .collect();
+    drop(demo);
+    assert!(
+        missing.is_empty(),
+        "not searchable at the gateway: {missing:?}\n{second}"
+    );
+    assert!(!public.is_empty(), "{results:?}");
     assert!(second.contains("reusing the data dir"), "{second}");
     assert!(
         line(&second, "registered 120 records").contains("(0 new, 120 already registered)"),

@@ -110,13 +110,21 @@ fn canonical(v: &Value) -> String {
     String::from_utf8(canonical_value(v)).unwrap()
 }
 
-/// The node's records of a fixture's kind by identity: the record (without the node's
-/// `registration_no` and `registration_date`), its 批准登记号 and its state.
+/// A record as the node holds it: the record without the node's `registration_no` and
+/// `registration_date`, and those two beside it, and its state.
+struct Held {
+    record: Value,
+    number: Option<String>,
+    date: Option<String>,
+    state: String,
+}
+
+/// The node's records of a fixture's kind by identity.
 async fn held(
     http: &reqwest::Client,
     node: &NodeProcess,
     layout: Layout,
-) -> BTreeMap<String, (Value, Option<String>, String)> {
+) -> BTreeMap<String, std::sync::Arc<Held>> {
     let collection = match layout {
         Layout::ProjectListCsv => "projects",
         _ => "achievements",
@@ -125,30 +133,43 @@ async fn held(
     for body in node_records(http, node, collection).await {
         let mut record = body["record"].clone();
         let number = body["registration_no"].as_str().map(str::to_owned);
+        let date = record["registration_date"].as_str().map(str::to_owned);
         if let Some(map) = record.as_object_mut() {
             map.remove("registration_no");
             map.remove("registration_date");
         }
-        let state = body["state"].as_str().unwrap().to_owned();
-        for key in [
+        let keys = [
             identity(layout, &record, number.as_deref()),
             identity(layout, &record, None),
-        ] {
-            by_identity.insert(key, (record.clone(), number.clone(), state.clone()));
+        ];
+        let held = std::sync::Arc::new(Held {
+            record,
+            number,
+            date,
+            state: body["state"].as_str().unwrap().to_owned(),
+        });
+        for key in keys {
+            by_identity.insert(key, held.clone());
         }
     }
     by_identity
 }
 
-/// Asserts that the node holds every expected record exactly, approved, with its number.
+/// Asserts that the node holds every expected record exactly, approved, with its number and
+/// its 登记日期 when the source gave them.
 fn assert_recovered(
     file: &FixtureFile,
-    held: &BTreeMap<String, (Value, Option<String>, String)>,
+    held: &BTreeMap<String, std::sync::Arc<Held>>,
     records: &[ExpectedRecord],
 ) {
     for e in records {
         let key = identity(file.layout, &e.record, e.registration_no.as_deref());
-        let (record, number, state) = held.get(&key).unwrap_or_else(|| {
+        let Held {
+            record,
+            number,
+            date,
+            state,
+        } = &**held.get(&key).unwrap_or_else(|| {
             panic!(
                 "{} row {}: {key} is not at the node",
                 file.path.display(),
@@ -165,6 +186,15 @@ fn assert_recovered(
         assert_eq!(state, "approved", "{} row {}", file.path.display(), e.row);
         if let Some(n) = &e.registration_no {
             assert_eq!(number.as_ref(), Some(n), "the historical number is kept");
+        }
+        if let Some(d) = &e.registration_date {
+            assert_eq!(
+                date.as_ref(),
+                Some(d),
+                "{} row {}: the historical 登记日期 is kept",
+                file.path.display(),
+                e.row
+            );
         }
     }
 }
@@ -811,9 +841,9 @@ async fn a_platforms_api_is_imported_page_by_page_and_its_mark_saved_only_once_p
     for p in &projects {
         let expected = fixtures::project_list_view(p);
         let key = identity(Layout::ProjectListCsv, &expected, None);
-        let (record, _, state) = held.get(&key).unwrap_or_else(|| panic!("{key} is missing"));
-        assert_eq!(canonical(record), canonical(&expected), "{key}");
-        assert_eq!(state, "approved");
+        let found = held.get(&key).unwrap_or_else(|| panic!("{key} is missing"));
+        assert_eq!(canonical(&found.record), canonical(&expected), "{key}");
+        assert_eq!(found.state, "approved");
     }
 }
 

@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rix_schema::RecordKind;
 use rix_schema::canonical::{canonical_value, sha256_hex};
@@ -21,7 +22,7 @@ use serde_json::{Map, Value};
 use crate::convert::{
     self, Converter, cell_display, is_blank, text::header_key, text::to_halfwidth,
 };
-use crate::outcome::{Mapped, MappedRecord, RowError};
+use crate::outcome::{Mapped, MappedRecord, RowError, SourceColumns, Writer};
 use crate::row::{Cell, Origin, RowData, SourceRow};
 
 use super::header::{self, Header};
@@ -103,6 +104,10 @@ pub struct Mapper<'m> {
     place: Option<(String, Option<String>)>,
     table: Table,
     unmapped_paths: BTreeSet<String>,
+    /// The fields, defaults and constants as the current table's rows name them (its header
+    /// texts), once its header is found; for tree rows, by path.
+    writers: Option<Arc<[Writer]>>,
+    tree_writers: Option<Arc<[Writer]>>,
 }
 
 /// A value taken from a row, before conversion.
@@ -135,6 +140,46 @@ impl<'m> Mapper<'m> {
                 best: (0, 0),
             },
             unmapped_paths: BTreeSet::new(),
+            writers: None,
+            tree_writers: None,
+        }
+    }
+
+    /// Every field, default and constant with the column it reads in a table with `header`
+    /// (tree rows: `None`), indexed as [`Mapper::writer_index`] says.
+    fn writers_for(&self, header: Option<&Header>) -> Arc<[Writer]> {
+        let m = self.mapping;
+        let fields = m.fields.iter().enumerate().map(|(f, field)| Writer {
+            target: field.target.clone(),
+            column: match header {
+                Some(h) => h.column_text(f).unwrap_or(field.label()).to_owned(),
+                None => field.path().unwrap_or(field.label()).to_owned(),
+            },
+            field: true,
+        });
+        let fixed = |list: &[Fixed], label: &str| -> Vec<Writer> {
+            list.iter()
+                .map(|x| Writer {
+                    target: x.target.clone(),
+                    column: label.to_owned(),
+                    field: false,
+                })
+                .collect()
+        };
+        fields
+            .chain(fixed(&m.defaults, "(默认值)"))
+            .chain(fixed(&m.constants, "(常量)"))
+            .collect()
+    }
+
+    /// A value's writer as an index into [`Mapper::writers_for`]: fields, then defaults, then
+    /// constants.
+    fn writer_index(&self, p: &Provenance) -> usize {
+        let m = self.mapping;
+        match p.from {
+            WrittenBy::Field(f) => f,
+            WrittenBy::Default => m.fields.len() + p.fixed,
+            WrittenBy::Constant => m.fields.len() + m.defaults.len() + p.fixed,
         }
     }
 
@@ -175,16 +220,35 @@ impl<'m> Mapper<'m> {
         }
     }
 
-    /// Fields whose column the current table's header does not have.
+    /// Fields whose column the current table's header does not have, and no alternative of it
+    /// either. A field's alternatives are its own column names (aliases) and the fields that
+    /// give the same value another way: the same target (转让价格(万元) or 转让价格(元)), or one
+    /// that holds it or lies within it (研究起止时间 for 研究开始时间 and 研究结束时间). A sheet
+    /// that has one of them misses nothing.
     pub fn missing_columns(&self) -> Vec<MissingColumn> {
         let Some(h) = self.header() else {
             return Vec::new();
         };
-        self.mapping
-            .fields
+        let fields = &self.mapping.fields;
+        let overlap = |a: &str, b: &str| {
+            let within = |inner: &str, outer: &str| {
+                inner.len() > outer.len()
+                    && inner.starts_with(outer)
+                    && inner[outer.len()..].starts_with('/')
+            };
+            a == b || within(a, b) || within(b, a)
+        };
+        let found = |f: usize| !h.field_columns[f].is_empty();
+        fields
             .iter()
             .enumerate()
-            .filter(|(f, field)| !field.columns.is_empty() && h.field_columns[*f].is_empty())
+            .filter(|(f, field)| !field.columns.is_empty() && !found(*f))
+            .filter(|(_, field)| {
+                !fields
+                    .iter()
+                    .enumerate()
+                    .any(|(g, other)| found(g) && overlap(&field.target.text, &other.target.text))
+            })
             .map(|(_, field)| MissingColumn {
                 column: field.columns[0].clone(),
                 target: field.target.text.clone(),
@@ -217,6 +281,7 @@ impl<'m> Mapper<'m> {
             .is_some_and(|(file, sheet)| *file == row.origin.file && *sheet == row.origin.sheet);
         if !same_table {
             self.place = Some((row.origin.file.clone(), row.origin.sheet.clone()));
+            self.writers = None;
             self.table = Table::Searching {
                 scanned: 0,
                 previous: None,
@@ -301,6 +366,7 @@ impl<'m> Mapper<'m> {
                             None,
                         )
                     } else {
+                        self.writers = Some(self.writers_for(Some(&header)));
                         let outcome = self.data_row(&header, row, cells, explain);
                         (Table::Found(header), outcome)
                     }
@@ -383,7 +449,11 @@ impl<'m> Mapper<'m> {
             let missing_column = columns.is_empty();
             self.field_value(&mut work, f, field, raw, label, missing_column);
         }
-        Some(self.finish(work, Some(header)))
+        let writers = match &self.writers {
+            Some(w) => Arc::clone(w),
+            None => self.writers_for(Some(header)),
+        };
+        Some(self.finish(work, Some(header), writers))
     }
 
     /// Whether a data row is the header again (a sheet printed with repeated headers).
@@ -419,6 +489,9 @@ impl<'m> Mapper<'m> {
         explain: Option<&mut Vec<Explained>>,
     ) -> Mapped {
         self.place = None;
+        if self.tree_writers.is_none() {
+            self.tree_writers = Some(self.writers_for(None));
+        }
         let mut work = RowWork::new(&row.origin, explain);
         let mut used: Vec<&target::Pointer> = Vec::new();
         let mut used_keys: Vec<&str> = Vec::new();
@@ -475,7 +548,8 @@ impl<'m> Mapper<'m> {
                 }
             }
         }
-        self.finish(work, None)
+        let writers = Arc::clone(self.tree_writers.as_ref().expect("set above"));
+        self.finish(work, None, writers)
     }
 
     /// Converts one field's raw value and writes it into the record.
@@ -659,7 +733,12 @@ impl<'m> Mapper<'m> {
     }
 
     /// Defaults, constants, identity, validation: the row's outcome.
-    fn finish(&self, mut work: RowWork<'_>, header: Option<&Header>) -> Mapped {
+    fn finish(
+        &self,
+        mut work: RowWork<'_>,
+        header: Option<&Header>,
+        writers: Arc<[Writer]>,
+    ) -> Mapped {
         let mapping = self.mapping;
         for (k, fixed) in mapping.defaults.iter().enumerate() {
             apply_fixed(&mut work, fixed, WrittenBy::Default, k, false);
@@ -670,23 +749,31 @@ impl<'m> Mapper<'m> {
         if !work.record.is_object() {
             work.record = Value::Object(Map::new());
         }
+        let columns = SourceColumns::new(
+            writers,
+            work.provenance
+                .iter()
+                .map(|p| (self.writer_index(p), p.index))
+                .collect(),
+        );
         let kind = mapping.kind;
         let mut validation = match validate_record_bounded(kind, &work.record, MAX_ROW_ERRORS) {
             Ok(()) => Vec::new(),
             Err(e) => e.errors,
         };
-        // The node assigns these; a historical number travels beside the record.
-        let registration_no = match work.record.as_object_mut() {
+        // The node assigns these to a new record; a historical record's number and date travel
+        // beside it, to the node's import of historical records.
+        let (registration_no, registration_date) = match work.record.as_object_mut() {
             Some(map) if kind == RecordKind::Achievement => {
-                map.remove("registration_date");
-                map.remove("registration_no")
-                    .and_then(|v| v.as_str().map(str::to_owned))
+                let mut text =
+                    |key: &str| map.remove(key).and_then(|v| v.as_str().map(str::to_owned));
+                (text("registration_no"), text("registration_date"))
             }
-            _ => None,
+            _ => (None, None),
         };
         validation.retain(|e| !work.covered(&e.pointer));
         for e in validation {
-            let (column, missing) = self.column_for(&work, header, &e.pointer);
+            let (column, missing) = self.column_for(&columns, header, &e.pointer);
             let (zh, en) = messages::describe(
                 kind,
                 &work.record,
@@ -696,6 +783,14 @@ impl<'m> Mapper<'m> {
                 registration_no.as_deref(),
             );
             work.error(column, e.pointer.clone(), zh, en);
+        }
+        if let (None, Some(date)) = (&registration_no, &registration_date)
+            && !work.has_error_at("/registration_no")
+        {
+            let pointer = "/registration_date";
+            let (zh, en) = messages::date_without_number(date);
+            let column = columns.column_of(pointer).map(str::to_owned);
+            work.error(column, pointer.to_owned(), zh, en);
         }
         if !work.errors.is_empty() {
             work.errors.truncate(MAX_ROW_ERRORS);
@@ -708,6 +803,8 @@ impl<'m> Mapper<'m> {
             source_key,
             record: work.record,
             registration_no,
+            registration_date,
+            columns,
         })
     }
 
@@ -715,7 +812,7 @@ impl<'m> Mapper<'m> {
     /// from the header.
     fn column_for(
         &self,
-        work: &RowWork<'_>,
+        columns: &SourceColumns,
         header: Option<&Header>,
         pointer: &str,
     ) -> (Option<String>, bool) {
@@ -733,32 +830,12 @@ impl<'m> Mapper<'m> {
                 ),
             }
         };
-        let written: Vec<(String, WrittenBy)> = work
-            .provenance
-            .iter()
-            .map(|p| (self.pointer_of(p), p.from))
-            .collect();
-        // The value itself, or a value containing it.
-        let mut best: Option<(usize, WrittenBy)> = None;
-        for (at, from) in &written {
-            if (pointer == at || pointer.starts_with(&format!("{at}/")))
-                && best.is_none_or(|(len, _)| at.len() > len)
-            {
-                best = Some((at.len(), *from));
-            }
-        }
-        match best {
-            Some((_, WrittenBy::Field(f))) => return label_of(f),
-            Some((_, WrittenBy::Default)) => return (Some("(默认值)".to_owned()), false),
-            Some((_, WrittenBy::Constant)) => return (Some("(常量)".to_owned()), false),
+        // The value itself, a value containing it, or the field that would have written it
+        // (a missing value).
+        match columns.writer_at(pointer) {
+            Some(w) if w < fields.len() => return label_of(w),
+            Some(_) => return (columns.column_of(pointer).map(str::to_owned), false),
             None => {}
-        }
-        // A field that would have written it (a missing value).
-        if let Some(f) = fields
-            .iter()
-            .position(|field| field.target.matches(pointer))
-        {
-            return label_of(f);
         }
         // A missing object: the field that gives its required member (成果密级 for /secrecy).
         let kind = self.mapping.kind;
@@ -774,26 +851,15 @@ impl<'m> Mapper<'m> {
             return label_of(field.index);
         }
         // Values under it, all from one field.
-        let under: BTreeSet<usize> = written
-            .iter()
-            .filter(|(at, _)| at.starts_with(&format!("{pointer}/")))
-            .filter_map(|(_, from)| match from {
-                WrittenBy::Field(f) => Some(*f),
-                _ => None,
-            })
+        let under: BTreeSet<usize> = columns
+            .written()
+            .filter(|(at, w)| *w < fields.len() && at.starts_with(&format!("{pointer}/")))
+            .map(|(_, w)| w)
             .collect();
         if under.len() == 1 {
             return label_of(*under.iter().next().expect("one"));
         }
         (None, false)
-    }
-
-    fn pointer_of(&self, p: &Provenance) -> String {
-        match p.from {
-            WrittenBy::Field(f) => self.mapping.fields[f].target.concrete(p.index),
-            WrittenBy::Default => self.mapping.defaults[p.fixed].target.concrete(p.index),
-            WrittenBy::Constant => self.mapping.constants[p.fixed].target.concrete(p.index),
-        }
     }
 
     /// The row's identity: the mapping's name and the first identity alternative whose values

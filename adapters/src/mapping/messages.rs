@@ -173,6 +173,20 @@ pub(super) fn describe(
     (format!("{subject}：{zh}"), en)
 }
 
+/// A 登记日期 on a row without a 批准登记号: a registered result has its number, and a new one
+/// is dated by the node when it is approved, so the date cannot be kept and is not dropped
+/// silently either.
+pub(super) fn date_without_number(date: &str) -> (String, String) {
+    (
+        format!(
+            "有登记日期（{date}）却没有批准登记号：已登记的成果请填写其批准登记号；尚未登记的新成果请清空登记日期（由节点在批准时确定）"
+        ),
+        format!(
+            "a 登记日期 ({date}) without a 批准登记号: give a registered result its number; for a new result leave the date empty (the node dates it when it is approved)"
+        ),
+    )
+}
+
 /// What is wrong with a value against its schema node, in Chinese.
 fn describe_value(node: SchemaNode, value: &Value) -> String {
     let s = node.json;

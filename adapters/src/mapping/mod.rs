@@ -204,11 +204,6 @@ fn toml_to_json(value: &toml::Value) -> Value {
     }
 }
 
-/// Node-assigned fields a mapping may not write: the node sets them on approval and refuses a
-/// record that carries them (a historical 批准登记号 travels beside the record, see
-/// [`crate::outcome::MappedRecord::registration_no`]).
-const NODE_ASSIGNED: [&str; 1] = ["/registration_date"];
-
 impl Mapping {
     /// Reads and checks a mapping file.
     pub fn from_toml(text: &str) -> Result<Mapping, MappingError> {
@@ -385,15 +380,12 @@ impl Mapping {
     }
 }
 
-/// Whether a target may be written at all: the schema has it and the node does not assign it.
+/// Whether a target may be written at all: the schema has it. The fields the node assigns on
+/// approval, `/registration_no` and `/registration_date`, may be mapped too: a historical
+/// record's number and date travel beside the record
+/// ([`crate::outcome::MappedRecord::registration_no`]), to the node's import of historical
+/// records, which keeps them.
 fn check_target(kind: RecordKind, target: &Pointer) -> Result<SchemaNode, String> {
-    let concrete = target.concrete(Some(0));
-    if NODE_ASSIGNED.iter().any(|p| concrete == *p) {
-        return Err(format!(
-            "{} is assigned by the node on approval and may not be sent; leave the column unmapped",
-            target.text
-        ));
-    }
     SchemaNode::at(kind, &target.steps)
 }
 

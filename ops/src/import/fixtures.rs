@@ -28,8 +28,10 @@
 //! What a layout cannot carry ([`form_view`], [`project_list_view`], [`xml_view`]) is decided
 //! here, once, and the expected records are the generator's records with exactly that taken
 //! away; everything else must come back from the node exactly. The node's own fields
-//! (`registration_no` — travelling beside the record — and `registration_date`) are never part
-//! of an expected record.
+//! (`registration_no` and `registration_date`, which travel beside the record) are never part
+//! of an expected record: a historical record's 批准登记号 and 登记日期 are expected beside it
+//! ([`ExpectedRecord::registration_no`], [`ExpectedRecord::registration_date`]), kept by the
+//! node as they are.
 //!
 //! What it may not touch: the mappings' meaning (it writes what they read; the tests prove it
 //! by importing) or any service: it only writes files.
@@ -192,6 +194,8 @@ pub struct ExpectedRecord {
     pub record: Value,
     /// The 批准登记号 it carries: imported as approved under it (an administrator's token).
     pub registration_no: Option<String>,
+    /// The 登记日期 it carries with its number: the node keeps it.
+    pub registration_date: Option<String>,
     /// 秘密 and above: registered at the node, never leaving it.
     pub classified: bool,
 }
@@ -210,8 +214,8 @@ pub struct ExpectedRefusal {
     pub sheet: Option<String>,
     /// The row.
     pub row: u64,
-    /// The source column (header text as the report shows it, or the XML path); `None` for a
-    /// node's refusal.
+    /// The source column (header text as the report shows it, or the XML path) of the value
+    /// refused, by the mapping or by the node.
     pub column: Option<String>,
     /// JSON Pointer into the record.
     pub pointer: String,
@@ -349,8 +353,8 @@ fn keep_if_all(v: &mut Value, pointer: &str, key: &str) {
 }
 
 /// The record a generated achievement becomes through the 登记表 sheet: what the form has no
-/// column for is left out — the node's `registration_no` (carried beside) and
-/// `registration_date`; `ip` (知识产权); the 降解密 decision; `confidential_fields`; every
+/// column for is left out — the node's `registration_no` and `registration_date` (carried
+/// beside); `ip` (知识产权); the 降解密 decision; `confidential_fields`; every
 /// project source but the first, and its 专项 and 下达单位; the other institutions' 单位性质;
 /// the completers' 学历, 分工, 身份证号, 电话 and 电子邮箱 — and their 职称 or 工作单位 unless
 /// every completer has one (one cell holds the list); 转化条件.
@@ -403,7 +407,7 @@ pub fn project_list_view(project: &Value) -> Value {
 }
 
 /// The record a generated achievement becomes through the XML export: everything but the
-/// node's `registration_no` (carried beside) and `registration_date`.
+/// node's `registration_no` and `registration_date` (carried beside).
 pub fn xml_view(achievement: &Value) -> Value {
     let mut v = achievement.clone();
     take(&mut v, "/registration_no");
@@ -642,9 +646,10 @@ const fn grouped(upper: &'static str, lower: &'static str) -> FormColumn {
 }
 
 /// The form's columns, left to right.
-const FORM_COLUMNS: [FormColumn; 56] = [
+const FORM_COLUMNS: [FormColumn; 57] = [
     col("序号"),
     col("批准登记号"),
+    col("登记日期"),
     col("成果名称*"),
     col("成果类别"),
     col("成果简介"),
@@ -718,8 +723,20 @@ fn form_index(shown: &str) -> usize {
         .unwrap_or_else(|| panic!("no form column {shown}"))
 }
 
-/// One row of the form for an achievement (its form view `v`, its number) in style `k`.
-fn form_row(v: &Value, number: Option<&str>, k: u64, seq: u64) -> Vec<Out> {
+/// A generated record's 批准登记号 and, beside it, its 登记日期 (the node's fields, which a
+/// historical record carries).
+fn registered(full: &Value) -> (Option<String>, Option<String>) {
+    let number = s(full, "/registration_no").map(str::to_owned);
+    let date = number
+        .as_ref()
+        .and_then(|_| s(full, "/registration_date"))
+        .map(str::to_owned);
+    (number, date)
+}
+
+/// One row of the form for an achievement (its form view `v`, its number and 登记日期) in
+/// style `k`.
+fn form_row(v: &Value, number: Option<&str>, date: Option<&str>, k: u64, seq: u64) -> Vec<Out> {
     let mut row = vec![Out::Empty; FORM_COLUMNS.len()];
     let mut set = |name: &str, out: Out| row[form_index(name)] = out;
     set("序号", Out::Number(seq as f64));
@@ -733,6 +750,9 @@ fn form_row(v: &Value, number: Option<&str>, k: u64, seq: u64) -> Vec<Out> {
             }
         }),
     );
+    if let Some(date) = date {
+        set("登记日期", date_out(date, k + 3, false, true));
+    }
     set("成果名称*", with_trailing_space(text_at(v, "/title"), k));
     let category = s(v, "/category").unwrap_or_default();
     set(
@@ -998,7 +1018,7 @@ fn break_form_row(row: &mut [Out], v: &Value, breakage: Breakage) -> (Option<Str
         Breakage::ForeignRegistrationNo => {
             let number = s(v, "/registration_no").unwrap_or("5300002020Y0001");
             set("批准登记号", Out::text(format!("510000{}", &number[6..])));
-            (None, "/registration_no".to_owned())
+            at("批准登记号", "/registration_no")
         }
         Breakage::UnknownStatus => unreachable!("no project status on the form"),
     }
@@ -1116,8 +1136,8 @@ pub fn achievement_form_xlsx(
                     let full =
                         serde_json::to_value(generator.achievement(i)).expect("records serialize");
                     let view = form_view(&full);
-                    let number = s(&full, "/registration_no").map(str::to_owned);
-                    let row = form_row(&view, number.as_deref(), i, seq);
+                    let (number, date) = registered(&full);
+                    let row = form_row(&view, number.as_deref(), date.as_deref(), i, seq);
                     lines.push((
                         SheetLine::Data(row),
                         Some(Expect::Record(ExpectedRecord {
@@ -1127,6 +1147,7 @@ pub fn achievement_form_xlsx(
                             classified: classified(&view),
                             record: view,
                             registration_no: number,
+                            registration_date: date,
                         })),
                     ));
                 }
@@ -1135,8 +1156,8 @@ pub fn achievement_form_xlsx(
                     let index = BROKEN_BASE + b as u64;
                     let full = broken_achievement(generator, index, breakage);
                     let view = form_view(&full);
-                    let number = s(&full, "/registration_no").map(str::to_owned);
-                    let mut row = form_row(&view, number.as_deref(), index, seq);
+                    let (number, date) = registered(&full);
+                    let mut row = form_row(&view, number.as_deref(), date.as_deref(), index, seq);
                     let (column, pointer) = break_form_row(&mut row, &full, breakage);
                     lines.push((
                         SheetLine::Data(row),
@@ -1650,6 +1671,7 @@ pub fn project_list_gbk_csv(
             classified: classified(&view),
             record: view,
             registration_no: None,
+            registration_date: None,
         });
         if broken && i % 3 == 2 && next_broken < PROJECT_BREAKAGES.len() {
             seq += 1;
@@ -1743,15 +1765,127 @@ fn element(out: &mut String, indent: &str, name: &str, value: Option<&Value>) {
     let _ = writeln!(out, "{indent}<{name}>{}</{name}>", xml_escape(&text));
 }
 
-fn xml_record(v: &Value, number: Option<&str>, ordinal: u64) -> String {
+/// Elements of one value each, as the export writes them: (element, JSON Pointer into the
+/// record or the item the elements are children of).
+type Elements = &'static [(&'static str, &'static str)];
+
+/// The `<成果>` element's own one-value children, in the export's order.
+const XML_HEAD: Elements = &[("成果名称", "/title"), ("成果类别", "/category")];
+const XML_CLASSIFICATION: Elements = &[
+    ("所属高新技术领域", "/classification/field"),
+    ("中图分类号", "/classification/clc"),
+    ("学科分类", "/classification/discipline"),
+    ("国民经济行业", "/classification/industry"),
+    ("成果属性", "/innovation_attribute"),
+    ("所处阶段", "/stage"),
+    ("技术就绪度", "/trl"),
+    ("成果水平", "/level"),
+];
+const XML_PERIOD: Elements = &[
+    ("研究起始时间", "/research_period/start"),
+    ("研究终止时间", "/research_period/end"),
+];
+const XML_EVALUATION: Elements = &[
+    ("评价日期", "/date"),
+    ("评价单位", "/organization"),
+    ("评价结论", "/conclusion"),
+];
+const XML_INSTITUTION: Elements = &[
+    ("单位名称", "/name"),
+    ("统一社会信用代码", "/uscc"),
+    ("所在地区", "/region"),
+    ("单位性质", "/unit_type"),
+];
+const XML_COMPLETER: Elements = &[
+    ("姓名", "/name"),
+    ("职称", "/title"),
+    ("学历", "/degree"),
+    ("工作单位", "/institution"),
+    ("分工", "/contribution"),
+    ("身份证号", "/id_number"),
+    ("电话", "/phone"),
+    ("电子邮箱", "/email"),
+];
+const XML_IP: Elements = &[
+    ("类型", "/type"),
+    ("编号", "/number"),
+    ("名称", "/title"),
+    ("状态", "/status"),
+    ("日期", "/date"),
+];
+const XML_FUNDING: Elements = &[
+    ("计划名称", "/program"),
+    ("专项名称", "/sub_program"),
+    ("项目编号", "/project_no"),
+    ("下达单位", "/funder"),
+];
+const XML_TRANSFER: Elements = &[
+    ("转化意向", "/intention"),
+    ("转化状态", "/status"),
+    ("转化条件", "/conditions"),
+];
+const XML_APPLICATION: Elements = &[("应用情况", "/status"), ("应用行业", "/industries")];
+const XML_BENEFITS: Elements = &[
+    ("新增销售额", "/revenue"),
+    ("新增利润", "/profit"),
+    ("新增税收", "/tax"),
+];
+const XML_SOCIAL: Elements = &[("社会效益", "/social_benefit")];
+const XML_INDICATORS: Elements = &[("主要技术指标", "/technical_indicators")];
+const XML_CONTACT: Elements = &[
+    ("姓名", "/name"),
+    ("电话", "/phone"),
+    ("电子邮箱", "/email"),
+    ("通讯地址", "/address"),
+    ("邮政编码", "/postcode"),
+];
+
+fn elements(out: &mut String, indent: &str, v: &Value, table: Elements) {
+    for (name, pointer) in table {
+        element(out, indent, name, v.pointer(pointer));
+    }
+}
+
+/// One `<name>` per item of the list at `pointer` (repeated elements are the export's lists).
+fn repeated(out: &mut String, indent: &str, name: &str, v: &Value, pointer: &str) {
+    for item in v
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        element(out, indent, name, Some(item));
+    }
+}
+
+/// One `<tag>` per object of the list at `pointer`, its children from `table`; `rank`: with
+/// the item's place in the list as an attribute (完成人 排名="1").
+fn objects(out: &mut String, v: &Value, pointer: &str, tag: &str, rank: bool, table: Elements) {
+    let (i, j) = ("    ", "      ");
+    let items = v.pointer(pointer).and_then(Value::as_array);
+    for (n, item) in items.into_iter().flatten().enumerate() {
+        let attribute = match rank {
+            true => format!(" 排名=\"{}\"", n + 1),
+            false => String::new(),
+        };
+        let _ = writeln!(out, "{i}<{tag}{attribute}>");
+        elements(out, j, item, table);
+        let _ = writeln!(out, "{i}</{tag}>");
+    }
+}
+
+fn xml_record(v: &Value, number: Option<&str>, date: Option<&str>, ordinal: u64) -> String {
     let mut x = String::new();
     let _ = writeln!(x, "  <成果 序号=\"{ordinal}\">");
     let i = "    ";
+    let j = "      ";
     if let Some(n) = number {
         let _ = writeln!(x, "{i}<批准登记号>{}</批准登记号>", xml_escape(n));
     }
-    element(&mut x, i, "成果名称", v.get("title"));
-    element(&mut x, i, "成果类别", v.get("category"));
+    if let Some(d) = date {
+        let _ = writeln!(x, "{i}<登记日期>{d}</登记日期>");
+    }
+    elements(&mut x, i, v, XML_HEAD);
     if let Some(abstract_text) = s(v, "/abstract") {
         if ordinal.is_multiple_of(2) {
             let _ = writeln!(x, "{i}<成果简介><![CDATA[{abstract_text}]]></成果简介>");
@@ -1759,140 +1893,42 @@ fn xml_record(v: &Value, number: Option<&str>, ordinal: u64) -> String {
             element(&mut x, i, "成果简介", v.get("abstract"));
         }
     }
-    for k in v
-        .get("keywords")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        element(&mut x, i, "关键词", Some(k));
-    }
-    element(
-        &mut x,
-        i,
-        "所属高新技术领域",
-        v.pointer("/classification/field"),
-    );
-    element(&mut x, i, "中图分类号", v.pointer("/classification/clc"));
-    element(
-        &mut x,
-        i,
-        "学科分类",
-        v.pointer("/classification/discipline"),
-    );
-    element(
-        &mut x,
-        i,
-        "国民经济行业",
-        v.pointer("/classification/industry"),
-    );
-    element(&mut x, i, "成果属性", v.get("innovation_attribute"));
-    element(&mut x, i, "所处阶段", v.get("stage"));
-    element(&mut x, i, "技术就绪度", v.get("trl"));
-    element(&mut x, i, "成果水平", v.get("level"));
-    for f in v
-        .get("forms")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        element(&mut x, i, "成果体现形式", Some(f));
-    }
-    element(
-        &mut x,
-        i,
-        "研究起始时间",
-        v.pointer("/research_period/start"),
-    );
-    element(&mut x, i, "研究终止时间", v.pointer("/research_period/end"));
+    repeated(&mut x, i, "关键词", v, "/keywords");
+    elements(&mut x, i, v, XML_CLASSIFICATION);
+    repeated(&mut x, i, "成果体现形式", v, "/forms");
+    elements(&mut x, i, v, XML_PERIOD);
     if let Some(e) = v.get("evaluation") {
         let _ = writeln!(
             x,
             "{i}<评价 方式=\"{}\">",
             xml_escape(s(e, "/method").unwrap_or_default())
         );
-        let j = "      ";
-        element(&mut x, j, "评价日期", e.get("date"));
-        element(&mut x, j, "评价单位", e.get("organization"));
-        element(&mut x, j, "评价结论", e.get("conclusion"));
+        elements(&mut x, j, e, XML_EVALUATION);
         let _ = writeln!(x, "{i}</评价>");
     }
-    let j = "      ";
-    for inst in v
-        .get("institutions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let _ = writeln!(x, "{i}<完成单位>");
-        element(&mut x, j, "单位名称", inst.get("name"));
-        element(&mut x, j, "统一社会信用代码", inst.get("uscc"));
-        element(&mut x, j, "所在地区", inst.get("region"));
-        element(&mut x, j, "单位性质", inst.get("unit_type"));
-        let _ = writeln!(x, "{i}</完成单位>");
-    }
-    for (n, p) in v
-        .get("completers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let _ = writeln!(x, "{i}<完成人 排名=\"{}\">", n + 1);
-        element(&mut x, j, "姓名", p.get("name"));
-        element(&mut x, j, "职称", p.get("title"));
-        element(&mut x, j, "学历", p.get("degree"));
-        element(&mut x, j, "工作单位", p.get("institution"));
-        element(&mut x, j, "分工", p.get("contribution"));
-        element(&mut x, j, "身份证号", p.get("id_number"));
-        element(&mut x, j, "电话", p.get("phone"));
-        element(&mut x, j, "电子邮箱", p.get("email"));
-        let _ = writeln!(x, "{i}</完成人>");
-    }
-    for ip in v.get("ip").and_then(Value::as_array).into_iter().flatten() {
-        let _ = writeln!(x, "{i}<知识产权>");
-        element(&mut x, j, "类型", ip.get("type"));
-        element(&mut x, j, "编号", ip.get("number"));
-        element(&mut x, j, "名称", ip.get("title"));
-        element(&mut x, j, "状态", ip.get("status"));
-        element(&mut x, j, "日期", ip.get("date"));
-        let _ = writeln!(x, "{i}</知识产权>");
-    }
-    for f in v
-        .get("funding")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let _ = writeln!(x, "{i}<项目来源>");
-        element(&mut x, j, "计划名称", f.get("program"));
-        element(&mut x, j, "专项名称", f.get("sub_program"));
-        element(&mut x, j, "项目编号", f.get("project_no"));
-        element(&mut x, j, "下达单位", f.get("funder"));
-        let _ = writeln!(x, "{i}</项目来源>");
-    }
+    objects(
+        &mut x,
+        v,
+        "/institutions",
+        "完成单位",
+        false,
+        XML_INSTITUTION,
+    );
+    objects(&mut x, v, "/completers", "完成人", true, XML_COMPLETER);
+    objects(&mut x, v, "/ip", "知识产权", false, XML_IP);
+    objects(&mut x, v, "/funding", "项目来源", false, XML_FUNDING);
     if let Some(t) = v.get("transfer") {
         let _ = writeln!(x, "{i}<转化>");
-        element(&mut x, j, "转化意向", t.get("intention"));
-        for m in t
-            .get("modes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            element(&mut x, j, "转化方式", Some(m));
-        }
-        element(&mut x, j, "转化状态", t.get("status"));
+        elements(&mut x, j, t, XML_TRANSFER);
+        repeated(&mut x, j, "转化方式", t, "/modes");
         if let Some(price) = t.get("price") {
             let _ = writeln!(x, "{j}<转让价格 单位=\"万元\">{price}</转让价格>");
         }
-        element(&mut x, j, "转化条件", t.get("conditions"));
         let _ = writeln!(x, "{i}</转化>");
     }
     if let Some(a) = v.get("application") {
         let _ = writeln!(x, "{i}<应用>");
-        element(&mut x, j, "应用情况", a.get("status"));
-        element(&mut x, j, "应用行业", a.get("industries"));
+        elements(&mut x, j, a, XML_APPLICATION);
         if let Some(b) = a.get("benefits") {
             match b.get("year") {
                 Some(year) => {
@@ -1902,23 +1938,16 @@ fn xml_record(v: &Value, number: Option<&str>, ordinal: u64) -> String {
                     let _ = writeln!(x, "{j}<经济效益>");
                 }
             }
-            let k = "        ";
-            element(&mut x, k, "新增销售额", b.get("revenue"));
-            element(&mut x, k, "新增利润", b.get("profit"));
-            element(&mut x, k, "新增税收", b.get("tax"));
+            elements(&mut x, "        ", b, XML_BENEFITS);
             let _ = writeln!(x, "{j}</经济效益>");
         }
-        element(&mut x, j, "社会效益", a.get("social_benefit"));
+        elements(&mut x, j, a, XML_SOCIAL);
         let _ = writeln!(x, "{i}</应用>");
     }
-    element(&mut x, i, "主要技术指标", v.get("technical_indicators"));
+    elements(&mut x, i, v, XML_INDICATORS);
     if let Some(c) = v.get("contact") {
         let _ = writeln!(x, "{i}<联系人>");
-        element(&mut x, j, "姓名", c.get("name"));
-        element(&mut x, j, "电话", c.get("phone"));
-        element(&mut x, j, "电子邮箱", c.get("email"));
-        element(&mut x, j, "通讯地址", c.get("address"));
-        element(&mut x, j, "邮政编码", c.get("postcode"));
+        elements(&mut x, j, c, XML_CONTACT);
         let _ = writeln!(x, "{i}</联系人>");
     }
     if let Some(r) = v.get("recommender") {
@@ -1973,11 +2002,9 @@ fn xml_record(v: &Value, number: Option<&str>, ordinal: u64) -> String {
         }
         let _ = writeln!(x, "{line} 原密级=\"{previous}\"/>");
     }
-    if let Some(fields) = v.get("confidential_fields").and_then(Value::as_array) {
+    if v.get("confidential_fields").is_some_and(Value::is_array) {
         let _ = writeln!(x, "{i}<商业秘密>");
-        for f in fields {
-            element(&mut x, j, "字段", Some(f));
-        }
+        repeated(&mut x, j, "字段", v, "/confidential_fields");
         let _ = writeln!(x, "{i}</商业秘密>");
     }
     x.push_str("  </成果>\n");
@@ -2008,8 +2035,13 @@ pub fn achievement_xml(
         let index = XML_BASE + i;
         let full = serde_json::to_value(generator.achievement(index)).expect("records serialize");
         let view = xml_view(&full);
-        let number = s(&full, "/registration_no").map(str::to_owned);
-        text.push_str(&xml_record(&view, number.as_deref(), ordinal));
+        let (number, date) = registered(&full);
+        text.push_str(&xml_record(
+            &view,
+            number.as_deref(),
+            date.as_deref(),
+            ordinal,
+        ));
         records.push(ExpectedRecord {
             sheet: None,
             row: ordinal,
@@ -2017,6 +2049,7 @@ pub fn achievement_xml(
             classified: classified(&view),
             record: view,
             registration_no: number,
+            registration_date: date,
         });
         if broken && i % 3 == 1 && next_broken < XML_BREAKAGES.len() {
             ordinal += 1;
@@ -2083,7 +2116,7 @@ fn broken_xml(
             bad.push(if last == '0' { '1' } else { '0' });
             *uscc = Value::String(bad);
             return (
-                xml_record(&view, None, ordinal),
+                xml_record(&view, None, None, ordinal),
                 ExpectedRefusal {
                     sheet: None,
                     row: ordinal,
@@ -2096,7 +2129,7 @@ fn broken_xml(
         other => unreachable!("{other:?} is not in the XML"),
     };
     (
-        xml_record(&view, None, ordinal),
+        xml_record(&view, None, None, ordinal),
         ExpectedRefusal {
             sheet: None,
             row: ordinal,

@@ -830,29 +830,6 @@ fn the_same_seed_gives_byte_identical_records() {
     }
 }
 
-/// Generation speed, for comparing two versions of the generator side by side:
-/// `cargo test --release -p rix-schema --lib -- --ignored --nocapture generation_speed`.
-#[test]
-#[ignore = "a timing, not a check; run in release"]
-fn generation_speed() {
-    let generator = province();
-    let start = std::time::Instant::now();
-    for i in 0..200_000 {
-        std::hint::black_box(generator.achievement(i));
-    }
-    let achievements = start.elapsed();
-    let start = std::time::Instant::now();
-    for j in 0..200_000 {
-        std::hint::black_box(generator.project(j));
-    }
-    let projects = start.elapsed();
-    println!(
-        "generation_speed: 200000 achievements {:.3} s, 200000 projects {:.3} s",
-        achievements.as_secs_f64(),
-        projects.as_secs_f64()
-    );
-}
-
 /// Every list of every vocabulary file, by `file: path`, for the checks below.
 fn lists() -> Vec<(String, Vec<String>)> {
     let v = vocabulary();
