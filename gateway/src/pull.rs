@@ -40,7 +40,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use rix_runtime::health::{Link, LinkReport};
 use rix_runtime::metrics::registered;
@@ -891,7 +891,7 @@ impl Puller {
 
     /// Ingests the lines in order, stopping at the first failure: up to [`PIPELINE`] lines are
     /// verified and screened ([`Ingest::prepare`]) at once on the blocking pool, and committed
-    /// in feed order, those already prepared together ([`Ingest::commit_group`]).
+    /// one after another in feed order ([`Ingest::commit`]).
     ///
     /// Lines prepared ahead of a failing one are dropped uncommitted; one of them that is
     /// itself refused is audited then and again when the page is fetched again.
@@ -917,60 +917,34 @@ impl Puller {
             .buffered(PIPELINE);
         let mut prepared = std::pin::pin!(prepared);
         let mut done = LinesDone::default();
-        while let Some(first) = prepared.next().await {
-            // The lines already prepared behind it commit with it, in one transaction
-            // (Ingest::commit_group); the first line that fails ends the page.
-            let mut taken = vec![first];
-            while taken.len() < PIPELINE
-                && let Some(Some(next)) = prepared.next().now_or_never()
-            {
-                taken.push(next);
-            }
-            let mut group = Vec::new();
-            let mut failed = None;
-            for joined in taken {
-                match joined.map_err(task).and_then(|p| p) {
-                    Ok(p) => group.push(p),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
+        while let Some(joined) = prepared.next().await {
+            let outcome = match joined.map_err(task).and_then(|p| p) {
+                Ok(p) => {
+                    let ingest = self.inner.ingest.clone();
+                    tokio::task::spawn_blocking(move || ingest.commit(p))
+                        .await
+                        .map_err(task)
+                        .and_then(|r| r)
                 }
-            }
-            let outcomes = if group.is_empty() {
-                Vec::new()
-            } else {
-                let ingest = self.inner.ingest.clone();
-                let n = group.len();
-                match tokio::task::spawn_blocking(move || ingest.commit_group(group)).await {
-                    Ok(outcomes) => outcomes,
-                    Err(e) => {
-                        let why = e.to_string();
-                        (0..n)
-                            .map(|_| Err(IngestError::Store(StoreError::Task(why.clone()))))
-                            .collect()
-                    }
-                }
+                Err(e) => Err(e),
             };
-            for outcome in outcomes.into_iter().chain(failed.map(Err)) {
-                match outcome {
-                    Ok(Outcome::Applied {
-                        applied,
-                        stale,
-                        quarantined,
-                        ..
-                    }) => {
-                        done.applied += 1;
-                        done.entries_applied += applied;
-                        done.entries_stale += stale;
-                        done.entries_quarantined += quarantined;
-                        done.entries_seen += (applied + stale + quarantined) as u64;
-                    }
-                    Ok(Outcome::Duplicate { .. }) => done.duplicate += 1,
-                    Err(e) => return (done, Some(e)),
+            match outcome {
+                Ok(Outcome::Applied {
+                    applied,
+                    stale,
+                    quarantined,
+                    ..
+                }) => {
+                    done.applied += 1;
+                    done.entries_applied += applied;
+                    done.entries_stale += stale;
+                    done.entries_quarantined += quarantined;
+                    done.entries_seen += (applied + stale + quarantined) as u64;
                 }
-                done.lines += 1;
+                Ok(Outcome::Duplicate { .. }) => done.duplicate += 1,
+                Err(e) => return (done, Some(e)),
             }
+            done.lines += 1;
         }
         (done, None)
     }
