@@ -23,7 +23,7 @@
 //!
 //! Streaming: an XLSX sheet is read cell by cell on a reader thread and handed over in batches
 //! of rows through a bounded channel, so memory holds the shared strings and a few batches, not
-//! the sheet, and reading overlaps mapping on a second core. XLSX is read by [`super::xlsx`]
+//! the sheet, and reading overlaps mapping on a second core. XLSX is read by `super::xlsx`
 //! (not calamine: see there why), which first finds the sheet's merged regions (written after
 //! the cells) by searching the inflated sheet rather than parsing it. XLS and ODS sheets are
 //! loaded one at a time by calamine (it has no cell stream for them); ODS merged regions are

@@ -5,7 +5,7 @@
 //! **The same reads as the API.** Every page is a translation of what the JSON API returns:
 //! search and statistics call [`SearchIndex::search`](crate::search::SearchIndex::search) with
 //! the query [`api::search_query`] parses, a record page renders [`api::record_detail`]; the
-//! consumer is identified by [`api::consumer`] from the same `Authorization` header, and
+//! consumer is identified by `api::consumer` from the same `Authorization` header, and
 //! non-public reads are audited like the API's. So a page shows exactly what the API would
 //! give the same reader, and no page has a field list of its own: the record page walks the
 //! visible record, whatever fields it has (labels come from [`labels`], visibility never does).

@@ -1,5 +1,5 @@
 //! The portal's pages as askama templates, and how each is built from what the read code
-//! returned: a [`SearchPage`](crate::search::SearchPage), a record detail
+//! returned: a [`SearchPage`], a record detail
 //! ([`crate::api::record_detail`]) or the facets that `/v1/stats` reads.
 //!
 //! Every value here is plain text: the templates escape it (askama's HTML escaping, on for
