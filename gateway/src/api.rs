@@ -590,6 +590,23 @@ pub async fn changes(
     ))
 }
 
+/// The search filters, as `/v1/search`, the exports and the portal's search page take them (a
+/// page's URL holds them in this order, which is the order its chips show).
+pub const SEARCH_FILTERS: [&str; 12] = [
+    "q",
+    "kind",
+    "region",
+    "field",
+    "category",
+    "program",
+    "trl_min",
+    "year_from",
+    "year_to",
+    "transfer_mode",
+    "node",
+    "sort",
+];
+
 /// Reads the search parameters of DESIGN.md §9, naming the parameter that is wrong.
 pub fn search_query(query: &HashMap<String, String>) -> Result<SearchQuery, ApiError> {
     let text = |name: &str| query.get(name).filter(|v| !v.is_empty()).cloned();
@@ -602,24 +619,10 @@ pub fn search_query(query: &HashMap<String, String>) -> Result<SearchQuery, ApiE
                 .map_err(|_| ApiError::bad(name, format!("must be a whole number, got {v:?}"))),
         }
     };
-    let known = [
-        "q",
-        "kind",
-        "region",
-        "field",
-        "category",
-        "program",
-        "trl_min",
-        "year_from",
-        "year_to",
-        "transfer_mode",
-        "node",
-        "sort",
-        "limit",
-        "cursor",
-        "format",
-        "by",
-    ];
+    let known: Vec<&str> = SEARCH_FILTERS
+        .into_iter()
+        .chain(["limit", "cursor", "format", "by"])
+        .collect();
     if let Some(unknown) = query.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(ApiError::bad(
             unknown,

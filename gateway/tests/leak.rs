@@ -150,31 +150,42 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
     // A path that shows one record carries its level: a reader who may not see the record
     // sees none of its markers, whatever else they may see.
     let mut paths: Vec<(String, Option<String>)> = paths.into_iter().map(|p| (p, None)).collect();
-    paths.extend(records.iter().map(|(id, r)| {
-        (
-            format!("/v1/records/prov-530000/{id}"),
-            r["secrecy"]["level"].as_str().map(str::to_owned),
-        )
-    }));
-    paths.extend((0..RECORDS / 4).map(|i| (format!("/v1/records/prov-530000/prj-{i:05}"), None)));
+    // Every record by its source, as JSON and as a page.
+    for prefix in ["/v1/records", "/records"] {
+        paths.extend(records.iter().map(|(id, r)| {
+            (
+                format!("{prefix}/prov-530000/{id}"),
+                r["secrecy"]["level"].as_str().map(str::to_owned),
+            )
+        }));
+        paths.extend((0..RECORDS / 4).map(|i| (format!("{prefix}/prov-530000/prj-{i:05}"), None)));
+    }
     // Every entry by its name too, the internal ones' included: a name may reach a reader
-    // (a colleague's link) without the right to what it names.
-    {
+    // (a colleague's link) without the right to what it names. The page by an entry's name
+    // renders what the page by its source does (one function): every third name, internal
+    // ones included, checks that route at a third of the cost.
+    let names: std::collections::BTreeMap<String, String> = {
         use diesel::prelude::*;
         use rix_gateway::db::schema::records;
-        let names: std::collections::BTreeMap<String, String> = records::table
+        records::table
             .select((records::unified_id, records::secrecy))
             .load(&mut *db.conn().unwrap())
             .unwrap()
             .into_iter()
-            .collect();
-        paths.extend(
-            names
-                .into_iter()
-                .map(|(u, level)| (format!("/v1/entries/{u}"), Some(level))),
-        );
-    }
-    // The portal's pages: search (with every facet), statistics and their CSV, record pages.
+            .collect()
+    };
+    paths.extend(
+        names
+            .iter()
+            .map(|(u, level)| (format!("/v1/entries/{u}"), Some(level.clone()))),
+    );
+    paths.extend(
+        names
+            .iter()
+            .step_by(3)
+            .map(|(u, level)| (format!("/entries/{u}"), Some(level.clone()))),
+    );
+    // The portal's pages: search (with every facet), statistics and their CSV.
     paths.extend(
         [
             "/?limit=100",
@@ -196,31 +207,6 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
         for i in [0u64, 1, 7] {
             paths.push((format!("/?q={}{i:05}", marker.to_lowercase()), None));
         }
-    }
-    paths.extend(records.iter().map(|(id, r)| {
-        (
-            format!("/records/prov-530000/{id}"),
-            r["secrecy"]["level"].as_str().map(str::to_owned),
-        )
-    }));
-    paths.extend((0..RECORDS / 4).map(|i| (format!("/records/prov-530000/prj-{i:05}"), None)));
-    // A page by the entry's name renders what the page by its source does (one function);
-    // every third name, internal ones included, checks the route at a third of the cost.
-    {
-        use diesel::prelude::*;
-        use rix_gateway::db::schema::records;
-        let names: std::collections::BTreeMap<String, String> = records::table
-            .select((records::unified_id, records::secrecy))
-            .load(&mut *db.conn().unwrap())
-            .unwrap()
-            .into_iter()
-            .collect();
-        paths.extend(
-            names
-                .into_iter()
-                .step_by(3)
-                .map(|(u, level)| (format!("/entries/{u}"), Some(level))),
-        );
     }
     paths.push(("/v1/export?format=csv&kind=funded_project".into(), None));
     paths.push((

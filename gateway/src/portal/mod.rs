@@ -45,40 +45,8 @@ use pages::{
     AboutTemplate, Chrome, ErrorTemplate, ParamMap, RecordTemplate, SearchTemplate, StatsTemplate,
 };
 
-/// The search filters a page carries in its URL, in the order chips show them.
-pub const SEARCH_FILTERS: [&str; 12] = [
-    "q",
-    "kind",
-    "region",
-    "field",
-    "category",
-    "program",
-    "trl_min",
-    "year_from",
-    "year_to",
-    "transfer_mode",
-    "node",
-    "sort",
-];
-
-/// What the search page takes: the filters, the page (`cursor`, `limit`) and `lang`.
-const SEARCH_PAGE_PARAMS: [&str; 15] = [
-    "q",
-    "kind",
-    "region",
-    "field",
-    "category",
-    "program",
-    "trl_min",
-    "year_from",
-    "year_to",
-    "transfer_mode",
-    "node",
-    "sort",
-    "cursor",
-    "limit",
-    "lang",
-];
+/// The search filters a page carries in its URL, in the order chips show them: the API's.
+pub use crate::api::SEARCH_FILTERS;
 
 /// The Content-Security-Policy of every portal response: nothing but this origin, no inline
 /// script or style, no plugins, no framing, forms only to here.
@@ -319,7 +287,12 @@ fn search_query(params: &ParamMap, lang: Lang) -> Result<crate::search::SearchQu
 
 /// `GET /`: the search page.
 async fn search_page(state: State, req: HttpRequest) -> Result<HttpResponse, PortalError> {
-    let query = page_query(&req, &SEARCH_PAGE_PARAMS)?;
+    // The filters, the page (`cursor`, `limit`) and `lang`.
+    let known: Vec<&str> = SEARCH_FILTERS
+        .into_iter()
+        .chain(["cursor", "limit", "lang"])
+        .collect();
+    let query = page_query(&req, &known)?;
     let lang = query.lang;
     let who = reader(&state, &req, lang)?;
     let q = search_query(&query.params, lang)?;
