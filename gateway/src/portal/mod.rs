@@ -396,27 +396,15 @@ async fn stats_facets(
     Ok(page)
 }
 
-/// The filters `/stats` and `/stats.csv` take (the search's, without paging).
-const STATS_PARAMS: [&str; 14] = [
-    "q",
-    "kind",
-    "region",
-    "field",
-    "category",
-    "program",
-    "trl_min",
-    "year_from",
-    "year_to",
-    "transfer_mode",
-    "node",
-    "by",
-    "lang",
-    "sort",
-];
+/// The parameters `/stats` and `/stats.csv` take: the search's filters (no paging), the chart
+/// and the interface language.
+fn stats_params() -> Vec<&'static str> {
+    SEARCH_FILTERS.into_iter().chain(["by", "lang"]).collect()
+}
 
 /// `GET /stats`: records by province, year, field and program, as charts with their tables.
 async fn stats_page(state: State, req: HttpRequest) -> Result<HttpResponse, PortalError> {
-    let query = page_query(&req, &STATS_PARAMS)?;
+    let query = page_query(&req, &stats_params())?;
     let page = stats_facets(&state, &req, &query).await?;
     Ok(html(
         StatusCode::OK,
@@ -427,7 +415,7 @@ async fn stats_page(state: State, req: HttpRequest) -> Result<HttpResponse, Port
 /// `GET /stats.csv?by=region|year|field|program`: one chart's table as CSV (UTF-8 with a BOM
 /// for Excel, cells safe to open in a spreadsheet as the export's are).
 async fn stats_csv(state: State, req: HttpRequest) -> Result<HttpResponse, PortalError> {
-    let query = page_query(&req, &STATS_PARAMS)?;
+    let query = page_query(&req, &stats_params())?;
     let lang = query.lang;
     let by = query.params.get("by").cloned().unwrap_or_default();
     let page = stats_facets(&state, &req, &query).await?;
