@@ -13,7 +13,8 @@
 //!   trigger.
 //! - **How write transactions are serialised.** SQLite has one writer at a time; rather than
 //!   let concurrent writers race for the lock and fail with `SQLITE_BUSY` on upgrade,
-//!   [`Db::write`] takes a process-wide mutex first. PostgreSQL writers run concurrently and
+//!   [`Db::write`] takes a process-wide mutex first, and begins `IMMEDIATE` so that the
+//!   checkpoint thread's lock is waited out rather than failed on. PostgreSQL writers run concurrently and
 //!   meet only on counter rows (created outside long transactions, [`Db::ensure_counters`]),
 //!   with a retry on unique, serialisation or deadlock conflicts.
 //!
@@ -297,7 +298,7 @@ impl Db {
                     .sqlite_writer
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                conn.transaction(|c| f(c))
+                immediate_transaction(&mut conn, f)
             }
             Backend::Postgres => {
                 let mut attempt = 0;
@@ -312,6 +313,43 @@ impl Db {
                 }
             }
         }
+    }
+}
+
+/// A SQLite write transaction begun with `BEGIN IMMEDIATE`, committed when `f` succeeds and
+/// rolled back when it fails (as diesel's `transaction` does).
+///
+/// Why not a plain (deferred) `BEGIN`: a deferred transaction reads first and takes the write
+/// lock at its first write, and SQLite does not wait on the busy handler for a reader that
+/// wants to become a writer (it could deadlock) — it fails at once with `database is locked`.
+/// The checkpoint thread's `RESTART` checkpoint holds the write lock while it waits for
+/// readers, so a commit that had begun reading just then failed (the ingest bench saw it when
+/// commits grew to several batches). `IMMEDIATE` takes the write lock before reading, waiting
+/// out the checkpoint within the busy timeout.
+fn immediate_transaction<T, E>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConn as Connection>::TransactionManager;
+    match conn {
+        DbConn::Sqlite(sqlite) => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?
+        }
+        DbConn::Postgresql(_) => Manager::begin_transaction(conn)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(error),
+            Err(rollback) => Err(rollback.into()),
+        },
     }
 }
 
@@ -474,5 +512,42 @@ mod tests {
             .map(|m| m.journal_mode)
             .collect();
         assert_eq!(mode, ["wal"]);
+    }
+
+    #[test]
+    fn a_write_that_reads_first_waits_out_a_restart_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.db");
+        let path = path.to_str().unwrap().to_owned();
+        let db = Db::open(&path, 2, &COUNTERS_ONLY).unwrap();
+        db.write(|c| next_counter(c, "seq").map_err(StoreError::from))
+            .unwrap();
+        // A reader whose snapshot uses the log: a RESTART checkpoint must wait for it to end,
+        // holding the write lock meanwhile (as the checkpoint thread does past RESTART_PAGES).
+        let mut reader = diesel::SqliteConnection::establish(&path).unwrap();
+        reader
+            .batch_execute("BEGIN; SELECT value FROM counters;")
+            .unwrap();
+        let checkpointing = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+                c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA wal_checkpoint(RESTART);")
+                    .unwrap();
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let reader_done = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            reader.batch_execute("COMMIT;").unwrap();
+        });
+        // Reads, then writes: as ingest's commit does (chain check, then apply).
+        let taken = db.write(|c| {
+            let before = current_counter(c, "seq")?;
+            Ok::<_, StoreError>((before, next_counter(c, "seq")?))
+        });
+        reader_done.join().unwrap();
+        checkpointing.join().unwrap();
+        assert_eq!(taken.unwrap(), (1, 2));
     }
 }
