@@ -372,14 +372,13 @@ impl Ingest {
     /// [`Ingest::commit`] of several prepared batches, in the order given, in one
     /// transaction: one answer per batch, in that order.
     ///
-    /// Why: most of a commit's cost is rewriting the index pages its inserts land in
+    /// Why group: most of a commit's cost is rewriting the index pages its inserts land in
     /// (registration numbers, patents and entry names are random keys), and batches committed
-    /// together share those pages. A batch refused, found a duplicate or ahead of a gap writes
-    /// nothing and does not hold back the others; a storage failure rolls the whole group back
-    /// and every batch gets the error, to be retried. The transports still commit one batch at
-    /// a time: grouping what the consumer's lane had ready (polling its stream without
-    /// waiting) left a lane waiting for ever in a benchmark run, and is not used until that is
-    /// understood.
+    /// together share those pages — a transport that finds several batches ready commits
+    /// them at once instead of paying for the same pages again and again. A batch refused,
+    /// found a duplicate or ahead of a gap writes nothing and does not hold back the others;
+    /// a storage failure rolls the whole group back and every batch gets the error, to be
+    /// retried as before.
     pub fn commit_group(&self, group: Vec<Prepared>) -> Vec<Result<Outcome, IngestError>> {
         let applied = self.db.write(|conn| {
             let mut answers = Vec::with_capacity(group.len());

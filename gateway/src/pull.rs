@@ -891,7 +891,7 @@ impl Puller {
 
     /// Ingests the lines in order, stopping at the first failure: up to [`PIPELINE`] lines are
     /// verified and screened ([`Ingest::prepare`]) at once on the blocking pool, and committed
-    /// one after another in feed order ([`Ingest::commit`]).
+    /// in feed order, those already prepared together ([`Ingest::commit_group`]).
     ///
     /// Lines prepared ahead of a failing one are dropped uncommitted; one of them that is
     /// itself refused is audited then and again when the page is fetched again.
@@ -915,36 +915,57 @@ impl Puller {
                 })
             })
             .buffered(PIPELINE);
-        let mut prepared = std::pin::pin!(prepared);
         let mut done = LinesDone::default();
-        while let Some(joined) = prepared.next().await {
-            let outcome = match joined.map_err(task).and_then(|p| p) {
-                Ok(p) => {
-                    let ingest = self.inner.ingest.clone();
-                    tokio::task::spawn_blocking(move || ingest.commit(p))
-                        .await
-                        .map_err(task)
-                        .and_then(|r| r)
+        // The lines already prepared when a commit begins commit together, in one transaction
+        // (Ingest::commit_group; `ready_chunks` never waits to fill a group); the first line
+        // that fails ends the page.
+        let mut ready = std::pin::pin!(prepared.ready_chunks(PIPELINE));
+        while let Some(chunk) = ready.next().await {
+            let mut group = Vec::new();
+            let mut refused = None;
+            for joined in chunk {
+                match joined.map_err(task).and_then(|p| p) {
+                    Ok(p) => group.push(p),
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
+                    }
                 }
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(Outcome::Applied {
-                    applied,
-                    stale,
-                    quarantined,
-                    ..
-                }) => {
-                    done.applied += 1;
-                    done.entries_applied += applied;
-                    done.entries_stale += stale;
-                    done.entries_quarantined += quarantined;
-                    done.entries_seen += (applied + stale + quarantined) as u64;
-                }
-                Ok(Outcome::Duplicate { .. }) => done.duplicate += 1,
-                Err(e) => return (done, Some(e)),
             }
-            done.lines += 1;
+            let outcomes = if group.is_empty() {
+                Vec::new()
+            } else {
+                let ingest = self.inner.ingest.clone();
+                let n = group.len();
+                match tokio::task::spawn_blocking(move || ingest.commit_group(group)).await {
+                    Ok(outcomes) => outcomes,
+                    Err(e) => {
+                        let why = e.to_string();
+                        (0..n)
+                            .map(|_| Err(IngestError::Store(StoreError::Task(why.clone()))))
+                            .collect()
+                    }
+                }
+            };
+            for outcome in outcomes.into_iter().chain(refused.map(Err)) {
+                match outcome {
+                    Ok(Outcome::Applied {
+                        applied,
+                        stale,
+                        quarantined,
+                        ..
+                    }) => {
+                        done.applied += 1;
+                        done.entries_applied += applied;
+                        done.entries_stale += stale;
+                        done.entries_quarantined += quarantined;
+                        done.entries_seen += (applied + stale + quarantined) as u64;
+                    }
+                    Ok(Outcome::Duplicate { .. }) => done.duplicate += 1,
+                    Err(e) => return (done, Some(e)),
+                }
+                done.lines += 1;
+            }
         }
         (done, None)
     }

@@ -307,8 +307,8 @@ pub(crate) fn catalogue_ingest(db: &rix_gateway::db::Db) -> Result<rix_gateway::
 }
 
 /// Takes fresh signed batches in through `ingest` in two stages on two cores, as the consumer
-/// runs them: `prepare` (verify, validate, secrecy gate) of the next batch on another thread
-/// overlaps `commit` (chain check, apply) of this one. `committed` hears the running total of
+/// runs them: `prepare` (verify, validate, secrecy gate) of the next batches on another thread
+/// overlaps `commit` (chain check, apply) of those prepared before, together. `committed` hears the running total of
 /// entries taken (applied or quarantined). A duplicate is an error: every batch is new here.
 pub(crate) fn apply_all(
     ingest: &rix_gateway::ingest::Ingest,
@@ -328,14 +328,23 @@ pub(crate) fn apply_all(
         })
     };
     let mut taken = 0u64;
-    for prepared in rx {
-        match ingest.commit(prepared?)? {
-            Outcome::Applied {
-                applied,
-                quarantined,
-                ..
-            } => taken += (applied + quarantined) as u64,
-            Outcome::Duplicate { .. } => bail!("a fresh batch was seen as a duplicate"),
+    while let Ok(first) = rx.recv() {
+        // What is prepared already commits together, as the consumer does.
+        let mut group = vec![first?];
+        while group.len() < rix_gateway::consume::GROUP
+            && let Ok(next) = rx.try_recv()
+        {
+            group.push(next?);
+        }
+        for outcome in ingest.commit_group(group) {
+            match outcome? {
+                Outcome::Applied {
+                    applied,
+                    quarantined,
+                    ..
+                } => taken += (applied + quarantined) as u64,
+                Outcome::Duplicate { .. } => bail!("a fresh batch was seen as a duplicate"),
+            }
         }
         committed(taken);
     }
