@@ -30,6 +30,147 @@ use serde_json::Value;
 use crate::db::schema::{consumer_tokens, read_audit};
 use crate::db::{Db, StoreError};
 
+/// Seals the positions readers page with — the change feed's `after` and the search's
+/// `cursor` — so that they carry no change id.
+///
+/// Why: change ids are gap-free over the whole catalogue. A reader who could see the ids of
+/// the changes they are shown would count, from the gaps, the changes they are not shown
+/// (internal records, classified updates) and when they happened. So a position leaves the
+/// gateway only sealed with a key derived from the catalogue's secret
+/// ([`crate::catalogue::catalogue_key`], the same on every replica):
+/// - a change-feed position is one AES-256 block (the id and eight zero bytes) — deterministic,
+///   so that a follower that got back the position it sent knows it has caught up, and a
+///   token that was not made here opens to non-zero bytes and is refused;
+/// - a search cursor is AES-256-GCM under a fresh nonce, since it is only ever handed back.
+///
+/// The change feed never moves a reader's position past a change they may not see (see
+/// `/v1/changes`): otherwise the sealed position would change whenever a hidden change
+/// happened, and polling it would count them again.
+#[derive(Clone)]
+pub struct CursorSeal {
+    changes: [u8; 32],
+    search: [u8; 32],
+}
+
+/// A sealed position that this gateway did not make (or made for another catalogue).
+#[derive(Debug, thiserror::Error)]
+#[error("not a cursor this API returned")]
+pub struct ForeignCursor;
+
+impl CursorSeal {
+    /// The seal of the catalogue `conn` opens.
+    pub fn of_catalogue(conn: &mut crate::db::DbConn) -> Result<CursorSeal, StoreError> {
+        Ok(CursorSeal::from_secret(&crate::catalogue::catalogue_key(
+            conn,
+        )?))
+    }
+
+    /// A seal under a random key, good for this process only (an index opened without a
+    /// catalogue: tests, benchmarks). A server seals with [`CursorSeal::of_catalogue`].
+    pub fn ephemeral() -> CursorSeal {
+        let mut secret = [0u8; 32];
+        openssl::rand::rand_bytes(&mut secret).expect("the system's random source");
+        CursorSeal::from_secret(&secret)
+    }
+
+    fn from_secret(secret: &[u8]) -> CursorSeal {
+        use hmac::{KeyInit as _, Mac as _};
+        let derive = |label: &[u8]| -> [u8; 32] {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
+                .expect("HMAC takes a key of any length");
+            mac.update(label);
+            mac.finalize().into_bytes().into()
+        };
+        CursorSeal {
+            changes: derive(b"rix cursor seal: change feed positions"),
+            search: derive(b"rix cursor seal: search cursors"),
+        }
+    }
+
+    /// The sealed form of change-feed position `change_id`.
+    pub fn seal_position(&self, change_id: i64) -> String {
+        let mut block = [0u8; 16];
+        block[..8].copy_from_slice(&change_id.to_be_bytes());
+        let sealed = self.block(openssl::symm::Mode::Encrypt, &block);
+        base64_url(&sealed)
+    }
+
+    /// The change id a sealed position stands for.
+    pub fn open_position(&self, token: &str) -> Result<i64, ForeignCursor> {
+        let bytes = from_base64_url(token).ok_or(ForeignCursor)?;
+        let block: [u8; 16] = bytes.try_into().map_err(|_| ForeignCursor)?;
+        let open = self.block(openssl::symm::Mode::Decrypt, &block);
+        if open[8..] != [0u8; 8] {
+            return Err(ForeignCursor);
+        }
+        let id = i64::from_be_bytes(open[..8].try_into().expect("8 bytes"));
+        if id < 0 {
+            return Err(ForeignCursor);
+        }
+        Ok(id)
+    }
+
+    /// One AES-256 block, with no mode around it: a keyed permutation of 16 bytes.
+    fn block(&self, mode: openssl::symm::Mode, input: &[u8; 16]) -> [u8; 16] {
+        let cipher = openssl::symm::Cipher::aes_256_ecb();
+        let mut crypter = openssl::symm::Crypter::new(cipher, mode, &self.changes, None)
+            .expect("AES-256 with a 32-byte key");
+        crypter.pad(false);
+        let mut out = [0u8; 32];
+        let mut n = crypter.update(input, &mut out).expect("one whole block");
+        n += crypter.finalize(&mut out[n..]).expect("one whole block");
+        debug_assert_eq!(n, 16);
+        out[..16].try_into().expect("16 bytes")
+    }
+
+    /// `cursor` sealed for handing out.
+    pub fn seal_cursor(&self, cursor: &[u8]) -> String {
+        let cipher = openssl::symm::Cipher::aes_256_gcm();
+        let mut nonce = [0u8; 12];
+        openssl::rand::rand_bytes(&mut nonce).expect("the system's random source");
+        let mut tag = [0u8; 16];
+        let sealed =
+            openssl::symm::encrypt_aead(cipher, &self.search, Some(&nonce), &[], cursor, &mut tag)
+                .expect("AES-256-GCM with a 32-byte key");
+        let mut token = Vec::with_capacity(12 + sealed.len() + 16);
+        token.extend_from_slice(&nonce);
+        token.extend_from_slice(&sealed);
+        token.extend_from_slice(&tag);
+        base64_url(&token)
+    }
+
+    /// What a cursor sealed by [`CursorSeal::seal_cursor`] holds.
+    pub fn open_cursor(&self, token: &str) -> Result<Vec<u8>, ForeignCursor> {
+        let bytes = from_base64_url(token).ok_or(ForeignCursor)?;
+        if bytes.len() < 12 + 16 {
+            return Err(ForeignCursor);
+        }
+        let (nonce, rest) = bytes.split_at(12);
+        let (sealed, tag) = rest.split_at(rest.len() - 16);
+        openssl::symm::decrypt_aead(
+            openssl::symm::Cipher::aes_256_gcm(),
+            &self.search,
+            Some(nonce),
+            &[],
+            sealed,
+            tag,
+        )
+        .map_err(|_| ForeignCursor)
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn from_base64_url(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .ok()
+}
+
 /// Who is reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consumer {
@@ -70,12 +211,26 @@ impl From<diesel::result::Error> for AccessError {
 #[derive(Clone)]
 pub struct AccessFilter {
     db: Db,
+    /// Read from the catalogue at first use.
+    seal: std::sync::Arc<std::sync::OnceLock<CursorSeal>>,
 }
 
 impl AccessFilter {
     /// The filter for the catalogue `db`.
     pub fn new(db: Db) -> AccessFilter {
-        AccessFilter { db }
+        AccessFilter {
+            db,
+            seal: Default::default(),
+        }
+    }
+
+    /// The seal of the positions this catalogue's readers page with ([`CursorSeal`]).
+    pub fn cursor_seal(&self) -> Result<&CursorSeal, StoreError> {
+        if let Some(seal) = self.seal.get() {
+            return Ok(seal);
+        }
+        let seal = CursorSeal::of_catalogue(&mut *self.db.conn()?)?;
+        Ok(self.seal.get_or_init(|| seal))
     }
 
     /// What a consumer with `entitlements` may see of `record`; `None` if not the record at all.

@@ -495,14 +495,14 @@ fn int_param(
 /// ministry that follows the feed from 0 ends with exactly the catalogue it may see. Changes
 /// to source records the consumer could never see (before or after the change) are not
 /// listed at all: no ids, versions, merges or removals of what they may not know of. A change that
-/// moved a record from one entry to another gives two lines with the same `change_id`: the
+/// moved a record from one entry to another gives two lines with the same `cursor`: the
 /// entry it left first, then the one it joined; `limit` counts changes, not lines.
 #[utoipa::path(get, path = "/v1/changes",
-    params(("after" = Option<i64>, Query, description = "last change id already held (default 0)"),
+    params(("after" = Option<String>, Query, description = "where the previous page ended: its X-Rix-Next-After (or a line's `cursor`), sealed — positions carry no change id; 0 or absent: from the start"),
            ("limit" = Option<i64>, Query, description = "1–10000, default 1000"),
            ("kind" = Option<String>, Query, description = "achievement or funded_project"),
            ("node" = Option<String>, Query, description = "only changes published by this node")),
-    responses((status = 200, content_type = "application/x-ndjson", description = "one line per entry a change touched (two when a record moved between entries): `{change_id, op: upsert|remove, unified_id, kind, node_id, id, version, record?}`; header X-Rix-Next-After; RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-06)"),
+    responses((status = 200, content_type = "application/x-ndjson", description = "one line per entry a change touched (two when a record moved between entries): `{cursor, op: upsert|remove, unified_id, kind, node_id, id, version, record?}` (`cursor`: the sealed position after this change); header X-Rix-Next-After (the sealed position to pass as `after`; the same as sent when nothing new is visible); RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-06)"),
               (status = 400, description = "bad parameter, named in errors[].pointer", content_type = "application/problem+json"),
               (status = 429, description = "over this client's rate, or every slot for the feed busy: Retry-After (seconds) and the RateLimit-* headers", content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
@@ -513,7 +513,24 @@ pub async fn changes(
 ) -> Result<HttpResponse, ApiError> {
     let who = consumer(&state, &req)?;
     query.only(&["after", "limit", "kind", "node"])?;
-    let after = int_param(&query, "after", 0, 0..=i64::MAX)?;
+    // A position leaves and comes back sealed (CursorSeal): "0" or nothing is the start.
+    let after = match query
+        .get("after")
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
+    {
+        None | Some("0") => 0,
+        Some(token) => state
+            .access
+            .cursor_seal()?
+            .open_position(token)
+            .map_err(|e| {
+                ApiError::bad(
+                    "after",
+                    format!("{e}: pass the X-Rix-Next-After of the previous page, or 0"),
+                )
+            })?,
+    };
     let limit = int_param(&query, "limit", 1000, 1..=10_000)?;
     let kind = match query.get("kind").filter(|v| !v.is_empty()) {
         None => None,
@@ -527,26 +544,34 @@ pub async fn changes(
     let st = state.clone();
     let entitlements = who.entitlements;
     let (body, next) = blocking(move || {
+        let seal = st.access.cursor_seal()?;
         let mut conn = st.db.conn()?;
         let mut out = Vec::new();
-        let mut cursor = after;
+        // `scanned` walks every change; `position`, what the reader gets back, moves only past
+        // changes they may see (filtered out by kind or node or not): moved past a hidden
+        // change, the sealed position would change with it, and polling the feed would count
+        // the hidden changes. Trailing hidden changes are read again on the next call.
+        let (mut scanned, mut position) = (after, after);
         let mut emitted = 0;
-        // Filtered-out changes still advance the cursor, so a filter never stalls a follower.
         while emitted < limit {
-            let page = catalogue::changes_after(&mut conn, cursor, 1000)?;
+            let page = catalogue::changes_after(&mut conn, scanned, 1000)?;
             if page.is_empty() {
                 break;
             }
             for change in page {
-                cursor = change.change_id;
+                scanned = change.change_id;
                 // A change to a source this consumer could never see alters nothing they
                 // see: they are not told of it, not even as a removal.
+                if !change.visible_to(entitlements) {
+                    continue;
+                }
+                position = change.change_id;
                 if kind.is_some_and(|k| k.as_str() != change.kind)
                     || node.as_deref().is_some_and(|n| n != change.node_id)
-                    || !change.visible_to(entitlements)
                 {
                     continue;
                 }
+                let sealed = seal.seal_position(change.change_id);
                 // A change that moved the record names the entry it left too: that entry lost
                 // a source (and maybe its content), so the follower hears about both.
                 for unified_id in change.entries() {
@@ -557,7 +582,7 @@ pub async fn changes(
                             .and_then(|r| AccessFilter::view(k, r, entitlements))
                     });
                     let mut line = json!({
-                        "change_id": change.change_id,
+                        "cursor": sealed,
                         "op": if view.is_some() { "upsert" } else { "remove" },
                         "unified_id": unified_id,
                         "kind": change.kind, "node_id": change.node_id, "id": change.id,
@@ -575,7 +600,7 @@ pub async fn changes(
                 }
             }
         }
-        Ok((out, cursor))
+        Ok((out, seal.seal_position(position)))
     })
     .await?;
     state
@@ -585,7 +610,7 @@ pub async fn changes(
         admission.as_ref(),
         HttpResponse::Ok()
             .content_type("application/x-ndjson; charset=utf-8")
-            .insert_header(("X-Rix-Next-After", next.to_string()))
+            .insert_header(("X-Rix-Next-After", next))
             .body(body),
     ))
 }

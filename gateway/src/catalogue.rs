@@ -311,15 +311,8 @@ pub struct EntryNamer {
 impl EntryNamer {
     /// The namer of the catalogue `conn` opens (its key, made by the migrations).
     pub fn of_catalogue(conn: &mut DbConn) -> Result<EntryNamer, StoreError> {
-        use crate::db::schema::catalogue_meta as m;
         use hmac::KeyInit as _;
-        let hex_key: String = m::table
-            .find("entry_name_key")
-            .select(m::value)
-            .first(conn)?;
-        let key = hex::decode(hex_key.trim()).map_err(|e| {
-            StoreError::Corrupt(format!("catalogue_meta.entry_name_key is not hex: {e}"))
-        })?;
+        let key = catalogue_key(conn)?;
         Ok(EntryNamer {
             keyed: hmac::Hmac::new_from_slice(&key).expect("HMAC takes a key of any length"),
         })
@@ -334,6 +327,20 @@ impl EntryNamer {
         mac.update(id.as_bytes());
         format!("u{}", hex::encode(&mac.finalize().into_bytes()[..12]))
     }
+}
+
+/// The catalogue's own secret (`catalogue_meta.entry_name_key`, made by the migrations and kept
+/// in its dumps): the key of entry names, and the root of the keys that seal the positions
+/// readers page with ([`crate::access::CursorSeal`]), so that every replica of one catalogue
+/// names and seals alike.
+pub fn catalogue_key(conn: &mut DbConn) -> Result<Vec<u8>, StoreError> {
+    use crate::db::schema::catalogue_meta as m;
+    let hex_key: String = m::table
+        .find("entry_name_key")
+        .select(m::value)
+        .first(conn)?;
+    hex::decode(hex_key.trim())
+        .map_err(|e| StoreError::Corrupt(format!("catalogue_meta.entry_name_key is not hex: {e}")))
 }
 
 /// Takes `n` consecutive change ids (gap-free, in commit order); returns the first.

@@ -206,9 +206,19 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     // The search index: derived from the catalogue's change stream, one per replica, kept
     // up to date by a task that syncs every 200 ms (approval → searchable well within 1 s).
     let search_dir = config.data_dir.join("search");
+    let seal = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::access::CursorSeal::of_catalogue(&mut *db.conn()?)
+        })
+        .await
+        .map_err(|e| StartError::Store(StoreError::Task(e.to_string())))??
+    };
     let search = std::sync::Arc::new(
         tokio::task::spawn_blocking(move || {
-            crate::search::SearchIndex::open_or_rebuild(&search_dir)
+            let mut index = crate::search::SearchIndex::open_or_rebuild(&search_dir)?;
+            index.seal_cursors_with(seal);
+            Ok::<_, crate::search::SearchError>(index)
         })
         .await
         .map_err(|e| StartError::Store(StoreError::Task(e.to_string())))?

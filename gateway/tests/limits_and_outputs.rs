@@ -677,7 +677,7 @@ async fn crowd(
 /// reads the catalogue, not the index): the same merges and the same visibility as search.
 async fn visible_entries(http: &reqwest::Client, url: &str) -> usize {
     let mut entries = std::collections::BTreeSet::new();
-    let mut after = 0i64;
+    let mut after = "0".to_owned();
     loop {
         let resp = http
             .get(format!("{url}/v1/changes?after={after}&limit=10000"))
@@ -685,11 +685,10 @@ async fn visible_entries(http: &reqwest::Client, url: &str) -> usize {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        let next: i64 = resp.headers()["x-rix-next-after"]
+        let next = resp.headers()["x-rix-next-after"]
             .to_str()
             .unwrap()
-            .parse()
-            .unwrap();
+            .to_owned();
         for line in resp.text().await.unwrap().lines() {
             let change: Value = serde_json::from_str(line).unwrap();
             let id = change["unified_id"].as_str().unwrap().to_owned();

@@ -79,6 +79,12 @@ impl World {
     }
 
     async fn get(&self, path: &str, who: Option<&str>) -> (u16, String) {
+        let (status, body, _) = self.get_with_next(path, who).await;
+        (status, body)
+    }
+
+    /// [`World::get`], with the response's `X-Rix-Next-After`.
+    async fn get_with_next(&self, path: &str, who: Option<&str>) -> (u16, String, Option<String>) {
         let app = test::init_service(
             App::new()
                 .app_data(web::Data::new(read_state(&self.gw.db)))
@@ -91,8 +97,12 @@ impl World {
         }
         let resp = test::call_service(&app, req.to_request()).await;
         let status = resp.status().as_u16();
+        let next = resp
+            .headers()
+            .get("x-rix-next-after")
+            .map(|v| v.to_str().unwrap().to_owned());
         let body = test::read_body(resp).await;
-        (status, String::from_utf8(body.to_vec()).unwrap())
+        (status, String::from_utf8(body.to_vec()).unwrap(), next)
     }
 
     async fn detail(&self, node: &str, id: &str, who: Option<&str>) -> Option<Value> {
@@ -521,73 +531,136 @@ async fn an_internal_source_merged_into_a_public_entry_is_invisible_to_public_re
 }
 
 #[actix_web::test]
-async fn a_search_cursor_carries_no_change_id_of_a_source_the_reader_cannot_see() {
+async fn positions_are_sealed_and_polling_them_counts_no_hidden_change() {
+    // Change ids are gap-free over the whole catalogue: seen by a reader, their gaps would
+    // count the changes hidden from them. Changes 1 (public), 2 (internal), 3 (public).
     let mut w = World::new();
-    let mut first = priced_achievement(12, 100);
-    first["secrecy"] = json!({"level": "internal"});
+    let mut internal = priced_achievement(13, 100);
+    internal["secrecy"] = json!({"level": "internal"});
+    w.publish(
+        "prov-530000",
+        vec![(
+            RecordKind::Achievement,
+            "pub",
+            1,
+            Some(priced_achievement(12, 100)),
+        )],
+    );
     w.publish(
         "most",
-        vec![(RecordKind::Achievement, "int", 1, Some(first))],
+        vec![(RecordKind::Achievement, "int", 1, Some(internal.clone()))],
     );
     w.publish(
         "prov-530000",
-        vec![
-            (
-                RecordKind::Achievement,
-                "pub",
-                1,
-                Some(priced_achievement(12, 100)),
-            ),
-            (
-                RecordKind::Achievement,
-                "other",
-                1,
-                Some(priced_achievement(31, 100)),
-            ),
-        ],
+        vec![(
+            RecordKind::Achievement,
+            "other",
+            1,
+            Some(priced_achievement(31, 100)),
+        )],
     );
-    let change_of = |lines: &str, id: &str| -> Option<u64> {
-        lines
-            .lines()
+    let lines = |body: &str| -> Vec<Value> {
+        body.lines()
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .find(|c| c["id"] == id)
-            .and_then(|c| c["change_id"].as_u64())
+            .collect()
     };
-    let (_, inside) = w.get("/v1/changes?after=0", Some("internal")).await;
-    let internal_change = change_of(&inside, "int").expect("the internal source changed");
-    let (_, outside) = w.get("/v1/changes?after=0", None).await;
-    let public_changes: Vec<u64> = ["pub", "other"]
-        .iter()
-        .filter_map(|id| change_of(&outside, id))
-        .collect();
-    assert_eq!(public_changes.len(), 2, "{outside}");
-    // Page through everything one entry at a time; each cursor holds the last entry's key.
-    let mut keys = Vec::new();
-    let mut path = "/v1/search?limit=1".to_owned();
-    loop {
-        let (status, page) = w.get(&path, None).await;
-        assert_eq!(status, 200, "{page}");
-        let page: Value = serde_json::from_str(&page).unwrap();
-        let Some(cursor) = page["next_cursor"].as_str() else {
-            break;
-        };
-        let bytes = hex::decode(cursor).unwrap();
-        keys.push(u64::from_be_bytes(
-            bytes[bytes.len() - 8..].try_into().unwrap(),
-        ));
-        path = format!("/v1/search?limit=1&cursor={cursor}");
+
+    // The feed's lines carry sealed positions, not change ids.
+    let (status, body, public_next) = w.get_with_next("/v1/changes?after=0", None).await;
+    assert_eq!(status, 200, "{body}");
+    let seen = lines(&body);
+    let ids: Vec<&str> = seen.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["pub", "other"], "positive control: {body}");
+    for line in &seen {
+        assert!(line.get("change_id").is_none(), "{line}");
+        let cursor = line["cursor"].as_str().unwrap();
+        assert!(cursor.parse::<i64>().is_err(), "{line}");
+        assert!(hex::decode(cursor).is_err(), "{line}");
     }
-    assert!(!keys.is_empty());
-    for key in keys {
-        assert_ne!(
-            key, internal_change,
-            "a cursor names the internal source's change"
-        );
-        assert!(
-            public_changes.contains(&key),
-            "{key} not among {public_changes:?}"
-        );
+    assert_ne!(seen[0]["cursor"], seen[1]["cursor"]);
+    let public_next = public_next.unwrap();
+    assert_eq!(Some(public_next.as_str()), seen[1]["cursor"].as_str());
+
+    // Hidden changes happen: polling from where the public reader stands shows nothing, and
+    // hands back the very position sent — it cannot tell that anything happened.
+    let (_, _, internal_next) = w
+        .get_with_next("/v1/changes?after=0", Some("internal"))
+        .await;
+    let internal_next = internal_next.unwrap();
+    let mut revised = internal.clone();
+    revised["title"] = json!("内部成果 修订版");
+    w.publish(
+        "most",
+        vec![(RecordKind::Achievement, "int", 2, Some(revised))],
+    );
+    let (status, body, next) = w
+        .get_with_next(&format!("/v1/changes?after={public_next}"), None)
+        .await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(next.as_deref(), Some(public_next.as_str()));
+    // Positive control: the entitled reader hears of it.
+    let (_, body, next) = w
+        .get_with_next(
+            &format!("/v1/changes?after={internal_next}"),
+            Some("internal"),
+        )
+        .await;
+    let theirs = lines(&body);
+    assert_eq!(theirs.len(), 1, "{body}");
+    assert_eq!(
+        (theirs[0]["id"].as_str(), theirs[0]["version"].as_i64()),
+        (Some("int"), Some(2))
+    );
+    assert_ne!(next.as_deref(), Some(internal_next.as_str()));
+    // A public change after it is the public reader's next line, from the same position.
+    w.publish(
+        "prov-530000",
+        vec![(
+            RecordKind::Achievement,
+            "later",
+            1,
+            Some(priced_achievement(32, 100)),
+        )],
+    );
+    let (_, body, next) = w
+        .get_with_next(&format!("/v1/changes?after={public_next}"), None)
+        .await;
+    let later = lines(&body);
+    assert_eq!(later.len(), 1, "{body}");
+    assert_eq!(later[0]["id"], "later");
+    assert_ne!(next.as_deref(), Some(public_next.as_str()));
+
+    // A position must be one this catalogue sealed: not a change id, not an altered token.
+    let mut altered = public_next.clone().into_bytes();
+    altered[3] = if altered[3] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    for after in ["1", "2", altered.as_str()] {
+        let (status, body) = w.get(&format!("/v1/changes?after={after}"), None).await;
+        assert_eq!(status, 400, "after={after}: {body}");
+        assert!(body.contains("/query/after"), "{body}");
     }
+
+    // Search cursors are sealed under a fresh nonce each time: the same page's cursor differs
+    // from one call to the next, both lead on alike, and an altered one is refused.
+    let page = |body: String| -> Value { serde_json::from_str(&body).unwrap() };
+    let first = page(w.get("/v1/search?limit=1", None).await.1);
+    let again = page(w.get("/v1/search?limit=1", None).await.1);
+    let (c1, c2) = (
+        first["next_cursor"].as_str().unwrap(),
+        again["next_cursor"].as_str().unwrap(),
+    );
+    assert_ne!(c1, c2);
+    assert!(hex::decode(c1).is_err(), "{c1}");
+    let via = |c: &str| format!("/v1/search?limit=1&cursor={c}");
+    let (s1, p1) = w.get(&via(c1), None).await;
+    let (s2, p2) = w.get(&via(c2), None).await;
+    assert_eq!((s1, s2), (200, 200), "{p1}");
+    assert_eq!(page(p1)["items"], page(p2)["items"]);
+    let mut bad = c1.to_owned().into_bytes();
+    bad[20] = if bad[20] == b'A' { b'B' } else { b'A' };
+    let (status, body) = w.get(&via(&String::from_utf8(bad).unwrap()), None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("/query/cursor"), "{body}");
 }
 
 #[actix_web::test]

@@ -740,7 +740,7 @@ async fn search(
 /// Every line of the gateway's change feed as `token`'s holder sees it.
 async fn changes(http: &reqwest::Client, gateway: &str, token: &str) -> Result<Vec<Value>> {
     let mut lines = Vec::new();
-    let mut after = 0i64;
+    let mut after = "0".to_owned();
     loop {
         let url = format!("{gateway}/v1/changes?after={after}&limit=10000");
         let response = http
@@ -752,17 +752,18 @@ async fn changes(http: &reqwest::Client, gateway: &str, token: &str) -> Result<V
         if !response.status().is_success() {
             bail!("GET {url} answered {}", response.status());
         }
-        let next: i64 = response
+        // Positions are sealed: the feed is followed to the end when it hands back the one sent.
+        let next = response
             .headers()
             .get("X-Rix-Next-After")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(after);
+            .map(str::to_owned)
+            .unwrap_or_else(|| after.clone());
         let text = response.text().await?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             lines.push(serde_json::from_str(line).context("a change feed line is not JSON")?);
         }
-        if next <= after {
+        if next == after {
             return Ok(lines);
         }
         after = next;

@@ -17,7 +17,7 @@ pub async fn gateway_changes(
     filter: &str,
 ) -> Result<Vec<Value>, String> {
     let mut lines = Vec::new();
-    let mut after = 0i64;
+    let mut after = "0".to_owned();
     loop {
         let resp = http
             .get(format!(
@@ -29,11 +29,11 @@ pub async fn gateway_changes(
         if resp.status() != 200 {
             return Err(format!("/v1/changes answered {}", resp.status()));
         }
-        let next: i64 = resp
+        let next = resp
             .headers()
             .get("X-Rix-Next-After")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
+            .map(str::to_owned)
             .ok_or("/v1/changes without X-Rix-Next-After")?;
         let text = resp.text().await.map_err(|e| e.to_string())?;
         for line in text.lines().filter(|l| !l.is_empty()) {
@@ -51,7 +51,7 @@ pub async fn gateway_changes(
 pub fn distinct_changes(lines: &[Value]) -> usize {
     lines
         .iter()
-        .map(|c| c["change_id"].as_i64().unwrap())
+        .map(|c| c["cursor"].as_str().unwrap().to_owned())
         .collect::<BTreeSet<_>>()
         .len()
 }

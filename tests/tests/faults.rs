@@ -92,10 +92,11 @@ async fn assert_exactly(http: &reqwest::Client, gateway: &GatewayProcess, expect
     let want = expected.changes();
     let changes = wait_for_changes(http, gateway, "", want).await;
     // One change per logged entry: the same (node, id, version) never applied twice.
-    let mut applied: BTreeMap<i64, (String, String, i64)> = BTreeMap::new();
+    // A change's sealed position (`cursor`) tells changes apart, as its id did.
+    let mut applied: BTreeMap<String, (String, String, i64)> = BTreeMap::new();
     for c in &changes {
         applied.insert(
-            c["change_id"].as_i64().unwrap(),
+            c["cursor"].as_str().unwrap().to_owned(),
             (
                 c["node_id"].as_str().unwrap().to_owned(),
                 c["id"].as_str().unwrap().to_owned(),

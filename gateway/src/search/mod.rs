@@ -190,6 +190,8 @@ pub struct SearchIndex {
     committed: AtomicI64,
     /// Metrics and status: how far behind, rebuilds, failures.
     monitor: Monitor,
+    /// Seals the cursors handed out (they hold change ids: [`crate::access::CursorSeal`]).
+    seal: crate::access::CursorSeal,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -301,6 +303,7 @@ impl SearchIndex {
             }),
             committed: AtomicI64::new(cursor),
             monitor: Monitor::new(),
+            seal: crate::access::CursorSeal::ephemeral(),
         })
     }
 
@@ -343,6 +346,12 @@ impl SearchIndex {
         self.monitor.register(registry)
     }
 
+    /// Seals the cursors this index hands out with `seal` (the catalogue's, so that every
+    /// replica takes every replica's cursors); until then, with a key of this process's own.
+    pub fn seal_cursors_with(&mut self, seal: crate::access::CursorSeal) {
+        self.seal = seal;
+    }
+
     /// Runs `query` for a caller with `entitlements`: one page of results, the exact total and
     /// the facets, all over the matches the caller may see.
     pub fn search(
@@ -350,6 +359,21 @@ impl SearchIndex {
         query: &SearchQuery,
         entitlements: Entitlements,
     ) -> Result<SearchPage, SearchError> {
+        let opened;
+        let query = match query.cursor.as_deref().map(str::trim) {
+            Some(sealed) if !sealed.is_empty() => {
+                let raw = self
+                    .seal
+                    .open_cursor(sealed)
+                    .map_err(|e| invalid("/query/cursor", e.to_string()))?;
+                opened = SearchQuery {
+                    cursor: Some(hex::encode(raw)),
+                    ..query.clone()
+                };
+                &opened
+            }
+            _ => query,
+        };
         let plan = Plan::new(query)?;
         let tantivy_query = self.build_query(&plan, entitlements)?;
         let searcher = self.reader.searcher();
@@ -368,9 +392,14 @@ impl SearchIndex {
         for hit in &fruit.hits {
             items.push(self.hit(&searcher, hit, &plan.terms, entitlements)?);
         }
+        // The plan writes its cursor in hex (and reads it back so, above); what leaves is sealed.
         let next_cursor = more
             .then(|| fruit.hits.last().map(|h| plan.cursor_after(h.rank)))
-            .flatten();
+            .flatten()
+            .map(|raw| {
+                self.seal
+                    .seal_cursor(&hex::decode(raw).expect("cursor_after writes hex"))
+            });
         Ok(SearchPage {
             total: fruit.total,
             items,

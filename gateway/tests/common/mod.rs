@@ -496,9 +496,14 @@ impl FakeNode {
     }
 }
 
-/// The state of the read APIs over `db`, with an in-RAM search index synced with it.
+/// The state of the read APIs over `db`, with an in-RAM search index synced with it that
+/// seals its cursors with the catalogue's key, as a server's does (so that a cursor from one
+/// state opens in the next).
 pub fn read_state(db: &Db) -> ReadState {
-    let search = SearchIndex::in_ram().unwrap();
+    let mut search = SearchIndex::in_ram().unwrap();
+    search.seal_cursors_with(
+        rix_gateway::access::CursorSeal::of_catalogue(&mut db.conn().unwrap()).unwrap(),
+    );
     search.sync(db).unwrap();
     ReadState {
         db: db.clone(),
