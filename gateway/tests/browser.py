@@ -91,6 +91,7 @@ def main():
         marks = page.locator("ol.hits mark").count()
         check("search 电池 shows highlighted results", marks > 0, f"{marks} marks")
         check("the URL holds the query", "q=%E7%94%B5%E6%B1%A0" in page.url, page.url)
+        check("the tab's title follows the swap", page.title().startswith("电池 · "), page.title())
         shot("search")
 
         # A province facet finds exactly the count it showed.

@@ -794,10 +794,21 @@ async fn htmx_gets_the_results_region_alone_from_the_same_read() {
     let page = get(&app, uri, None).await;
     let region = get_with(&app, uri, None, &[("HX-Request", "true")]).await;
     assert_eq!(region.status, 200);
-    assert!(region.body.trim_start().starts_with("<div id=\"region\""));
+    // The page's title (for the tab), then the region.
+    let (title, body) = region.body.split_once('\n').unwrap();
+    let body = body.trim_start();
+    assert_eq!(title, "<title>储能 · 国家科技成果信息查询</title>");
+    assert!(body.starts_with("<div id=\"region\""), "{body}");
     assert!(!region.body.contains("<html") && !region.body.contains("<footer"));
     // The region is the page's own region, byte for byte: one template, one read.
-    assert!(page.body.contains(region.body.trim()), "{}", region.body);
+    assert!(page.body.contains(body.trim()), "{}", region.body);
+    // A query in the title is text, as everywhere.
+    let xss = get_with(&app, "/?q=%3Cscript%3E", None, &[("HX-Request", "true")]).await;
+    assert!(
+        xss.body.starts_with("<title>&#60;script&#62; · "),
+        "{}",
+        xss.body
+    );
     assert_eq!(region.total(), page.total());
     assert!(region.header("vary").contains("HX-Request"));
     assert_eq!(region.header("content-security-policy"), portal::CSP);

@@ -311,6 +311,22 @@ fn wants_fragment(req: &HttpRequest) -> bool {
         && !h.contains_key("HX-History-Restore-Request")
 }
 
+/// `text` escaped for an HTML text node or attribute, as the templates escape values.
+fn text_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&#38;"),
+            '<' => out.push_str("&#60;"),
+            '>' => out.push_str("&#62;"),
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Whether the request named its reader with a token (the footer says so).
 fn has_token(req: &HttpRequest) -> bool {
     req.headers().contains_key(header::AUTHORIZATION)
@@ -373,7 +389,18 @@ pub async fn search_page(state: State, req: HttpRequest) -> Result<HttpResponse,
     let mut template = SearchTemplate::build(&query, &page);
     template.chrome.set_reader(&who, has_token(&req), lang);
     let rendered = if wants_fragment(&req) {
-        template.as_region().render()
+        // The region, and the page's title at its root, which htmx puts in the tab (a page
+        // of other results under the old title would name the wrong search).
+        let title = if template.q.is_empty() {
+            lang.ui().nav_search
+        } else {
+            &template.q
+        };
+        let title = format!("{} · {}", title, lang.ui().site);
+        template
+            .as_region()
+            .render()
+            .map(|region| format!("<title>{}</title>\n{region}", text_escaped(&title)))
     } else {
         template.render()
     };
