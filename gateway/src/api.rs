@@ -1007,7 +1007,9 @@ pub async fn export(
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "rix gateway API", description = "The national catalogue's read APIs (DESIGN.md §9). Anonymous callers read as `public`; bearer tokens carry entitlements."),
-    paths(record, entry, changes, search, stats, export),
+    paths(record, entry, changes, search, stats, export,
+          crate::portal::search_page, crate::portal::record_page, crate::portal::entry_page,
+          crate::portal::stats_page, crate::portal::stats_csv, crate::portal::about_page),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

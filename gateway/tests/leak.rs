@@ -551,3 +551,180 @@ async fn a_revoked_or_unknown_token_reads_nothing_not_even_as_public() {
         }
     }
 }
+
+/// The history of a record whose first versions were internal, as a public reader and as an
+/// internal reader see it: the hidden versions leave no row, no number, no count and no date.
+///
+/// The versions' reception dates are set to marker days (2001-01-0N) after ingest, so that a
+/// hidden version's date would be recognisable anywhere in a page. Positive control: the
+/// internal reader sees all four versions with their dates, and a record that was always public
+/// shows both its versions to everyone; negative control: the public reader sees versions
+/// numbered 1 and 2 only, neither hidden date, no hidden title, and the source box counts the
+/// versions shown, not the node's version number.
+#[actix_web::test]
+async fn version_history_shows_no_trace_of_versions_the_reader_may_not_see() {
+    use diesel::RunQueryDsl;
+    let gw = Gateway::open(Backend::Sqlite);
+    let mut node = SigningNode::trusted(&gw.db, "prov-530000");
+    let generator = SampleGenerator::new(SampleConfig {
+        share_internal: 0.0,
+        share_classified: 0.0,
+        share_commercial_secret: 0.0,
+        ..SampleConfig::default()
+    });
+    let version = |i: u64, level: &str, title: &str, abstract_text: &str| {
+        let mut r = serde_json::to_value(generator.achievement(i)).unwrap();
+        r["secrecy"] = json!({"level": level});
+        r["title"] = json!(title);
+        r["abstract"] = json!(abstract_text);
+        assert!(
+            rix_schema::validate_record(RecordKind::Achievement, &r).is_ok(),
+            "{:?}",
+            rix_schema::validate_record(RecordKind::Achievement, &r)
+        );
+        r
+    };
+    // Declassified at its third version, revised at its fourth.
+    let declassified = [
+        version(
+            1,
+            "internal",
+            "内部版本 MKHISTA",
+            "第一稿：储能电池的内部说明 MKHISTB",
+        ),
+        version(
+            1,
+            "internal",
+            "内部版本二 MKHISTC",
+            "第二稿：储能电池的内部说明 MKHISTD",
+        ),
+        version(
+            1,
+            "public",
+            "解密后的公开成果",
+            "解密后公开的储能电池研究摘要",
+        ),
+        version(
+            1,
+            "public",
+            "解密后的公开成果",
+            "修订后公开的储能电池研究摘要",
+        ),
+    ];
+    // Always public, revised once.
+    let public = [
+        version(2, "public", "一直公开的成果", "一直公开的储能电池研究摘要"),
+        version(
+            2,
+            "public",
+            "一直公开的成果",
+            "修订后一直公开的储能电池研究摘要",
+        ),
+    ];
+    for (v, r) in declassified.iter().enumerate() {
+        let items = vec![(
+            RecordKind::Achievement,
+            "hist-1".to_owned(),
+            v as u64 + 1,
+            Some(r.clone()),
+        )];
+        assert_eq!(node.publish(&gw.ingest, items, 10), 1);
+    }
+    for (v, r) in public.iter().enumerate() {
+        let items = vec![(
+            RecordKind::Achievement,
+            "hist-2".to_owned(),
+            v as u64 + 1,
+            Some(r.clone()),
+        )];
+        assert_eq!(node.publish(&gw.ingest, items, 10), 1);
+    }
+    {
+        let mut conn = gw.db.conn().unwrap();
+        for (id, v, day) in [
+            ("hist-1", 1, "2001-01-01"),
+            ("hist-1", 2, "2001-01-02"),
+            ("hist-1", 3, "2001-01-03"),
+            ("hist-1", 4, "2001-01-04"),
+            ("hist-2", 1, "2001-02-01"),
+            ("hist-2", 2, "2001-02-02"),
+        ] {
+            let n = diesel::sql_query(format!(
+                "UPDATE record_versions SET applied_at = '{day}T00:00:00Z' \
+                 WHERE node_id = 'prov-530000' AND id = '{id}' AND version = {v}"
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+            assert_eq!(n, 1);
+        }
+    }
+    let token = "leak-history-internal-token-0123456789";
+    let internal = Entitlements {
+        internal: true,
+        ..Entitlements::PUBLIC
+    };
+    access::add_token_value(&gw.db, "history reader", internal, token).unwrap();
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(read_state(&gw.db)))
+            .configure(api::configure)
+            .configure(portal::configure),
+    )
+    .await;
+    let page = |uri: &'static str, token: Option<&'static str>| {
+        let mut req = test::TestRequest::get().uri(uri);
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        req.to_request()
+    };
+    let read = async |uri: &'static str, token: Option<&'static str>| -> String {
+        let resp = test::call_service(&app, page(uri, token)).await;
+        assert_eq!(resp.status(), 200, "{uri}");
+        String::from_utf8(test::read_body(resp).await.to_vec()).unwrap()
+    };
+    let rows = |html: &str| html.matches("<li class=\"version").count();
+
+    // Negative control: the public reader.
+    let seen = read("/records/prov-530000/hist-1", None).await;
+    let history =
+        &seen[seen.find("id=\"history-h\"").unwrap()..seen.find("id=\"verify-h\"").unwrap()];
+    assert_eq!(rows(history), 2, "{history}");
+    assert!(history.contains("第 1 版") && history.contains("第 2 版"));
+    for hidden in ["第 3 版", "第 4 版", "2001-01-01", "2001-01-02", "MKHIST"] {
+        assert!(!seen.contains(hidden), "{hidden} in the public page");
+    }
+    assert!(history.contains("2001-01-03") && history.contains("2001-01-04"));
+    // The first version shown is the first the reader may see, not "changed since" a hidden
+    // one; the second names what changed in the reader's view.
+    assert!(history.contains("首个可见版本"));
+    assert!(history.contains("有变化的字段：简介"), "{history}");
+    // The verification box counts the versions shown too (the node's number would be 4).
+    let verify = &seen[seen.find("id=\"verify-h\"").unwrap()..];
+    assert!(verify.contains("<dd>第 2 版</dd>"), "{verify}");
+    // The English page, the same.
+    let english = read("/records/prov-530000/hist-1?lang=en", None).await;
+    assert!(english.contains("Version 2") && !english.contains("Version 3"));
+    assert!(!english.contains("2001-01-01") && !english.contains("2001-01-02"));
+
+    // Positive control: the internal reader sees every version, with its date.
+    let all = read("/records/prov-530000/hist-1", Some(token)).await;
+    let history = &all[all.find("id=\"history-h\"").unwrap()..all.find("id=\"verify-h\"").unwrap()];
+    assert_eq!(rows(history), 4, "{history}");
+    for shown in [
+        "第 4 版",
+        "2001-01-01",
+        "2001-01-02",
+        "2001-01-03",
+        "2001-01-04",
+    ] {
+        assert!(history.contains(shown), "{shown} for the internal reader");
+    }
+    assert!(history.contains("有变化的字段：") && history.contains("密级"));
+    // A record that was always public shows both versions to everyone.
+    for token in [None, Some(token)] {
+        let always = read("/records/prov-530000/hist-2", token).await;
+        assert_eq!(rows(&always), 2);
+        assert!(always.contains("2001-02-01") && always.contains("2001-02-02"));
+    }
+}

@@ -66,7 +66,15 @@ fn catalogue(backend: Backend) -> Gateway {
         );
         items.push((RecordKind::Achievement, format!("a{i:05}"), 1, Some(a)));
     }
+    // a00003 revised once: a version history of two.
+    let mut revised = items[3].3.clone().unwrap();
+    revised["abstract"] = json!("修订后的摘要：储能电池的第二版说明。");
     province.publish(&gw.ingest, items, 50);
+    province.publish(
+        &gw.ingest,
+        vec![(RecordKind::Achievement, "a00003".into(), 2, Some(revised))],
+        50,
+    );
     access::add_token_value(
         &gw.db,
         "portal internal reader",
@@ -384,9 +392,12 @@ async fn user_strings_render_as_text_on_every_page() {
         )
         .await,
     ];
+    // The one script a page names is htmx, from this origin.
+    let htmx = format!("<script src=\"{}\" defer></script>", portal::htmx_src());
     for page in &pages {
         assert_eq!(page.status, 200, "{}", page.body);
-        assert!(!page.body.contains("<script"), "{}", page.body);
+        let body = page.body.replacen(&htmx, "", 1);
+        assert!(!body.contains("<script"), "{}", page.body);
         assert!(!page.body.contains("<img"), "{}", page.body);
         assert!(!page.body.contains("<b>"), "{}", page.body);
         assert!(!page.body.contains("onerror=alert(1)>"));
@@ -453,8 +464,15 @@ async fn every_page_carries_a_strict_policy_and_stays_light() {
         assert_eq!(page.header("x-content-type-options"), "nosniff", "{uri}");
         assert_eq!(page.header("referrer-policy"), "same-origin", "{uri}");
         if page.header("content-type").starts_with("text/html") {
-            // Nothing the policy would block, so nothing breaks under it.
-            assert!(!page.body.contains("<script"), "{uri}");
+            // Nothing the policy would block, so nothing breaks under it: the one script is
+            // htmx, from this origin, with nothing inline.
+            for script in page.body.split("<script").skip(1) {
+                assert!(
+                    script.starts_with(&format!(" src=\"{}\" defer></script>", portal::htmx_src())),
+                    "{uri}: <script{}",
+                    &script[..script.len().min(80)]
+                );
+            }
             assert!(!page.body.contains("<style"), "{uri}");
             assert!(!page.body.contains(" style="), "{uri}");
             assert!(!page.body.contains("http://") && !page.body.contains("https://"));
@@ -637,4 +655,276 @@ async fn the_portal_works_in_a_real_browser() {
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     assert!(shots.join("search.png").exists());
+}
+
+/// A GET with extra request headers (htmx's).
+async fn get_with<S, B>(app: &S, uri: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Got
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut req = test::TestRequest::get().uri(uri);
+    if let Some(t) = token {
+        req = req.insert_header(("Authorization", format!("Bearer {t}")));
+    }
+    for (name, value) in headers {
+        req = req.insert_header((*name, *value));
+    }
+    let resp = test::call_service(app, req.to_request()).await;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = test::read_body(resp).await;
+    Got {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).expect("UTF-8"),
+    }
+}
+
+/// The links of a page's results, in order.
+fn hits(g: &Got) -> Vec<String> {
+    anchors(&g.body)
+        .into_iter()
+        .filter(|a| a.href.starts_with("/entries/"))
+        .map(|a| a.href)
+        .collect()
+}
+
+/// The href of the page's link marked `rel`.
+fn rel(g: &Got, rel: &str) -> Option<String> {
+    anchors(&g.body)
+        .into_iter()
+        .find(|a| a.tag.contains(&format!("rel=\"{rel}\"")))
+        .map(|a| a.href)
+}
+
+#[actix_web::test]
+async fn previous_and_next_pages_walk_the_cursor_both_ways_from_the_url_alone() {
+    let gw = catalogue(Backend::Sqlite);
+    let app = portal_app!(&gw.db);
+    let first = get(&app, "/?limit=4&sort=date", None).await;
+    assert_eq!(first.status, 200);
+    assert!(rel(&first, "prev").is_none(), "no page before the first");
+    // Forward 22 pages, keeping every page as it was seen.
+    let mut seen = vec![first];
+    for _ in 0..22 {
+        let next = rel(seen.last().unwrap(), "next").expect("a next page");
+        let page = get(&app, &next, None).await;
+        assert_eq!(page.status, 200, "{next}: {}", page.body);
+        seen.push(page);
+    }
+    let pages: Vec<Vec<String>> = seen.iter().map(hits).collect();
+    for (i, p) in pages.iter().enumerate() {
+        assert_eq!(p.len(), 4, "page {}", i + 1);
+        assert!(
+            seen[i].body.contains(&format!("第 {} 页", i + 1)),
+            "page {} says its number",
+            i + 1
+        );
+    }
+    let mut all: Vec<&String> = pages.iter().flatten().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 4 * 23, "no result twice");
+    // Back from page 23: each "previous" is exactly the page seen there, from its URL alone
+    // (a fresh request, as a bookmark would make), down to where the trail is cut.
+    let mut at = seen.pop().unwrap();
+    let mut number = 23;
+    while let Some(prev) = rel(&at, "prev") {
+        assert!(
+            prev.len() < 1600,
+            "the URL stays short: {} bytes",
+            prev.len()
+        );
+        at = get(&app, &prev, None).await;
+        number -= 1;
+        assert_eq!(hits(&at), pages[number - 1], "page {number} by {prev}");
+        // And forward again from there: the same next page as before.
+        assert_eq!(
+            hits(&get(&app, &rel(&at, "next").unwrap(), None).await),
+            pages[number],
+            "page {} again",
+            number + 1
+        );
+    }
+    // The URL remembers 20 pages back (portal::pages::TRAIL_MAX); from there "first page".
+    assert_eq!(number, 23 - portal::pages::TRAIL_MAX);
+    let first_link = anchors(&at.body)
+        .into_iter()
+        .find(|a| a.tag.contains("class=\"first\""))
+        .expect("a first-page link");
+    assert_eq!(hits(&get(&app, &first_link.href, None).await), pages[0]);
+    // From page 2 "previous" is the first page itself, without a cursor.
+    let to_first = rel(&seen[1], "prev").unwrap();
+    assert!(!to_first.contains("cursor"), "{to_first}");
+    assert_eq!(hits(&get(&app, &to_first, None).await), pages[0]);
+    // A trail this portal did not write is refused, named.
+    for bad in [
+        "/?back=zz&cursor=00",
+        "/?back=00",
+        "/?page=0",
+        "/?page=many",
+    ] {
+        let page = get(&app, bad, None).await;
+        assert_eq!(page.status, 400, "{bad}");
+        assert!(
+            page.body.contains("/query/back") || page.body.contains("/query/page"),
+            "{bad}: {}",
+            page.body
+        );
+    }
+    // A filter, chip or sort starts again from the first page: no link but paging carries
+    // the trail.
+    for a in anchors(&seen[5].body) {
+        // (The other language's link is this page in that language: it keeps its place.)
+        if a.href.starts_with("/?") && !a.tag.contains("rel=") && !a.tag.contains("hreflang") {
+            assert!(
+                !a.href.contains("cursor=") && !a.href.contains("back="),
+                "{a:?}"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn htmx_gets_the_results_region_alone_from_the_same_read() {
+    let gw = catalogue(Backend::Sqlite);
+    let app = portal_app!(&gw.db);
+    let uri = "/?q=%E5%82%A8%E8%83%BD&limit=5";
+    let page = get(&app, uri, None).await;
+    let region = get_with(&app, uri, None, &[("HX-Request", "true")]).await;
+    assert_eq!(region.status, 200);
+    // The page's title (for the tab), then the region.
+    let (title, body) = region.body.split_once('\n').unwrap();
+    let body = body.trim_start();
+    assert_eq!(title, "<title>储能 · 国家科技成果信息查询</title>");
+    assert!(body.starts_with("<div id=\"region\""), "{body}");
+    assert!(!region.body.contains("<html") && !region.body.contains("<footer"));
+    // The region is the page's own region, byte for byte: one template, one read.
+    assert!(page.body.contains(body.trim()), "{}", region.body);
+    // A query in the title is text, as everywhere.
+    let xss = get_with(&app, "/?q=%3Cscript%3E", None, &[("HX-Request", "true")]).await;
+    assert!(
+        xss.body.starts_with("<title>&#60;script&#62; · "),
+        "{}",
+        xss.body
+    );
+    assert_eq!(region.total(), page.total());
+    assert!(region.header("vary").contains("HX-Request"));
+    assert_eq!(region.header("content-security-policy"), portal::CSP);
+    // The same access filter: a token's region has the token's total.
+    let internal = get(&app, "/", Some(TOKEN)).await;
+    let internal_region = get_with(&app, "/", Some(TOKEN), &[("HX-Request", "true")]).await;
+    assert_eq!(internal_region.total(), internal.total());
+    assert!(internal_region.total() > get(&app, "/", None).await.total());
+    // A history restore gets the whole page back.
+    let restore = get_with(
+        &app,
+        uri,
+        None,
+        &[
+            ("HX-Request", "true"),
+            ("HX-History-Restore-Request", "true"),
+        ],
+    )
+    .await;
+    assert!(restore.body.starts_with("<!DOCTYPE html>"));
+    // Every enhanced link asks htmx for exactly what the plain link loads, and the region
+    // pushes that URL, so the address bar holds the whole query either way.
+    assert!(region.body.contains("hx-push-url=\"true\""));
+    let mut enhanced = 0;
+    for a in anchors(&region.body) {
+        if let Some(hx) = a.tag.split("hx-get=\"").nth(1) {
+            assert_eq!(unescape(hx.split('"').next().unwrap()), a.href, "{a:?}");
+            enhanced += 1;
+        }
+    }
+    assert!(enhanced > 10, "facets, chips, sort and paging: {enhanced}");
+    assert!(region.body.contains(
+        "<form class=\"query\" method=\"get\" action=\"/\" role=\"search\" hx-get=\"/\">"
+    ));
+    // htmx itself: vendored, same origin, under a versioned name, cached for a year, with its
+    // inline indicator styles (which the policy would block) switched off.
+    let src = page
+        .body
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    assert!(
+        src.starts_with("/static/htmx-2.0.11.") && src.ends_with(".js"),
+        "{src}"
+    );
+    assert!(page.body.contains("\"includeIndicatorStyles\":false"));
+    assert!(page.body.contains("\"allowEval\":false"));
+    let js = get(&app, &src, None).await;
+    assert_eq!(js.status, 200);
+    assert!(js.header("content-type").starts_with("text/javascript"));
+    assert_eq!(
+        js.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(
+        js.body,
+        include_str!("../static/htmx-2.0.11.min.js"),
+        "the vendored file as committed"
+    );
+}
+
+#[actix_web::test]
+async fn the_footer_and_about_say_what_the_readers_view_is() {
+    let gw = catalogue(Backend::Sqlite);
+    let app = portal_app!(&gw.db);
+    for uri in ["/", "/stats", "/about", "/records/prov-530000/a00001"] {
+        let anonymous = get(&app, uri, None).await;
+        assert!(
+            anonymous.body.contains(
+                "当前视图展示：公开记录（未使用访问令牌）；不含：内部记录、商业信息、个人信息；国家秘密从不展示。"
+            ),
+            "{uri}: {}",
+            anonymous.body
+        );
+        let internal = get(&app, uri, Some(TOKEN)).await;
+        assert!(
+            internal.body.contains(
+                "当前视图展示：公开记录、内部记录（按访问令牌的权限）；不含：商业信息、个人信息；国家秘密从不展示。"
+            ),
+            "{uri}: {}",
+            internal.body
+        );
+        // The old footer told a token holder they saw public records only.
+        assert!(!internal.body.contains("仅展示公开信息"), "{uri}");
+    }
+    let about = get(&app, "/about?lang=en", Some(TOKEN)).await;
+    assert!(about.body.contains(
+        "This view shows: public records, internal records (as your access token allows); not: commercial information, personal data; state secrets are never shown."
+    ));
+}
+
+#[actix_web::test]
+async fn the_openapi_document_lists_the_portal_pages_as_html() {
+    let gw = catalogue(Backend::Sqlite);
+    let app = portal_app!(&gw.db);
+    let doc: Value = serde_json::from_str(&get(&app, "/openapi.json", None).await.body).unwrap();
+    for (path, content_type) in [
+        ("/", "text/html"),
+        ("/records/{node_id}/{id}", "text/html"),
+        ("/entries/{unified_id}", "text/html"),
+        ("/stats", "text/html"),
+        ("/stats.csv", "text/csv"),
+        ("/about", "text/html"),
+    ] {
+        let ok = &doc["paths"][path]["get"]["responses"]["200"];
+        assert!(ok["content"].get(content_type).is_some(), "{path}: {ok}");
+    }
+    let params: Vec<&str> = doc["paths"]["/"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in ["q", "region", "cursor", "back", "page", "lang"] {
+        assert!(params.contains(&name), "{name} in {params:?}");
+    }
 }

@@ -89,14 +89,14 @@ fn profiles(n: usize) -> Vec<NodeProfile> {
 
 /// One timed question: a keyword and two filters.
 #[derive(Debug, Clone)]
-struct Question {
-    term: &'static str,
-    region: &'static str,
-    year_from: u64,
+pub(crate) struct Question {
+    pub(crate) term: &'static str,
+    pub(crate) region: &'static str,
+    pub(crate) year_from: u64,
 }
 
 impl Question {
-    fn all() -> Vec<Question> {
+    pub(crate) fn all() -> Vec<Question> {
         let mut out = Vec::new();
         for (n, term) in TWO_CHAR_TERMS.iter().chain(&LONGER_TERMS).enumerate() {
             for (m, region) in PROVINCES.iter().take(4).enumerate() {
@@ -110,7 +110,7 @@ impl Question {
         out
     }
 
-    fn api_path(&self) -> String {
+    pub(crate) fn api_path(&self) -> String {
         format!(
             "/v1/search?q={}&region={}&year_from={}",
             urlencode(self.term),
@@ -130,10 +130,10 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Latency of each timed question of one engine, and whether its term had two characters.
-struct Latencies(Vec<(Duration, bool)>);
+pub(crate) struct Latencies(pub(crate) Vec<(Duration, bool)>);
 
 impl Latencies {
-    fn quantile(&self, q: f64, which: Option<bool>) -> Duration {
+    pub(crate) fn quantile(&self, q: f64, which: Option<bool>) -> Duration {
         let mut v: Vec<Duration> = self
             .0
             .iter()
@@ -181,8 +181,9 @@ fn timed(
     Ok(Latencies(out))
 }
 
-/// Runs every phase and prints a Markdown report.
-pub fn run(spec: &SearchBench) -> Result<()> {
+/// Phase 1: fills `spec.dir`'s catalogue, or reuses the one a previous run filled there with
+/// the same size; says which, and whether it filled.
+pub(crate) fn fill_or_reuse(spec: &SearchBench) -> Result<(String, bool)> {
     std::fs::create_dir_all(&spec.dir)
         .with_context(|| format!("creating {}", spec.dir.display()))?;
     let db_path = spec.dir.join("catalogue.db");
@@ -190,9 +191,9 @@ pub fn run(spec: &SearchBench) -> Result<()> {
     let filled: Option<Value> = std::fs::read(&marker)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let fill_note = match filled {
+    Ok(match filled {
         Some(f) if f["records"] == spec.records && f["nodes"] == spec.nodes as u64 => {
-            format!("reused ({} s when filled)", f["secs"])
+            (format!("reused ({} s when filled)", f["secs"]), false)
         }
         _ => {
             for stale in ["catalogue.db", "catalogue.db-wal", "catalogue.db-shm"] {
@@ -208,13 +209,22 @@ pub fn run(spec: &SearchBench) -> Result<()> {
                 serde_json::json!({"records": spec.records, "nodes": spec.nodes, "secs": secs})
                     .to_string(),
             )?;
-            format!(
-                "{taken} entries in {secs:.1} s = {:.0} records/s",
-                taken as f64 / secs
+            (
+                format!(
+                    "{taken} entries in {secs:.1} s = {:.0} records/s",
+                    taken as f64 / secs
+                ),
+                true,
             )
         }
-    };
+    })
+}
+
+/// Runs every phase and prints a Markdown report.
+pub fn run(spec: &SearchBench) -> Result<()> {
+    let (fill_note, _) = fill_or_reuse(spec)?;
     println!("fill: {fill_note}");
+    let db_path = spec.dir.join("catalogue.db");
     let db = Db::open(db_path.to_str().context("a UTF-8 path")?, 4)?;
 
     // Phase 2: the index from scratch, by the operator's command in its own process.
@@ -334,7 +344,7 @@ pub(crate) fn cpu_secs_of(path: &str) -> f64 {
 /// Signs each node's records into chained batches and runs them through the gateway's
 /// ingest pipeline: generate + sign, prepare (verify, validate, secrecy gate) and commit on
 /// three threads, as the consumer overlaps them.
-fn fill(db: &Db, spec: &SearchBench) -> Result<u64> {
+pub(crate) fn fill(db: &Db, spec: &SearchBench) -> Result<u64> {
     let profiles = profiles(spec.nodes);
     let per_node = spec.records / profiles.len() as u64;
     let mut keys = Vec::new();
@@ -495,13 +505,13 @@ fn recall_line(engine: &str, got: &Matched, exact: &Matched) -> String {
 // -------------------------------------------------------------------------------------------
 // Phase 3: the gateway process
 
-struct GatewayChild {
+pub(crate) struct GatewayChild {
     child: std::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 /// Resident memory of a process, from /proc/PID/status.
-struct Memory {
+pub(crate) struct Memory {
     rss_kib: u64,
     hwm_kib: u64,
     anon_kib: u64,
@@ -523,7 +533,7 @@ impl std::fmt::Display for Memory {
 }
 
 /// A gateway config for the bench's data dir on a free port.
-fn write_gateway_config(dir: &Path) -> Result<(PathBuf, u16)> {
+pub(crate) fn write_gateway_config(dir: &Path) -> Result<(PathBuf, u16)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -539,7 +549,7 @@ fn write_gateway_config(dir: &Path) -> Result<(PathBuf, u16)> {
 }
 
 /// What `rix gateway reindex` took.
-struct Reindex {
+pub(crate) struct Reindex {
     line: String,
     secs: f64,
     cpu_secs: f64,
@@ -560,7 +570,7 @@ impl std::fmt::Display for Reindex {
 }
 
 /// Runs `rix gateway reindex`, sampling its CPU time and peak memory from /proc while it runs.
-fn reindex(config: &Path) -> Result<Reindex> {
+pub(crate) fn reindex(config: &Path) -> Result<Reindex> {
     let started = Instant::now();
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args(["gateway", "reindex", "--config"])
@@ -592,7 +602,7 @@ fn reindex(config: &Path) -> Result<Reindex> {
 }
 
 /// Reads `path` through once (into the OS page cache).
-fn warm_page_cache(path: &Path) -> Result<()> {
+pub(crate) fn warm_page_cache(path: &Path) -> Result<()> {
     let mut file = std::fs::File::open(path)?;
     std::io::copy(&mut file, &mut std::io::sink())?;
     Ok(())
@@ -618,7 +628,7 @@ fn memory_of(pid: u32) -> Result<Memory> {
 }
 
 impl GatewayChild {
-    fn start(config: &Path, port: u16) -> Result<GatewayChild> {
+    pub(crate) fn start(config: &Path, port: u16) -> Result<GatewayChild> {
         let child = std::process::Command::new(std::env::current_exe()?)
             .args(["gateway", "serve", "--config"])
             .arg(config)
@@ -632,7 +642,7 @@ impl GatewayChild {
         })
     }
 
-    async fn wait_ready(&mut self, http: &reqwest::Client) -> Result<()> {
+    pub(crate) async fn wait_ready(&mut self, http: &reqwest::Client) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -650,11 +660,11 @@ impl GatewayChild {
         }
     }
 
-    fn memory(&self) -> Result<Memory> {
+    pub(crate) fn memory(&self) -> Result<Memory> {
         memory_of(self.child.id())
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = std::process::Command::new("kill")
             .arg(self.child.id().to_string())
             .status();

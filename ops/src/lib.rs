@@ -19,6 +19,7 @@
 pub mod bench;
 pub mod bench_generate;
 pub mod bench_import;
+pub mod bench_portal;
 pub mod bench_search;
 pub mod demo;
 pub mod import;
@@ -318,6 +319,23 @@ enum BenchCommand {
         /// replaced); without it those rows are skipped.
         #[arg(long)]
         postgres: Option<String>,
+    },
+    /// The portal's search page against the JSON API on the search bench's catalogue (filled
+    /// or reused in the same data dir), through a gateway process: latency quantiles side by
+    /// side, their ratio, and the page's weight.
+    Portal {
+        /// Records in the catalogue (as `rix bench search` fills it).
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Publishing nodes the records come from.
+        #[arg(long, default_value_t = 8)]
+        nodes: usize,
+        /// The search bench's data dir; its catalogue and index are reused when there.
+        #[arg(long, default_value = "target/bench-search")]
+        data_dir: PathBuf,
+        /// Timed requests per endpoint (the API, the page, the htmx results region).
+        #[arg(long, default_value_t = 2000)]
+        queries: usize,
     },
     /// The gateway's ingest pipeline alone (verify, chain check, validate, secrecy gate, apply
     /// with merge and change stream) on pre-signed batches of generated achievements.
@@ -799,6 +817,20 @@ pub fn main() -> Result<()> {
             nodes,
             dir: data_dir,
             postgres,
+            queries,
+        }),
+        Command::Bench {
+            command:
+                BenchCommand::Portal {
+                    records,
+                    nodes,
+                    data_dir,
+                    queries,
+                },
+        } => bench_portal::run(&bench_portal::PortalBench {
+            records,
+            nodes,
+            dir: data_dir,
             queries,
         }),
         Command::Bench {

@@ -140,6 +140,33 @@ pub struct Ui {
     pub busy: &'static str,
     pub unavailable: &'static str,
     pub footer: &'static str,
+    pub prev_page: &'static str,
+    pub page_before: &'static str,
+    pub page_after: &'static str,
+    pub history: &'static str,
+    pub history_intro: &'static str,
+    pub h_version_before: &'static str,
+    pub h_version_after: &'static str,
+    pub h_received: &'static str,
+    pub h_level: &'static str,
+    pub h_changed: &'static str,
+    pub h_first: &'static str,
+    pub h_same: &'static str,
+    pub h_withdrawn: &'static str,
+    pub h_current: &'static str,
+    /// The footer's account of the reader's view: the part before the list of what it shows.
+    pub view_shows: &'static str,
+    pub view_public_records: &'static str,
+    pub view_internal_records: &'static str,
+    pub view_commercial: &'static str,
+    pub view_personal: &'static str,
+    /// What no reader is shown, whoever they are.
+    pub view_never: &'static str,
+    /// What this reader is not shown, before the list.
+    pub view_not_shown: &'static str,
+    pub view_sep: &'static str,
+    pub view_token: &'static str,
+    pub view_anonymous: &'static str,
 }
 
 const ZH: Ui = Ui {
@@ -231,7 +258,31 @@ const ZH: Ui = Ui {
     unauthorized: "访问令牌无效或已被撤销；不带令牌即可按公开权限浏览。",
     busy: "请求过于频繁，请稍后再试。",
     unavailable: "服务暂时不可用，请稍后再试。",
-    footer: "国家科技成果信息系统 · 仅展示公开信息，不含国家秘密、商业秘密和个人信息",
+    footer: "国家科技成果信息系统",
+    prev_page: "上一页",
+    page_before: "第",
+    page_after: "页",
+    history: "版本历史",
+    history_intro: "网关收到的、您有权查看的各个版本（按收到先后编号）。",
+    h_version_before: "第",
+    h_version_after: "版",
+    h_received: "网关收到",
+    h_level: "密级",
+    h_changed: "有变化的字段",
+    h_first: "首个可见版本",
+    h_same: "可见字段无变化",
+    h_withdrawn: "撤回",
+    h_current: "当前版本",
+    view_shows: "当前视图展示",
+    view_public_records: "公开记录",
+    view_internal_records: "内部记录",
+    view_commercial: "商业信息",
+    view_personal: "个人信息",
+    view_never: "国家秘密从不展示",
+    view_not_shown: "不含",
+    view_sep: "、",
+    view_token: "（按访问令牌的权限）",
+    view_anonymous: "（未使用访问令牌）",
 };
 
 const EN: Ui = Ui {
@@ -323,7 +374,31 @@ const EN: Ui = Ui {
     unauthorized: "The access token is unknown or revoked; browse without a token to read as public.",
     busy: "Too many requests; please try again shortly.",
     unavailable: "The service is unavailable for a moment; please try again shortly.",
-    footer: "National S&T results information system · public information only: no state or commercial secrets, no personal data",
+    footer: "National S&T results information system",
+    prev_page: "Previous page",
+    page_before: "Page",
+    page_after: "",
+    history: "Version history",
+    history_intro: "The versions the gateway received that you may see, numbered in the order received.",
+    h_version_before: "Version",
+    h_version_after: "",
+    h_received: "Received by the gateway",
+    h_level: "Secrecy",
+    h_changed: "Fields changed",
+    h_first: "First version you may see",
+    h_same: "No visible field changed",
+    h_withdrawn: "Withdrawn",
+    h_current: "current",
+    view_shows: "This view shows",
+    view_public_records: "public records",
+    view_internal_records: "internal records",
+    view_commercial: "commercial information",
+    view_personal: "personal data",
+    view_never: "state secrets are never shown",
+    view_not_shown: "not",
+    view_sep: ", ",
+    view_token: "(as your access token allows)",
+    view_anonymous: "(no access token)",
 };
 
 /// Labels of record fields by key, `(中文, English)`, in the order a record page lists the
@@ -487,5 +562,71 @@ pub fn region_label(code: &str) -> String {
         Some(name) if code.ends_with("0000") => name.to_owned(),
         Some(name) => format!("{name}（{code}）"),
         None => code.to_owned(),
+    }
+}
+
+/// What the reader's view of the catalogue is, in words, from the entitlements their request
+/// was read with (`token`: whether a token named them): what it shows, what it leaves out,
+/// and that state secrets are never shown to anyone. It says only what the reader's own
+/// entitlements are — nothing about the catalogue.
+pub fn view_note(e: rix_schema::sensitivity::Entitlements, token: bool, lang: Lang) -> String {
+    let ui = lang.ui();
+    let classes = [
+        (true, ui.view_public_records),
+        (e.internal, ui.view_internal_records),
+        (e.commercial, ui.view_commercial),
+        (e.personal, ui.view_personal),
+    ];
+    let shown: Vec<&str> = classes.iter().filter(|c| c.0).map(|c| c.1).collect();
+    let left_out: Vec<&str> = classes.iter().filter(|c| !c.0).map(|c| c.1).collect();
+    let (colon, stop, semi) = match lang {
+        Lang::Zh => ("：", "。", "；"),
+        Lang::En => (": ", ".", "; "),
+    };
+    let mut note = format!(
+        "{}{colon}{} {}",
+        ui.view_shows,
+        shown.join(ui.view_sep),
+        if token {
+            ui.view_token
+        } else {
+            ui.view_anonymous
+        }
+    );
+    if lang == Lang::Zh {
+        note = note.replace(" （", "（");
+    }
+    if !left_out.is_empty() {
+        note.push_str(&format!(
+            "{semi}{}{colon}{}",
+            ui.view_not_shown,
+            left_out.join(ui.view_sep)
+        ));
+    }
+    note.push_str(&format!("{semi}{}{stop}", ui.view_never));
+    note
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rix_schema::sensitivity::Entitlements;
+
+    #[test]
+    fn the_view_note_says_what_the_reader_sees_and_what_not() {
+        let public = view_note(Entitlements::PUBLIC, false, Lang::Zh);
+        assert_eq!(
+            public,
+            "当前视图展示：公开记录（未使用访问令牌）；不含：内部记录、商业信息、个人信息；国家秘密从不展示。"
+        );
+        let all = Entitlements {
+            internal: true,
+            commercial: true,
+            personal: true,
+        };
+        assert_eq!(
+            view_note(all, true, Lang::En),
+            "This view shows: public records, internal records, commercial information, personal data (as your access token allows); state secrets are never shown."
+        );
     }
 }

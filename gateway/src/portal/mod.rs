@@ -37,6 +37,7 @@ use crate::access::{AccessError, Consumer};
 use crate::api::{self, ApiError, Params, ReadState};
 use crate::limits::Heavy;
 
+pub mod history;
 pub mod labels;
 pub mod pages;
 
@@ -75,9 +76,14 @@ impl Asset {
     }
 }
 
-/// The stylesheet, and the icon (named by every page, so the browser asks for no
-/// `/favicon.ico`).
-static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
+/// The stylesheet, the icon (named by every page, so the browser asks for no
+/// `/favicon.ico`) and htmx.
+///
+/// htmx is vendored: `static/htmx-2.0.11.min.js` is the npm package `htmx.org@2.0.11`'s
+/// `dist/htmx.min.js` byte for byte (integrity in `static/VENDORED.md`), under its Zero-Clause
+/// BSD licence (`static/htmx-2.0.11.LICENSE`). Its URL names the release and the hash of its
+/// bytes, so an upgrade is a new URL. It only enhances: every page works without it.
+static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
     [
         Asset::new(
             "portal",
@@ -91,8 +97,19 @@ static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
             "image/svg+xml",
             include_str!("../../static/favicon.svg"),
         ),
+        Asset::new(
+            "htmx-2.0.11",
+            "js",
+            "text/javascript; charset=utf-8",
+            include_str!("../../static/htmx-2.0.11.min.js"),
+        ),
     ]
 });
+
+/// htmx's URL.
+pub fn htmx_src() -> &'static str {
+    &ASSETS[2].href
+}
 
 /// The stylesheet's URL.
 pub fn css_href() -> &'static str {
@@ -245,7 +262,8 @@ fn html(status: StatusCode, rendered: askama::Result<String>) -> HttpResponse {
         Ok(body) => HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, "private, no-cache"))
-            .insert_header((header::VARY, "Authorization"))
+            // A search page answers an htmx request with its results region alone.
+            .insert_header((header::VARY, "Authorization, HX-Request"))
             .body(body),
         Err(e) => {
             tracing::error!(error = %e, "a portal template failed to render");
@@ -285,17 +303,76 @@ fn search_query(params: &ParamMap, lang: Lang) -> Result<crate::search::SearchQu
     api::search_query(&map).map_err(|e| PortalError::new(e, lang))
 }
 
-/// `GET /`: the search page.
-async fn search_page(state: State, req: HttpRequest) -> Result<HttpResponse, PortalError> {
-    // The filters, the page (`cursor`, `limit`) and `lang`.
+/// Whether `req` is htmx asking for a part of a page to swap in: not a history restore
+/// (htmx asks for the whole page then, and puts its body back).
+fn wants_fragment(req: &HttpRequest) -> bool {
+    let h = req.headers();
+    h.get("HX-Request").is_some_and(|v| v == "true")
+        && !h.contains_key("HX-History-Restore-Request")
+}
+
+/// `text` escaped for an HTML text node or attribute, as the templates escape values.
+fn text_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&#38;"),
+            '<' => out.push_str("&#60;"),
+            '>' => out.push_str("&#62;"),
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether the request named its reader with a token (the footer says so).
+fn has_token(req: &HttpRequest) -> bool {
+    req.headers().contains_key(header::AUTHORIZATION)
+}
+
+/// `GET /`: the search page; to htmx, its results region alone (the same read, the same
+/// filter, the same template: the region is a block of the page).
+#[utoipa::path(get, path = "/", tag = "portal",
+    params(("q" = Option<String>, Query), ("kind" = Option<String>, Query), ("region" = Option<String>, Query),
+           ("field" = Option<String>, Query), ("category" = Option<String>, Query), ("program" = Option<String>, Query),
+           ("trl_min" = Option<u64>, Query), ("year_from" = Option<u64>, Query), ("year_to" = Option<u64>, Query),
+           ("transfer_mode" = Option<String>, Query), ("node" = Option<String>, Query),
+           ("sort" = Option<String>, Query, description = "relevance (default) or date"),
+           ("limit" = Option<u64>, Query, description = "1–100, default 20"),
+           ("cursor" = Option<String>, Query, description = "this page's place, as the page's own links give it"),
+           ("back" = Option<String>, Query, description = "the cursors of the pages before this one, `.`-separated (for \"previous\"; at most 20)"),
+           ("page" = Option<u64>, Query, description = "this page's number"),
+           ("lang" = Option<String>, Query, description = "`en` for English interface labels"),
+           ("HX-Request" = Option<String>, Header, description = "`true` (htmx): only the results region `<div id=\"region\">`, same read and filter")),
+    responses((status = 200, description = "the search page for people (the same search as `/v1/search`, as the consumer may see it)", content_type = "text/html"),
+              (status = 400, description = "bad parameter, said on an HTML page", content_type = "text/html"),
+              (status = 429, description = "a page with a cursor over this client's rate", content_type = "text/html")),
+    security((), ("bearer" = [])))]
+pub async fn search_page(state: State, req: HttpRequest) -> Result<HttpResponse, PortalError> {
+    // The filters, the page (`cursor`, `limit`, the trail of `back` cursors and the `page`
+    // number) and `lang`.
     let known: Vec<&str> = SEARCH_FILTERS
         .into_iter()
-        .chain(["cursor", "limit", "lang"])
+        .chain(["cursor", "limit", "back", "page", "lang"])
         .collect();
     let query = page_query(&req, &known)?;
     let lang = query.lang;
+    pages::Trail::check(&query.params).map_err(|(name, message)| {
+        PortalError::new(
+            ApiError::BadParameter {
+                pointer: format!("/query/{name}"),
+                message,
+            },
+            lang,
+        )
+    })?;
     let who = reader(&state, &req, lang)?;
-    let q = search_query(&query.params, lang)?;
+    let mut search_params = query.params.clone();
+    search_params.remove("back");
+    search_params.remove("page");
+    let q = search_query(&search_params, lang)?;
     // A page after the first is heavy, as it is in the API.
     let _admission = match q.cursor {
         Some(_) => api::admit(&req, Heavy::SearchPages)
@@ -309,14 +386,36 @@ async fn search_page(state: State, req: HttpRequest) -> Result<HttpResponse, Por
         .await
         .map_err(|e| PortalError::new(e, lang))?;
     state.access.audit(&who, "/", req.query_string());
-    Ok(html(
-        StatusCode::OK,
-        SearchTemplate::build(&query, &page).render(),
-    ))
+    let mut template = SearchTemplate::build(&query, &page);
+    template.chrome.set_reader(&who, has_token(&req), lang);
+    let rendered = if wants_fragment(&req) {
+        // The region, and the page's title at its root, which htmx puts in the tab (a page
+        // of other results under the old title would name the wrong search).
+        let title = if template.q.is_empty() {
+            lang.ui().nav_search
+        } else {
+            &template.q
+        };
+        let title = format!("{} · {}", title, lang.ui().site);
+        template
+            .as_region()
+            .render()
+            .map(|region| format!("<title>{}</title>\n{region}", text_escaped(&title)))
+    } else {
+        template.render()
+    };
+    Ok(html(StatusCode::OK, rendered))
 }
 
 /// `GET /records/{node_id}/{id}`: a record page, by one of its sources.
-async fn record_page(
+#[utoipa::path(get, path = "/records/{node_id}/{id}", tag = "portal",
+    params(("node_id" = String, Path, description = "publishing node"),
+           ("id" = String, Path, description = "the node's record id"),
+           ("lang" = Option<String>, Query, description = "`en` for English interface labels")),
+    responses((status = 200, description = "the record page for people: the fields, links, version history and verification material `GET /v1/records/{node_id}/{id}` gives the same consumer", content_type = "text/html"),
+              (status = 404, description = "no such record, or not visible to this consumer", content_type = "text/html")),
+    security((), ("bearer" = [])))]
+pub async fn record_page(
     state: State,
     req: HttpRequest,
     path: web::Path<(String, String)>,
@@ -334,7 +433,13 @@ async fn record_page(
 }
 
 /// `GET /entries/{unified_id}`: a record page, by the entry's name (search results and links).
-async fn entry_page(
+#[utoipa::path(get, path = "/entries/{unified_id}", tag = "portal",
+    params(("unified_id" = String, Path, description = "the entry's opaque name"),
+           ("lang" = Option<String>, Query, description = "`en` for English interface labels")),
+    responses((status = 200, description = "the same page as `/records/{node_id}/{id}`, by the entry's name", content_type = "text/html"),
+              (status = 404, description = "no such entry, or not visible to this consumer", content_type = "text/html")),
+    security((), ("bearer" = [])))]
+pub async fn entry_page(
     state: State,
     req: HttpRequest,
     path: web::Path<String>,
@@ -360,18 +465,23 @@ async fn detail_page(
     let who = reader(&state, &req, lang)?;
     let st = state.clone();
     let e = who.entitlements;
-    let detail = api::blocking(move || find(&st.db, e))
-        .await
-        .map_err(|e| PortalError::new(e, lang))?;
+    // The record and its history in one read, both cut to this reader.
+    let (detail, history) = api::blocking(move || {
+        let detail = find(&st.db, e)?;
+        let unified_id = detail["unified_id"].as_str().unwrap_or("").to_owned();
+        let history = history::history(&st.db, &unified_id, e)?;
+        Ok((detail, history))
+    })
+    .await
+    .map_err(|e| PortalError::new(e, lang))?;
     state.access.audit(
         &who,
         "/records",
         detail["unified_id"].as_str().unwrap_or(""),
     );
-    Ok(html(
-        StatusCode::OK,
-        RecordTemplate::build(&query, &at, &detail).render(),
-    ))
+    let mut page = RecordTemplate::build(&query, &at, &detail, &history);
+    page.chrome.set_reader(&who, has_token(&req), lang);
+    Ok(html(StatusCode::OK, page.render()))
 }
 
 /// The facets of every visible match of the page's filters: what `/stats` draws.
@@ -379,7 +489,7 @@ async fn stats_facets(
     state: &State,
     req: &HttpRequest,
     query: &PageQuery,
-) -> Result<crate::search::SearchPage, PortalError> {
+) -> Result<(crate::search::SearchPage, Consumer), PortalError> {
     let lang = query.lang;
     let who = reader(state, req, lang)?;
     let mut params = query.params.clone();
@@ -393,7 +503,7 @@ async fn stats_facets(
         .await
         .map_err(|e| PortalError::new(e, lang))?;
     state.access.audit(&who, "/stats", req.query_string());
-    Ok(page)
+    Ok((page, who))
 }
 
 /// The parameters `/stats` and `/stats.csv` take: the search's filters (no paging), the chart
@@ -403,22 +513,33 @@ fn stats_params() -> Vec<&'static str> {
 }
 
 /// `GET /stats`: records by province, year, field and program, as charts with their tables.
-async fn stats_page(state: State, req: HttpRequest) -> Result<HttpResponse, PortalError> {
+#[utoipa::path(get, path = "/stats", tag = "portal",
+    params(("lang" = Option<String>, Query, description = "`en` for English interface labels; any search filter of `/` narrows the counts")),
+    responses((status = 200, description = "records by province, year, field and program as SVG charts, each with its table", content_type = "text/html"),
+              (status = 400, description = "bad parameter", content_type = "text/html")),
+    security((), ("bearer" = [])))]
+pub async fn stats_page(state: State, req: HttpRequest) -> Result<HttpResponse, PortalError> {
     let query = page_query(&req, &stats_params())?;
-    let page = stats_facets(&state, &req, &query).await?;
-    Ok(html(
-        StatusCode::OK,
-        StatsTemplate::build(&query, &page).render(),
-    ))
+    let (page, who) = stats_facets(&state, &req, &query).await?;
+    let mut template = StatsTemplate::build(&query, &page);
+    template
+        .chrome
+        .set_reader(&who, has_token(&req), query.lang);
+    Ok(html(StatusCode::OK, template.render()))
 }
 
 /// `GET /stats.csv?by=region|year|field|program`: one chart's table as CSV (UTF-8 with a BOM
 /// for Excel, cells safe to open in a spreadsheet as the export's are).
-async fn stats_csv(state: State, req: HttpRequest) -> Result<HttpResponse, PortalError> {
+#[utoipa::path(get, path = "/stats.csv", tag = "portal",
+    params(("by" = String, Query, description = "region, year, field or program; any search filter of `/` narrows the counts")),
+    responses((status = 200, description = "one chart's table: `value,label,count` (UTF-8 with a BOM)", content_type = "text/csv"),
+              (status = 400, description = "bad parameter", content_type = "text/html")),
+    security((), ("bearer" = [])))]
+pub async fn stats_csv(state: State, req: HttpRequest) -> Result<HttpResponse, PortalError> {
     let query = page_query(&req, &stats_params())?;
     let lang = query.lang;
     let by = query.params.get("by").cloned().unwrap_or_default();
-    let page = stats_facets(&state, &req, &query).await?;
+    let (page, _) = stats_facets(&state, &req, &query).await?;
     let f = &page.facets;
     let counts = match by.as_str() {
         "region" => &f.region,
@@ -453,13 +574,21 @@ async fn stats_csv(state: State, req: HttpRequest) -> Result<HttpResponse, Porta
     Ok(response)
 }
 
-/// `GET /about`.
-async fn about_page(req: HttpRequest) -> Result<HttpResponse, PortalError> {
+/// `GET /about`: what the catalogue is, what it does not show, and what this reader's view
+/// is (a token reads more than the public view).
+#[utoipa::path(get, path = "/about", tag = "portal",
+    params(("lang" = Option<String>, Query, description = "`en` for English")),
+    responses((status = 200, description = "what the catalogue is, what it does not show, and this reader's view", content_type = "text/html")),
+    security((), ("bearer" = [])))]
+pub async fn about_page(state: State, req: HttpRequest) -> Result<HttpResponse, PortalError> {
     let query = page_query(&req, &["lang"])?;
-    let page = AboutTemplate {
+    let who = reader(&state, &req, query.lang)?;
+    let mut page = AboutTemplate {
         chrome: Chrome::new(&query, "/about", "about"),
         en: query.lang == Lang::En,
+        internal: who.entitlements.internal,
     };
+    page.chrome.set_reader(&who, has_token(&req), query.lang);
     Ok(html(StatusCode::OK, page.render()))
 }
 

@@ -12,10 +12,13 @@ use std::collections::BTreeMap;
 use askama::Template;
 use serde_json::Value;
 
+use super::history::{SourceHistory, changed_fields};
 use super::labels::{
     Lang, Ui, field_label, field_label_in, field_order, kind_label, region_label, secrecy_label,
+    view_note,
 };
 use super::{PageQuery, SEARCH_FILTERS};
+use crate::access::Consumer;
 use crate::search::{FacetCount, SearchHit, SearchPage};
 
 /// What every page shares: language, navigation and the stylesheet.
@@ -31,6 +34,11 @@ pub struct Chrome {
     pub other_lang_href: String,
     /// Which navigation entry is this page (`search`, `stats`, `about`, or none).
     pub current: &'static str,
+    /// htmx, vendored ([`super::htmx_src`]).
+    pub htmx: &'static str,
+    /// What this reader's view shows and leaves out ([`view_note`]); empty on a page that
+    /// could not tell who reads (an error).
+    pub view: String,
 }
 
 impl Chrome {
@@ -47,7 +55,15 @@ impl Chrome {
             about_href: plain.href("/about", |_| {}),
             other_lang_href: query.other_lang().href(path, |_| {}),
             current,
+            htmx: super::htmx_src(),
+            view: String::new(),
         }
+    }
+
+    /// Names the reader `who` (`token`: named by a token), so that the footer says what their
+    /// view is.
+    pub fn set_reader(&mut self, who: &Consumer, token: bool, lang: Lang) {
+        self.view = view_note(who.entitlements, token, lang);
     }
 }
 
@@ -88,7 +104,7 @@ fn unescape(s: &str) -> String {
 // Search
 
 #[derive(Template)]
-#[template(path = "portal/search.html")]
+#[template(path = "portal/search.html", blocks = ["region"])]
 pub struct SearchTemplate {
     pub chrome: Chrome,
     pub q: String,
@@ -103,7 +119,10 @@ pub struct SearchTemplate {
     pub clear_href: String,
     pub sort_links: Vec<SortLink>,
     pub next_href: Option<String>,
+    pub prev_href: Option<String>,
     pub first_href: Option<String>,
+    /// Which page this is (1 is the first).
+    pub page_no: u64,
     pub csv_href: String,
     pub jsonl_href: String,
     /// Something narrows the search (terms or filters): the empty state says what to change.
@@ -168,7 +187,7 @@ impl SearchTemplate {
                     count: c.count,
                     active: p.get(id) == Some(&c.value),
                     href: query.href("/", |m| {
-                        m.remove("cursor");
+                        Trail::reset(m);
                         m.insert(id.to_owned(), c.value.clone());
                     }),
                 })
@@ -220,7 +239,7 @@ impl SearchTemplate {
                     active: p.get("year_from") == Some(&c.value)
                         && p.get("year_to") == Some(&c.value),
                     href: query.href("/", |m| {
-                        m.remove("cursor");
+                        Trail::reset(m);
                         m.insert("year_from".into(), c.value.clone());
                         m.insert("year_to".into(), c.value.clone());
                     }),
@@ -229,8 +248,10 @@ impl SearchTemplate {
         });
         facets.retain(|g| !g.items.is_empty());
 
+        // Sort has its own control, not a chip ("relevance" is no filter to remove).
         let chips = SEARCH_FILTERS
             .iter()
+            .filter(|&&name| name != "sort")
             .filter_map(|&name| {
                 let value = p.get(name)?;
                 let shown = match name {
@@ -256,7 +277,7 @@ impl SearchTemplate {
                 Some(Chip {
                     label: format!("{what}：{shown}"),
                     remove_href: query.href("/", |m| {
-                        m.remove("cursor");
+                        Trail::reset(m);
                         m.remove(name);
                     }),
                 })
@@ -269,7 +290,7 @@ impl SearchTemplate {
                 label,
                 current: (value == "date") == date_sort,
                 href: query.href("/", |m| {
-                    m.remove("cursor");
+                    Trail::reset(m);
                     if value == "date" {
                         m.insert("sort".into(), "date".into());
                     } else {
@@ -278,27 +299,27 @@ impl SearchTemplate {
                 }),
             })
             .collect();
-        let next_href = page.next_cursor.as_ref().map(|c| {
-            query.href("/", |m| {
-                m.insert("cursor".into(), c.clone());
-            })
-        });
-        let first_href = p.contains_key("cursor").then(|| {
-            query.href("/", |m| {
-                m.remove("cursor");
-            })
-        });
+        let trail = Trail::of(p);
+        let next_href = page
+            .next_cursor
+            .as_ref()
+            .map(|c| query.href("/", |m| trail.next(c).apply(m)));
+        let prev_href = trail.prev().map(|prev| query.href("/", |m| prev.apply(m)));
+        // "First page" only where "previous" is not already it.
+        let first_href = (trail.page > 2).then(|| query.href("/", Trail::reset));
         let export = |format: &str| {
             // The export takes the search filters and nothing of the page (cursor, limit).
             query.without_lang().href("/v1/export", |m| {
-                m.remove("cursor");
+                Trail::reset(m);
                 m.remove("limit");
                 m.insert("format".into(), format.into());
             })
         };
         let hidden = p
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "q" | "kind" | "sort" | "cursor"))
+            .filter(|(k, _)| {
+                !matches!(k.as_str(), "q" | "kind" | "sort") && !PAGING.contains(&k.as_str())
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         SearchTemplate {
@@ -314,11 +335,137 @@ impl SearchTemplate {
             clear_href: PageQuery::bare(lang).href("/", |_| {}),
             sort_links,
             next_href,
+            prev_href,
             first_href,
+            page_no: trail.page,
             csv_href: export("csv"),
             jsonl_href: export("jsonl"),
             narrowed: SEARCH_FILTERS.iter().any(|k| p.contains_key(*k)),
             has_query: p.contains_key("q"),
+        }
+    }
+}
+
+/// The parameters of a page's place in its result list, which every link but paging drops.
+pub const PAGING: [&str; 3] = ["cursor", "back", "page"];
+
+/// Previous pages the URL remembers at most: 20 cursors of 50 characters keep the URL near
+/// 1 KB; from further down, "previous" walks back 20 pages and then offers the first page.
+pub const TRAIL_MAX: usize = 20;
+
+/// Where a search page is in its list, as its URL says: `cursor` (the API's opaque
+/// search-after cursor of this page; none on the first), `back` (the cursors of the pages
+/// before it, oldest first, `.`-separated, the first page's absent) and `page` (its number).
+///
+/// Why a trail in the URL and not a reverse cursor: the API's cursor only walks forward (a
+/// search-after position in one sort order), and walking backward would need the index to
+/// search in the reverse order from that position and flip the page — a second paging code
+/// path in the search, for one button. The cursors already walked are exactly the pages
+/// before this one, so keeping them in the URL gives "previous" for free, keeps every page
+/// stateless and bookmarkable (nothing on the server remembers a reader's walk), and costs
+/// the same at any depth. The trail is capped ([`TRAIL_MAX`]); past it, "first page" remains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trail {
+    pub cursor: Option<String>,
+    pub back: Vec<String>,
+    pub page: u64,
+}
+
+impl Trail {
+    /// The trail of a page's parameters (checked by [`Trail::check`] before).
+    pub fn of(p: &ParamMap) -> Trail {
+        let cursor = p.get("cursor").cloned();
+        let back: Vec<String> = p
+            .get("back")
+            .map(|b| b.split('.').map(str::to_owned).collect())
+            .unwrap_or_default();
+        let least = if cursor.is_some() {
+            2 + back.len() as u64
+        } else {
+            1
+        };
+        let page = p
+            .get("page")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(least)
+            .max(least);
+        Trail { cursor, back, page }
+    }
+
+    /// Refuses a `back` or `page` this portal would not have written, naming it.
+    pub fn check(p: &ParamMap) -> Result<(), (&'static str, String)> {
+        if let Some(b) = p.get("back") {
+            let cursors: Vec<&str> = b.split('.').collect();
+            if cursors.len() > TRAIL_MAX {
+                return Err(("back", format!("at most {TRAIL_MAX} cursors")));
+            }
+            if p.get("cursor").is_none() {
+                return Err(("back", "only beside a cursor".into()));
+            }
+            if cursors
+                .iter()
+                .any(|c| c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(("back", "cursors this portal wrote, separated by '.'".into()));
+            }
+        }
+        if let Some(n) = p.get("page")
+            && !n.parse::<u32>().is_ok_and(|n| n >= 1)
+        {
+            return Err(("page", format!("a page number from 1, got {n:?}")));
+        }
+        Ok(())
+    }
+
+    /// The page after this one, which starts at `next_cursor`.
+    pub fn next(&self, next_cursor: &str) -> Trail {
+        let mut back = self.back.clone();
+        back.extend(self.cursor.clone());
+        if back.len() > TRAIL_MAX {
+            back.drain(..back.len() - TRAIL_MAX);
+        }
+        Trail {
+            cursor: Some(next_cursor.to_owned()),
+            back,
+            page: self.page + 1,
+        }
+    }
+
+    /// The page before this one, if the URL still remembers it.
+    pub fn prev(&self) -> Option<Trail> {
+        self.cursor.as_ref()?;
+        if self.page <= 2 {
+            return Some(Trail {
+                cursor: None,
+                back: Vec::new(),
+                page: 1,
+            });
+        }
+        let mut back = self.back.clone();
+        let cursor = back.pop()?;
+        Some(Trail {
+            cursor: Some(cursor),
+            back,
+            page: self.page - 1,
+        })
+    }
+
+    /// Drops the paging parameters: the first page of whatever else `m` asks.
+    pub fn reset(m: &mut ParamMap) {
+        for k in PAGING {
+            m.remove(k);
+        }
+    }
+
+    /// Writes this place into `m`.
+    pub fn apply(&self, m: &mut ParamMap) {
+        Trail::reset(m);
+        if let Some(c) = &self.cursor {
+            m.insert("cursor".into(), c.clone());
+            if !self.back.is_empty() {
+                m.insert("back".into(), self.back.join("."));
+            }
+            m.insert("page".into(), self.page.to_string());
         }
     }
 }
@@ -377,6 +524,27 @@ pub struct RecordTemplate {
     pub fields: Vec<FieldRow>,
     pub links: Vec<LinkItem>,
     pub sources: Vec<SourceBox>,
+    pub history: Vec<HistoryBox>,
+}
+
+/// The version history of one source, as the reader may see it ([`super::history`]).
+pub struct HistoryBox {
+    pub node_id: String,
+    pub id: String,
+    pub rows: Vec<HistoryRow>,
+}
+
+pub struct HistoryRow {
+    /// "第 1 版": 1, 2, 3 … over the versions shown (never the node's version number).
+    pub label: String,
+    /// The day the gateway received it (UTC).
+    pub received: String,
+    pub level: String,
+    pub withdrawn: bool,
+    /// Labels of the fields whose visible value changed since the version shown before.
+    pub changed: Vec<String>,
+    pub first: bool,
+    pub current: bool,
 }
 
 pub struct FieldRow {
@@ -481,9 +649,15 @@ fn shown(key: &str, v: &Value, lang: Lang) -> Shown {
 
 impl RecordTemplate {
     /// The page of `detail` (as [`crate::api::record_detail`] gives it), asked for at `path`.
-    pub fn build(query: &PageQuery, path: &str, detail: &Value) -> RecordTemplate {
+    pub fn build(
+        query: &PageQuery,
+        path: &str,
+        detail: &Value,
+        history: &[SourceHistory],
+    ) -> RecordTemplate {
         let lang = query.lang;
         let ui = lang.ui();
+        let history: Vec<HistoryBox> = history.iter().map(|h| history_box(h, lang)).collect();
         let record = &detail["record"];
         let mut fields = Vec::new();
         if let Value::Object(o) = record {
@@ -551,8 +725,14 @@ impl RecordTemplate {
                         .filter_map(|p| p.as_str().map(str::to_owned))
                         .collect(),
                 });
+                // The number of the version shown, as the history numbers it: the node's own
+                // version number would count versions this reader may not see.
+                let shown_version = history
+                    .iter()
+                    .find(|h| h.node_id == node_id && h.id == id)
+                    .map_or(0, |h| h.rows.len());
                 SourceBox {
-                    version: s["version"].to_string(),
+                    version: version_label(shown_version, ui),
                     withdrawn: s["withdrawn"].as_bool().unwrap_or(false),
                     record_href: plain.href(&format!("/records/{at}"), |_| {}),
                     json_href: format!("/v1/records/{at}"),
@@ -570,7 +750,54 @@ impl RecordTemplate {
             fields,
             links,
             sources,
+            history,
         }
+    }
+}
+
+/// "第 3 版" / "Version 3".
+pub fn version_label(n: usize, ui: &Ui) -> String {
+    format!("{} {n} {}", ui.h_version_before, ui.h_version_after)
+        .trim()
+        .to_owned()
+}
+
+fn history_box(h: &SourceHistory, lang: Lang) -> HistoryBox {
+    let last = h.versions.len();
+    let mut rows = Vec::with_capacity(last);
+    let mut before: Option<&Value> = None;
+    for (i, v) in h.versions.iter().enumerate() {
+        let changed = match (&v.view, before) {
+            (Some(now), Some(then)) => changed_fields(then, now)
+                .iter()
+                .map(|k| field_label(k, lang))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let level = v
+            .view
+            .as_ref()
+            .or(before)
+            .and_then(|r| r["secrecy"]["level"].as_str())
+            .map(|l| secrecy_label(l, lang))
+            .unwrap_or_default();
+        rows.push(HistoryRow {
+            label: version_label(i + 1, lang.ui()),
+            received: v.received.chars().take(10).collect(),
+            level,
+            withdrawn: v.view.is_none(),
+            changed,
+            first: i == 0,
+            current: i + 1 == last,
+        });
+        if let Some(now) = &v.view {
+            before = Some(now);
+        }
+    }
+    HistoryBox {
+        node_id: h.node_id.clone(),
+        id: h.id.clone(),
+        rows,
     }
 }
 
@@ -711,6 +938,8 @@ impl StatsTemplate {
 pub struct AboutTemplate {
     pub chrome: Chrome,
     pub en: bool,
+    /// The reader may see internal records (the about page says so).
+    pub internal: bool,
 }
 
 #[derive(Template)]
@@ -742,6 +971,40 @@ mod tests {
         assert_eq!(marked("<em>a</em>"), vec![("a".to_owned(), true)]);
         // A literal "&lt;em&gt;" the submitter typed unescapes to text, never to a mark.
         assert_eq!(marked("&lt;em&gt;"), vec![("<em>".to_owned(), false)]);
+    }
+
+    #[test]
+    fn the_trail_walks_back_exactly_as_far_as_it_remembers() {
+        let mut p = ParamMap::new();
+        let first = Trail::of(&p);
+        assert_eq!(first.page, 1);
+        assert_eq!(first.prev(), None);
+        // Forward 25 pages: the trail keeps the last TRAIL_MAX cursors.
+        let mut at = first;
+        for n in 0..25 {
+            at = at.next(&format!("{n:02x}"));
+        }
+        assert_eq!(at.page, 26);
+        assert_eq!(at.back.len(), TRAIL_MAX);
+        // Through the URL and back: the same place.
+        at.apply(&mut p);
+        assert_eq!(Trail::check(&p), Ok(()));
+        assert_eq!(Trail::of(&p), at);
+        // Back: one page at a time, each the cursor that page had, until the trail ends.
+        let mut steps = 0;
+        while let Some(prev) = at.prev() {
+            assert_eq!(prev.page, at.page - 1);
+            assert_eq!(prev.cursor, Some(format!("{:02x}", prev.page - 2)));
+            at = prev;
+            steps += 1;
+        }
+        assert_eq!(steps, TRAIL_MAX);
+        // From page 2, previous is the first page, which has no cursor at all.
+        let two = Trail::of(&ParamMap::new()).next("aa");
+        let one = two.prev().unwrap();
+        let mut m = ParamMap::new();
+        one.apply(&mut m);
+        assert!(m.is_empty(), "{m:?}");
     }
 
     #[test]
