@@ -402,10 +402,14 @@ impl Trail {
             if p.get("cursor").is_none() {
                 return Err(("back", "only beside a cursor".into()));
             }
-            if cursors
-                .iter()
-                .any(|c| c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_hexdigit()))
-            {
+            // Search cursors are sealed, URL-safe base64 (`access::CursorSeal`): never a '.'.
+            let sealed = |c: &str| {
+                !c.is_empty()
+                    && c.len() <= 128
+                    && c.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            };
+            if !cursors.iter().all(|c| sealed(c)) {
                 return Err(("back", "cursors this portal wrote, separated by '.'".into()));
             }
         }
