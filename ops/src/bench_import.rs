@@ -393,16 +393,7 @@ fn batch_submit(
         let body = serde_json::to_vec(&*docs)?;
         docs.clear();
         runtime.block_on(async {
-            let reply: Value = http
-                .post(format!("{base}/v1/{collection}/batch"))
-                .bearer_auth(crate::bench::ADMIN)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
+            let reply = post(&http, &format!("{base}/v1/{collection}/batch"), body).await?;
             if approve {
                 let ids: Vec<&Value> = reply["items"]
                     .as_array()
@@ -410,12 +401,8 @@ fn batch_submit(
                     .iter()
                     .map(|item| &item["id"])
                     .collect();
-                http.post(format!("{base}/v1/{collection}/approve"))
-                    .bearer_auth(crate::bench::ADMIN)
-                    .json(&json!({ "ids": ids }))
-                    .send()
-                    .await?
-                    .error_for_status()?;
+                let body = serde_json::to_vec(&json!({ "ids": ids }))?;
+                post(&http, &format!("{base}/v1/{collection}/approve"), body).await?;
             }
             anyhow::Ok(())
         })?;
@@ -436,6 +423,33 @@ fn batch_submit(
     });
     runtime.block_on(node.stop());
     pass
+}
+
+/// POSTs `body` (JSON) as the administrator and returns the answer. A 5xx is asked again a
+/// few times: the node answers 500 "database is locked" when a SQLite write waits too long for
+/// its publisher, and says nothing was written, as an importing client would retry it.
+async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<Value> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let response = http
+            .post(url)
+            .bearer_auth(crate::bench::ADMIN)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send()
+            .await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.json().await?);
+        }
+        let text = response.text().await?;
+        if !status.is_server_error() || attempt >= 8 {
+            bail!("{url}: {status}: {text}");
+        }
+        eprintln!("{url}: {status}, asked again: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// The benchmark's own database on the server at `url`, created if missing.
