@@ -278,8 +278,9 @@ enum BenchCommand {
         records: u64,
     },
     /// Importing a province's existing records: generated 登记表 workbooks and GBK project
-    /// lists read, mapped and validated (rows per second and per CPU second), and with --push
-    /// imported into a node started in this process, approved by an administrator.
+    /// lists read, mapped and validated (rows per second and per CPU second, peak RSS per
+    /// phase), and with --push imported into a node started in this process, beside the node's
+    /// plain batch submit of the same records (SQLite, and PostgreSQL with --postgres).
     Import {
         /// Rows per file.
         #[arg(long, default_value_t = 100_000)]
@@ -288,10 +289,11 @@ enum BenchCommand {
         /// reused.
         #[arg(long, default_value = "target/bench-import")]
         data_dir: PathBuf,
-        /// Also import into a node (SQLite in a temporary directory, or --postgres).
+        /// Also import into a node, beside batch submit (SQLite in a temporary directory).
         #[arg(long)]
         push: bool,
-        /// The node's PostgreSQL database.
+        /// With --push, also on PostgreSQL: a server URL; the database rix_bench_import is
+        /// created there and emptied before each phase.
         #[arg(long)]
         postgres: Option<String>,
         /// Only `form` (the XLSX) or `csv` (the GBK project list).

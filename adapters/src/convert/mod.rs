@@ -252,7 +252,15 @@ pub fn cell_display(cell: &Cell) -> String {
 pub fn is_blank(cell: &Cell) -> bool {
     match cell {
         Cell::Empty => true,
-        Cell::Text(t) => t.chars().all(|c| c.is_whitespace() || c == '\u{200B}'),
+        Cell::Text(t) => match t.as_bytes().first() {
+            None => true,
+            // Called for every cell of every row: a cell that starts with a character no white
+            // space begins with (ASCII other than space, or a UTF-8 lead byte other than those
+            // of U+0085–U+3000's spaces and U+200B) is not blank, without decoding it.
+            Some(&b) if b.is_ascii() && !b.is_ascii_whitespace() && b != 0x0B => false,
+            Some(&b) if b >= 0x80 && !matches!(b, 0xC2 | 0xE1 | 0xE2 | 0xE3) => false,
+            Some(_) => t.chars().all(|c| c.is_whitespace() || c == '\u{200B}'),
+        },
         _ => false,
     }
 }
@@ -457,6 +465,37 @@ mod tests {
 
     fn t(s: &str) -> Cell {
         Cell::Text(s.into())
+    }
+
+    #[test]
+    fn a_cell_is_blank_exactly_when_every_character_is_white_space() {
+        let slow = |t: &str| t.chars().all(|c| c.is_whitespace() || c == '\u{200B}');
+        for text in [
+            "",
+            " ",
+            "\u{0B}",
+            "\u{0B}x",
+            "\t\r\n",
+            "\u{85}",
+            "\u{A0}a",
+            "\u{1680}",
+            "\u{2000}",
+            "\u{200B}",
+            "\u{200B}成果",
+            "\u{2028}",
+            "\u{205F}",
+            "\u{3000}",
+            "\u{3000}标题",
+            "标题",
+            "a",
+            "é",
+            "\u{FEFF}",
+            "\u{2010}",
+        ] {
+            assert_eq!(is_blank(&t(text)), slow(text), "{text:?}");
+        }
+        assert!(is_blank(&Cell::Empty));
+        assert!(!is_blank(&Cell::Number(0.0)));
     }
 
     #[test]

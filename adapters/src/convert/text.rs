@@ -45,9 +45,15 @@ fn is_invisible(c: char) -> bool {
 /// letters or digits ("基于…的\n研究" → "基于…的研究", "deep\nlearning" → "deep learning").
 pub fn clean_text(s: &str, multiline: bool) -> String {
     let trimmed = s.trim();
-    if !trimmed
-        .chars()
-        .any(|c| matches!(c, '\r' | '\n') || is_invisible(c))
+    // Bytes first: a line break is \r or \n, and the invisible characters start with 0xE2
+    // (U+200B–U+200D) or 0xEF (U+FEFF); most cells have none of these bytes.
+    let suspect = trimmed
+        .bytes()
+        .any(|b| matches!(b, b'\r' | b'\n' | 0xE2 | 0xEF));
+    if !suspect
+        || !trimmed
+            .chars()
+            .any(|c| matches!(c, '\r' | '\n') || is_invisible(c))
     {
         return trimmed.to_owned();
     }
@@ -113,11 +119,35 @@ pub const KEYWORD_SEPARATORS: &str = "；;，,、\n ";
 /// white space, the ideographic space included), trimming each and dropping empty ones. Items
 /// are not de-duplicated (a list of people may hold the same name twice).
 pub fn split_list(s: &str, separators: &str) -> Vec<String> {
-    let any_space = separators.contains(' ');
-    s.split(|c: char| separators.contains(c) || (any_space && c.is_whitespace()))
-        .map(|item| clean_text(item, false))
-        .filter(|item| !item.is_empty())
-        .collect()
+    // The separators as chars, once per cell: `str::contains(char)` per character of the
+    // cell searched the separator text for its UTF-8 bytes, the costliest step of mapping a
+    // row of a list-heavy sheet.
+    let mut seps = ['\0'; 16];
+    let mut n = 0;
+    let mut any_space = false;
+    let mut many = Vec::new();
+    for c in separators.chars() {
+        any_space |= c == ' ';
+        if n < seps.len() {
+            seps[n] = c;
+            n += 1;
+        } else {
+            many.push(c);
+        }
+    }
+    let seps = &seps[..n];
+    let is_separator =
+        |c: char| seps.contains(&c) || (any_space && c.is_whitespace()) || many.contains(&c);
+    let mut out = Vec::new();
+    for item in s.split(is_separator) {
+        if !item.is_empty() {
+            let item = clean_text(item, false);
+            if !item.is_empty() {
+                out.push(item);
+            }
+        }
+    }
+    out
 }
 
 /// Splits keywords at [`KEYWORD_SEPARATORS`], trims them and drops repeats (compared without

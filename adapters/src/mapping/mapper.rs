@@ -635,8 +635,9 @@ impl<'m> Mapper<'m> {
                 }
             }
             Raw::One(_) | Raw::Many(_) => {
-                let cells = match raw {
-                    Raw::One(c) => vec![c.into_owned()],
+                // Borrowed: a sheet's cell is split or converted where it lies, not copied.
+                let cells: &[Cell] = match &raw {
+                    Raw::One(c) => std::slice::from_ref(c.as_ref()),
                     Raw::Many(cells) => cells,
                     _ => unreachable!(),
                 };
@@ -644,24 +645,25 @@ impl<'m> Mapper<'m> {
                 // tree's element (a 完成人 without 职称) is a hole that keeps the next value at
                 // its own element, instead of shifting it onto the previous person.
                 let holes = field.target.is_list();
-                let items: Vec<Cell> = match &field.split {
-                    Some(seps) => cells
-                        .iter()
-                        .flat_map(|c| {
-                            if holes && is_blank(c) {
-                                vec![Cell::Empty]
-                            } else {
-                                convert::split_cell(c, seps, field.converter)
-                            }
-                        })
-                        .collect(),
-                    None => cells
-                        .into_iter()
-                        .filter(|c| holes || !is_blank(c))
-                        .collect(),
+                let split: Vec<Cell>;
+                let items: Vec<&Cell> = match &field.split {
+                    Some(seps) => {
+                        split = cells
+                            .iter()
+                            .flat_map(|c| {
+                                if holes && is_blank(c) {
+                                    vec![Cell::Empty]
+                                } else {
+                                    convert::split_cell(c, seps, field.converter)
+                                }
+                            })
+                            .collect();
+                        split.iter().collect()
+                    }
+                    None => cells.iter().filter(|c| holes || !is_blank(c)).collect(),
                 };
                 let mut values: Vec<Option<Value>> = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
+                for (i, item) in items.into_iter().enumerate() {
                     match convert::convert(field.converter, item, &field.options) {
                         Ok(Some(Value::Array(inner))) if field.converter == Converter::Keywords => {
                             values.extend(inner.into_iter().map(Some));

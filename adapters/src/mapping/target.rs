@@ -352,6 +352,11 @@ pub fn set(
                 let Value::Object(map) = node else {
                     return Err(conflict(steps, i, index));
                 };
+                if last {
+                    // One search of the object instead of three (is it there, insert, find).
+                    map.insert(name.clone(), value);
+                    return Ok(taken);
+                }
                 // Clone the key only when the member is new.
                 if !map.contains_key(name.as_str()) {
                     map.insert(name.clone(), fresh());

@@ -1623,6 +1623,40 @@ pub fn project_list_gbk_csv(
     n: u64,
     broken: bool,
 ) -> Result<FixtureFile, FixtureError> {
+    let mut records = Vec::new();
+    let mut refusals = Vec::new();
+    write_project_list(path, generator, n, broken, |record, refusal| {
+        records.extend(record);
+        refusals.extend(refusal);
+    })?;
+    Ok(FixtureFile {
+        path: path.to_owned(),
+        layout: Layout::ProjectListCsv,
+        mapping: Layout::ProjectListCsv.mapping(),
+        records,
+        refusals,
+    })
+}
+
+/// The same project list with `n` good projects, without keeping what it must give: for a
+/// benchmark's file of a million lines, whose expected records would not fit in memory.
+pub fn project_list_gbk_csv_unchecked(
+    path: &Path,
+    generator: &SampleGenerator,
+    n: u64,
+) -> Result<(), FixtureError> {
+    write_project_list(path, generator, n, false, |_, _| {})
+}
+
+/// Writes the project list, a line at a time through a buffer encoded to GBK every megabyte
+/// (memory does not grow with `n`), handing each line's expectation to `expect`.
+fn write_project_list(
+    path: &Path,
+    generator: &SampleGenerator,
+    n: u64,
+    broken: bool,
+    mut expect: impl FnMut(Option<ExpectedRecord>, Option<ExpectedRefusal>),
+) -> Result<(), FixtureError> {
     let province = generator.config().node.name().to_owned();
     let width = PROJECT_COLUMNS.len();
     let padded = |first: &str| {
@@ -1630,6 +1664,8 @@ pub fn project_list_gbk_csv(
         cells[0] = first.to_owned();
         cells
     };
+    let file = std::fs::File::create(path).map_err(|e| write_error(path, e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut text = String::new();
     let mut line = 1u64;
     text.push_str(&csv_line(&padded(&format!(
@@ -1645,8 +1681,6 @@ pub fn project_list_gbk_csv(
             .collect::<Vec<_>>(),
     ));
     line += 1;
-    let mut records = Vec::new();
-    let mut refusals = Vec::new();
     let mut next_broken = 0;
     let mut seq = 0;
     let emit = |text: &mut String, line: &mut u64, row: Vec<Out>| -> u64 {
@@ -1654,6 +1688,22 @@ pub fn project_list_gbk_csv(
         text.push_str(&csv_line(&row.iter().map(Out::as_text).collect::<Vec<_>>()));
         *line += 1;
         at
+    };
+    let broken_line = |seq: u64, next_broken: usize, text: &mut String, line: &mut u64| {
+        let breakage = PROJECT_BREAKAGES[next_broken];
+        let index = BROKEN_BASE + next_broken as u64;
+        let full = serde_json::to_value(generator.project(index)).expect("records serialize");
+        let view = project_list_view(&full);
+        let mut cells = project_row(&view, index, seq);
+        let (column, pointer) = break_project_row(&mut cells, &view, breakage);
+        let row = emit(text, line, cells);
+        ExpectedRefusal {
+            sheet: None,
+            row,
+            column,
+            pointer,
+            breakage,
+        }
     };
     for i in 0..n {
         if i > 0 && i % 6 == 0 {
@@ -1664,57 +1714,50 @@ pub fn project_list_gbk_csv(
         let full = serde_json::to_value(generator.project(i)).expect("records serialize");
         let view = project_list_view(&full);
         let row = emit(&mut text, &mut line, project_row(&view, i, seq));
-        records.push(ExpectedRecord {
-            sheet: None,
-            row,
-            index: i,
-            classified: classified(&view),
-            record: view,
-            registration_no: None,
-            registration_date: None,
-        });
-        if broken && i % 3 == 2 && next_broken < PROJECT_BREAKAGES.len() {
-            seq += 1;
-            let breakage = PROJECT_BREAKAGES[next_broken];
-            let index = BROKEN_BASE + next_broken as u64;
-            next_broken += 1;
-            let full = serde_json::to_value(generator.project(index)).expect("records serialize");
-            let view = project_list_view(&full);
-            let mut cells = project_row(&view, index, seq);
-            let (column, pointer) = break_project_row(&mut cells, &view, breakage);
-            let row = emit(&mut text, &mut line, cells);
-            refusals.push(ExpectedRefusal {
+        expect(
+            Some(ExpectedRecord {
                 sheet: None,
                 row,
-                column,
-                pointer,
-                breakage,
-            });
+                index: i,
+                classified: classified(&view),
+                record: view,
+                registration_no: None,
+                registration_date: None,
+            }),
+            None,
+        );
+        if broken && i % 3 == 2 && next_broken < PROJECT_BREAKAGES.len() {
+            seq += 1;
+            expect(
+                None,
+                Some(broken_line(seq, next_broken, &mut text, &mut line)),
+            );
+            next_broken += 1;
+        }
+        if text.len() >= 1 << 20 {
+            write_gbk(path, &mut out, &text)?;
+            text.clear();
         }
     }
     while broken && next_broken < PROJECT_BREAKAGES.len() {
         seq += 1;
-        let breakage = PROJECT_BREAKAGES[next_broken];
-        let index = BROKEN_BASE + next_broken as u64;
+        expect(
+            None,
+            Some(broken_line(seq, next_broken, &mut text, &mut line)),
+        );
         next_broken += 1;
-        let full = serde_json::to_value(generator.project(index)).expect("records serialize");
-        let view = project_list_view(&full);
-        let mut cells = project_row(&view, index, seq);
-        let (column, pointer) = break_project_row(&mut cells, &view, breakage);
-        let row = emit(&mut text, &mut line, cells);
-        refusals.push(ExpectedRefusal {
-            sheet: None,
-            row,
-            column,
-            pointer,
-            breakage,
-        });
     }
     text.push_str(&csv_line(&vec![String::new(); width]));
     text.push_str(&csv_line(&padded(
         "注：金额单位为万元；执行期写作2021.01-2023.12。",
     )));
-    let (bytes, _, unmappable) = encoding_rs::GBK.encode(&text);
+    write_gbk(path, &mut out, &text)?;
+    out.flush().map_err(|e| write_error(path, e))
+}
+
+/// Appends `text` (whole lines) to `out` in GBK, refusing a line GBK cannot hold.
+fn write_gbk(path: &Path, out: &mut impl std::io::Write, text: &str) -> Result<(), FixtureError> {
+    let (bytes, _, unmappable) = encoding_rs::GBK.encode(text);
     if unmappable {
         let bad: String = text
             .lines()
@@ -1728,14 +1771,7 @@ pub fn project_list_gbk_csv(
             text: bad,
         });
     }
-    std::fs::write(path, &bytes).map_err(|e| write_error(path, e))?;
-    Ok(FixtureFile {
-        path: path.to_owned(),
-        layout: Layout::ProjectListCsv,
-        mapping: Layout::ProjectListCsv.mapping(),
-        records,
-        refusals,
-    })
+    out.write_all(&bytes).map_err(|e| write_error(path, e))
 }
 
 // ------------------------------------------------------------------ the XML export

@@ -36,9 +36,18 @@ impl Progress {
                 dry_run,
             };
         }
+        Progress::drawn_on(ProgressDrawTarget::stderr, total, dry_run)
+    }
+
+    /// A bar drawn on the targets `target` makes (stderr; a test's terminal).
+    fn drawn_on(
+        target: impl Fn() -> ProgressDrawTarget,
+        total: Option<u64>,
+        dry_run: bool,
+    ) -> Progress {
         let (bar, base) = match total {
             Some(total) => {
-                let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+                let bar = ProgressBar::with_draw_target(Some(total), target());
                 bar.set_style(
                     ProgressStyle::with_template(
                         "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {rate} · ETA {eta} · {msg}",
@@ -49,7 +58,7 @@ impl Progress {
                 (bar, Some(0))
             }
             None => {
-                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                let bar = ProgressBar::with_draw_target(None, target());
                 bar.set_style(
                     ProgressStyle::with_template(
                         "{spinner} [{elapsed_precise}] {pos} rows · {rate} · {msg}",
@@ -105,5 +114,81 @@ impl Progress {
     /// Clears the bar.
     pub(super) fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::TermLike;
+
+    use super::*;
+
+    /// A terminal that keeps what is written to it.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(Arc<Mutex<String>>);
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            200
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().expect("not poisoned").push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_bar_shows_rows_per_second_accepted_refused_and_the_eta() {
+        let screen = Screen::default();
+        let drawn = screen.clone();
+        let progress = Progress::drawn_on(
+            move || ProgressDrawTarget::term_like(Box::new(drawn.clone())),
+            Some(1000),
+            false,
+        );
+        progress.row(400);
+        progress.counts(&Counts {
+            accepted: 390,
+            duplicates: 3,
+            refused_node: 4,
+            refused_mapping: 2,
+            ..Counts::default()
+        });
+        progress.bar.tick();
+        let text = screen.0.lock().expect("not poisoned").clone();
+        for part in [
+            "400/1000 rows",
+            "rows/s",
+            "ETA",
+            "accepted 390",
+            "duplicates 3",
+            "refused 6",
+        ] {
+            assert!(text.contains(part), "{part:?} is not on the bar: {text}");
+        }
+        progress.finish();
     }
 }
