@@ -41,12 +41,8 @@
 //! keeps that many unacknowledged batches in flight. Deliveries are spread over a few lanes by
 //! node id, so one node's batches are committed one after another, in delivery order, while
 //! different nodes' batches go in parallel; inside a lane the next few deliveries are already
-//! verified and screened ([`Ingest::prepare`]) while one commits, so a single busy node still
-//! keeps both cores working. The deliveries found already prepared when a commit begins go in
-//! with it, in one transaction ([`Ingest::commit_group`], at most [`GROUP`]): a backlog costs
-//! fewer index-page rewrites per batch, and nothing ever waits to fill a group. A redelivered
-//! batch commits alone, so that a commit panicking inside a group (each of its deliveries is
-//! put back) is pinned on the one batch that causes it and that one is dead-lettered.
+//! verified and screened ([`Ingest::prepare`]) while one commits ([`Ingest::commit`]), so a
+//! single busy node still keeps both cores working.
 //!
 //! **Least privilege.** The consumer declares its exchanges, queues and bindings at connect when
 //! the broker user may (embedded and test brokers). A production gateway's broker user may
@@ -633,7 +629,6 @@ impl Shared {
                     exchange,
                     properties,
                     acker,
-                    redelivered,
                     ..
                 } = delivery;
                 let (origin, arrived_as) = claimed_origin(&routing_key, &properties);
@@ -654,80 +649,29 @@ impl Shared {
                             exchange,
                             properties,
                             acker,
-                            redelivered,
                         },
                         preparing.await,
                     )
                 }
             })
             .buffered(PIPELINE);
-        // Whatever is already prepared when a commit begins goes in with it
-        // (Ingest::commit_group): a backlog is applied in fewer, larger transactions, a lone
-        // batch as soon as it is ready (`ready_chunks` never waits to fill a group). A
-        // redelivered batch commits alone, so that one whose commit panicked inside a group
-        // is found out on its own.
-        let mut ready = std::pin::pin!(prepared.ready_chunks(GROUP));
+        let mut prepared = std::pin::pin!(prepared);
         let mut retry = RETRY_INITIAL;
-        while let Some(chunk) = ready.next().await {
-            let mut group = Vec::with_capacity(chunk.len());
-            for item in chunk {
-                if item.0.redelivered {
-                    if !group.is_empty() {
-                        self.commit_and_settle(std::mem::take(&mut group), &publisher, &mut retry)
-                            .await;
-                    }
-                    self.commit_and_settle(vec![item], &publisher, &mut retry)
-                        .await;
-                } else {
-                    group.push(item);
-                }
-            }
-            if !group.is_empty() {
-                self.commit_and_settle(group, &publisher, &mut retry).await;
-            }
-        }
-    }
-
-    /// Commits the prepared ones of `taken` as one group and settles every delivery of it,
-    /// in delivery order.
-    async fn commit_and_settle(
-        &self,
-        taken: Vec<(Received, Joined)>,
-        publisher: &Channel,
-        retry: &mut Duration,
-    ) {
-        let mut group = Vec::with_capacity(taken.len());
-        let mut slots = Vec::with_capacity(taken.len());
-        for (received, joined) in taken {
-            let slot = match joined {
+        while let Some((received, joined)) = prepared.next().await {
+            let (data, result) = match joined {
                 Ok((data, Ok(p))) => {
-                    group.push(p);
-                    (data, None)
+                    let ingest = self.ingest.clone();
+                    match tokio::task::spawn_blocking(move || ingest.commit(p)).await {
+                        Ok(result) => (data, Ok(result)),
+                        Err(e) => (data, Err(e)),
+                    }
                 }
-                Ok((data, Err(e))) => (data, Some(Ok(Err(e)))),
-                Err(e) => (Vec::new(), Some(Err(TaskEnd::of(e, true)))),
+                Ok((data, Err(e))) => (data, Ok(Err(e))),
+                Err(e) => (Vec::new(), Err(e)),
             };
-            slots.push((received, slot));
-        }
-        let alone = group.len() == 1;
-        let mut answers = if group.is_empty() {
-            Ok(Vec::new().into_iter())
-        } else {
-            let ingest = self.ingest.clone();
-            tokio::task::spawn_blocking(move || ingest.commit_group(group))
-                .await
-                .map(Vec::into_iter)
-                .map_err(|e| TaskEnd::of(e, alone))
-        };
-        for (received, (data, done)) in slots {
-            let result = done.unwrap_or_else(|| match &mut answers {
-                Ok(answers) => Ok(answers.next().expect("one answer per batch")),
-                Err(TaskEnd::Panicked) => Err(TaskEnd::Panicked),
-                Err(TaskEnd::Unfinished(why)) => Err(TaskEnd::Unfinished(why.clone())),
-            });
-            match self.settle(received, data, result, publisher, *retry).await {
-                Handled::Done => *retry = RETRY_INITIAL,
-                Handled::Retried => *retry = (*retry * 2).min(RETRY_MAX),
+            match self.settle(received, data, result, &publisher, retry).await {
+                Handled::Done => retry = RETRY_INITIAL,
+                Handled::Retried => retry = (retry * 2).min(RETRY_MAX),
             }
         }
     }
@@ -737,7 +681,7 @@ impl Shared {
         &self,
         received: Received,
         data: Vec<u8>,
-        result: Result<Result<crate::ingest::Outcome, IngestError>, TaskEnd>,
+        result: Result<Result<crate::ingest::Outcome, IngestError>, tokio::task::JoinError>,
         publisher: &Channel,
         retry: Duration,
     ) -> Handled {
@@ -746,11 +690,10 @@ impl Shared {
             exchange,
             properties,
             acker,
-            ..
         } = received;
         let result = match result {
             Ok(r) => r,
-            Err(TaskEnd::Panicked) => {
+            Err(e) if e.is_panic() => {
                 // A panic on these bytes would repeat on every redelivery: park them instead of
                 // spinning. The body went down with the panicked task, so let the broker
                 // dead-letter its own copy through the queue's x-dead-letter-exchange (it
@@ -767,8 +710,8 @@ impl Shared {
                     .inc();
                 return Handled::Done;
             }
-            Err(TaskEnd::Unfinished(why)) => {
-                self.requeue(&acker, retry, format!("ingest task did not finish: {why}"))
+            Err(e) => {
+                self.requeue(&acker, retry, format!("ingest task did not finish: {e}"))
                     .await;
                 return Handled::Retried;
             }
@@ -971,31 +914,6 @@ struct Received {
     exchange: ShortString,
     properties: BasicProperties,
     acker: lapin::Acker,
-    /// The broker delivered it before (to us or another consumer) without an ack.
-    redelivered: bool,
-}
-
-/// A delivery's body with its preparation, as the preparing task ended.
-type Joined =
-    Result<(Vec<u8>, Result<crate::ingest::Prepared, IngestError>), tokio::task::JoinError>;
-
-/// How an ingest task on the blocking pool ended without an answer.
-enum TaskEnd {
-    /// It panicked on this delivery's bytes alone: the panic would repeat on redelivery.
-    Panicked,
-    /// It did not finish, or it panicked on a group of deliveries, which one unknown: each is
-    /// put back, and redelivered ones are committed alone.
-    Unfinished(String),
-}
-
-impl TaskEnd {
-    fn of(e: tokio::task::JoinError, alone: bool) -> TaskEnd {
-        if e.is_panic() && alone {
-            TaskEnd::Panicked
-        } else {
-            TaskEnd::Unfinished(e.to_string())
-        }
-    }
 }
 
 /// Why a batch goes to the dead-letter exchange.
@@ -1007,9 +925,6 @@ struct Refused<'a> {
 
 /// Deliveries of a lane verified at once ahead of the in-order commits.
 pub const PIPELINE: usize = 4;
-
-/// At most this many prepared deliveries of a lane are committed in one transaction.
-pub const GROUP: usize = PIPELINE;
 
 /// The main queue's arguments: its dead-letter exchange and its type.
 fn main_queue_arguments(config: &ConsumerConfig) -> FieldTable {

@@ -914,7 +914,9 @@ impl Puller {
                     ingest.prepare_from(&body[range], Transport::Feed, Some((&origin, &arrived_as)))
                 })
             })
-            .buffered(PIPELINE);
+            // Twice PIPELINE: a group taken out leaves PIPELINE preparations running beside its
+            // commit (`buffered` starts new ones only when next polled, after it).
+            .buffered(2 * PIPELINE);
         let mut done = LinesDone::default();
         // The lines already prepared when a commit begins commit together, in one transaction
         // (Ingest::commit_group; `ready_chunks` never waits to fill a group); the first line
