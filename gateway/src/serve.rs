@@ -206,13 +206,13 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     // The search index: derived from the catalogue's change stream, one per replica, kept
     // up to date by a task that syncs every 200 ms (approval → searchable well within 1 s).
     let search_dir = config.data_dir.join("search");
+    // The access filter's seal (the catalogue's) seals the index's cursors too.
+    let access = crate::access::AccessFilter::new(db.clone());
     let seal = {
-        let db = db.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::access::CursorSeal::of_catalogue(&mut *db.conn()?)
-        })
-        .await
-        .map_err(|e| StartError::Store(StoreError::Task(e.to_string())))??
+        let access = access.clone();
+        tokio::task::spawn_blocking(move || access.cursor_seal().cloned())
+            .await
+            .map_err(|e| StartError::Store(StoreError::Task(e.to_string())))??
     };
     let search = std::sync::Arc::new(
         tokio::task::spawn_blocking(move || {
@@ -259,7 +259,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     }
     let read = web::Data::new(crate::api::ReadState {
         db: db.clone(),
-        access: crate::access::AccessFilter::new(db.clone()),
+        access,
         search,
     });
     let limits_handle = limits.clone();

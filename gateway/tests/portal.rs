@@ -122,19 +122,7 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let mut req = test::TestRequest::get().uri(uri);
-    if let Some(t) = token {
-        req = req.insert_header(("Authorization", format!("Bearer {t}")));
-    }
-    let resp = test::call_service(app, req.to_request()).await;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = test::read_body(resp).await;
-    Got {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec()).expect("UTF-8"),
-    }
+    get_with(app, uri, token, &[]).await
 }
 
 /// One `<a>` of a page: its unescaped `href`, its opening tag and its text.

@@ -69,18 +69,19 @@ impl Plan {
         }
     }
 
-    pub(super) fn cursor_after(&self, rank: Rank) -> String {
+    /// The position after `rank`, as bytes (sealed before it leaves: `access::CursorSeal`).
+    pub(super) fn cursor_after(&self, rank: Rank) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(CURSOR_BYTES);
         bytes.push(self.sort_tag());
         bytes.extend_from_slice(&self.fingerprint.to_be_bytes());
         bytes.extend_from_slice(&rank.primary.to_be_bytes());
         bytes.extend_from_slice(&rank.key.to_be_bytes());
-        hex::encode(bytes)
+        bytes
     }
 
-    pub(super) fn parse_cursor(&self, cursor: &str) -> Result<Rank, SearchError> {
+    /// The rank a cursor of [`Plan::cursor_after`] (opened from its seal) stands after.
+    pub(super) fn parse_cursor(&self, bytes: &[u8]) -> Result<Rank, SearchError> {
         let bad = |why: &str| invalid("/query/cursor", why.to_owned());
-        let bytes = hex::decode(cursor).map_err(|_| bad("not a cursor this API returned"))?;
         if bytes.len() != CURSOR_BYTES {
             return Err(bad("not a cursor this API returned"));
         }

@@ -359,22 +359,19 @@ impl SearchIndex {
         query: &SearchQuery,
         entitlements: Entitlements,
     ) -> Result<SearchPage, SearchError> {
-        let opened;
-        let query = match query.cursor.as_deref().map(str::trim) {
-            Some(sealed) if !sealed.is_empty() => {
-                let raw = self
-                    .seal
-                    .open_cursor(sealed)
-                    .map_err(|e| invalid("/query/cursor", e.to_string()))?;
-                opened = SearchQuery {
-                    cursor: Some(hex::encode(raw)),
-                    ..query.clone()
-                };
-                &opened
-            }
-            _ => query,
-        };
-        let plan = Plan::new(query)?;
+        let mut plan = Plan::new(query)?;
+        if let Some(sealed) = query
+            .cursor
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            let raw = self
+                .seal
+                .open_cursor(sealed)
+                .map_err(|e| invalid("/query/cursor", e.to_string()))?;
+            plan.after = Some(plan.parse_cursor(&raw)?);
+        }
         let tantivy_query = self.build_query(&plan, entitlements)?;
         let searcher = self.reader.searcher();
         let collector = PageCollector {
@@ -392,14 +389,10 @@ impl SearchIndex {
         for hit in &fruit.hits {
             items.push(self.hit(&searcher, hit, &plan.terms, entitlements)?);
         }
-        // The plan writes its cursor in hex (and reads it back so, above); what leaves is sealed.
         let next_cursor = more
-            .then(|| fruit.hits.last().map(|h| plan.cursor_after(h.rank)))
+            .then(|| fruit.hits.last())
             .flatten()
-            .map(|raw| {
-                self.seal
-                    .seal_cursor(&hex::decode(raw).expect("cursor_after writes hex"))
-            });
+            .map(|h| self.seal.seal_cursor(&plan.cursor_after(h.rank)));
         Ok(SearchPage {
             total: fruit.total,
             items,

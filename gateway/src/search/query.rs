@@ -271,9 +271,6 @@ impl Plan {
             fingerprint: 0,
         };
         plan.fingerprint = plan.fingerprint();
-        if let Some(c) = present(&q.cursor) {
-            plan.after = Some(plan.parse_cursor(&c)?);
-        }
         Ok(plan)
     }
 }

@@ -500,14 +500,13 @@ impl FakeNode {
 /// seals its cursors with the catalogue's key, as a server's does (so that a cursor from one
 /// state opens in the next).
 pub fn read_state(db: &Db) -> ReadState {
+    let access = AccessFilter::new(db.clone());
     let mut search = SearchIndex::in_ram().unwrap();
-    search.seal_cursors_with(
-        rix_gateway::access::CursorSeal::of_catalogue(&mut db.conn().unwrap()).unwrap(),
-    );
+    search.seal_cursors_with(access.cursor_seal().unwrap().clone());
     search.sync(db).unwrap();
     ReadState {
         db: db.clone(),
-        access: AccessFilter::new(db.clone()),
+        access,
         search: Arc::new(search),
     }
 }
