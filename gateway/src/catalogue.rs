@@ -255,6 +255,7 @@ struct RecordRow {
 
 #[derive(Insertable)]
 #[diesel(table_name = changes)]
+#[diesel(treat_none_as_default_value = false)]
 struct NewChange<'a> {
     change_id: i64,
     node_id: &'a str,
@@ -682,73 +683,205 @@ pub fn apply_batch(
         rows.insert(e.id.as_str(), row);
     }
 
-    // Write everything in few statements.
-    let touched: Vec<&str> = rows.keys().copied().collect();
-    for chunk in touched.chunks(CHUNK) {
-        diesel::delete(
-            records::table
-                .filter(records::node_id.eq(node_id))
-                .filter(records::id.eq_any(chunk)),
-        )
-        .execute(conn)?;
-        diesel::delete(
-            record_funding::table
-                .filter(record_funding::node_id.eq(node_id))
-                .filter(record_funding::id.eq_any(chunk)),
-        )
-        .execute(conn)?;
-    }
+    // Write everything in few statements. Only sources the catalogue held before are deleted
+    // and written again: a new source has nothing to replace.
     let row_list: Vec<RecordRow> = rows.into_values().collect();
-    for chunk in row_list.chunks(CHUNK / 4) {
-        crate::batch_insert!(conn, diesel::insert_into(records::table).values(chunk))?;
-    }
-    for chunk in versions.chunks(CHUNK / 4) {
-        crate::batch_insert!(
-            conn,
-            diesel::insert_into(record_versions::table).values(chunk)
-        )?;
-    }
-    for chunk in new_changes.chunks(CHUNK / 4) {
-        crate::batch_insert!(conn, diesel::insert_into(changes::table).values(chunk))?;
-    }
-    let key_rows: Vec<_> = new_keys
+    let held_before: Vec<&str> = row_list
         .iter()
-        .map(|(k, key, u)| {
-            (
-                merge_keys::kind.eq(k),
-                merge_keys::merge_key.eq(key),
-                merge_keys::unified_id.eq(u),
-            )
-        })
+        .map(|r| r.id.as_str())
+        .filter(|id| current.contains_key(*id))
         .collect();
-    for chunk in key_rows.chunks(CHUNK / 2) {
-        crate::batch_insert!(conn, diesel::insert_into(merge_keys::table).values(chunk))?;
-    }
     let mut seen = std::collections::HashSet::new();
-    let funding_rows: Vec<_> = funding
-        .iter()
-        .filter(|f| seen.insert((f.0.clone(), f.1.clone(), f.2.clone())))
-        .map(|(id, p, no, classes)| {
-            (
-                record_funding::node_id.eq(node_id),
-                record_funding::id.eq(id),
-                record_funding::program.eq(p),
-                record_funding::project_no.eq(no),
-                record_funding::classes.eq(classes),
-            )
-        })
-        .collect();
-    for chunk in funding_rows.chunks(CHUNK / 2) {
-        crate::batch_insert!(
-            conn,
-            diesel::insert_into(record_funding::table).values(chunk)
-        )?;
+    funding.retain(|f| seen.insert((f.0.clone(), f.1.clone(), f.2.clone())));
+    let applied = Applied {
+        node_id,
+        held_before: &held_before,
+        records: &row_list,
+        versions: &versions,
+        changes: &new_changes,
+        merge_keys: &new_keys,
+        funding: &funding,
+    };
+    match conn {
+        DbConn::Postgresql(pg) => applied.write_postgres(pg)?,
+        DbConn::Sqlite(_) => applied.write_rows(conn)?,
     }
     Ok(Some(ApplyStats {
         applied: to_apply.len(),
         stale,
         refused,
     }))
+}
+
+/// The rows one batch writes, built in memory first so that each table is written in few
+/// statements.
+struct Applied<'a> {
+    node_id: &'a str,
+    /// Ids of these records the catalogue held before this batch (their rows are replaced).
+    held_before: &'a [&'a str],
+    records: &'a [RecordRow],
+    versions: &'a [NewVersion<'a>],
+    changes: &'a [NewChange<'a>],
+    /// (kind, merge key, unified id) of keys first seen in this batch.
+    merge_keys: &'a [(String, String, String)],
+    /// (id, program, project number, classes), without repeats.
+    funding: &'a [(String, String, String, String)],
+}
+
+impl Applied<'_> {
+    /// Portable: multi-row `INSERT … VALUES`, chunked under SQLite's limit of bound values.
+    fn write_rows(&self, conn: &mut DbConn) -> Result<(), StoreError> {
+        let node_id = self.node_id;
+        for chunk in self.held_before.chunks(CHUNK) {
+            diesel::delete(
+                records::table
+                    .filter(records::node_id.eq(node_id))
+                    .filter(records::id.eq_any(chunk)),
+            )
+            .execute(conn)?;
+            diesel::delete(
+                record_funding::table
+                    .filter(record_funding::node_id.eq(node_id))
+                    .filter(record_funding::id.eq_any(chunk)),
+            )
+            .execute(conn)?;
+        }
+        for chunk in self.records.chunks(CHUNK / 4) {
+            crate::batch_insert!(conn, diesel::insert_into(records::table).values(chunk))?;
+        }
+        for chunk in self.versions.chunks(CHUNK / 4) {
+            crate::batch_insert!(
+                conn,
+                diesel::insert_into(record_versions::table).values(chunk)
+            )?;
+        }
+        for chunk in self.changes.chunks(CHUNK / 4) {
+            crate::batch_insert!(conn, diesel::insert_into(changes::table).values(chunk))?;
+        }
+        let key_rows: Vec<_> = self
+            .merge_keys
+            .iter()
+            .map(|(k, key, u)| {
+                (
+                    merge_keys::kind.eq(k),
+                    merge_keys::merge_key.eq(key),
+                    merge_keys::unified_id.eq(u),
+                )
+            })
+            .collect();
+        for chunk in key_rows.chunks(CHUNK / 2) {
+            crate::batch_insert!(conn, diesel::insert_into(merge_keys::table).values(chunk))?;
+        }
+        let funding_rows: Vec<_> = self
+            .funding
+            .iter()
+            .map(|(id, p, no, classes)| {
+                (
+                    record_funding::node_id.eq(node_id),
+                    record_funding::id.eq(id),
+                    record_funding::program.eq(p),
+                    record_funding::project_no.eq(no),
+                    record_funding::classes.eq(classes),
+                )
+            })
+            .collect();
+        for chunk in funding_rows.chunks(CHUNK / 2) {
+            crate::batch_insert!(
+                conn,
+                diesel::insert_into(record_funding::table).values(chunk)
+            )?;
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL: one statement per table whatever the batch's size, each column bound as one
+    /// array and spread into rows by `unnest`. The text of each statement never changes, so a
+    /// connection prepares it once; a `VALUES` list is a new statement for every row count,
+    /// with ~1,400 values to bind and parse per statement. Sources held before are upserted in
+    /// place rather than deleted and inserted again.
+    fn write_postgres(&self, conn: &mut diesel::PgConnection) -> Result<(), StoreError> {
+        use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+        let node_id = self.node_id;
+        fn column<'r, T: 'r, U>(rows: &'r [T], f: impl Fn(&'r T) -> U) -> Vec<U> {
+            rows.iter().map(f).collect()
+        }
+
+        if !self.held_before.is_empty() {
+            diesel::delete(
+                record_funding::table
+                    .filter(record_funding::node_id.eq(node_id))
+                    .filter(record_funding::id.eq_any(self.held_before)),
+            )
+            .execute(conn)?;
+        }
+        let r = self.records;
+        diesel::sql_query(
+            "INSERT INTO records (node_id, id, kind, version, withdrawn, secrecy, title, \
+             registration_no, program, project_no, unified_id, first_change, last_change) \
+             SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::int8[], $5::int4[], \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+             $12::int8[], $13::int8[]) AS u \
+             ON CONFLICT (node_id, id) DO UPDATE SET kind = EXCLUDED.kind, \
+             version = EXCLUDED.version, withdrawn = EXCLUDED.withdrawn, \
+             secrecy = EXCLUDED.secrecy, title = EXCLUDED.title, \
+             registration_no = EXCLUDED.registration_no, program = EXCLUDED.program, \
+             project_no = EXCLUDED.project_no, unified_id = EXCLUDED.unified_id, \
+             first_change = EXCLUDED.first_change, last_change = EXCLUDED.last_change",
+        )
+        .bind::<Text, _>(node_id)
+        .bind::<Array<Text>, _>(column(r, |r| r.id.as_str()))
+        .bind::<Array<Text>, _>(column(r, |r| r.kind.as_str()))
+        .bind::<Array<BigInt>, _>(column(r, |r| r.version))
+        .bind::<Array<Integer>, _>(column(r, |r| r.withdrawn))
+        .bind::<Array<Text>, _>(column(r, |r| r.secrecy.as_str()))
+        .bind::<Array<Text>, _>(column(r, |r| r.title.as_str()))
+        .bind::<Array<Nullable<Text>>, _>(column(r, |r| r.registration_no.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(column(r, |r| r.program.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(column(r, |r| r.project_no.as_deref()))
+        .bind::<Array<Text>, _>(column(r, |r| r.unified_id.as_str()))
+        .bind::<Array<BigInt>, _>(column(r, |r| r.first_change))
+        .bind::<Array<BigInt>, _>(column(r, |r| r.last_change))
+        .execute(conn)?;
+
+        if self.versions.is_empty() {
+            return Ok(());
+        }
+        // The bulk of the bytes (the entries, their proofs and disclosures) and the change
+        // stream go by COPY in its binary form: no statement to parse, no array to build.
+        diesel::copy_from(record_versions::table)
+            .from_insertable(self.versions)
+            .execute(conn)?;
+
+        diesel::copy_from(changes::table)
+            .from_insertable(self.changes)
+            .execute(conn)?;
+
+        let k = self.merge_keys;
+        if !k.is_empty() {
+            diesel::sql_query(
+                "INSERT INTO merge_keys (kind, merge_key, unified_id) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
+            )
+            .bind::<Array<Text>, _>(column(k, |k| k.0.as_str()))
+            .bind::<Array<Text>, _>(column(k, |k| k.1.as_str()))
+            .bind::<Array<Text>, _>(column(k, |k| k.2.as_str()))
+            .execute(conn)?;
+        }
+        let f = self.funding;
+        if !f.is_empty() {
+            diesel::sql_query(
+                "INSERT INTO record_funding (node_id, id, program, project_no, classes) \
+                 SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u",
+            )
+            .bind::<Text, _>(node_id)
+            .bind::<Array<Text>, _>(column(f, |f| f.0.as_str()))
+            .bind::<Array<Text>, _>(column(f, |f| f.1.as_str()))
+            .bind::<Array<Text>, _>(column(f, |f| f.2.as_str()))
+            .bind::<Array<Text>, _>(column(f, |f| f.3.as_str()))
+            .execute(conn)?;
+        }
+        Ok(())
+    }
 }
 
 /// One source of a unified entry.
