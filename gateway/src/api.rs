@@ -23,6 +23,7 @@ use crate::catalogue;
 use crate::db::schema::{batches, node_keys, record_versions};
 use crate::db::{Db, StoreError};
 use crate::limits::{Admission, Heavy, Limits, Refusal};
+use crate::representation::{self, FieldSelection};
 use crate::search::{SearchError, SearchIndex, SearchQuery, Sort};
 
 /// Why a read was refused; reads as `application/problem+json` with `errors: [{pointer,
@@ -412,7 +413,7 @@ pub fn record_detail(
 #[utoipa::path(get, path = "/v1/records/{node_id}/{id}",
     params(("node_id" = String, Path, description = "publishing node"),
            ("id" = String, Path, description = "the node's record id")),
-    responses((status = 200, description = "`{unified_id, kind, record, primary, sources: [{node_id, id, version, withdrawn, verification: {seq, batch_seq, entry, disclosures, inclusion_proof, header, header_canonical, signature, public_key}}], links}` — `record`, the sources and the links as the consumer may see them; `entry` is the signed entry in placeholder form (the Merkle leaf's bytes) and `disclosures` exactly those of its hidden values the consumer may see (schema/VERIFYING.md)"),
+    responses((status = 200, description = "`{unified_id, kind, record, primary, sources: [{node_id, id, version, withdrawn, verification: {seq, batch_seq, entry, disclosures, inclusion_proof, header, header_canonical, signature, public_key}}], links}` — `record`, the sources and the links as the consumer may see them; `entry` is the signed entry in placeholder form (the Merkle leaf's bytes) and `disclosures` exactly those of its hidden values the consumer may see (schema/VERIFYING.md); ETag (weak, of these bytes) and Last-Modified (the latest version shown), 304 on If-None-Match / If-Modified-Since"),
               (status = 404, description = "no such record, or not visible to this consumer", content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
 pub async fn record(
@@ -453,18 +454,57 @@ async fn detail_response(
     let who = consumer(&state, &req)?;
     let st = state.clone();
     let entitlements = who.entitlements;
-    let detail = blocking(move || find(&st.db, entitlements)).await?;
+    let (detail, modified) = blocking(move || {
+        let detail = find(&st.db, entitlements)?;
+        let modified = last_modified_of(&st.db, &detail)?;
+        Ok((detail, modified))
+    })
+    .await?;
     state
         .access
         .audit(&who, endpoint, detail["unified_id"].as_str().unwrap_or(""));
-    Ok(HttpResponse::Ok().json(detail))
+    let body = serde_json::to_vec(&detail).expect("a detail is JSON");
+    Ok(representation::with_validators(
+        &req,
+        HttpResponse::Ok(),
+        "application/json",
+        body,
+        modified.as_deref().and_then(representation::http_date),
+    ))
+}
+
+/// When the entry last changed as this reader sees it: the latest application among the source
+/// versions the detail shows (the sources they may see, and nothing else).
+fn last_modified_of(db: &Db, detail: &Value) -> Result<Option<String>, ApiError> {
+    let mut conn = db.conn()?;
+    let mut latest: Option<String> = None;
+    for source in detail["sources"].as_array().into_iter().flatten() {
+        let (Some(node_id), Some(id), Some(version)) = (
+            source["node_id"].as_str(),
+            source["id"].as_str(),
+            source["version"].as_i64(),
+        ) else {
+            continue;
+        };
+        let at: Option<String> = record_versions::table
+            .find((node_id, id, version))
+            .select(record_versions::applied_at)
+            .first(&mut *conn)
+            .optional()
+            .map_err(StoreError::from)?;
+        // RFC 3339 in UTC with a fixed form: the text orders as the time.
+        if at.as_deref() > latest.as_deref() {
+            latest = at;
+        }
+    }
+    Ok(latest)
 }
 
 /// `GET /v1/entries/{unified_id}`: a unified entry by its name (as search, the change feed and
 /// exports give it).
 #[utoipa::path(get, path = "/v1/entries/{unified_id}",
     params(("unified_id" = String, Path, description = "the entry's opaque name (`u` and 24 hex digits)")),
-    responses((status = 200, description = "the same document as `GET /v1/records/{node_id}/{id}`"),
+    responses((status = 200, description = "the same document as `GET /v1/records/{node_id}/{id}`, with the same validators"),
               (status = 404, description = "no such entry, or not visible to this consumer", content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
 pub async fn entry(
@@ -501,8 +541,9 @@ fn int_param(
     params(("after" = Option<String>, Query, description = "where the previous page ended: its X-Rix-Next-After (or a line's `cursor`), sealed — positions carry no change id; 0 or absent: from the start"),
            ("limit" = Option<i64>, Query, description = "1–10000, default 1000"),
            ("kind" = Option<String>, Query, description = "achievement or funded_project"),
-           ("node" = Option<String>, Query, description = "only changes published by this node")),
-    responses((status = 200, content_type = "application/x-ndjson", description = "one line per entry a change touched (two when a record moved between entries): `{cursor, op: upsert|remove, unified_id, kind, node_id, id, version, record?}` (`cursor`: the sealed position after this change); header X-Rix-Next-After (the sealed position to pass as `after`; the same as sent when nothing new is visible); RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-06)"),
+           ("node" = Option<String>, Query, description = "only changes published by this node"),
+           ("fields" = Option<String>, Query, description = "comma-separated top-level record fields to keep in each line's `record` (as GET /v1 lists them); absent: all")),
+    responses((status = 200, content_type = "application/x-ndjson", description = "header Link: <…>; rel=\"next\" (this request with `after` moved on); one line per entry a change touched (two when a record moved between entries): `{cursor, op: upsert|remove, unified_id, kind, node_id, id, version, record?}` (`cursor`: the sealed position after this change); header X-Rix-Next-After (the sealed position to pass as `after`; the same as sent when nothing new is visible); RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-06)"),
               (status = 400, description = "bad parameter, named in errors[].pointer", content_type = "application/problem+json"),
               (status = 429, description = "over this client's rate, or every slot for the feed busy: Retry-After (seconds) and the RateLimit-* headers", content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
@@ -512,7 +553,8 @@ pub async fn changes(
     query: Params,
 ) -> Result<HttpResponse, ApiError> {
     let who = consumer(&state, &req)?;
-    query.only(&["after", "limit", "kind", "node"])?;
+    query.only(&["after", "limit", "kind", "node", "fields"])?;
+    let fields = FieldSelection::parse(query.get("fields"), &representation::record_fields())?;
     // A position leaves and comes back sealed (CursorSeal): "0" or nothing is the start.
     let after = match query
         .get("after")
@@ -588,7 +630,8 @@ pub async fn changes(
                         "kind": change.kind, "node_id": change.node_id, "id": change.id,
                         "version": change.version,
                     });
-                    if let Some(record) = view {
+                    if let Some(mut record) = view {
+                        fields.retain(&mut record, &[]);
                         line["record"] = record;
                     }
                     out.extend_from_slice(line.to_string().as_bytes());
@@ -606,11 +649,14 @@ pub async fn changes(
     state
         .access
         .audit(&who, "/v1/changes", &format!("after={after}"));
+    // The feed has no last page: the next one may be empty now and hold changes later.
+    let link = representation::next_link(&req, "after", &next);
     Ok(with_rate(
         admission.as_ref(),
         HttpResponse::Ok()
             .content_type("application/x-ndjson; charset=utf-8")
             .insert_header(("X-Rix-Next-After", next))
+            .insert_header((header::LINK, link))
             .body(body),
     ))
 }
@@ -646,7 +692,7 @@ pub fn search_query(query: &HashMap<String, String>) -> Result<SearchQuery, ApiE
     };
     let known: Vec<&str> = SEARCH_FILTERS
         .into_iter()
-        .chain(["limit", "cursor", "format", "by"])
+        .chain(["limit", "cursor", "format", "by", "fields"])
         .collect();
     if let Some(unknown) = query.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(ApiError::bad(
@@ -694,8 +740,9 @@ pub fn search_query(query: &HashMap<String, String>) -> Result<SearchQuery, ApiE
            ("transfer_mode" = Option<String>, Query), ("node" = Option<String>, Query),
            ("sort" = Option<String>, Query, description = "relevance (default) or date"),
            ("limit" = Option<u64>, Query, description = "1–100, default 20"),
-           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, description = "`{total, items: [{unified_id, kind, title, year, region, secrecy, score, highlights}], facets, next_cursor}`; a page with a cursor carries RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-06)"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+           ("fields" = Option<String>, Query, description = "comma-separated fields of each item to keep (unified_id always stays); absent: all")),
+    responses((status = 200, description = "header Link: <…>; rel=\"next\" unless this is the last page; `{total, items: [{unified_id, kind, title, year, region, secrecy, score, highlights}], facets, next_cursor}`; a page with a cursor carries RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-06)"),
               (status = 400, description = "bad parameter (also: not UTF-8, a control character, or given twice), named in errors[].pointer", content_type = "application/problem+json"),
               (status = 429, description = "a page with a cursor over this client's rate, or every slot for such pages busy: Retry-After (seconds) and the RateLimit-* headers", content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
@@ -713,16 +760,28 @@ pub async fn search(
     };
     let st = state.clone();
     let entitlements = who.entitlements;
+    let fields = FieldSelection::parse(query.get("fields"), &representation::HIT_FIELDS)?;
     let page = blocking(move || Ok(st.search.search(&q, entitlements)?)).await?;
     state.access.audit(&who, "/v1/search", req.query_string());
-    Ok(with_rate(admission.as_ref(), HttpResponse::Ok().json(page)))
+    let mut response = HttpResponse::Ok();
+    if let Some(cursor) = &page.next_cursor {
+        response.insert_header((
+            header::LINK,
+            representation::next_link(&req, "cursor", cursor),
+        ));
+    }
+    let mut body = serde_json::to_value(&page).expect("a page is JSON");
+    for item in body["items"].as_array_mut().into_iter().flatten() {
+        fields.retain(item, &["unified_id"]);
+    }
+    Ok(with_rate(admission.as_ref(), response.json(body)))
 }
 
 /// `GET /v1/stats?by=region|year|field|program|category` (and any search filter): how many
 /// visible entries have each value.
 #[utoipa::path(get, path = "/v1/stats",
     params(("by" = String, Query, description = "region, year, field, program, category, trl or transfer_mode")),
-    responses((status = 200, description = "`{by, total, counts: [{value, count}]}`"),
+    responses((status = 200, description = "`{by, total, counts: [{value, count}]}`, with ETag (weak, of these bytes) and Last-Modified (the last change this reader may know of); 304 on If-None-Match / If-Modified-Since"),
               (status = 400, description = "bad parameter", content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
 pub async fn stats(
@@ -737,7 +796,15 @@ pub async fn stats(
     q.cursor = None;
     let st = state.clone();
     let entitlements = who.entitlements;
-    let page = blocking(move || Ok(st.search.search(&q, entitlements)?)).await?;
+    let (page, modified) = blocking(move || {
+        // The index's position first: the page read after it reflects at least that much, so
+        // the date never claims more than the counts hold.
+        let upto = st.search.cursor();
+        let page = st.search.search(&q, entitlements)?;
+        let modified = catalogue::last_visible_change_at(&mut *st.db.conn()?, upto, entitlements)?;
+        Ok((page, modified))
+    })
+    .await?;
     let f = &page.facets;
     let counts = match by.as_str() {
         "region" => &f.region,
@@ -750,15 +817,31 @@ pub async fn stats(
         other => {
             return Err(ApiError::bad(
                 "by",
-                format!(
-                    "one of region, year, field, program, category, trl, transfer_mode; got {other:?}"
-                ),
+                format!("one of {}; got {other:?}", STATS_BY.join(", ")),
             ));
         }
     };
     state.access.audit(&who, "/v1/stats", req.query_string());
-    Ok(HttpResponse::Ok().json(json!({"by": by, "total": page.total, "counts": counts})))
+    let body = json!({"by": by, "total": page.total, "counts": counts}).to_string();
+    Ok(representation::with_validators(
+        &req,
+        HttpResponse::Ok(),
+        "application/json",
+        body.into_bytes(),
+        modified.as_deref().and_then(representation::http_date),
+    ))
 }
+
+/// What `/v1/stats` counts by.
+pub const STATS_BY: [&str; 7] = [
+    "region",
+    "year",
+    "field",
+    "program",
+    "category",
+    "trl",
+    "transfer_mode",
+];
 
 /// Columns of the CSV export, from the visible record.
 const CSV_COLUMNS: [&str; 12] = [
@@ -890,7 +973,8 @@ pub(crate) fn csv_line(fields: &[String]) -> String {
 /// last byte is sent.
 #[utoipa::path(get, path = "/v1/export",
     params(("format" = String, Query, description = "csv or jsonl"),
-           ("q" = Option<String>, Query, description = "and every filter of /v1/search")),
+           ("q" = Option<String>, Query, description = "and every filter of /v1/search"),
+           ("fields" = Option<String>, Query, description = "csv: which columns, in this order; jsonl: which top-level record fields to keep; absent: all")),
     responses((status = 200, description = "text/csv (UTF-8 with BOM) or application/x-ndjson, streamed. CSV is safe to open in a spreadsheet, following OWASP's CSV Injection guidance: a cell that begins with `=`, `+`, `-`, `@`, tab, carriage return or NUL (also after leading whitespace) is prefixed with a single quote `'` (the text after it is unchanged; the numeric columns trl and year are never negative, so no number is altered), and a cell holding `,` `;` tab `\"` or a line break is wrapped in double quotes with `\"` doubled. Headers RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-06)."),
               (status = 400, description = "bad parameter", content_type = "application/problem+json"),
               (status = 429, description = "over this client's export rate, or every export slot busy: Retry-After (seconds) and the RateLimit-* headers", content_type = "application/problem+json")),
@@ -915,6 +999,17 @@ pub async fn export(
     q.limit = crate::search::MAX_LIMIT;
     q.cursor = None;
     q.facets = false;
+    // CSV: which columns, in the order asked; JSON Lines: which fields of each record.
+    let fields = if csv {
+        FieldSelection::parse(query.get("fields"), &CSV_COLUMNS)?
+    } else {
+        FieldSelection::parse(query.get("fields"), &representation::record_fields())?
+    };
+    let columns: Vec<usize> = fields
+        .names_or(&CSV_COLUMNS)
+        .iter()
+        .filter_map(|name| CSV_COLUMNS.iter().position(|c| c == name))
+        .collect();
     // Held by the producer and the response stream alike: the slot is free once both are done
     // (the last byte sent, or the reader gone and the producer stopped).
     let admission = std::sync::Arc::new(admit(&req, Heavy::Export).await?);
@@ -933,7 +1028,8 @@ pub async fn export(
         let send = |bytes: Vec<u8>| tx.blocking_send(Ok(web::Bytes::from(bytes))).is_ok();
         if csv {
             let mut head = vec![0xEF, 0xBB, 0xBF];
-            head.extend(csv_line(&CSV_COLUMNS.map(str::to_owned)).into_bytes());
+            let names: Vec<String> = columns.iter().map(|&i| CSV_COLUMNS[i].to_owned()).collect();
+            head.extend(csv_line(&names).into_bytes());
             if !send(head) {
                 return;
             }
@@ -961,8 +1057,11 @@ pub async fn export(
                         hit.year,
                         hit.region.as_deref(),
                     );
+                    let row: Vec<String> = columns.iter().map(|&i| row[i].clone()).collect();
                     chunk.extend(csv_line(&row).into_bytes());
                 } else {
+                    let mut view = view.clone();
+                    fields.retain(&mut view, &[]);
                     let line =
                         json!({"unified_id": hit.unified_id, "kind": hit.kind, "record": view});
                     chunk.extend(line.to_string().into_bytes());
@@ -1007,7 +1106,7 @@ pub async fn export(
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "rix gateway API", description = "The national catalogue's read APIs (DESIGN.md §9). Anonymous callers read as `public`; bearer tokens carry entitlements."),
-    paths(record, entry, changes, search, stats, export,
+    paths(discovery, record, entry, changes, search, stats, export,
           crate::portal::search_page, crate::portal::record_page, crate::portal::entry_page,
           crate::portal::stats_page, crate::portal::stats_csv, crate::portal::about_page),
     modifiers(&BearerAuth)
@@ -1033,6 +1132,73 @@ async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(<ApiDoc as utoipa::OpenApi>::openapi())
 }
 
+/// The discovery document: every endpoint with its methods and summary, taken from the OpenAPI
+/// document (so the two cannot disagree), and what search, export and the change feed accept —
+/// the filters, the sort keys, the facets, the fields `fields=` may name — taken from the code
+/// that reads them.
+pub fn discovery_document() -> Value {
+    let doc = <ApiDoc as utoipa::OpenApi>::openapi();
+    let endpoints: Vec<Value> = doc
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let operations = [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("DELETE", &item.delete),
+            ];
+            let methods: Vec<&str> = operations
+                .iter()
+                .filter(|(_, op)| op.is_some())
+                .map(|(m, _)| *m)
+                .collect();
+            let summary = operations
+                .iter()
+                .find_map(|(_, op)| op.as_ref())
+                .and_then(|op| op.summary.clone().or_else(|| op.description.clone()));
+            json!({"path": path, "methods": methods, "summary": summary})
+        })
+        .collect();
+    let facets = serde_json::to_value(crate::search::Facets::default()).expect("facets are JSON");
+    let facet_names: Vec<&String> = facets
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.keys())
+        .collect();
+    json!({
+        "api": "rix gateway",
+        "openapi": "/openapi.json",
+        "endpoints": endpoints,
+        "search": {
+            "path": "/v1/search",
+            "filters": SEARCH_FILTERS.iter().filter(|f| **f != "sort").collect::<Vec<_>>(),
+            "sort": ["relevance", "date"],
+            "facets": facet_names,
+            "fields": representation::HIT_FIELDS,
+            "limit": {"default": crate::search::DEFAULT_LIMIT, "max": crate::search::MAX_LIMIT},
+        },
+        "stats": {"path": "/v1/stats", "by": STATS_BY},
+        "export": {"path": "/v1/export", "formats": ["csv", "jsonl"],
+                   "csv_columns": CSV_COLUMNS, "record_fields": representation::record_fields()},
+        "changes": {"path": "/v1/changes", "record_fields": representation::record_fields()},
+    })
+}
+
+/// `GET /v1`: [`discovery_document`].
+#[utoipa::path(get, path = "/v1",
+    responses((status = 200, description = "`{endpoints: [{path, methods, summary}], search: {filters, sort, facets, fields, limit}, stats: {by}, export: {formats, csv_columns, record_fields}, changes: {record_fields}, openapi}` — generated from the OpenAPI document and the code that reads the parameters")))]
+pub async fn discovery(req: HttpRequest) -> HttpResponse {
+    representation::with_validators(
+        &req,
+        HttpResponse::Ok(),
+        "application/json",
+        discovery_document().to_string().into_bytes(),
+        None,
+    )
+}
+
 /// Registers the read routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let query_errors = web::QueryConfig::default().error_handler(|err, _| {
@@ -1049,6 +1215,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/search", web::get().to(search))
         .route("/v1/stats", web::get().to(stats))
         .route("/v1/export", web::get().to(export))
+        .route("/v1", web::get().to(discovery))
         .route("/openapi.json", web::get().to(openapi));
 }
 

@@ -1314,6 +1314,29 @@ pub fn changes_after(
         .load(conn)?)
 }
 
+/// When the last change a reader with `entitlements` may hear of, at or before `upto`, was
+/// applied (RFC 3339), or `None` if there is none: what a reader's view of the catalogue is
+/// "last modified" at. A change they may not hear of ([`ChangeRow::visible_to`]) does not move
+/// it, so its time is not told either.
+pub fn last_visible_change_at(
+    conn: &mut DbConn,
+    upto: i64,
+    entitlements: Entitlements,
+) -> Result<Option<String>, StoreError> {
+    let widest = if entitlements.internal {
+        AUDIENCE_INTERNAL
+    } else {
+        AUDIENCE_PUBLIC
+    };
+    Ok(changes::table
+        .filter(changes::change_id.le(upto))
+        .filter(changes::source_audience.le(widest))
+        .order(changes::change_id.desc())
+        .select(changes::at)
+        .first(conn)
+        .optional()?)
+}
+
 /// Which catalogue `conn` opens: `catalogue_meta.catalogue_id`, made once by the migrations and
 /// carried by every dump. Derived data (a search index) records it to notice being pointed at
 /// another catalogue.

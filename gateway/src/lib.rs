@@ -36,6 +36,7 @@ pub mod ingest;
 pub mod limits;
 pub mod portal;
 pub mod pull;
+pub mod representation;
 pub mod search;
 pub mod serve;
 pub mod trust;

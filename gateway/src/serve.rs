@@ -273,6 +273,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             .app_data(read.clone())
             .app_data(limits.clone())
             .wrap(rix_runtime::problem::problem_errors())
+            // Outermost: every answer, errors included, negotiated as gzip or brotli.
+            .wrap(actix_web::middleware::Compress::default())
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics))
             .configure(crate::api::configure)

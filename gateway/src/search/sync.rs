@@ -227,8 +227,10 @@ impl SearchIndex {
         prepared.commit()?;
         state.cursor = cursor;
         state.lineage = lineage;
-        self.committed.store(cursor, AtomicOrdering::Release);
+        // Searchers first, then the position: whoever reads the position and then searches
+        // gets results at least that fresh (`/v1/stats` dates its counts by it).
         self.reader.reload()?;
+        self.committed.store(cursor, AtomicOrdering::Release);
         self.monitor
             .committed(cursor, head, next_at.as_deref(), self.num_docs());
         Ok(())
