@@ -1243,6 +1243,201 @@ pub fn change_head(conn: &mut DbConn, after: i64) -> Result<(i64, Option<String>
     Ok((head.unwrap_or(0), next_at))
 }
 
+// ---- The change stream as the OAI-PMH provider reads it (crate::oai) -------------------------
+//
+// An OAI item is a unified entry; its datestamp is the time of the newest change to it that
+// the reader may hear of ([`ChangeRow::visible_to`]): changes to sources the reader never could
+// see do not date, list or count anything. Times are RFC 3339 text (`now()`), compared as text
+// against bounds written without the zone (`YYYY-MM-DDThh:mm:ss`), so that fractions of a
+// second sort inside their second.
+
+/// Every `source_audience` a reader with `entitlements` may hear of.
+pub fn audiences_visible_to(entitlements: Entitlements) -> Vec<i64> {
+    [AUDIENCE_PUBLIC, AUDIENCE_INTERNAL, AUDIENCE_NOBODY]
+        .into_iter()
+        .filter(|a| audience_visible(*a, entitlements))
+        .collect()
+}
+
+/// One change as a harvest reads it: where it is in the stream, when it was applied, and the
+/// entries it touched.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct DatedChange {
+    /// Position in the change stream.
+    pub change_id: i64,
+    /// When it was applied (RFC 3339).
+    pub at: String,
+    /// Record kind.
+    pub kind: String,
+    /// The entry the record is in after the change.
+    pub unified_id: String,
+    /// The entry it left, when the change moved it.
+    pub moved_from: Option<String>,
+}
+
+impl DatedChange {
+    /// The entries the change touched.
+    pub fn entries(&self) -> impl Iterator<Item = &str> {
+        self.moved_from
+            .as_deref()
+            .into_iter()
+            .chain(std::iter::once(self.unified_id.as_str()))
+    }
+}
+
+/// The changes after `after` of sources of `audiences`, applied at or after `from` and before
+/// `before` (zone-less RFC 3339 prefixes), of `kind` if given, oldest first, at most `limit`.
+pub fn audience_changes_after(
+    conn: &mut DbConn,
+    after: i64,
+    audiences: &[i64],
+    from: Option<&str>,
+    before: Option<&str>,
+    kind: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DatedChange>, StoreError> {
+    let mut query = changes::table
+        .filter(changes::change_id.gt(after))
+        .filter(changes::source_audience.eq_any(audiences.to_vec()))
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(changes::at.ge(from.to_owned()));
+    }
+    if let Some(before) = before {
+        query = query.filter(changes::at.lt(before.to_owned()));
+    }
+    if let Some(kind) = kind {
+        query = query.filter(changes::kind.eq(kind.to_owned()));
+    }
+    Ok(query
+        .order(changes::change_id.asc())
+        .limit(limit)
+        .select((
+            changes::change_id,
+            changes::at,
+            changes::kind,
+            changes::unified_id,
+            changes::moved_from,
+        ))
+        .load(conn)?)
+}
+
+/// For each of `entries` that a change of a source of `audiences` ever touched: its newest such
+/// change and the latest time any of them was applied, `(change_id, at)`. Entries absent from
+/// the map were never heard of by such a reader.
+pub fn newest_audience_changes(
+    conn: &mut DbConn,
+    entries: &[&str],
+    audiences: &[i64],
+) -> Result<HashMap<String, (i64, String)>, StoreError> {
+    let mut out: HashMap<String, (i64, String)> = HashMap::new();
+    let mut merge = |entry: String, id: Option<i64>, at: Option<String>| {
+        let (Some(id), Some(at)) = (id, at) else {
+            return;
+        };
+        let slot = out.entry(entry).or_insert((id, at.clone()));
+        slot.0 = slot.0.max(id);
+        if at > slot.1 {
+            slot.1 = at;
+        }
+    };
+    for chunk in entries.chunks(CHUNK) {
+        let staying: Vec<(String, Option<i64>, Option<String>)> = changes::table
+            .filter(changes::unified_id.eq_any(chunk))
+            .filter(changes::source_audience.eq_any(audiences.to_vec()))
+            .group_by(changes::unified_id)
+            .select((
+                changes::unified_id,
+                diesel::dsl::max(changes::change_id),
+                diesel::dsl::max(changes::at),
+            ))
+            .load(conn)?;
+        for (entry, id, at) in staying {
+            merge(entry, id, at);
+        }
+        let leaving: Vec<(Option<String>, Option<i64>, Option<String>)> = changes::table
+            .filter(changes::moved_from.eq_any(chunk))
+            .filter(changes::source_audience.eq_any(audiences.to_vec()))
+            .group_by(changes::moved_from)
+            .select((
+                changes::moved_from,
+                diesel::dsl::max(changes::change_id),
+                diesel::dsl::max(changes::at),
+            ))
+            .load(conn)?;
+        for (entry, id, at) in leaving {
+            if let Some(entry) = entry {
+                merge(entry, id, at);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How many entries a change of a source of `audiences` (of `kind` if given) touched whose
+/// latest such change was applied at or after `from` and before `before`: the size of a
+/// complete harvest. Reads only the changes since `from`.
+pub fn count_audience_entries(
+    conn: &mut DbConn,
+    audiences: &[i64],
+    from: Option<&str>,
+    before: Option<&str>,
+    kind: Option<&str>,
+) -> Result<u64, StoreError> {
+    let mut latest: HashMap<String, String> = HashMap::new();
+    let mut staying = changes::table
+        .filter(changes::source_audience.eq_any(audiences.to_vec()))
+        .group_by(changes::unified_id)
+        .select((changes::unified_id, diesel::dsl::max(changes::at)))
+        .into_boxed();
+    let mut leaving = changes::table
+        .filter(changes::source_audience.eq_any(audiences.to_vec()))
+        .filter(changes::moved_from.is_not_null())
+        .group_by(changes::moved_from)
+        .select((changes::moved_from, diesel::dsl::max(changes::at)))
+        .into_boxed();
+    // Latest at or after `from` exactly when some change is: only those changes need reading.
+    if let Some(from) = from {
+        staying = staying.filter(changes::at.ge(from.to_owned()));
+        leaving = leaving.filter(changes::at.ge(from.to_owned()));
+    }
+    if let Some(kind) = kind {
+        staying = staying.filter(changes::kind.eq(kind.to_owned()));
+        leaving = leaving.filter(changes::kind.eq(kind.to_owned()));
+    }
+    let staying: Vec<(String, Option<String>)> = staying.load(conn)?;
+    let leaving: Vec<(Option<String>, Option<String>)> = leaving.load(conn)?;
+    let rows = staying
+        .into_iter()
+        .map(|(e, at)| (Some(e), at))
+        .chain(leaving);
+    for (entry, at) in rows {
+        if let (Some(entry), Some(at)) = (entry, at) {
+            let slot = latest.entry(entry).or_default();
+            if at > *slot {
+                *slot = at;
+            }
+        }
+    }
+    Ok(latest
+        .values()
+        .filter(|at| before.is_none_or(|b| at.as_str() < b))
+        .count() as u64)
+}
+
+/// When the oldest change of a source of `audiences` was applied (`None`: no such change).
+pub fn earliest_audience_change(
+    conn: &mut DbConn,
+    audiences: &[i64],
+) -> Result<Option<String>, StoreError> {
+    Ok(changes::table
+        .filter(changes::source_audience.eq_any(audiences.to_vec()))
+        .order(changes::change_id.asc())
+        .select(changes::at)
+        .first(conn)
+        .optional()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

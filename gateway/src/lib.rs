@@ -16,7 +16,7 @@
 //!
 //! The rest is the service around that journey: [`consume`] and [`pull`] are the two transports,
 //! [`serve`] starts them beside the HTTP listener, [`portal`] is the researchers' web pages over the
-//! same reads as [`api`], [`limits`] bounds the listener's heavy
+//! same reads as [`api`], [`oai`] the OAI-PMH provider aggregators harvest, [`limits`] bounds the listener's heavy
 //! endpoints, and [`config`] is the file all of them read.
 //!
 //! What it may depend on: [`schema`] and `rix-runtime`; never the node. It learns what a node
@@ -34,6 +34,7 @@ pub mod db;
 pub mod health;
 pub mod ingest;
 pub mod limits;
+pub mod oai;
 pub mod portal;
 pub mod pull;
 pub mod search;
