@@ -898,3 +898,170 @@ async fn the_openapi_document_lists_the_oai_provider() {
     assert_eq!(error_code(&none), Some("noRecordsMatch"));
     responses.validate();
 }
+
+/// Runs the Sickle harvester (`harvester.py`) against `base_url` into `state`; returns its
+/// summary line.
+async fn sickle(
+    base_url: &str,
+    state: &Path,
+    method: &str,
+    window: Option<(&str, &str)>,
+) -> String {
+    let python = std::env::var("RIX_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harvester.py");
+    let mut command = tokio::process::Command::new(&python);
+    command.arg(&script).arg(base_url).arg(state).arg(method);
+    if let Some((from, until)) = window {
+        command.arg(from).arg(until);
+    }
+    let output = command.output().await.unwrap_or_else(|e| {
+        panic!("cannot run {python} (RIX_PYTHON from ops/start-services.sh): {e}")
+    });
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the harvester failed (sickle comes from ops/install-deps.sh):\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+/// What the harvester holds: identifier → record (deleted ones left out).
+fn harvested(state: &Path) -> BTreeMap<String, Value> {
+    let held: BTreeMap<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    held.into_iter().filter(|(_, r)| !r.is_null()).collect()
+}
+
+/// The public catalogue as the JSON API gives it: identifier → record.
+async fn public_catalogue<S, B>(app: &S) -> BTreeMap<String, Value>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    followed(app, None)
+        .await
+        .into_iter()
+        .filter_map(|(u, r)| r.map(|r| (identifier(&u), r)))
+        .collect()
+}
+
+/// A stock harvester (Sickle) harvests everything, then — after a withdrawal, a record made
+/// internal, a revision, a new public record and a new internal one — incrementally with
+/// from/until (over POST), and ends with exactly the public catalogue, record for record.
+async fn a_stock_harvester_ends_with_exactly_the_public_catalogue(backend: Backend) {
+    let (gw, mut province) = catalogue(backend);
+    let state = web::Data::new(read_state(&gw.db));
+    let oai_config = web::Data::new(OaiConfig {
+        page_size: PAGE,
+        ..OaiConfig::default()
+    });
+    let api_app =
+        test::init_service(App::new().app_data(state.clone()).configure(api::configure)).await;
+    let server = actix_web::HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(oai_config.clone())
+            .configure(api::configure)
+            .configure(oai::configure)
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let base_url = format!("http://{}/oai", server.addrs()[0]);
+    let running = server.run();
+    let handle = running.handle();
+    actix_web::rt::spawn(running);
+    let dir = tempfile::tempdir().unwrap();
+    let held = dir.path().join("harvest.json");
+
+    let full = sickle(&base_url, &held, "GET", None).await;
+    let before = public_catalogue(&api_app).await;
+    assert!(before.len() > 20);
+    assert_eq!(harvested(&held), before, "{full}");
+
+    let from = next_second().await;
+    let current = |id: &str| {
+        rix_gateway::catalogue::current_record(&mut gw.db.conn().unwrap(), "prov-530000", id, 1)
+            .unwrap()
+            .unwrap()
+    };
+    let mut to_internal = current("a00001");
+    to_internal["secrecy"] = json!({"level": "internal"});
+    let mut revised = current("a00002");
+    revised["abstract"] = json!("修订后的摘要：第二版。");
+    let g = SampleGenerator::new(SampleConfig {
+        seed: 77,
+        share_classified: 0.0,
+        ..SampleConfig::default()
+    });
+    let mut new_public = serde_json::to_value(g.achievement(0)).unwrap();
+    new_public["secrecy"] = json!({"level": "public"});
+    new_public["title"] = json!("新登记的公开成果");
+    let mut new_internal = serde_json::to_value(g.achievement(1)).unwrap();
+    new_internal["secrecy"] = json!({"level": "internal"});
+    new_internal["title"] = json!("新登记的内部成果 MKINT-new");
+    province.publish(
+        &gw.ingest,
+        vec![
+            (RecordKind::Achievement, "a00000".into(), 2, None),
+            (
+                RecordKind::Achievement,
+                "a00001".into(),
+                2,
+                Some(to_internal),
+            ),
+            (RecordKind::Achievement, "a00002".into(), 2, Some(revised)),
+            (
+                RecordKind::Achievement,
+                "a-new-public".into(),
+                1,
+                Some(new_public),
+            ),
+            (
+                RecordKind::Achievement,
+                "a-new-internal".into(),
+                1,
+                Some(new_internal),
+            ),
+        ],
+        25,
+    );
+    let until = {
+        let now = time::OffsetDateTime::now_utc();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            now.year(),
+            now.month() as u8,
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        )
+    };
+    let incremental = sickle(&base_url, &held, "POST", Some((&from, &until))).await;
+    assert!(
+        incremental.starts_with("harvested 4 records (2 deleted)"),
+        "the two removals, the revision and the new public record: {incremental}"
+    );
+    let after = public_catalogue(&api_app).await;
+    assert_ne!(after, before);
+    let holding = harvested(&held);
+    assert_eq!(holding, after);
+    assert!(holding.values().any(|r| r["title"] == "新登记的公开成果"));
+    assert!(
+        !std::fs::read_to_string(&held).unwrap().contains("MKINT"),
+        "nothing internal reached the public harvester"
+    );
+    handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn a_stock_harvester_ends_with_exactly_the_public_catalogue_sqlite() {
+    a_stock_harvester_ends_with_exactly_the_public_catalogue(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_stock_harvester_ends_with_exactly_the_public_catalogue_postgres() {
+    a_stock_harvester_ends_with_exactly_the_public_catalogue(Backend::Postgres).await;
+}
