@@ -1425,6 +1425,18 @@ pub fn count_audience_entries(
         .count() as u64)
 }
 
+/// The newest change, by time, applied before `before` (a zone-less RFC 3339 prefix): where a
+/// walk of the changes applied since some later time may start without reading the stream
+/// from its beginning (`None`: there is none; start at 0).
+pub fn last_change_before(conn: &mut DbConn, before: &str) -> Result<Option<i64>, StoreError> {
+    Ok(changes::table
+        .filter(changes::at.lt(before.to_owned()))
+        .order(changes::at.desc())
+        .select(changes::change_id)
+        .first(conn)
+        .optional()?)
+}
+
 /// When the oldest change of a source of `audiences` was applied (`None`: no such change).
 pub fn earliest_audience_change(
     conn: &mut DbConn,

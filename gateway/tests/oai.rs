@@ -1065,3 +1065,97 @@ async fn a_stock_harvester_ends_with_exactly_the_public_catalogue_sqlite() {
 async fn a_stock_harvester_ends_with_exactly_the_public_catalogue_postgres() {
     a_stock_harvester_ends_with_exactly_the_public_catalogue(Backend::Postgres).await;
 }
+
+/// A list from a date starts at that date (through the index on change times), and from/until
+/// select by the time of each entry's newest change: the projects, stamped years ago, are
+/// listed only by windows that hold their time, and counted so.
+#[actix_web::test]
+async fn from_and_until_select_by_the_time_of_each_entrys_newest_change() {
+    use diesel::prelude::*;
+    use rix_gateway::db::schema::changes;
+    let (gw, _) = catalogue(Backend::Sqlite);
+    // The ministry's projects were the first changes: stamp them as applied in 2020.
+    let backdated = diesel::update(changes::table.filter(changes::node_id.eq("most")))
+        .set(changes::at.eq("2020-06-01T08:00:00.25Z"))
+        .execute(&mut *gw.db.conn().unwrap())
+        .unwrap();
+    assert_eq!(backdated, PROJECTS as usize);
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(read_state(&gw.db)))
+            .app_data(web::Data::new(config()))
+            .configure(api::configure)
+            .configure(oai::configure),
+    )
+    .await;
+    let mut responses = Responses::new();
+    let public: BTreeSet<String> = public_catalogue(&app).await.into_keys().collect();
+    let projects: BTreeSet<String> = (0..PROJECTS)
+        .map(|i| identifier(&unified_id_of(&gw, "most", &format!("p{i:03}"))))
+        .collect();
+    let listed = |pages: &[String]| -> BTreeSet<String> {
+        pages
+            .iter()
+            .flat_map(|p| headers(p))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    for (window, expected) in [
+        (
+            "from=2021-01-01",
+            public
+                .difference(&projects)
+                .cloned()
+                .collect::<BTreeSet<_>>(),
+        ),
+        ("until=2020-12-31", projects.clone()),
+        ("from=2020-06-01&until=2020-06-01", projects.clone()),
+        (
+            "from=2020-06-01T08:00:00Z&until=2020-06-01T08:00:00Z",
+            projects.clone(),
+        ),
+        ("from=2019-01-01", public.clone()),
+    ] {
+        let pages = harvest(
+            &app,
+            &mut responses,
+            &format!("verb=ListIdentifiers&metadataPrefix=oai_dc&{window}"),
+            None,
+        )
+        .await;
+        assert_eq!(listed(&pages), expected, "{window}");
+        if pages.len() > 1 {
+            assert_eq!(
+                token_attr(&pages[0], "completeListSize"),
+                Some(expected.len().to_string().as_str()),
+                "{window}"
+            );
+        }
+        let datestamps: Vec<&str> = pages.iter().flat_map(|p| texts(p, "datestamp")).collect();
+        if window.starts_with("until") {
+            assert!(
+                datestamps.iter().all(|d| *d == "2020-06-01T08:00:00Z"),
+                "{datestamps:?}"
+            );
+        }
+    }
+    for window in [
+        "from=2020-06-01T08:00:01Z&until=2020-12-31T00:00:00Z",
+        "until=2020-05-31",
+    ] {
+        let body = oai_get(
+            &app,
+            &mut responses,
+            &format!("verb=ListIdentifiers&metadataPrefix=oai_dc&{window}"),
+            None,
+        )
+        .await;
+        assert_eq!(error_code(&body), Some("noRecordsMatch"), "{window}");
+    }
+    let identify = oai_get(&app, &mut responses, "verb=Identify", None).await;
+    assert_eq!(
+        texts(&identify, "earliestDatestamp"),
+        ["2020-06-01T08:00:00Z"]
+    );
+    responses.validate();
+}

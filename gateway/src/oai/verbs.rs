@@ -544,8 +544,28 @@ fn listed_in(set: &SetSpec, item: &Item) -> bool {
     }
 }
 
-/// Changes read per step of a list's walk.
-const WALK: i64 = 500;
+/// How much later than a change with a higher id a change may have been stamped: `at` is taken
+/// when a transaction starts, change ids when it takes the catalogue's counter, so a
+/// transaction that waited for the counter holds an earlier time than one before it.
+const STAMP_SKEW: Duration = Duration::minutes(10);
+
+/// Where the first page of a list `from` a time starts: after the last change stamped more
+/// than [`STAMP_SKEW`] before it (every change stamped since `from` has a higher id), found
+/// through the index on times instead of by reading the stream from its beginning.
+fn walk_start(conn: &mut DbConn, from: &str) -> Result<i64, Failure> {
+    let start = Bound::parse(from)?.start() - STAMP_SKEW;
+    Ok(catalogue::last_change_before(conn, &prefix(start))?.unwrap_or(0))
+}
+
+/// Changes read per step of a list's walk: a page and the one item to look ahead to when every
+/// change may give an item; more when a set skips most of them.
+fn walk_step(page_size: usize, set: Option<&SetSpec>) -> i64 {
+    let step = match set {
+        None | Some(SetSpec::Kind(_)) => page_size + 1,
+        Some(_) => page_size * 4,
+    };
+    step.clamp(16, 2000) as i64
+}
 
 fn list(ctx: &Context<'_>, request: &OaiRequest) -> Result<String, Failure> {
     let seal = ctx.access.cursor_seal()?;
@@ -612,6 +632,11 @@ fn list(ctx: &Context<'_>, request: &OaiRequest) -> Result<String, Failure> {
     let mut page: Vec<(Item, i64)> = Vec::new();
     let mut more = false;
     let mut walked = state.after;
+    if resumed.is_none()
+        && let Some(from) = state.from.as_deref()
+    {
+        walked = walk_start(&mut conn, from)?;
+    }
     'walk: loop {
         let changes = catalogue::audience_changes_after(
             &mut conn,
@@ -620,7 +645,7 @@ fn list(ctx: &Context<'_>, request: &OaiRequest) -> Result<String, Failure> {
             from.as_deref(),
             before.as_deref(),
             kind.map(RecordKind::as_str),
-            WALK,
+            walk_step(page_size, set.as_ref()),
         )?;
         let Some(last) = changes.last() else {
             break;
