@@ -1376,7 +1376,9 @@ pub fn newest_audience_changes(
 
 /// How many entries a change of a source of `audiences` (of `kind` if given) touched whose
 /// latest such change was applied at or after `from` and before `before`: the size of a
-/// complete harvest. Reads only the changes since `from`.
+/// complete harvest. Counted in the database (one grouping of the changes since `from`), so
+/// that no entry name leaves it; the statement differs between the backends only in how it
+/// numbers its parameters.
 pub fn count_audience_entries(
     conn: &mut DbConn,
     audiences: &[i64],
@@ -1384,45 +1386,69 @@ pub fn count_audience_entries(
     before: Option<&str>,
     kind: Option<&str>,
 ) -> Result<u64, StoreError> {
-    let mut latest: HashMap<String, String> = HashMap::new();
-    let mut staying = changes::table
-        .filter(changes::source_audience.eq_any(audiences.to_vec()))
-        .group_by(changes::unified_id)
-        .select((changes::unified_id, diesel::dsl::max(changes::at)))
-        .into_boxed();
-    let mut leaving = changes::table
-        .filter(changes::source_audience.eq_any(audiences.to_vec()))
-        .filter(changes::moved_from.is_not_null())
-        .group_by(changes::moved_from)
-        .select((changes::moved_from, diesel::dsl::max(changes::at)))
-        .into_boxed();
-    // Latest at or after `from` exactly when some change is: only those changes need reading.
-    if let Some(from) = from {
-        staying = staying.filter(changes::at.ge(from.to_owned()));
-        leaving = leaving.filter(changes::at.ge(from.to_owned()));
+    #[derive(QueryableByName)]
+    struct EntryCount {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
     }
-    if let Some(kind) = kind {
-        staying = staying.filter(changes::kind.eq(kind.to_owned()));
-        leaving = leaving.filter(changes::kind.eq(kind.to_owned()));
-    }
-    let staying: Vec<(String, Option<String>)> = staying.load(conn)?;
-    let leaving: Vec<(Option<String>, Option<String>)> = leaving.load(conn)?;
-    let rows = staying
-        .into_iter()
-        .map(|(e, at)| (Some(e), at))
-        .chain(leaving);
-    for (entry, at) in rows {
-        if let (Some(entry), Some(at)) = (entry, at) {
-            let slot = latest.entry(entry).or_default();
-            if at > *slot {
-                *slot = at;
-            }
+    // Audiences are our own integers, written as literals; every text is a parameter.
+    let audience_list = audiences
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut binds: Vec<&str> = Vec::new();
+    let mut side = |entry: &str, extra: &str| {
+        // Latest at or after `from` exactly when some change is: only those need reading.
+        let mut sql = format!(
+            "SELECT {entry} AS entry, at FROM changes WHERE source_audience IN ({audience_list}){extra}"
+        );
+        if let Some(from) = from {
+            sql.push_str(" AND at >= ?");
+            binds.push(from);
         }
+        if let Some(kind) = kind {
+            sql.push_str(" AND kind = ?");
+            binds.push(kind);
+        }
+        sql
+    };
+    let staying = side("unified_id", "");
+    let leaving = side("moved_from", " AND moved_from IS NOT NULL");
+    let mut sql = format!(
+        "SELECT COUNT(*) AS n FROM (SELECT entry FROM ({staying} UNION ALL {leaving}) AS touched GROUP BY entry"
+    );
+    if let Some(before) = before {
+        sql.push_str(" HAVING MAX(at) < ?");
+        binds.push(before);
     }
-    Ok(latest
-        .values()
-        .filter(|at| before.is_none_or(|b| at.as_str() < b))
-        .count() as u64)
+    sql.push_str(") AS entries");
+    macro_rules! count_on {
+        ($conn:expr, $backend:ty, $sql:expr) => {{
+            let mut query = diesel::sql_query($sql).into_boxed::<$backend>();
+            for b in &binds {
+                query = query.bind::<diesel::sql_types::Text, _>(b.to_string());
+            }
+            query.get_result::<EntryCount>($conn)?.n
+        }};
+    }
+    let n = match conn {
+        DbConn::Sqlite(c) => count_on!(c, diesel::sqlite::Sqlite, sql),
+        DbConn::Postgresql(c) => {
+            let mut numbered = String::with_capacity(sql.len() + 8);
+            let mut i = 0;
+            for ch in sql.chars() {
+                if ch == '?' {
+                    i += 1;
+                    numbered.push_str(&format!("${i}"));
+                } else {
+                    numbered.push(ch);
+                }
+            }
+            count_on!(c, diesel::pg::Pg, numbered)
+        }
+    };
+    Ok(n.max(0) as u64)
 }
 
 /// The newest change, by time, applied before `before` (a zone-less RFC 3339 prefix): where a

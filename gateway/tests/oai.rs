@@ -1069,11 +1069,10 @@ async fn a_stock_harvester_ends_with_exactly_the_public_catalogue_postgres() {
 /// A list from a date starts at that date (through the index on change times), and from/until
 /// select by the time of each entry's newest change: the projects, stamped years ago, are
 /// listed only by windows that hold their time, and counted so.
-#[actix_web::test]
-async fn from_and_until_select_by_the_time_of_each_entrys_newest_change() {
+async fn from_and_until_select_by_the_time_of_each_entrys_newest_change(backend: Backend) {
     use diesel::prelude::*;
     use rix_gateway::db::schema::changes;
-    let (gw, _) = catalogue(Backend::Sqlite);
+    let (gw, _) = catalogue(backend);
     // The ministry's projects were the first changes: stamp them as applied in 2020.
     let backdated = diesel::update(changes::table.filter(changes::node_id.eq("most")))
         .set(changes::at.eq("2020-06-01T08:00:00.25Z"))
@@ -1158,4 +1157,14 @@ async fn from_and_until_select_by_the_time_of_each_entrys_newest_change() {
         ["2020-06-01T08:00:00Z"]
     );
     responses.validate();
+}
+
+#[actix_web::test]
+async fn from_and_until_select_by_the_time_of_each_entrys_newest_change_sqlite() {
+    from_and_until_select_by_the_time_of_each_entrys_newest_change(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn from_and_until_select_by_the_time_of_each_entrys_newest_change_postgres() {
+    from_and_until_select_by_the_time_of_each_entrys_newest_change(Backend::Postgres).await;
 }
