@@ -1168,3 +1168,60 @@ async fn from_and_until_select_by_the_time_of_each_entrys_newest_change_sqlite()
 async fn from_and_until_select_by_the_time_of_each_entrys_newest_change_postgres() {
     from_and_until_select_by_the_time_of_each_entrys_newest_change(Backend::Postgres).await;
 }
+
+/// The served gateway (`serve::start`) answers `/oai` with its `[oai]` settings, and bounds the
+/// lists like the change feed: with every slot of the feed taken a list is refused with 429,
+/// while Identify still answers.
+#[actix_web::test]
+async fn the_served_gateway_answers_oai_with_its_settings_and_bounds_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = rix_gateway::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_owned(),
+        limits: toml::from_str("[changes]\nconcurrent = 1\nqueue_ms = 0\n").unwrap(),
+        ..Default::default()
+    };
+    config.oai.base_url = Some("https://rix.example.cn/".into());
+    config.oai.admin_email = "harvest@example.cn".into();
+    let gateway = rix_gateway::serve::start(config).await.unwrap();
+    let url = gateway.url();
+    let http = reqwest::Client::new();
+    let identify = http
+        .get(format!("{url}/oai?verb=Identify"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(texts(&identify, "baseURL"), ["https://rix.example.cn/oai"]);
+    assert_eq!(texts(&identify, "adminEmail"), ["harvest@example.cn"]);
+    let slot = gateway
+        .limits()
+        .hold(rix_gateway::limits::Heavy::Changes)
+        .unwrap();
+    let list = http
+        .get(format!("{url}/oai?verb=ListRecords&metadataPrefix=oai_dc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 429);
+    assert!(list.headers().get("retry-after").is_some());
+    let identify = http
+        .get(format!("{url}/oai?verb=Identify"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(identify.status(), 200);
+    drop(slot);
+    let list = http
+        .get(format!("{url}/oai?verb=ListRecords&metadataPrefix=oai_dc"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(error_code(&list), Some("noRecordsMatch"));
+    gateway.stop().await;
+}
