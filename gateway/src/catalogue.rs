@@ -1322,28 +1322,21 @@ pub fn audience_changes_after(
         .load(conn)?)
 }
 
-/// For each of `entries` that a change of a source of `audiences` ever touched: its newest such
-/// change and the latest time any of them was applied, `(change_id, at)`. Entries absent from
-/// the map were never heard of by such a reader.
-pub fn newest_audience_changes(
+/// For each of `entries` that a change of a source of `audiences` touched without moving the
+/// source between entries: its newest such change and the latest time any of them was
+/// applied, `(change_id, at)`. A change that moved a source ([`audience_moves`]) is heard of by
+/// each entry on its own terms — the entry it left only if the reader could see the source
+/// before, the one it joined only if after — which the change stream alone cannot say.
+pub fn newest_unmoved_changes(
     conn: &mut DbConn,
     entries: &[&str],
     audiences: &[i64],
 ) -> Result<HashMap<String, (i64, String)>, StoreError> {
     let mut out: HashMap<String, (i64, String)> = HashMap::new();
-    let mut merge = |entry: String, id: Option<i64>, at: Option<String>| {
-        let (Some(id), Some(at)) = (id, at) else {
-            return;
-        };
-        let slot = out.entry(entry).or_insert((id, at.clone()));
-        slot.0 = slot.0.max(id);
-        if at > slot.1 {
-            slot.1 = at;
-        }
-    };
     for chunk in entries.chunks(CHUNK) {
-        let staying: Vec<(String, Option<i64>, Option<String>)> = changes::table
+        let rows: Vec<(String, Option<i64>, Option<String>)> = changes::table
             .filter(changes::unified_id.eq_any(chunk))
+            .filter(changes::moved_from.is_null())
             .filter(changes::source_audience.eq_any(audiences.to_vec()))
             .group_by(changes::unified_id)
             .select((
@@ -1352,33 +1345,149 @@ pub fn newest_audience_changes(
                 diesel::dsl::max(changes::at),
             ))
             .load(conn)?;
-        for (entry, id, at) in staying {
-            merge(entry, id, at);
-        }
-        let leaving: Vec<(Option<String>, Option<i64>, Option<String>)> = changes::table
-            .filter(changes::moved_from.eq_any(chunk))
-            .filter(changes::source_audience.eq_any(audiences.to_vec()))
-            .group_by(changes::moved_from)
-            .select((
-                changes::moved_from,
-                diesel::dsl::max(changes::change_id),
-                diesel::dsl::max(changes::at),
-            ))
-            .load(conn)?;
-        for (entry, id, at) in leaving {
-            if let Some(entry) = entry {
-                merge(entry, id, at);
+        for (entry, id, at) in rows {
+            if let (Some(id), Some(at)) = (id, at) {
+                out.insert(entry, (id, at));
             }
         }
     }
     Ok(out)
 }
 
-/// How many entries a change of a source of `audiences` (of `kind` if given) touched whose
-/// latest such change was applied at or after `from` and before `before`: the size of a
-/// complete harvest. Counted in the database (one grouping of the changes since `from`), so
-/// that no entry name leaves it; the statement differs between the backends only in how it
-/// numbers its parameters.
+/// A change that moved a source from one entry to another.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct MoveRow {
+    /// Position in the change stream.
+    pub change_id: i64,
+    /// When it was applied.
+    pub at: String,
+    /// Publishing node.
+    pub node_id: String,
+    /// The node's record id.
+    pub id: String,
+    /// The version that moved it.
+    pub version: i64,
+    /// The entry it joined.
+    pub unified_id: String,
+    /// The entry it left.
+    pub moved_from: Option<String>,
+}
+
+fn select_moves() -> (
+    changes::change_id,
+    changes::at,
+    changes::node_id,
+    changes::id,
+    changes::version,
+    changes::unified_id,
+    changes::moved_from,
+) {
+    (
+        changes::change_id,
+        changes::at,
+        changes::node_id,
+        changes::id,
+        changes::version,
+        changes::unified_id,
+        changes::moved_from,
+    )
+}
+
+/// The changes of sources of `audiences` that moved a source into or out of any of `entries`.
+pub fn audience_moves(
+    conn: &mut DbConn,
+    entries: &[&str],
+    audiences: &[i64],
+) -> Result<Vec<MoveRow>, StoreError> {
+    let mut out: Vec<MoveRow> = Vec::new();
+    for chunk in entries.chunks(CHUNK) {
+        let joined: Vec<MoveRow> = changes::table
+            .filter(changes::unified_id.eq_any(chunk))
+            .filter(changes::moved_from.is_not_null())
+            .filter(changes::source_audience.eq_any(audiences.to_vec()))
+            .select(select_moves())
+            .load(conn)?;
+        let left: Vec<MoveRow> = changes::table
+            .filter(changes::moved_from.eq_any(chunk))
+            .filter(changes::source_audience.eq_any(audiences.to_vec()))
+            .select(select_moves())
+            .load(conn)?;
+        out.extend(joined);
+        out.extend(left);
+    }
+    out.sort_by_key(|m| m.change_id);
+    out.dedup_by_key(|m| m.change_id);
+    Ok(out)
+}
+
+/// The changes of sources of `audiences` (of `kind` if given) that moved a source, applied at
+/// or after `from`. Moves are rare (a merge, or a split when a key changes).
+pub fn audience_moves_since(
+    conn: &mut DbConn,
+    audiences: &[i64],
+    from: Option<&str>,
+    kind: Option<&str>,
+) -> Result<Vec<MoveRow>, StoreError> {
+    let mut query = changes::table
+        .filter(changes::moved_from.is_not_null())
+        .filter(changes::source_audience.eq_any(audiences.to_vec()))
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(changes::at.ge(from.to_owned()));
+    }
+    if let Some(kind) = kind {
+        query = query.filter(changes::kind.eq(kind.to_owned()));
+    }
+    Ok(query.select(select_moves()).load(conn)?)
+}
+
+/// The record kind change `change_id` is of.
+pub fn change_kind(conn: &mut DbConn, change_id: i64) -> Result<Option<String>, StoreError> {
+    Ok(changes::table
+        .find(change_id)
+        .select(changes::kind)
+        .first(conn)
+        .optional()?)
+}
+
+/// The secrecy level a source had as of `version` (its latest upsert at or below it), or just
+/// before it (`before`: below it). `None` when it had none (not yet published).
+pub fn level_as_of(
+    conn: &mut DbConn,
+    node_id: &str,
+    id: &str,
+    version: i64,
+    before: bool,
+) -> Result<Option<String>, StoreError> {
+    let mut query = record_versions::table
+        .filter(record_versions::node_id.eq(node_id))
+        .filter(record_versions::id.eq(id))
+        .filter(record_versions::op.eq(Op::Upsert.as_str()))
+        .into_boxed();
+    query = if before {
+        query.filter(record_versions::version.lt(version))
+    } else {
+        query.filter(record_versions::version.le(version))
+    };
+    let entry: Option<String> = query
+        .order(record_versions::version.desc())
+        .select(record_versions::entry)
+        .first(conn)
+        .optional()?;
+    // The level is never a hidden value: it decides who may see the record at all.
+    Ok(entry.and_then(|e| {
+        let entry: Value = serde_json::from_str(&e).ok()?;
+        let record = entry.get("record")?;
+        SecrecyLevel::of_record(record).map(|l| l.as_str().to_owned())
+    }))
+}
+
+/// How many entries a change of a source of `audiences` (of `kind` if given) touched without
+/// moving it, whose latest such change was applied at or after `from` and before `before`: the
+/// size of a complete harvest but for moves (see [`newest_unmoved_changes`]; the caller adds
+/// those). Counted in the database (one grouping of the changes since `from`), so that no
+/// entry name leaves it; the statement differs between the backends only in how it numbers
+/// its parameters.
 pub fn count_audience_entries(
     conn: &mut DbConn,
     audiences: &[i64],
@@ -1413,10 +1522,9 @@ pub fn count_audience_entries(
         }
         sql
     };
-    let staying = side("unified_id", "");
-    let leaving = side("moved_from", " AND moved_from IS NOT NULL");
+    let unmoved = side("unified_id", " AND moved_from IS NULL");
     let mut sql = format!(
-        "SELECT COUNT(*) AS n FROM (SELECT entry FROM ({staying} UNION ALL {leaving}) AS touched GROUP BY entry"
+        "SELECT COUNT(*) AS n FROM (SELECT entry FROM ({unmoved}) AS touched GROUP BY entry"
     );
     if let Some(before) = before {
         sql.push_str(" HAVING MAX(at) < ?");

@@ -1225,3 +1225,123 @@ async fn the_served_gateway_answers_oai_with_its_settings_and_bounds_lists() {
     assert_eq!(error_code(&list), Some("noRecordsMatch"));
     gateway.stop().await;
 }
+
+/// An internal record made public that joins a public entry (its registration number now that
+/// of a public result) leaves its internal entry behind. That entry was never public: a public
+/// harvester is not told of it, not even as deleted, and it is not counted; an internal reader,
+/// who could see it, gets its deleted header.
+async fn a_record_made_public_leaves_no_trace_of_its_internal_entry(backend: Backend) {
+    let (gw, mut province) = catalogue(backend);
+    let current = |id: &str| {
+        rix_gateway::catalogue::current_record(&mut gw.db.conn().unwrap(), "prov-530000", id, 1)
+            .unwrap()
+            .unwrap()
+    };
+    let internal_id = (6..ACHIEVEMENTS)
+        .map(|i| format!("a{i:05}"))
+        .find(|id| current(id)["secrecy"]["level"] == "internal")
+        .unwrap();
+    let internal_entry = identifier(&unified_id_of(&gw, "prov-530000", &internal_id));
+    let public_entry = identifier(&unified_id_of(&gw, "prov-530000", "a00000"));
+    let mut declassified = current(&internal_id);
+    declassified["secrecy"] = json!({"level": "public"});
+    declassified["title"] = json!("解密后并入公开成果");
+    declassified["registration_no"] = current("a00000")["registration_no"].clone();
+    province.publish(
+        &gw.ingest,
+        vec![(
+            RecordKind::Achievement,
+            internal_id.clone(),
+            2,
+            Some(declassified),
+        )],
+        25,
+    );
+    assert_eq!(
+        identifier(&unified_id_of(&gw, "prov-530000", &internal_id)),
+        public_entry,
+        "the record moved into the public entry"
+    );
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(read_state(&gw.db)))
+            .app_data(web::Data::new(config()))
+            .configure(api::configure)
+            .configure(oai::configure),
+    )
+    .await;
+    let mut responses = Responses::new();
+    let public = public_catalogue(&app).await;
+    let pages = harvest(
+        &app,
+        &mut responses,
+        "verb=ListIdentifiers&metadataPrefix=oai_dc",
+        None,
+    )
+    .await;
+    let listed: Vec<(String, bool)> = pages.iter().flat_map(|p| headers(p)).collect();
+    assert!(
+        listed.iter().all(|(i, _)| *i != internal_entry),
+        "the internal entry was listed"
+    );
+    assert_eq!(
+        listed
+            .iter()
+            .map(|(i, _)| i.clone())
+            .collect::<BTreeSet<_>>(),
+        public.keys().cloned().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(
+        token_attr(&pages[0], "completeListSize"),
+        Some(listed.len().to_string().as_str()),
+        "the count is of what is listed"
+    );
+    let since = harvest(
+        &app,
+        &mut responses,
+        "verb=ListIdentifiers&metadataPrefix=oai_dc&from=2000-01-01",
+        None,
+    )
+    .await;
+    assert_eq!(
+        token_attr(&since[0], "completeListSize"),
+        Some(listed.len().to_string().as_str())
+    );
+    let absent = oai_get(
+        &app,
+        &mut responses,
+        &format!("verb=GetRecord&identifier={internal_entry}&metadataPrefix=oai_dc"),
+        None,
+    )
+    .await;
+    assert_eq!(error_code(&absent), Some("idDoesNotExist"));
+    let joined = oai_get(
+        &app,
+        &mut responses,
+        &format!("verb=GetRecord&identifier={public_entry}&metadataPrefix=oai_dc"),
+        None,
+    )
+    .await;
+    assert!(!joined.contains("status=\"deleted\""), "{joined}");
+    // The internal reader could see the entry the record left: it is deleted, for them.
+    let theirs = harvest(
+        &app,
+        &mut responses,
+        "verb=ListIdentifiers&metadataPrefix=oai_dc",
+        Some(INTERNAL_TOKEN),
+    )
+    .await;
+    let theirs: Vec<(String, bool)> = theirs.iter().flat_map(|p| headers(p)).collect();
+    assert!(theirs.contains(&(internal_entry.clone(), true)));
+    responses.validate();
+}
+
+#[actix_web::test]
+async fn a_record_made_public_leaves_no_trace_of_its_internal_entry_sqlite() {
+    a_record_made_public_leaves_no_trace_of_its_internal_entry(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_record_made_public_leaves_no_trace_of_its_internal_entry_postgres() {
+    a_record_made_public_leaves_no_trace_of_its_internal_entry(Backend::Postgres).await;
+}

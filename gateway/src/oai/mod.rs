@@ -17,7 +17,10 @@
 //!   no longer can (withdrawn, or no longer public) is a header with `status="deleted"`; an
 //!   entry the reader never could see appears nowhere — not as a deleted header, not in a
 //!   count, not in a datestamp — because the provider hears only of changes to sources the
-//!   reader could see before or after them (the rule `/v1/changes` follows).
+//!   reader could see before or after them (the rule `/v1/changes` follows), and of a change
+//!   that moved a source between entries, only on the side where the reader could see it: the
+//!   entry it left if they could see it before, the one it joined if after (a record made
+//!   public that leaves its internal entry for a public one does not name the internal entry).
 //! - **Stateless, sealed resumption tokens** ([`token`]), pages of `page_size` items whose cost
 //!   does not grow with the position: each page continues from the change id after the last
 //!   item (a search-after on the change stream) and lists an entry at its newest change only.

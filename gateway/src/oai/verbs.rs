@@ -63,6 +63,118 @@ impl Context<'_> {
     fn audiences(&self) -> Vec<i64> {
         catalogue::audiences_visible_to(self.entitlements)
     }
+
+    /// Whether the reader may see a record of secrecy `level`.
+    fn may_see(&self, level: Option<&str>) -> bool {
+        level
+            .and_then(rix_schema::SecrecyLevel::parse)
+            .is_some_and(|l| self.entitlements.may_see(l))
+    }
+
+    /// Which sides of each move the reader hears of, by change id: `(left, joined)` — the
+    /// entry it left only if they could see the source before the move, the entry it joined
+    /// only if after. Hearing of both would name, as a deleted item, an entry they never could
+    /// see (a record made public that leaves its internal entry for a public one).
+    fn heard_sides(
+        &self,
+        conn: &mut DbConn,
+        moves: &[catalogue::MoveRow],
+    ) -> Result<HashMap<i64, (bool, bool)>, StoreError> {
+        let mut sides = HashMap::with_capacity(moves.len());
+        for m in moves {
+            let before = catalogue::level_as_of(conn, &m.node_id, &m.id, m.version, true)?;
+            let after = catalogue::level_as_of(conn, &m.node_id, &m.id, m.version, false)?;
+            sides.insert(
+                m.change_id,
+                (
+                    self.may_see(before.as_deref()),
+                    self.may_see(after.as_deref()),
+                ),
+            );
+        }
+        Ok(sides)
+    }
+
+    /// For each of `entries` the reader heard of: its newest heard-of change and the latest
+    /// time one was applied.
+    fn newest_heard(
+        &self,
+        conn: &mut DbConn,
+        entries: &[&str],
+    ) -> Result<HashMap<String, (i64, String)>, StoreError> {
+        let audiences = self.audiences();
+        let mut newest = catalogue::newest_unmoved_changes(conn, entries, &audiences)?;
+        let moves = catalogue::audience_moves(conn, entries, &audiences)?;
+        let sides = self.heard_sides(conn, &moves)?;
+        let wanted: HashSet<&str> = entries.iter().copied().collect();
+        for m in &moves {
+            let (left, joined) = sides[&m.change_id];
+            let heard = [
+                (left, m.moved_from.as_deref()),
+                (joined, Some(m.unified_id.as_str())),
+            ];
+            for (heard, entry) in heard {
+                let Some(entry) = entry.filter(|e| heard && wanted.contains(e)) else {
+                    continue;
+                };
+                let slot = newest
+                    .entry(entry.to_owned())
+                    .or_insert((m.change_id, m.at.clone()));
+                slot.0 = slot.0.max(m.change_id);
+                if m.at > slot.1 {
+                    slot.1 = m.at.clone();
+                }
+            }
+        }
+        Ok(newest)
+    }
+
+    /// The size of a complete list: the entries whose newest heard-of change was applied in
+    /// `[from, before)`.
+    fn count(
+        &self,
+        conn: &mut DbConn,
+        from: Option<&str>,
+        before: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let audiences = self.audiences();
+        let mut total =
+            catalogue::count_audience_entries(conn, &audiences, from, before, kind)? as i64;
+        // The database counted unmoved changes only: each entry a heard-of move touched since
+        // `from` is counted here instead, by its newest heard-of change of either kind.
+        let moves = catalogue::audience_moves_since(conn, &audiences, from, kind)?;
+        if moves.is_empty() {
+            return Ok(total as u64);
+        }
+        let sides = self.heard_sides(conn, &moves)?;
+        let mut moved: HashMap<&str, &str> = HashMap::new();
+        for m in &moves {
+            let (left, joined) = sides[&m.change_id];
+            let heard = [
+                (left, m.moved_from.as_deref()),
+                (joined, Some(m.unified_id.as_str())),
+            ];
+            for (heard, entry) in heard {
+                if let Some(entry) = entry.filter(|_| heard) {
+                    let slot = moved.entry(entry).or_insert(m.at.as_str());
+                    if m.at.as_str() > *slot {
+                        *slot = m.at.as_str();
+                    }
+                }
+            }
+        }
+        let entries: Vec<&str> = moved.keys().copied().collect();
+        let unmoved = catalogue::newest_unmoved_changes(conn, &entries, &audiences)?;
+        let in_range = |at: &str| from.is_none_or(|f| at >= f) && before.is_none_or(|b| at < b);
+        for (entry, moved_at) in moved {
+            let unmoved_at = unmoved.get(entry).map(|(_, at)| at.as_str());
+            let counted = unmoved_at.is_some_and(in_range);
+            let newest = unmoved_at.map_or(moved_at, |u| u.max(moved_at));
+            total += i64::from(in_range(newest)) - i64::from(counted);
+        }
+        Ok(total.max(0) as u64)
+    }
 }
 
 /// Why a request got no answer of its own.
@@ -332,7 +444,7 @@ fn existing(
     ctx: &Context<'_>,
     conn: &mut DbConn,
     identifier: &str,
-) -> Result<(String, String), Failure> {
+) -> Result<(String, String, i64), Failure> {
     let missing = || {
         OaiError::IdDoesNotExist(format!(
             "no item {identifier:?} here; identifiers are oai:{}:{{unified_id}}, as ListIdentifiers gives them",
@@ -340,9 +452,9 @@ fn existing(
         ))
     };
     let unified_id = ctx.unified_id(identifier).ok_or_else(missing)?;
-    let newest = catalogue::newest_audience_changes(conn, &[unified_id], &ctx.audiences())?;
-    let (_, at) = newest.get(unified_id).ok_or_else(missing)?;
-    Ok((unified_id.to_owned(), datestamp(at)))
+    let newest = ctx.newest_heard(conn, &[unified_id])?;
+    let (change_id, at) = newest.get(unified_id).ok_or_else(missing)?;
+    Ok((unified_id.to_owned(), datestamp(at), *change_id))
 }
 
 fn list_sets(ctx: &Context<'_>, request: &OaiRequest) -> Result<String, Failure> {
@@ -432,14 +544,27 @@ struct Item {
 fn items(
     ctx: &Context<'_>,
     conn: &mut DbConn,
-    wanted: &[(String, String)],
+    wanted: &[(String, String, i64)],
     with_links: bool,
 ) -> Result<Vec<Item>, StoreError> {
-    let ids: Vec<&str> = wanted.iter().map(|(u, _)| u.as_str()).collect();
+    let ids: Vec<&str> = wanted.iter().map(|(u, _, _)| u.as_str()).collect();
     let mut held = catalogue::unified_many(conn, &ids)?;
     let mut out = Vec::with_capacity(wanted.len());
-    for (unified_id, datestamp) in wanted {
+    for (unified_id, datestamp, newest_change) in wanted {
         let Some(entry) = held.remove(unified_id) else {
+            // Every source moved to other entries: deleted, of the kind its changes name.
+            let kind = catalogue::change_kind(conn, *newest_change)?.and_then(|k| k.parse().ok());
+            if let Some(kind) = kind {
+                out.push(Item {
+                    unified_id: unified_id.clone(),
+                    kind,
+                    datestamp: datestamp.clone(),
+                    view: None,
+                    sources: Vec::new(),
+                    sets: member_of(kind, None),
+                    links: Vec::new(),
+                });
+            }
             continue;
         };
         let Ok(kind) = entry.kind.parse::<RecordKind>() else {
@@ -520,8 +645,8 @@ fn record(ctx: &Context<'_>, x: &mut Xml, item: &Item, format: Format) {
 fn get_record(ctx: &Context<'_>, request: &OaiRequest) -> Result<String, Failure> {
     let format = Format::parse(&request.args["metadataPrefix"])?;
     let mut conn = ctx.db.conn()?;
-    let (unified_id, datestamp) = existing(ctx, &mut conn, &request.args["identifier"])?;
-    let found = items(ctx, &mut conn, &[(unified_id, datestamp)], true)?;
+    let wanted = existing(ctx, &mut conn, &request.args["identifier"])?;
+    let found = items(ctx, &mut conn, &[wanted], true)?;
     let Some(item) = found.first() else {
         return Err(OaiError::IdDoesNotExist(format!(
             "no item {:?} here",
@@ -616,9 +741,8 @@ fn list(ctx: &Context<'_>, request: &OaiRequest) -> Result<String, Failure> {
     // The size of the whole list, counted once, on its first page, where the change stream
     // alone can say it: unrestricted or restricted by kind.
     if resumed.is_none() && set.as_ref().is_none_or(|s| matches!(s, SetSpec::Kind(_))) {
-        state.total = Some(catalogue::count_audience_entries(
+        state.total = Some(ctx.count(
             &mut conn,
-            &audiences,
             from.as_deref(),
             before.as_deref(),
             kind.map(RecordKind::as_str),
@@ -659,8 +783,8 @@ fn list(ctx: &Context<'_>, request: &OaiRequest) -> Result<String, Failure> {
                 .filter(|e| seen.insert(*e))
                 .collect()
         };
-        let newest = catalogue::newest_audience_changes(&mut conn, &touched, &audiences)?;
-        // Each entry at its newest change, if that change is within the range.
+        let newest = ctx.newest_heard(&mut conn, &touched)?;
+        // Each entry at its newest heard-of change, if that change is within the range.
         let mut due: Vec<(i64, String, String)> = Vec::new();
         for change in &changes {
             for entry in change.entries() {
@@ -672,8 +796,10 @@ fn list(ctx: &Context<'_>, request: &OaiRequest) -> Result<String, Failure> {
                 }
             }
         }
-        let wanted: Vec<(String, String)> =
-            due.iter().map(|(_, u, d)| (u.clone(), d.clone())).collect();
+        let wanted: Vec<(String, String, i64)> = due
+            .iter()
+            .map(|(c, u, d)| (u.clone(), d.clone(), *c))
+            .collect();
         let mut found: HashMap<String, Item> = items(ctx, &mut conn, &wanted, records)?
             .into_iter()
             .map(|i| (i.unified_id.clone(), i))
