@@ -6,8 +6,10 @@
 #     JSON Schema validator used by schema/tests/independent_validator.rs via RIX_PYTHON) and
 #     cryptography (the independent verifier of signed records, gateway/tests/verifier.py) and
 #     playwright (drives Debian's Chromium in the portal's browser test, gateway/tests/browser.py;
-#     the browser is Debian's, `playwright install` is never run).
+#     the browser is Debian's, `playwright install` is never run) and sickle (the stock OAI-PMH
+#     harvester of the gateway's OAI-PMH test, gateway/tests/harvester.py).
 #   - Debian's chromium and a CJK font (fonts-noto-cjk) for that test and its screenshots.
+#   - xmllint (libxml2-utils): every OAI-PMH response is validated against the official XSDs.
 #
 # Idempotent: when everything is already present it does nothing (no apt-get update).
 # Packages are installed without starting any service (a temporary /usr/sbin/policy-rc.d
@@ -19,7 +21,7 @@ set -euo pipefail
 
 SERVICES_DIR="${RIX_SERVICES_DIR:-/var/tmp/rix-services}"
 VENV="$SERVICES_DIR/venv"
-PY_PACKAGES=(jsonschema referencing cryptography playwright)
+PY_PACKAGES=(jsonschema referencing cryptography playwright sickle)
 
 log() { printf '[install-deps] %s\n' "$*"; }
 die() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -52,7 +54,7 @@ pg_server_present() {
 
 # --- Debian packages -----------------------------------------------------------------------
 missing=()
-for p in gcc pkg-config libssl-dev ca-certificates chromium fonts-noto-cjk; do
+for p in gcc pkg-config libssl-dev ca-certificates chromium fonts-noto-cjk libxml2-utils; do
     pkg_installed "$p" || missing+=("$p")
 done
 if ! pg_server_present || ! command -v psql >/dev/null 2>&1 || ! command -v pg_isready >/dev/null 2>&1; then
@@ -101,12 +103,12 @@ if ((${#missing[@]} > 0)); then
     pg_server_present || die "PostgreSQL server binaries still missing under /usr/lib/postgresql/*/bin"
     command -v rabbitmq-server >/dev/null 2>&1 || die "rabbitmq-server still missing after apt-get install"
 else
-    log "Debian packages present (postgresql, rabbitmq-server, gcc, pkg-config, libssl-dev, chromium, fonts-noto-cjk)"
+    log "Debian packages present (postgresql, rabbitmq-server, gcc, pkg-config, libssl-dev, chromium, fonts-noto-cjk, libxml2-utils)"
 fi
 
 # --- Python venv for the independent JSON Schema validator ---------------------------------
 venv_ok() {
-    [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import jsonschema, referencing, cryptography, playwright' >/dev/null 2>&1
+    [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import jsonschema, referencing, cryptography, playwright, sickle' >/dev/null 2>&1
 }
 if venv_ok; then
     log "Python venv present: $VENV"

@@ -218,7 +218,7 @@ impl FromRequest for Params {
 }
 
 /// `+` to space and `%HH` to the byte; a malformed escape is an error saying how to fix it.
-fn percent_decode(raw: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn percent_decode(raw: &str) -> Result<Vec<u8>, String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -1108,7 +1108,8 @@ pub async fn export(
     info(title = "rix gateway API", description = "The national catalogue's read APIs (DESIGN.md §9). Anonymous callers read as `public`; bearer tokens carry entitlements."),
     paths(discovery, record, entry, changes, search, stats, export,
           crate::portal::search_page, crate::portal::record_page, crate::portal::entry_page,
-          crate::portal::stats_page, crate::portal::stats_csv, crate::portal::about_page),
+          crate::portal::stats_page, crate::portal::stats_csv, crate::portal::about_page,
+          crate::oai::get, crate::oai::post),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -1399,6 +1399,347 @@ pub fn change_head(conn: &mut DbConn, after: i64) -> Result<(i64, Option<String>
     Ok((head.unwrap_or(0), next_at))
 }
 
+// ---- The change stream as the OAI-PMH provider reads it (crate::oai) -------------------------
+//
+// An OAI item is a unified entry; its datestamp is the time of the newest change to it that
+// the reader may hear of ([`ChangeRow::visible_to`]): changes to sources the reader never could
+// see do not date, list or count anything. Times are RFC 3339 text (`now()`), compared as text
+// against bounds written without the zone (`YYYY-MM-DDThh:mm:ss`), so that fractions of a
+// second sort inside their second.
+
+/// Every `source_audience` a reader with `entitlements` may hear of.
+pub fn audiences_visible_to(entitlements: Entitlements) -> Vec<i64> {
+    [AUDIENCE_PUBLIC, AUDIENCE_INTERNAL, AUDIENCE_NOBODY]
+        .into_iter()
+        .filter(|a| audience_visible(*a, entitlements))
+        .collect()
+}
+
+/// One change as a harvest reads it: where it is in the stream, when it was applied, and the
+/// entries it touched.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct DatedChange {
+    /// Position in the change stream.
+    pub change_id: i64,
+    /// When it was applied (RFC 3339).
+    pub at: String,
+    /// Record kind.
+    pub kind: String,
+    /// The entry the record is in after the change.
+    pub unified_id: String,
+    /// The entry it left, when the change moved it.
+    pub moved_from: Option<String>,
+}
+
+impl DatedChange {
+    /// The entries the change touched.
+    pub fn entries(&self) -> impl Iterator<Item = &str> {
+        self.moved_from
+            .as_deref()
+            .into_iter()
+            .chain(std::iter::once(self.unified_id.as_str()))
+    }
+}
+
+/// The changes after `after` of sources of `audiences`, applied at or after `from` and before
+/// `before` (zone-less RFC 3339 prefixes), of `kind` if given, oldest first, at most `limit`.
+pub fn audience_changes_after(
+    conn: &mut DbConn,
+    after: i64,
+    audiences: &[i64],
+    from: Option<&str>,
+    before: Option<&str>,
+    kind: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DatedChange>, StoreError> {
+    let mut query = changes::table
+        .filter(changes::change_id.gt(after))
+        .filter(changes::source_audience.eq_any(audiences.to_vec()))
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(changes::at.ge(from.to_owned()));
+    }
+    if let Some(before) = before {
+        query = query.filter(changes::at.lt(before.to_owned()));
+    }
+    if let Some(kind) = kind {
+        query = query.filter(changes::kind.eq(kind.to_owned()));
+    }
+    Ok(query
+        .order(changes::change_id.asc())
+        .limit(limit)
+        .select((
+            changes::change_id,
+            changes::at,
+            changes::kind,
+            changes::unified_id,
+            changes::moved_from,
+        ))
+        .load(conn)?)
+}
+
+/// For each of `entries` that a change of a source of `audiences` touched without moving the
+/// source between entries: its newest such change and the latest time any of them was
+/// applied, `(change_id, at)`. A change that moved a source ([`audience_moves`]) is heard of by
+/// each entry on its own terms — the entry it left only if the reader could see the source
+/// before, the one it joined only if after — which the change stream alone cannot say.
+pub fn newest_unmoved_changes(
+    conn: &mut DbConn,
+    entries: &[&str],
+    audiences: &[i64],
+) -> Result<HashMap<String, (i64, String)>, StoreError> {
+    let mut out: HashMap<String, (i64, String)> = HashMap::new();
+    for chunk in entries.chunks(CHUNK) {
+        let rows: Vec<(String, Option<i64>, Option<String>)> = changes::table
+            .filter(changes::unified_id.eq_any(chunk))
+            .filter(changes::moved_from.is_null())
+            .filter(changes::source_audience.eq_any(audiences.to_vec()))
+            .group_by(changes::unified_id)
+            .select((
+                changes::unified_id,
+                diesel::dsl::max(changes::change_id),
+                diesel::dsl::max(changes::at),
+            ))
+            .load(conn)?;
+        for (entry, id, at) in rows {
+            if let (Some(id), Some(at)) = (id, at) {
+                out.insert(entry, (id, at));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A change that moved a source from one entry to another.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct MoveRow {
+    /// Position in the change stream.
+    pub change_id: i64,
+    /// When it was applied.
+    pub at: String,
+    /// Publishing node.
+    pub node_id: String,
+    /// The node's record id.
+    pub id: String,
+    /// The version that moved it.
+    pub version: i64,
+    /// The entry it joined.
+    pub unified_id: String,
+    /// The entry it left.
+    pub moved_from: Option<String>,
+}
+
+fn select_moves() -> (
+    changes::change_id,
+    changes::at,
+    changes::node_id,
+    changes::id,
+    changes::version,
+    changes::unified_id,
+    changes::moved_from,
+) {
+    (
+        changes::change_id,
+        changes::at,
+        changes::node_id,
+        changes::id,
+        changes::version,
+        changes::unified_id,
+        changes::moved_from,
+    )
+}
+
+/// The changes of sources of `audiences` that moved a source into or out of any of `entries`.
+pub fn audience_moves(
+    conn: &mut DbConn,
+    entries: &[&str],
+    audiences: &[i64],
+) -> Result<Vec<MoveRow>, StoreError> {
+    let mut out: Vec<MoveRow> = Vec::new();
+    for chunk in entries.chunks(CHUNK) {
+        let joined: Vec<MoveRow> = changes::table
+            .filter(changes::unified_id.eq_any(chunk))
+            .filter(changes::moved_from.is_not_null())
+            .filter(changes::source_audience.eq_any(audiences.to_vec()))
+            .select(select_moves())
+            .load(conn)?;
+        let left: Vec<MoveRow> = changes::table
+            .filter(changes::moved_from.eq_any(chunk))
+            .filter(changes::source_audience.eq_any(audiences.to_vec()))
+            .select(select_moves())
+            .load(conn)?;
+        out.extend(joined);
+        out.extend(left);
+    }
+    out.sort_by_key(|m| m.change_id);
+    out.dedup_by_key(|m| m.change_id);
+    Ok(out)
+}
+
+/// The changes of sources of `audiences` (of `kind` if given) that moved a source, applied at
+/// or after `from`. Moves are rare (a merge, or a split when a key changes).
+pub fn audience_moves_since(
+    conn: &mut DbConn,
+    audiences: &[i64],
+    from: Option<&str>,
+    kind: Option<&str>,
+) -> Result<Vec<MoveRow>, StoreError> {
+    let mut query = changes::table
+        .filter(changes::moved_from.is_not_null())
+        .filter(changes::source_audience.eq_any(audiences.to_vec()))
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(changes::at.ge(from.to_owned()));
+    }
+    if let Some(kind) = kind {
+        query = query.filter(changes::kind.eq(kind.to_owned()));
+    }
+    Ok(query.select(select_moves()).load(conn)?)
+}
+
+/// The record kind change `change_id` is of.
+pub fn change_kind(conn: &mut DbConn, change_id: i64) -> Result<Option<String>, StoreError> {
+    Ok(changes::table
+        .find(change_id)
+        .select(changes::kind)
+        .first(conn)
+        .optional()?)
+}
+
+/// The secrecy level a source had as of `version` (its latest upsert at or below it), or just
+/// before it (`before`: below it). `None` when it had none (not yet published).
+pub fn level_as_of(
+    conn: &mut DbConn,
+    node_id: &str,
+    id: &str,
+    version: i64,
+    before: bool,
+) -> Result<Option<String>, StoreError> {
+    let mut query = record_versions::table
+        .filter(record_versions::node_id.eq(node_id))
+        .filter(record_versions::id.eq(id))
+        .filter(record_versions::op.eq(Op::Upsert.as_str()))
+        .into_boxed();
+    query = if before {
+        query.filter(record_versions::version.lt(version))
+    } else {
+        query.filter(record_versions::version.le(version))
+    };
+    let entry: Option<String> = query
+        .order(record_versions::version.desc())
+        .select(record_versions::entry)
+        .first(conn)
+        .optional()?;
+    // The level is never a hidden value: it decides who may see the record at all.
+    Ok(entry.and_then(|e| {
+        let entry: Value = serde_json::from_str(&e).ok()?;
+        let record = entry.get("record")?;
+        SecrecyLevel::of_record(record).map(|l| l.as_str().to_owned())
+    }))
+}
+
+/// How many entries a change of a source of `audiences` (of `kind` if given) touched without
+/// moving it, whose latest such change was applied at or after `from` and before `before`: the
+/// size of a complete harvest but for moves (see [`newest_unmoved_changes`]; the caller adds
+/// those). Counted in the database (one grouping of the changes since `from`), so that no
+/// entry name leaves it; the statement differs between the backends only in how it numbers
+/// its parameters.
+pub fn count_audience_entries(
+    conn: &mut DbConn,
+    audiences: &[i64],
+    from: Option<&str>,
+    before: Option<&str>,
+    kind: Option<&str>,
+) -> Result<u64, StoreError> {
+    #[derive(QueryableByName)]
+    struct EntryCount {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    // Audiences are our own integers, written as literals; every text is a parameter.
+    let audience_list = audiences
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut binds: Vec<&str> = Vec::new();
+    let mut side = |entry: &str, extra: &str| {
+        // Latest at or after `from` exactly when some change is: only those need reading.
+        let mut sql = format!(
+            "SELECT {entry} AS entry, at FROM changes WHERE source_audience IN ({audience_list}){extra}"
+        );
+        if let Some(from) = from {
+            sql.push_str(" AND at >= ?");
+            binds.push(from);
+        }
+        if let Some(kind) = kind {
+            sql.push_str(" AND kind = ?");
+            binds.push(kind);
+        }
+        sql
+    };
+    let unmoved = side("unified_id", " AND moved_from IS NULL");
+    let mut sql = format!(
+        "SELECT COUNT(*) AS n FROM (SELECT entry FROM ({unmoved}) AS touched GROUP BY entry"
+    );
+    if let Some(before) = before {
+        sql.push_str(" HAVING MAX(at) < ?");
+        binds.push(before);
+    }
+    sql.push_str(") AS entries");
+    macro_rules! count_on {
+        ($conn:expr, $backend:ty, $sql:expr) => {{
+            let mut query = diesel::sql_query($sql).into_boxed::<$backend>();
+            for b in &binds {
+                query = query.bind::<diesel::sql_types::Text, _>(b.to_string());
+            }
+            query.get_result::<EntryCount>($conn)?.n
+        }};
+    }
+    let n = match conn {
+        DbConn::Sqlite(c) => count_on!(c, diesel::sqlite::Sqlite, sql),
+        DbConn::Postgresql(c) => {
+            let mut numbered = String::with_capacity(sql.len() + 8);
+            let mut i = 0;
+            for ch in sql.chars() {
+                if ch == '?' {
+                    i += 1;
+                    numbered.push_str(&format!("${i}"));
+                } else {
+                    numbered.push(ch);
+                }
+            }
+            count_on!(c, diesel::pg::Pg, numbered)
+        }
+    };
+    Ok(n.max(0) as u64)
+}
+
+/// The newest change, by time, applied before `before` (a zone-less RFC 3339 prefix): where a
+/// walk of the changes applied since some later time may start without reading the stream
+/// from its beginning (`None`: there is none; start at 0).
+pub fn last_change_before(conn: &mut DbConn, before: &str) -> Result<Option<i64>, StoreError> {
+    Ok(changes::table
+        .filter(changes::at.lt(before.to_owned()))
+        .order(changes::at.desc())
+        .select(changes::change_id)
+        .first(conn)
+        .optional()?)
+}
+
+/// When the oldest change of a source of `audiences` was applied (`None`: no such change).
+pub fn earliest_audience_change(
+    conn: &mut DbConn,
+    audiences: &[i64],
+) -> Result<Option<String>, StoreError> {
+    Ok(changes::table
+        .filter(changes::source_audience.eq_any(audiences.to_vec()))
+        .order(changes::change_id.asc())
+        .select(changes::at)
+        .first(conn)
+        .optional()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

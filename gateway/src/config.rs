@@ -130,6 +130,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// When `/healthz` calls the gateway degraded (`[health]`; see [`crate::health`]).
     pub health: crate::health::HealthConfig,
+    /// The OAI-PMH provider at `/oai` (`[oai]`; see [`crate::oai`]).
+    pub oai: crate::oai::OaiConfig,
 }
 
 impl Default for Config {
@@ -151,6 +153,7 @@ impl Default for Config {
             limits: crate::limits::LimitsConfig::default(),
             metrics_token: None,
             health: crate::health::HealthConfig::default(),
+            oai: crate::oai::OaiConfig::default(),
         }
     }
 }
@@ -178,6 +181,7 @@ impl fmt::Debug for Config {
                 &self.metrics_token.as_ref().map(|_| "(set)"),
             )
             .field("health", &self.health)
+            .field("oai", &self.oai)
             .finish()
     }
 }
@@ -232,6 +236,21 @@ impl Config {
         }
         if let Some(v) = env.optional_path("RIX_PULL_SERVER_CA") {
             self.pull.server_ca = v;
+        }
+        if let Some(v) = env.text("RIX_OAI_REPOSITORY_NAME") {
+            self.oai.repository_name = v;
+        }
+        if let Some(v) = env.text("RIX_OAI_REPOSITORY_IDENTIFIER") {
+            self.oai.repository_identifier = v;
+        }
+        if let Some(v) = env.text("RIX_OAI_ADMIN_EMAIL") {
+            self.oai.admin_email = v;
+        }
+        if let Some(v) = env.optional("RIX_OAI_BASE_URL") {
+            self.oai.base_url = v;
+        }
+        if let Some(v) = env.parsed("RIX_OAI_PAGE_SIZE")? {
+            self.oai.page_size = v;
         }
         Ok(())
     }

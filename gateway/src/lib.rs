@@ -11,13 +11,13 @@
 //! What it guarantees: nothing is applied that did not verify against a trusted, unrevoked key
 //! on an unbroken chain; nothing classified `secret` or above is ever stored; applying the same
 //! batch twice, or versions out of order, changes nothing; no record or field leaves through
-//! [`api`] (search, detail, change feed, export, stats) except through [`access`]'s one filter,
-//! and the [`search`] index holds only what that filter lets an internal reader see.
+//! [`api`] (search, detail, change feed, export, stats) or [`oai`] except through [`access`]'s
+//! one filter, and the [`search`] index holds only what that filter lets an internal reader see.
 //!
 //! The rest is the service around that journey: [`consume`] and [`pull`] are the two transports,
 //! [`serve`] starts them beside the HTTP listener, [`portal`] is the researchers' web pages over the
-//! same reads as [`api`], [`limits`] bounds the listener's heavy
-//! endpoints, and [`config`] is the file all of them read.
+//! same reads as [`api`], [`oai`] is the OAI-PMH provider that aggregators harvest, [`limits`]
+//! bounds the listener's heavy endpoints, and [`config`] is the file all of them read.
 //!
 //! What it may depend on: [`schema`] and `rix-runtime`; never the node. It learns what a node
 //! publishes only through the wire format — the queue, the signed feed and a node's `/v1/keys` —
@@ -34,6 +34,7 @@ pub mod db;
 pub mod health;
 pub mod ingest;
 pub mod limits;
+pub mod oai;
 pub mod portal;
 pub mod pull;
 pub mod representation;

@@ -262,6 +262,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         access,
         search,
     });
+    let oai = web::Data::new(config.oai.clone());
     let limits_handle = limits.clone();
     let listener = Listener {
         tls: config.tls.clone(),
@@ -272,6 +273,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             .app_data(state.clone())
             .app_data(read.clone())
             .app_data(limits.clone())
+            .app_data(oai.clone())
             .wrap(rix_runtime::problem::problem_errors())
             // Outermost: every answer, errors included, negotiated as gzip or brotli.
             .wrap(actix_web::middleware::Compress::default())
@@ -279,6 +281,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             .route("/metrics", web::get().to(metrics))
             .configure(crate::api::configure)
             .configure(crate::portal::configure)
+            .configure(crate::oai::configure)
     })?;
     let addr = server.addr;
     tracing::info!(%addr, backend = ?db.backend(), broker = config.amqp_url.is_some(), "gateway listening");

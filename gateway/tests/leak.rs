@@ -9,7 +9,8 @@
 //! — a number, which a string search for a word would miss, so the suite looks for its digits
 //! and for every total that would let a reader compute it. New endpoints must be added to the
 //! paths below; every entitlement combination reads every path. The portal's pages are read like
-//! the API's endpoints: the same markers must not appear in any HTML page either.
+//! the API's endpoints: the same markers must not appear in any HTML page either, nor in any
+//! OAI-PMH response (every verb, both metadata formats).
 
 mod common;
 
@@ -17,6 +18,7 @@ use actix_web::{App, test, web};
 use common::{Backend, Gateway, Item, SigningNode, read_state};
 use rix_gateway::access;
 use rix_gateway::api;
+use rix_gateway::oai;
 use rix_gateway::portal;
 use rix_schema::RecordKind;
 use rix_schema::sample::{SampleConfig, SampleGenerator};
@@ -125,8 +127,14 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(read_state(&db)))
+            // One page holds every record: a list shows each reader all it may see.
+            .app_data(web::Data::new(oai::OaiConfig {
+                page_size: 10_000,
+                ..oai::OaiConfig::default()
+            }))
             .configure(api::configure)
-            .configure(portal::configure),
+            .configure(portal::configure)
+            .configure(oai::configure),
     )
     .await;
 
@@ -208,6 +216,34 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
             paths.push((format!("/?q={}{i:05}", marker.to_lowercase()), None));
         }
     }
+    // OAI-PMH: every verb, both formats, lists by set; every third entry by its identifier
+    // (the internal ones' included), in both formats.
+    paths.extend(
+        [
+            "/oai?verb=Identify",
+            "/oai?verb=ListMetadataFormats",
+            "/oai?verb=ListSets",
+            "/oai?verb=ListIdentifiers&metadataPrefix=oai_dc",
+            "/oai?verb=ListRecords&metadataPrefix=oai_dc",
+            "/oai?verb=ListRecords&metadataPrefix=rix",
+            "/oai?verb=ListRecords&metadataPrefix=rix&set=kind:funded_project",
+            "/oai?verb=ListRecords&metadataPrefix=rix&set=region",
+        ]
+        .map(|p| (p.to_owned(), None)),
+    );
+    for (n, (u, level)) in names.iter().enumerate().filter(|(n, _)| n % 3 == 1) {
+        let prefix = if n % 2 == 0 { "rix" } else { "oai_dc" };
+        paths.push((
+            format!(
+                "/oai?verb=GetRecord&identifier=oai:rix.example.invalid:{u}&metadataPrefix={prefix}"
+            ),
+            Some(level.clone()),
+        ));
+        paths.push((
+            format!("/oai?verb=ListMetadataFormats&identifier=oai:rix.example.invalid:{u}"),
+            Some(level.clone()),
+        ));
+    }
     paths.push(("/v1/export?format=csv&kind=funded_project".into(), None));
     paths.push((
         "/v1/changes?after=0&limit=10000&kind=funded_project".into(),
@@ -258,6 +294,17 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
         ("/v1/records/prov-530000/prj-00000", &ALLOWED[4..]),
         ("/?limit=100", &ALLOWED[..1]),
         ("/records/prov-530000/prj-00000", &ALLOWED[4..]),
+        ("/oai?verb=ListRecords&metadataPrefix=rix", &ALLOWED[..]),
+        (
+            "/oai?verb=ListRecords&metadataPrefix=rix&set=region",
+            &ALLOWED[..4],
+        ),
+        (
+            "/oai?verb=ListRecords&metadataPrefix=rix&set=kind:funded_project",
+            &ALLOWED[4..],
+        ),
+        ("/oai?verb=ListRecords&metadataPrefix=oai_dc", &ALLOWED[..1]),
+        ("/oai?verb=ListIdentifiers&metadataPrefix=oai_dc", &[]),
     ] {
         for marker in expected {
             assert!(
