@@ -615,8 +615,36 @@ pub async fn changes(
                 }
                 let sealed = seal.seal_position(change.change_id);
                 // A change that moved the record names the entry it left too: that entry lost
-                // a source (and maybe its content), so the follower hears about both.
-                for unified_id in change.entries() {
+                // a source (and maybe its content), so the follower hears about both — each
+                // side only if they could see the source on that side. A record made public
+                // that leaves its internal entry must not name that entry, even as a removal;
+                // one made internal that joins an internal entry must not name that one.
+                let (left, joined) = match change.moved_from {
+                    Some(_) => {
+                        let mut may_see = |before: bool| -> Result<bool, ApiError> {
+                            let level = catalogue::level_as_of(
+                                &mut conn,
+                                &change.node_id,
+                                &change.id,
+                                change.version,
+                                before,
+                            )?;
+                            Ok(level
+                                .as_deref()
+                                .and_then(rix_schema::SecrecyLevel::parse)
+                                .is_some_and(|l| entitlements.may_see(l)))
+                        };
+                        (may_see(true)?, may_see(false)?)
+                    }
+                    None => (false, true),
+                };
+                let heard = change
+                    .moved_from
+                    .as_deref()
+                    .filter(|_| left)
+                    .into_iter()
+                    .chain(Some(change.unified_id.as_str()).filter(|_| joined));
+                for unified_id in heard {
                     let current = catalogue::unified(&mut conn, unified_id)?;
                     let view = current.as_ref().and_then(|u| {
                         let k = kind_of(&u.kind)?;

@@ -709,6 +709,74 @@ async fn a_reader_hears_of_removals_only_of_entries_they_could_see() {
 }
 
 #[actix_web::test]
+async fn a_record_that_moves_entries_names_only_the_sides_a_reader_could_see() {
+    let mut w = World::new();
+    // Records with a registration number (the merge key the moves below go by).
+    let mut numbered = (31..)
+        .map(|i| priced_achievement(i, 1))
+        .filter(|r| r["registration_no"].is_string());
+    let mut internal = numbered.next().unwrap();
+    internal["secrecy"] = json!({"level": "internal"});
+    let public = numbered.next().unwrap();
+    let mut other_internal = numbered.next().unwrap();
+    other_internal["secrecy"] = json!({"level": "internal"});
+    w.publish(
+        "prov-530000",
+        vec![
+            (RecordKind::Achievement, "int", 1, Some(internal.clone())),
+            (RecordKind::Achievement, "pub", 1, Some(public.clone())),
+            (
+                RecordKind::Achievement,
+                "int2",
+                1,
+                Some(other_internal.clone()),
+            ),
+        ],
+    );
+    let entry_of = |w: &World, id: &str| {
+        rix_gateway::catalogue::unified_id_of(
+            &mut w.gw.db.conn().unwrap(),
+            "prov-530000",
+            id,
+            Entitlements::ALL,
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let internal_entry = entry_of(&w, "int");
+    let other_internal_entry = entry_of(&w, "int2");
+    // Declassified into the public entry (same registration number), and, the other way, the
+    // public record made internal joining the other internal entry.
+    let mut declassified = public.clone();
+    declassified["title"] = json!("解密后并入公开成果");
+    w.publish(
+        "prov-530000",
+        vec![(RecordKind::Achievement, "int", 2, Some(declassified))],
+    );
+    assert_ne!(entry_of(&w, "int"), internal_entry, "it moved");
+    let mut made_internal = other_internal.clone();
+    made_internal["title"] = json!("转为内部并入内部成果");
+    w.publish(
+        "prov-530000",
+        vec![(RecordKind::Achievement, "pub", 2, Some(made_internal))],
+    );
+    assert_eq!(entry_of(&w, "pub"), other_internal_entry, "it moved");
+
+    let (_, feed) = w.get("/v1/changes?after=0", None).await;
+    for hidden in [&internal_entry, &other_internal_entry] {
+        assert!(
+            !feed.contains(hidden.as_str()),
+            "the public feed names an entry the public never could see ({hidden}): {feed}"
+        );
+    }
+    // Positive control: the internal reader hears of both sides of both moves.
+    let (_, inside) = w.get("/v1/changes?after=0", Some("internal")).await;
+    for entry in [&internal_entry, &other_internal_entry] {
+        assert!(inside.contains(entry.as_str()), "{entry}: {inside}");
+    }
+}
+
+#[actix_web::test]
 async fn only_the_same_result_is_merged() {
     let mut w = World::new();
     let base = |i: u64, title: &str| {
