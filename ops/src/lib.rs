@@ -17,6 +17,7 @@
 //! depend on both services (DESIGN.md §2).
 
 pub mod bench;
+pub mod bench_export;
 pub mod bench_generate;
 pub mod bench_import;
 pub mod bench_portal;
@@ -338,6 +339,26 @@ enum BenchCommand {
         /// Timed requests per endpoint (the API, the page, the htmx results region).
         #[arg(long, default_value_t = 2000)]
         queries: usize,
+    },
+    /// A ministry's bulk pull: full anonymous exports (JSON Lines, CSV) of the search bench's
+    /// catalogue (filled or reused in the same data dir) through a gateway process, beside the
+    /// catalogue's own read of the same entries, and search pages' latency by depth.
+    Export {
+        /// Records in the catalogue (as `rix bench search` fills it).
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Publishing nodes the records come from.
+        #[arg(long, default_value_t = 8)]
+        nodes: usize,
+        /// The search bench's data dir; its catalogue and index are reused when there.
+        #[arg(long, default_value = "target/bench-search")]
+        data_dir: PathBuf,
+        /// Rounds of (JSON Lines export, CSV export, the catalogue's own read).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Search pages of 100 walked by cursor for the latency by depth.
+        #[arg(long, default_value_t = 200)]
+        pages: usize,
     },
     /// The gateway's ingest pipeline alone (verify, chain check, validate, secrecy gate, apply
     /// with merge and change stream) on pre-signed batches of generated achievements.
@@ -834,6 +855,22 @@ pub fn main() -> Result<()> {
             nodes,
             dir: data_dir,
             queries,
+        }),
+        Command::Bench {
+            command:
+                BenchCommand::Export {
+                    records,
+                    nodes,
+                    data_dir,
+                    rounds,
+                    pages,
+                },
+        } => bench_export::run(&bench_export::ExportBench {
+            records,
+            nodes,
+            dir: data_dir,
+            rounds,
+            pages,
         }),
         Command::Bench {
             command:
