@@ -1024,7 +1024,7 @@ pub async fn export(
         }
     };
     let mut q = search_query(&query)?;
-    q.limit = crate::search::MAX_LIMIT;
+    q.limit = crate::search::EXPORT_LIMIT;
     q.cursor = None;
     q.facets = false;
     // CSV: which columns, in the order asked; JSON Lines: which fields of each record.

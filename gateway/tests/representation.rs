@@ -448,3 +448,49 @@ async fn answers_are_compressed_as_the_client_asks() {
     assert!(identity.headers().get("content-encoding").is_none());
     gateway.stop().await;
 }
+
+#[actix_web::test]
+async fn an_export_longer_than_a_page_holds_every_entry_once() {
+    let gw = common::Gateway::open(Backend::Sqlite);
+    let mut node = FakeNode::new("prov", 25, 0.0);
+    node.trust(&gw.db, None);
+    // More than one export page (rix_gateway::search::EXPORT_LIMIT), and not a multiple of it.
+    let n = rix_gateway::search::EXPORT_LIMIT * 2 + 37;
+    for _ in 0..(n / 500) {
+        gw.ingest
+            .ingest(&node.seal_edited(500, |_, r| public(r)), Transport::Amqp)
+            .unwrap();
+    }
+    gw.ingest
+        .ingest(
+            &node.seal_edited(n % 500, |_, r| public(r)),
+            Transport::Amqp,
+        )
+        .unwrap();
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(read_state(&gw.db)))
+            .configure(api::configure),
+    )
+    .await;
+    for format in ["jsonl", "csv"] {
+        let (status, _, _, _, body) = get!(&app, &format!("/v1/export?format={format}"));
+        assert_eq!(status, 200);
+        let text = String::from_utf8(body).unwrap();
+        let mut ids: Vec<String> = text
+            .lines()
+            .skip(usize::from(format == "csv"))
+            .map(|line| match format {
+                "jsonl" => serde_json::from_str::<Value>(line).unwrap()["unified_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                _ => line.split(',').next().unwrap().to_owned(),
+            })
+            .collect();
+        assert_eq!(ids.len(), n, "{format}");
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "{format}: every entry once");
+    }
+}

@@ -65,7 +65,7 @@ pub use document::{INDEX_VIEW, Searchable, searchable};
 pub use facets::{FacetCount, Facets};
 pub use highlight::{Highlight, SearchHit};
 pub use lineage::{CATCHING_UP_SECONDS, Divergence, Rebuild, SearchHealth};
-pub use query::{DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_CHARS, SearchQuery, Sort};
+pub use query::{DEFAULT_LIMIT, EXPORT_LIMIT, MAX_LIMIT, MAX_QUERY_CHARS, SearchQuery, Sort};
 pub use sync::{COMMIT_CHANGES, SYNC_PAGE, SyncReport};
 
 use collect::PageCollector;
