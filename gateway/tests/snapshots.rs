@@ -622,5 +622,55 @@ async fn the_served_gateway_takes_snapshots_on_its_schedule() {
     let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
     assert_eq!(body["snapshots"].as_array().unwrap().len(), 1, "{body}");
     assert_eq!(body["snapshots"][0]["view"], "public");
+    // On the wire, through the server's compression: a range is the stored bytes, sized.
+    let file = format!(
+        "{}{}",
+        gateway.url(),
+        body["snapshots"][0]["files"][0]["url"].as_str().unwrap()
+    );
+    let whole = reqwest::get(&file).await.unwrap().bytes().await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(&file)
+        .header("Range", "bytes=2-9")
+        .header("Accept-Encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 206);
+    assert_eq!(resp.headers()["content-length"], "8");
+    assert!(
+        resp.headers()
+            .get("content-encoding")
+            .is_none_or(|v| v == "identity"),
+        "{:?}",
+        resp.headers()
+    );
+    assert_eq!(resp.bytes().await.unwrap(), whole[2..10]);
     gateway.stop().await;
+}
+
+/// The OpenAPI document and the discovery document name the snapshot paths.
+#[actix_web::test]
+async fn the_openapi_document_lists_the_snapshot_paths() {
+    let gw = common::Gateway::open(Backend::Sqlite);
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(read_state(&gw.db)))
+            .configure(api::configure),
+    )
+    .await;
+    let doc: Value = test::call_and_read_body_json(
+        &app,
+        test::TestRequest::get().uri("/openapi.json").to_request(),
+    )
+    .await;
+    for path in ["/v1/snapshots", "/v1/snapshots/{id}/{file}"] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
+    }
+    let discovery: Value =
+        test::call_and_read_body_json(&app, test::TestRequest::get().uri("/v1").to_request()).await;
+    assert!(
+        discovery.to_string().contains("/v1/snapshots"),
+        "{discovery}"
+    );
 }
