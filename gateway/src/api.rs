@@ -1156,7 +1156,8 @@ pub async fn export(
     paths(discovery, record, entry, changes, search, stats, export,
           crate::portal::search_page, crate::portal::record_page, crate::portal::entry_page,
           crate::portal::stats_page, crate::portal::stats_csv, crate::portal::about_page,
-          crate::oai::get, crate::oai::post),
+          crate::oai::get, crate::oai::post,
+          crate::snapshot::list_snapshots, crate::snapshot::download),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

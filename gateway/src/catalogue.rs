@@ -1337,6 +1337,44 @@ pub fn last_visible_change_at(
         .optional()?)
 }
 
+/// The last change a reader with `entitlements` may hear of, at or before `upto` (0 when there
+/// is none): where `/v1/changes` would leave that reader once it had read up to `upto`, since
+/// the feed never moves a reader's position past a change they may not hear of
+/// ([`ChangeRow::visible_to`]). A snapshot hands this position out, sealed.
+pub fn last_visible_change_id(
+    conn: &mut DbConn,
+    upto: i64,
+    entitlements: Entitlements,
+) -> Result<i64, StoreError> {
+    let widest = if entitlements.internal {
+        AUDIENCE_INTERNAL
+    } else {
+        AUDIENCE_PUBLIC
+    };
+    let id: Option<i64> = changes::table
+        .filter(changes::change_id.le(upto))
+        .filter(changes::source_audience.le(widest))
+        .select(diesel::dsl::max(changes::change_id))
+        .first(conn)?;
+    Ok(id.unwrap_or(0))
+}
+
+/// Up to `limit` unified ids after `after`, in order: every entry the catalogue holds (visible
+/// to someone or not; the caller's access filter decides), a page at a time.
+pub fn unified_ids_after(
+    conn: &mut DbConn,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(records::table
+        .filter(records::unified_id.gt(after))
+        .select(records::unified_id)
+        .distinct()
+        .order(records::unified_id.asc())
+        .limit(limit)
+        .load(conn)?)
+}
+
 /// Which catalogue `conn` opens: `catalogue_meta.catalogue_id`, made once by the migrations and
 /// carried by every dump. Derived data (a search index) records it to notice being pointed at
 /// another catalogue.

@@ -132,6 +132,8 @@ pub struct Config {
     pub health: crate::health::HealthConfig,
     /// The OAI-PMH provider at `/oai` (`[oai]`; see [`crate::oai`]).
     pub oai: crate::oai::OaiConfig,
+    /// Bulk snapshots (`[snapshots]`; see [`crate::snapshot`]).
+    pub snapshots: crate::snapshot::SnapshotConfig,
 }
 
 impl Default for Config {
@@ -154,6 +156,7 @@ impl Default for Config {
             metrics_token: None,
             health: crate::health::HealthConfig::default(),
             oai: crate::oai::OaiConfig::default(),
+            snapshots: crate::snapshot::SnapshotConfig::default(),
         }
     }
 }
@@ -182,6 +185,7 @@ impl fmt::Debug for Config {
             )
             .field("health", &self.health)
             .field("oai", &self.oai)
+            .field("snapshots", &self.snapshots)
             .finish()
     }
 }
@@ -206,6 +210,10 @@ impl Config {
                 message: "the gateway authenticates readers with bearer tokens, not client certificates; remove client_ca (TLS needs only cert and key)".into(),
             });
         }
+        self.snapshots.check().map_err(|e| ConfigError::Invalid {
+            key: "snapshots",
+            message: e.to_string(),
+        })?;
         Ok(())
     }
 
@@ -251,6 +259,15 @@ impl Config {
         }
         if let Some(v) = env.parsed("RIX_OAI_PAGE_SIZE")? {
             self.oai.page_size = v;
+        }
+        if let Some(v) = env.optional_path("RIX_SNAPSHOTS_DIR") {
+            self.snapshots.dir = v;
+        }
+        if let Some(v) = env.parsed("RIX_SNAPSHOTS_EVERY_HOURS")? {
+            self.snapshots.every_hours = v;
+        }
+        if let Some(v) = env.parsed("RIX_SNAPSHOTS_KEEP")? {
+            self.snapshots.keep = v;
         }
         Ok(())
     }

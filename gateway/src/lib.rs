@@ -16,7 +16,8 @@
 //!
 //! The rest is the service around that journey: [`consume`] and [`pull`] are the two transports,
 //! [`serve`] starts them beside the HTTP listener, [`portal`] is the researchers' web pages over the
-//! same reads as [`api`], [`oai`] is the OAI-PMH provider that aggregators harvest, [`limits`]
+//! same reads as [`api`], [`oai`] is the OAI-PMH provider that aggregators harvest, [`snapshot`] writes and serves the
+//! bulk files ministries start from, [`limits`]
 //! bounds the listener's heavy endpoints, and [`config`] is the file all of them read.
 //!
 //! What it may depend on: [`schema`] and `rix-runtime`; never the node. It learns what a node
@@ -40,4 +41,5 @@ pub mod pull;
 pub mod representation;
 pub mod search;
 pub mod serve;
+pub mod snapshot;
 pub mod trust;

@@ -1,5 +1,5 @@
 //! Starting and stopping a gateway: catalogue, ingest, transports (RabbitMQ consumer, feed
-//! puller), the search index's sync task, and the HTTP listener (`/healthz`, `/metrics`, and the
+//! puller), the search index's sync task, the snapshot schedule, and the HTTP listener (`/healthz`, `/metrics`, and the
 //! read APIs of [`crate::api`] under the bounds of [`crate::limits`], which never apply to
 //! `/healthz` or to ingest).
 //!
@@ -48,6 +48,9 @@ pub enum StartError {
     /// The configuration cannot be used as it is.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The `[snapshots]` section cannot be used.
+    #[error("snapshots: {0}")]
+    Snapshots(String),
     /// The listener could not start (TLS material, address).
     #[error(transparent)]
     Listen(#[from] ServeError),
@@ -263,6 +266,18 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         search,
     });
     let oai = web::Data::new(config.oai.clone());
+    let snapshots = web::Data::new(
+        crate::snapshot::Snapshots::of_config(&config)
+            .map_err(|e| StartError::Snapshots(e.to_string()))?,
+    );
+    if config.snapshots.every_hours > 0.0 {
+        tasks.push(tokio::spawn(crate::snapshot::run_schedule(
+            (*snapshots.clone().into_inner()).clone(),
+            db.clone(),
+            Duration::from_secs_f64(config.snapshots.every_hours * 3600.0),
+            shutdown_rx.clone(),
+        )));
+    }
     let limits_handle = limits.clone();
     let listener = Listener {
         tls: config.tls.clone(),
@@ -274,6 +289,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             .app_data(read.clone())
             .app_data(limits.clone())
             .app_data(oai.clone())
+            .app_data(snapshots.clone())
             .wrap(rix_runtime::problem::problem_errors())
             // Outermost: every answer, errors included, negotiated as gzip or brotli.
             .wrap(actix_web::middleware::Compress::default())
@@ -282,6 +298,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             .configure(crate::api::configure)
             .configure(crate::portal::configure)
             .configure(crate::oai::configure)
+            .configure(crate::snapshot::configure)
     })?;
     let addr = server.addr;
     tracing::info!(%addr, backend = ?db.backend(), broker = config.amqp_url.is_some(), "gateway listening");

@@ -20,6 +20,7 @@ use rix_gateway::access;
 use rix_gateway::api;
 use rix_gateway::oai;
 use rix_gateway::portal;
+use rix_gateway::snapshot;
 use rix_schema::RecordKind;
 use rix_schema::sample::{SampleConfig, SampleGenerator};
 use rix_schema::sensitivity::Entitlements;
@@ -124,9 +125,21 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
         access::add_token_value(&db, &format!("consumer {names}"), e, &token).unwrap();
         consumers.push((Some(token), e));
     }
+    // A snapshot of every view: each reader must find in the list and the files exactly what
+    // the feed gives them.
+    let snapshot_dir = tempfile::tempdir().unwrap();
+    let snapshots = snapshot::Snapshots {
+        root: snapshot_dir.path().to_owned(),
+        views: consumers.iter().map(|(_, e)| *e).collect(),
+        keep: 1,
+    };
+    let taken = snapshots.take(&db).unwrap();
+    assert_eq!(taken.manifests.len(), consumers.len());
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(read_state(&db)))
+            .app_data(web::Data::new(snapshots.clone()))
+            .configure(snapshot::configure)
             // One page holds every record: a list shows each reader all it may see.
             .app_data(web::Data::new(oai::OaiConfig {
                 page_size: 10_000,
@@ -249,6 +262,18 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
         "/v1/changes?after=0&limit=10000&kind=funded_project".into(),
         None,
     ));
+    // Snapshots: the list, and every view's file and manifest; a view a reader may not read is
+    // absent to them (404), so only readers of it are held to show what it shows.
+    let mut snapshot_views: std::collections::HashMap<String, Entitlements> = Default::default();
+    paths.push(("/v1/snapshots".into(), None));
+    for m in &taken.manifests {
+        let view: Entitlements = m.entitlements.join(",").parse().unwrap();
+        for url in [&m.files[0].url, &m.manifest_url] {
+            paths.push((url.clone(), None));
+            snapshot_views.insert(url.clone(), view);
+        }
+    }
+    let full_view_file = taken.manifests.last().unwrap().files[0].url.clone();
     const ALLOWED: [&str; 5] = ["MKINT", "MKCOM", "MKCONF", "MKPER", "7731000"];
     let read = |token: Option<&str>, path: &str| {
         let mut req = test::TestRequest::get().uri(path);
@@ -260,7 +285,17 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
         async move {
             let resp = test::call_service(app, req.to_request()).await;
             let status = resp.status().as_u16();
-            let body = test::read_body(resp).await;
+            let mut body = test::read_body(resp).await.to_vec();
+            // A snapshot's file is read as its reader reads it: uncompressed.
+            if status == 200 && path.ends_with(".gz") {
+                let mut plain = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(&body[..]),
+                    &mut plain,
+                )
+                .unwrap();
+                body = plain;
+            }
             let text = String::from_utf8_lossy(&body).into_owned();
             assert!(matches!(status, 200 | 404), "{path}: {status} {text}");
             (status, text)
@@ -305,6 +340,7 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
         ),
         ("/oai?verb=ListRecords&metadataPrefix=oai_dc", &ALLOWED[..1]),
         ("/oai?verb=ListIdentifiers&metadataPrefix=oai_dc", &[]),
+        (full_view_file.as_str(), &ALLOWED[..]),
     ] {
         for marker in expected {
             assert!(
@@ -338,7 +374,10 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
             }
             // The filter is not simply hiding everything: on this very path, what this reader
             // is allowed of what the path can show does show.
-            let record_hidden = level.as_deref() == Some("internal") && !entitlements.internal;
+            let record_hidden = (level.as_deref() == Some("internal") && !entitlements.internal)
+                || snapshot_views
+                    .get(path)
+                    .is_some_and(|view| !snapshot::may_read(*entitlements, *view));
             if !record_hidden {
                 let seen = shown(&text);
                 for marker in &full[path.as_str()] {
