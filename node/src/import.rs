@@ -747,7 +747,20 @@ pub fn import(
     }
     let names: Vec<&str> = counters.iter().map(String::as_str).collect();
     db.ensure_counters(&names)?;
+    commit(db, issuer, who, kind, &slots, &counters, idem)
+}
 
+/// Writes the ready items of a request in one transaction, the `counters` (created) locked
+/// first, and stores the report under `idem`.
+fn commit(
+    db: &Db,
+    issuer: &Issuer,
+    who: &Principal,
+    kind: RecordKind,
+    slots: &[Slot],
+    counters: &BTreeSet<String>,
+    idem: Option<&Idempotency>,
+) -> Result<ImportReply, NodeError> {
     // First the whole request in one go, without a savepoint per item: a request of valid
     // rows — nearly every one — pays for no savepoints. Only if an item is refused part way
     // (after writing) does the request run again with one savepoint per item.
@@ -758,10 +771,10 @@ pub fn import(
             {
                 return Ok(ImportReply::Replayed(stored.1));
             }
-            for name in &counters {
+            for name in counters {
                 lock_counter(conn, name)?;
             }
-            let report = apply(conn, issuer, who, kind, &slots, savepoints)?;
+            let report = apply(conn, issuer, who, kind, slots, savepoints)?;
             let stored = match idem {
                 Some(idem) => {
                     let body = serde_json::to_string(&report).expect("a report is JSON");
@@ -1077,6 +1090,107 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn ready(index: usize, key: &str, record: Value) -> Slot {
+        let mut buf = Vec::new();
+        Slot::Ready(Box::new(Ready {
+            item: Item {
+                index,
+                source_key: key.to_owned(),
+                key_sha256: sha256_hex(key.as_bytes()),
+                item_sha256: item_digest(&record, None, &mut buf),
+                record,
+                registration_no: None,
+                approve: true,
+            },
+            number: None,
+            checked: true,
+        }))
+    }
+
+    // No request through the API reaches this today — every refusal is found before the
+    // transaction — so the test hands `commit` an item whose approval fails after its record
+    // was inserted (a level approval cannot read), as a refusal found late would.
+    #[test]
+    fn an_item_refused_after_writing_costs_only_itself_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        an_item_refused_after_writing_costs_only_itself(
+            dir.path().join("node.db").to_str().unwrap(),
+        );
+    }
+
+    #[test]
+    fn an_item_refused_after_writing_costs_only_itself_on_postgres() {
+        an_item_refused_after_writing_costs_only_itself(
+            &rix_test_support::fresh_postgres_database(),
+        );
+    }
+
+    fn an_item_refused_after_writing_costs_only_itself(url: &str) {
+        let db = Db::open(url, 2).unwrap();
+        let issuer = Issuer::Region("530000".into());
+        let who = Principal {
+            id: "0123456789abcdef".into(),
+            name: "admin".into(),
+            role: Role::Admin,
+            institution: None,
+        };
+        let good = rix_test_support::fixtures::fixture("achievement");
+        let mut unreadable = good.clone();
+        unreadable["secrecy"] = json!({"level": "绝对保密"});
+        let slots = vec![
+            ready(0, "row#1", good.clone()),
+            ready(1, "row#2", unreadable),
+            ready(2, "row#3", good),
+        ];
+        let counters: BTreeSet<String> = ['J', 'R', 'Y']
+            .into_iter()
+            .map(|flag| review::serial_counter(&issuer, review::this_year(), flag))
+            .collect();
+        let names: Vec<&str> = counters.iter().map(String::as_str).collect();
+        db.ensure_counters(&names).unwrap();
+
+        let ImportReply::Applied(report, None) = commit(
+            &db,
+            &issuer,
+            &who,
+            RecordKind::Achievement,
+            &slots,
+            &counters,
+            None,
+        )
+        .unwrap() else {
+            panic!("no key, nothing stored")
+        };
+        assert_eq!(
+            (report.accepted, report.approved, report.refused),
+            (2, 2, 1)
+        );
+        let ItemOutcome::Refused(refused) = &report.items[1] else {
+            panic!("{:?}", report.items[1])
+        };
+        assert_eq!(refused.errors[0].pointer, "/items/1/record/secrecy/level");
+        let ids: Vec<&str> = report
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                ItemOutcome::Imported(i) => Some(i.id.as_str()),
+                ItemOutcome::Refused(_) => None,
+            })
+            .collect();
+        let conn = &mut *db.conn().unwrap();
+        let held: Vec<String> = records::table
+            .select(records::id)
+            .order(records::id)
+            .load(conn)
+            .unwrap();
+        assert_eq!(
+            held, ids,
+            "the refused item's record was rolled back, the others kept"
+        );
+        let keys: i64 = import_keys::table.count().get_result(conn).unwrap();
+        assert_eq!(keys, 2);
+    }
 
     #[test]
     fn an_items_digest_is_that_of_its_canonical_wrapper() {
