@@ -355,7 +355,11 @@ pub async fn import(
     let (report, stored) = match reply {
         import::ImportReply::Applied(report, stored) => (report, stored),
         // Nothing was applied again, so nothing is counted again.
-        import::ImportReply::Replayed(stored) => return Ok(HttpResponse::Ok().json(stored)),
+        import::ImportReply::Replayed(stored) => {
+            return Ok(HttpResponse::Ok()
+                .content_type(header::ContentType::json())
+                .body(stored));
+        }
     };
     let m = &state.metrics;
     for (outcome, n) in [

@@ -606,8 +606,8 @@ pub enum ImportReply {
     /// Applied by this request; with an `Idempotency-Key`, also the report as stored, which is
     /// then the response's body word for word.
     Applied(ImportReport, Option<String>),
-    /// The stored answer to an earlier request with the same key and body.
-    Replayed(Value),
+    /// The stored answer to an earlier request with the same key and body, as stored.
+    Replayed(String),
 }
 
 /// Why one run of the request's transaction ended without a report.

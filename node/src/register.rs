@@ -359,21 +359,21 @@ fn once(
     f: impl FnOnce(&mut DbConn) -> Result<Reply, NodeError>,
 ) -> Result<Reply, NodeError> {
     let Some(idem) = idem else { return f(conn) };
-    if let Some(stored) = replay(conn, who, idem)? {
-        return Ok(stored);
+    if let Some((status, body)) = replay(conn, who, idem)? {
+        return Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)));
     }
     let (status, body) = f(conn)?;
     remember(conn, who, idem, status, &body.to_string())?;
     Ok((status, body))
 }
 
-/// The reply stored for this principal's key, if the key was used: refused when it was used
-/// for a different request.
+/// The reply stored for this principal's key (status and body as stored), if the key was
+/// used: refused when it was used for a different request.
 pub(crate) fn replay(
     conn: &mut DbConn,
     who: &Principal,
     idem: &Idempotency,
-) -> Result<Option<Reply>, NodeError> {
+) -> Result<Option<(u16, String)>, NodeError> {
     let stored: Option<(String, i32, String)> = idempotency::table
         .filter(idempotency::principal.eq(&who.id))
         .filter(idempotency::key.eq(&idem.key))
@@ -390,7 +390,6 @@ pub(crate) fn replay(
     if hash != idem.request_hash {
         return Err(NodeError::IdempotencyMismatch);
     }
-    let body = serde_json::from_str(&body).unwrap_or(Value::Null);
     Ok(Some((status as u16, body)))
 }
 
