@@ -30,10 +30,12 @@
 //! - **Retries answered, not re-applied.** Under an `Idempotency-Key` the report is stored
 //!   with the writes (as for batch submit); the same key and body get that report again.
 //! - **The same rules and the same approval as online registration.** Records are checked by
-//!   `register::check_document` and inserted by `register::insert_new`; approval — a
-//!   historical number kept, or one assigned for `approve: true` — is `review::approve_in`,
-//!   which writes the log entry unless the record is classified `secret` or above. The import
-//!   has no second way to approve, number or publish.
+//!   `register::check_document` and inserted by `register::insert_new_rows` (what
+//!   `register::insert_new` calls); approval — a historical number kept, or one assigned for
+//!   `approve: true` — is `review::approve_loaded`, the body of `review::approve_in` given the
+//!   rows just written instead of reading them back, which writes the log entry unless the
+//!   record is classified `secret` or above. The import has no second way to approve, number
+//!   or publish.
 //!
 //! Historical numbers (administrators only) are checked before anything is written: the
 //! issuer code must be this node's, the year not after this one, the flag that of the record's
