@@ -16,7 +16,9 @@
 //!   with exponential backoff and jitter, waiting at least what `Retry-After` asks (capped at
 //!   [`RetryPolicy::max_retry_after`]). Any other 4xx stops the push at once: a wrong token or
 //!   URL does not mend by asking again. Re-sending is harmless because the node registers one
-//!   record per `source_key`: an item a lost attempt registered comes back as a duplicate.
+//!   record per `source_key`; and each request carries an `Idempotency-Key` (the push and the
+//!   request's rows, [`idempotency_key`]), so a request whose answer was lost is answered again
+//!   with that answer — its records `accepted`, as they were — rather than as duplicates.
 //! - **The node's word per record.** Each record comes back accepted (with its id, state and
 //!   number), a duplicate (and whether the source changed since it was first imported — the node
 //!   never applies such an edit silently), or refused with the node's reasons as pointers into
@@ -42,7 +44,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use rix_schema::{RecordKind, SecrecyLevel};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::outcome::{MappedRecord, RowError, SourceColumns};
 use crate::row::Origin;
@@ -468,6 +470,7 @@ impl NodeClient {
         approve: bool,
         mut checkpoint: Option<&mut Checkpoint>,
     ) -> Result<PushOutcome, PushFailed> {
+        let push = push_id();
         let mut outcome = PushOutcome {
             items: Vec::with_capacity(records.len()),
         };
@@ -493,7 +496,7 @@ impl NodeClient {
                 end += 1;
             }
             let chunk = &records[start..end];
-            match self.send_chunk(kind, chunk, approve).await {
+            match self.send_chunk(&push, kind, chunk, approve).await {
                 Ok(items) => outcome.items.extend(items),
                 Err(error) => {
                     return Err(PushFailed {
@@ -521,6 +524,7 @@ impl NodeClient {
     /// One chunk, in halves while the node finds it too large.
     async fn send_chunk(
         &self,
+        push: &str,
         kind: RecordKind,
         chunk: &[MappedRecord],
         approve: bool,
@@ -528,7 +532,7 @@ impl NodeClient {
         let mut out = Vec::with_capacity(chunk.len());
         let mut pending = vec![chunk];
         while let Some(part) = pending.pop() {
-            match self.post_import(kind, part, approve).await {
+            match self.post_import(push, kind, part, approve).await {
                 Ok(items) => out.extend(items),
                 Err(PushError::Refused {
                     status: 413,
@@ -563,12 +567,14 @@ impl NodeClient {
     /// One request, retried while the failure may pass.
     async fn post_import(
         &self,
+        push: &str,
         kind: RecordKind,
         part: &[MappedRecord],
         approve: bool,
     ) -> Result<Vec<PushedItem>, PushError> {
         let url = format!("{}/v1/{}/import", self.base, collection(kind));
         let body = request_body(part, approve);
+        let key = idempotency_key(push, kind, part, approve);
         let retry = &self.options.retry;
         let mut attempt = 0;
         loop {
@@ -578,6 +584,7 @@ impl NodeClient {
                 .post(&url)
                 .bearer_auth(&self.token)
                 .header(CONTENT_TYPE, "application/json")
+                .header("Idempotency-Key", &key)
                 .body(body.clone())
                 .send()
                 .await;
@@ -679,33 +686,92 @@ fn pushed(record: &MappedRecord, result: ItemResult) -> PushedItem {
 }
 
 /// `{"items": [{"source_key", "record", "registration_no"?, "approve"?}]}`; a historical
-/// record's 登记日期 goes in its record, where the node's import reads it.
+/// record's 登记日期 goes in its record, where the node's import reads it. Written straight from
+/// the borrowed records: a chunk is not copied into a second tree of values first.
 fn request_body(part: &[MappedRecord], approve: bool) -> Vec<u8> {
-    let items: Vec<Value> = part
+    #[derive(Serialize)]
+    struct Body<'a> {
+        items: Vec<BodyItem<'a>>,
+    }
+    #[derive(Serialize)]
+    struct BodyItem<'a> {
+        source_key: &'a str,
+        record: RecordWithDate<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        registration_no: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        approve: Option<bool>,
+    }
+    let items = part
         .iter()
-        .map(|r| {
-            let mut item = Map::new();
-            item.insert("source_key".into(), Value::String(r.source_key.clone()));
-            let mut record = r.record.clone();
-            if let (Some(date), Some(_), Some(map)) = (
-                &r.registration_date,
-                &r.registration_no,
-                record.as_object_mut(),
-            ) {
-                map.insert("registration_date".into(), Value::String(date.clone()));
-            }
-            item.insert("record".into(), record);
-            if let Some(n) = &r.registration_no {
-                item.insert("registration_no".into(), Value::String(n.clone()));
-            } else if approve {
-                item.insert("approve".into(), Value::Bool(true));
-            }
-            Value::Object(item)
+        .map(|r| BodyItem {
+            source_key: &r.source_key,
+            record: RecordWithDate {
+                record: &r.record,
+                date: r
+                    .registration_no
+                    .as_ref()
+                    .and(r.registration_date.as_deref()),
+            },
+            registration_no: r.registration_no.as_deref(),
+            approve: (r.registration_no.is_none() && approve).then_some(true),
         })
         .collect();
-    let mut body = Map::new();
-    body.insert("items".into(), Value::Array(items));
-    serde_json::to_vec(&Value::Object(body)).expect("JSON values serialize")
+    serde_json::to_vec(&Body { items }).expect("JSON values serialize")
+}
+
+/// A record with its 登记日期 set (when it has one to set), serialized as that object.
+struct RecordWithDate<'a> {
+    record: &'a Value,
+    date: Option<&'a str>,
+}
+
+impl Serialize for RecordWithDate<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (Some(date), Value::Object(map)) = (self.date, self.record) else {
+            return self.record.serialize(serializer);
+        };
+        let mut out = serializer.serialize_map(None)?;
+        for (key, value) in map {
+            if key != "registration_date" {
+                out.serialize_entry(key, value)?;
+            }
+        }
+        out.serialize_entry("registration_date", date)?;
+        out.end()
+    }
+}
+
+/// The `Idempotency-Key` of one request: the push it belongs to ([`push_id`]) and the
+/// request's items (their kind, source keys and whether they ask for approval). A request sent
+/// again after its answer was lost carries the same key, and the node answers it with the first
+/// answer, word for word. Another push of the same rows — the next run of an import, a resumed
+/// one — has other keys, so the node's per-row keys answer it (duplicates, and what changed),
+/// as they should; a key made of the rows alone would replay the first run's `accepted`.
+fn idempotency_key(push: &str, kind: RecordKind, part: &[MappedRecord], approve: bool) -> String {
+    let mut material = Vec::with_capacity(64 + part.len() * 48);
+    material.extend_from_slice(collection(kind).as_bytes());
+    material.push(if approve { b'+' } else { b'-' });
+    for r in part {
+        material.push(b'\n');
+        material.extend_from_slice(r.source_key.as_bytes());
+    }
+    let digest = rix_schema::canonical::sha256_hex(&material);
+    format!("rix-import-{push}-{}", &digest[..32])
+}
+
+/// 128 bits that no other push shares: the process's random hasher keys (a fresh pair for each
+/// `RandomState`), the time and the pid.
+fn push_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let seed = (now, std::process::id());
+    let a = RandomState::new().hash_one(seed);
+    let b = RandomState::new().hash_one((seed, a));
+    format!("{a:016x}{b:016x}")
 }
 
 /// `Retry-After`: whole seconds, or an HTTP date.

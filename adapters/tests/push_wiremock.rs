@@ -233,6 +233,66 @@ async fn server_errors_are_retried_and_a_refused_request_is_not() {
     assert!(failed.to_string().contains("--token"), "{failed}");
 }
 
+/// The `Idempotency-Key` of each request the server received, in order.
+async fn idempotency_keys(server: &MockServer) -> Vec<String> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("idempotency-key")
+                .expect("every import request carries an Idempotency-Key")
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_retried_request_carries_the_same_idempotency_key_and_another_push_another() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(problem(503, "database unavailable"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(accept_all)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let records = achievements(1..=4);
+    let client = NodeClient::with_options(&server.uri(), TOKEN, options(2, 5)).unwrap();
+    client.push(&records, false).await.unwrap();
+    let keys = idempotency_keys(&server).await;
+    assert_eq!(keys.len(), 3, "a 503, its retry, then the second chunk");
+    assert_eq!(keys[0], keys[1], "a retry is the same request");
+    assert_ne!(keys[1], keys[2], "another chunk is another request");
+    assert!(
+        keys.iter()
+            .all(|k| (1..=200).contains(&k.len()) && k.is_ascii())
+    );
+
+    // Pushing the same rows again — the same client, or a new one (another run) — is another
+    // push: other keys, so the node's per-row keys answer it (duplicates) instead of a stored
+    // answer.
+    client.push(&records[..2], false).await.unwrap();
+    let again = NodeClient::with_options(&server.uri(), TOKEN, options(2, 5)).unwrap();
+    again.push(&records[..2], false).await.unwrap();
+    let keys = idempotency_keys(&server).await;
+    assert_eq!(keys.len(), 5);
+    assert_ne!(
+        keys[3], keys[0],
+        "another push of the same rows: another key"
+    );
+    assert_ne!(keys[4], keys[0], "another run: another key");
+    assert_ne!(keys[4], keys[3]);
+}
+
 #[tokio::test]
 async fn retry_after_is_waited_for() {
     for as_date in [false, true] {

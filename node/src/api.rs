@@ -323,8 +323,13 @@ pub async fn submit_batch(
 /// `approve` with a submitter's, no `approve` with a reviewer's), 409 number or key taken. The
 /// request as a whole is refused (problem+json) only when it is no import: not
 /// `{"items": [...]}`, or 0 or more than 1000 items (422 at `/items`).
+///
+/// `Idempotency-Key` (optional; `rix import` sends one per request): a retry of the same
+/// request under the same key gets the first answer word for word — items it registered are
+/// `accepted` again, not `duplicate` — and changes nothing; the key with another body is 422.
 #[utoipa::path(post, path = "/v1/{collection}/import",
-    params(("collection" = String, Path, description = "`achievements` or `projects`")),
+    params(("collection" = String, Path, description = "`achievements` or `projects`"),
+           ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer and applies nothing")),
     request_body(content = Object, description = "`{\"items\": [{\"source_key\": \"登记表2019.xlsx#5300002019Y0012\", \"record\": {…}, \"registration_no\": \"5300002019Y0012\", \"approve\": false}]}`, 1–1000 items"),
     responses((status = 200, body = import::ImportReport, description = "one outcome per item; `accepted + duplicates + refused` = items"),
               (status = 422, body = Problem, content_type = "application/problem+json", description = "not an import request")),
@@ -335,9 +340,27 @@ pub async fn import(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, NodeError> {
-    let Posted { kind, who, doc, .. } = read_post(&state, &req, &path, payload).await?;
+    let Posted {
+        kind,
+        who,
+        doc,
+        body,
+    } = read_post(&state, &req, &path, payload).await?;
+    let idem = idempotency(&req, &body)?;
+    drop(body);
     let st = state.clone();
-    let report = blocking(move || import::import(&st.db, &st.issuer, &who, kind, &doc)).await?;
+    let reply =
+        blocking(move || import::import(&st.db, &st.issuer, &who, kind, doc, idem.as_ref()))
+            .await?;
+    let (report, stored) = match reply {
+        import::ImportReply::Applied(report, stored) => (report, stored),
+        // Nothing was applied again, so nothing is counted again.
+        import::ImportReply::Replayed(stored) => {
+            return Ok(HttpResponse::Ok()
+                .content_type(header::ContentType::json())
+                .body(stored));
+        }
+    };
     let m = &state.metrics;
     for (outcome, n) in [
         ("accepted", report.accepted),
@@ -353,7 +376,13 @@ pub async fn import(
     if report.approved > 0 {
         state.wake.notify_one();
     }
-    Ok(HttpResponse::Ok().json(report))
+    Ok(match stored {
+        // The body as stored for a retry, so that both answers are the same bytes.
+        Some(body) => HttpResponse::Ok()
+            .content_type(header::ContentType::json())
+            .body(body),
+        None => HttpResponse::Ok().json(report),
+    })
 }
 
 /// Reads a record's latest version.

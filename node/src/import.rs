@@ -18,15 +18,24 @@
 //!   item differs from the one first imported under it, which `changed` says (their canonical
 //!   JSON compared), so an operator sees edits in the source instead of having them applied
 //!   silently. Revising stays the registration API's `PUT`, with its review.
-//! - **One transaction per request**, each item in its own savepoint: an item refused half way
-//!   (after its record was inserted) leaves nothing behind, the others commit. A conflict with
-//!   a concurrent writer (the same key or number imported at the same moment) aborts the
-//!   whole transaction, which `Db::write` runs again: the second run sees the first's rows.
+//! - **One transaction per request, set-based.** The request's keys are looked up in one
+//!   query, the holders of its historical numbers in one, and its new keys inserted in one
+//!   multi-row insert; items are registered one after another without savepoints. Should an
+//!   item be refused half way (after its record was inserted — the checks before the
+//!   transaction make this rare), that run rolls back and the request runs again with each
+//!   item in its own savepoint, so the refused item leaves nothing behind and the others
+//!   commit. A conflict with a concurrent writer (the same key or number imported at the same
+//!   moment) aborts the whole transaction, which `Db::write` runs again: the second run sees
+//!   the first's rows.
+//! - **Retries answered, not re-applied.** Under an `Idempotency-Key` the report is stored
+//!   with the writes (as for batch submit); the same key and body get that report again.
 //! - **The same rules and the same approval as online registration.** Records are checked by
-//!   `register::check_document` and inserted by `register::insert_new`; approval — a
-//!   historical number kept, or one assigned for `approve: true` — is `review::approve_in`,
-//!   which writes the log entry unless the record is classified `secret` or above. The import
-//!   has no second way to approve, number or publish.
+//!   `register::check_document` and inserted by `register::insert_new_rows` (what
+//!   `register::insert_new` calls); approval — a historical number kept, or one assigned for
+//!   `approve: true` — is `review::approve_loaded`, the body of `review::approve_in` given the
+//!   rows just written instead of reading them back, which writes the log entry unless the
+//!   record is classified `secret` or above. The import has no second way to approve, number
+//!   or publish.
 //!
 //! Historical numbers (administrators only) are checked before anything is written: the
 //! issuer code must be this node's, the year not after this one, the flag that of the record's
@@ -45,24 +54,24 @@
 //! record's content, seqs and signatures (the log entry is review's, sealing the outbox's), and
 //! any record it did not register (a duplicate is only read).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use diesel::prelude::*;
 use rix_runtime::clock::now;
-use rix_schema::canonical::{canonical_value, sha256_hex};
+use rix_schema::canonical::{sha256_hex, write_canonical_str, write_canonical_value};
 use rix_schema::codes::{Issuer, RegistrationNumber};
 use rix_schema::record::Category;
 use rix_schema::validate::{FieldErrors, MAX_ERRORS, check_text};
 use rix_schema::{FieldError, RecordKind};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::config::Role;
 use crate::db::schema::{import_keys, records};
-use crate::db::{Db, DbConn, StoreError, lock_counter};
+use crate::db::{AsConflict, Db, DbConn, StoreError, lock_counter};
 use crate::error::{NodeError, ProblemField};
-use crate::register::{self, RecordRow, RecordView};
+use crate::register::{self, Idempotency, RecordRow, RecordView};
 use crate::review;
 
 /// Most items in one import request.
@@ -178,8 +187,9 @@ impl Refusal {
     }
 }
 
-/// An item's failure inside its savepoint: refused (the savepoint rolls back, the others go
-/// on), or a failure of the whole request (storage, or a conflict `Db::write` retries).
+/// An item's failure while it is registered: refused (its savepoint rolls back and the others
+/// go on; without savepoints, the whole run does — see [`RunError::ItemRefused`]), or a failure
+/// of the whole request (storage, or a conflict `Db::write` retries).
 enum ItemError {
     Refused(Refusal),
     Failed(NodeError),
@@ -234,12 +244,13 @@ impl Item {
 }
 
 /// Reads the request: `{"items": [...]}` with 1–[`MAX_ITEMS`] items. A request that is not an
-/// import is refused whole; an item of the wrong shape is refused on its own.
-fn parse(body: &Value) -> Result<Vec<Result<Item, RefusedItem>>, NodeError> {
+/// import is refused whole; an item of the wrong shape is refused on its own. The body is
+/// taken apart, not copied: each record moves into its item.
+fn parse(body: Value) -> Result<Vec<Result<Item, RefusedItem>>, NodeError> {
     let invalid = |pointer: &str, message: &str| {
         NodeError::Invalid(vec![FieldError::new(pointer, message)].into())
     };
-    let Value::Object(top) = body else {
+    let Value::Object(mut top) = body else {
         return Err(invalid(
             "",
             "an import is a JSON object {\"items\": [{\"source_key\", \"record\", ...}, ...]}",
@@ -253,27 +264,44 @@ fn parse(body: &Value) -> Result<Vec<Result<Item, RefusedItem>>, NodeError> {
             "unknown member; an import has only `items`",
         ));
     }
-    let items = top
-        .get("items")
-        .and_then(Value::as_array)
-        .filter(|a| (1..=MAX_ITEMS).contains(&a.len()))
-        .ok_or_else(|| {
-            invalid(
+    let items = match top.remove("items") {
+        Some(Value::Array(items)) if (1..=MAX_ITEMS).contains(&items.len()) => items,
+        _ => {
+            return Err(invalid(
                 "/items",
                 "must be an array of 1–1000 items; split a larger import into several requests",
-            )
-        })?;
+            ));
+        }
+    };
+    // One buffer for every item's canonical JSON.
+    let mut canonical = Vec::new();
     Ok(items
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(index, item)| parse_item(index, item))
+        .map(|(index, item)| parse_item(index, item, &mut canonical))
         .collect())
 }
 
-fn parse_item(index: usize, item: &Value) -> Result<Item, RefusedItem> {
+/// SHA-256 of the canonical JSON of `{"record": record, "registration_no": number}`, written
+/// member by member (RFC 8785 orders `record` before `registration_no`) so that the record is
+/// not copied into a wrapper first. Stored per key, so it must stay this exact digest.
+fn item_digest(record: &Value, registration_no: Option<&str>, buf: &mut Vec<u8>) -> String {
+    buf.clear();
+    buf.extend_from_slice(b"{\"record\":");
+    write_canonical_value(record, buf);
+    buf.extend_from_slice(b",\"registration_no\":");
+    match registration_no {
+        Some(n) => write_canonical_str(n, buf),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.push(b'}');
+    sha256_hex(buf)
+}
+
+fn parse_item(index: usize, item: Value, canonical: &mut Vec<u8>) -> Result<Item, RefusedItem> {
     let base = format!("/items/{index}");
     let mut errors = FieldErrors::from(Vec::new());
-    let Value::Object(members) = item else {
+    let Value::Object(mut members) = item else {
         return Err(Refusal::one(
             422,
             base,
@@ -294,7 +322,7 @@ fn parse_item(index: usize, item: &Value) -> Result<Item, RefusedItem> {
             );
         }
     }
-    let source_key = match members.get("source_key") {
+    let source_key = match members.remove("source_key") {
         Some(Value::String(key)) => {
             let chars = key.chars().count();
             let problem = if chars == 0 || chars > MAX_SOURCE_KEY_CHARS {
@@ -302,7 +330,7 @@ fn parse_item(index: usize, item: &Value) -> Result<Item, RefusedItem> {
                     "must be 1–{MAX_SOURCE_KEY_CHARS} characters (it has {chars})"
                 ))
             } else {
-                check_text(key, false).err()
+                check_text(&key, false).err()
             };
             match problem {
                 Some(message) => {
@@ -312,7 +340,7 @@ fn parse_item(index: usize, item: &Value) -> Result<Item, RefusedItem> {
                     );
                     None
                 }
-                None => Some(key.clone()),
+                None => Some(key),
             }
         }
         _ => {
@@ -326,8 +354,8 @@ fn parse_item(index: usize, item: &Value) -> Result<Item, RefusedItem> {
             None
         }
     };
-    let record = match members.get("record") {
-        Some(record @ Value::Object(_)) => Some(record.clone()),
+    let record = match members.remove("record") {
+        Some(record @ Value::Object(_)) => Some(record),
         _ => {
             errors.push(
                 FieldError::new(
@@ -339,9 +367,9 @@ fn parse_item(index: usize, item: &Value) -> Result<Item, RefusedItem> {
             None
         }
     };
-    let registration_no = match members.get("registration_no") {
+    let registration_no = match members.remove("registration_no") {
         None | Some(Value::Null) => None,
-        Some(Value::String(n)) => Some(n.clone()),
+        Some(Value::String(n)) => Some(n),
         Some(_) => {
             errors.push(
                 FieldError::new(
@@ -366,9 +394,7 @@ fn parse_item(index: usize, item: &Value) -> Result<Item, RefusedItem> {
     };
     match (source_key, record) {
         (Some(source_key), Some(record)) if errors.total == 0 => {
-            let item_sha256 = sha256_hex(&canonical_value(
-                &json!({"record": record, "registration_no": registration_no}),
-            ));
+            let item_sha256 = item_digest(&record, registration_no.as_deref(), canonical);
             Ok(Item {
                 index,
                 key_sha256: sha256_hex(source_key.as_bytes()),
@@ -565,7 +591,8 @@ fn check_item(
 /// checked.
 struct Ready {
     item: Item,
-    number: Option<RegistrationNumber>,
+    /// A historical number, checked, and its national form.
+    number: Option<(RegistrationNumber, String)>,
     checked: bool,
 }
 
@@ -574,14 +601,72 @@ enum Slot {
     Ready(Box<Ready>),
 }
 
+/// What an import request got: applied now, or — a retry under the same `Idempotency-Key` —
+/// the answer the first one got, word for word, with nothing applied again.
+#[derive(Debug)]
+pub enum ImportReply {
+    /// Applied by this request; with an `Idempotency-Key`, also the report as stored, which is
+    /// then the response's body word for word.
+    Applied(ImportReport, Option<String>),
+    /// The stored answer to an earlier request with the same key and body, as stored.
+    Replayed(String),
+}
+
+/// Why one run of the request's transaction ended without a report.
+enum RunError {
+    /// An item was refused part way through a run without savepoints. Everything the run
+    /// wrote rolls back, and the request runs again with a savepoint per item, where the
+    /// refusal costs that item alone.
+    ItemRefused,
+    Failed(NodeError),
+}
+
+impl From<diesel::result::Error> for RunError {
+    fn from(e: diesel::result::Error) -> Self {
+        RunError::Failed(e.into())
+    }
+}
+
+impl From<StoreError> for RunError {
+    fn from(e: StoreError) -> Self {
+        RunError::Failed(e.into())
+    }
+}
+
+impl From<NodeError> for RunError {
+    fn from(e: NodeError) -> Self {
+        RunError::Failed(e)
+    }
+}
+
+impl AsConflict for RunError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, RunError::Failed(e) if e.is_conflict())
+    }
+}
+
+/// Rows per multi-row insert into `import_keys`: 7 parameters a row stays far below both
+/// backends' limit on parameters per statement.
+const KEY_ROWS_PER_INSERT: usize = 500;
+
 /// Imports the items of `body` into `kind`: see the module doc for what happens to each.
+/// With `idem`, a request already answered under that key (and body) gets the stored answer
+/// and changes nothing; the same key with another body is refused.
 pub fn import(
     db: &Db,
     issuer: &Issuer,
     who: &Principal,
     kind: RecordKind,
-    body: &Value,
-) -> Result<ImportReport, NodeError> {
+    body: Value,
+    idem: Option<&Idempotency>,
+) -> Result<ImportReply, NodeError> {
+    // A retry is answered before any item is checked; the transaction below asks again, for a
+    // retry that raced its first attempt.
+    if let Some(idem) = idem
+        && let Some(stored) = register::replay(&mut *db.conn()?, who, idem)?
+    {
+        return Ok(ImportReply::Replayed(stored.1));
+    }
     let parsed = parse(body)?;
     let mut slots: Vec<Slot> = parsed
         .into_iter()
@@ -603,13 +688,7 @@ pub fn import(
 
     // Keys already imported need no checking: they register nothing. Keys are never deleted,
     // so what is known now is known in the transaction below.
-    let digests: Vec<&str> = slots
-        .iter()
-        .filter_map(|s| match s {
-            Slot::Ready(r) => Some(r.item.key_sha256.as_str()),
-            Slot::Refused(_) => None,
-        })
-        .collect();
+    let digests = ready_digests(&slots);
     let known: HashSet<String> = if digests.is_empty() {
         HashSet::new()
     } else {
@@ -631,7 +710,10 @@ pub fn import(
         }
         match check_item(kind, issuer, who, &ready.item) {
             Ok(number) => {
-                ready.number = number;
+                ready.number = number.map(|n| {
+                    let text = n.format();
+                    (n, text)
+                });
                 ready.checked = true;
             }
             Err(r) => {
@@ -654,7 +736,7 @@ pub fn import(
             continue;
         }
         match &ready.number {
-            Some(n) => {
+            Some((n, _)) => {
                 counters.insert(review::serial_counter(&n.issuer, n.year, n.flag));
             }
             None if ready.item.approve => {
@@ -667,34 +749,258 @@ pub fn import(
     }
     let names: Vec<&str> = counters.iter().map(String::as_str).collect();
     db.ensure_counters(&names)?;
+    commit(db, issuer, who, kind, &slots, &counters, idem)
+}
 
-    db.write(|conn| {
-        for name in &counters {
-            lock_counter(conn, name)?;
-        }
-        let mut report = ImportReport {
-            items: Vec::with_capacity(slots.len()),
-            ..ImportReport::default()
-        };
-        for slot in &slots {
-            let outcome = match slot {
-                Slot::Refused(refused) => ItemOutcome::Refused(refused.clone()),
-                Slot::Ready(ready) => import_one(conn, issuer, who, kind, ready)?,
+/// Writes the ready items of a request in one transaction, the `counters` (created) locked
+/// first, and stores the report under `idem`.
+fn commit(
+    db: &Db,
+    issuer: &Issuer,
+    who: &Principal,
+    kind: RecordKind,
+    slots: &[Slot],
+    counters: &BTreeSet<String>,
+    idem: Option<&Idempotency>,
+) -> Result<ImportReply, NodeError> {
+    // First the whole request in one go, without a savepoint per item: a request of valid
+    // rows — nearly every one — pays for no savepoints. Only if an item is refused part way
+    // (after writing) does the request run again with one savepoint per item.
+    let run = |savepoints: bool| {
+        db.write(|conn| {
+            if let Some(idem) = idem
+                && let Some(stored) = register::replay(conn, who, idem)?
+            {
+                return Ok(ImportReply::Replayed(stored.1));
+            }
+            for name in counters {
+                lock_counter(conn, name)?;
+            }
+            let report = apply(conn, issuer, who, kind, slots, savepoints)?;
+            let stored = match idem {
+                Some(idem) => {
+                    let body = serde_json::to_string(&report).expect("a report is JSON");
+                    register::remember(conn, who, idem, 200, &body)?;
+                    Some(body)
+                }
+                None => None,
             };
-            match &outcome {
-                ItemOutcome::Refused(_) => report.refused += 1,
-                ItemOutcome::Imported(i) if i.duplicate => report.duplicates += 1,
-                ItemOutcome::Imported(i) => {
-                    report.accepted += 1;
-                    if i.state == register::state::APPROVED {
-                        report.approved += 1;
+            Ok(ImportReply::Applied(report, stored))
+        })
+    };
+    match run(false) {
+        Err(RunError::ItemRefused) => run(true),
+        other => other,
+    }
+    .map_err(|e| match e {
+        RunError::Failed(e) => e,
+        RunError::ItemRefused => NodeError::Store(StoreError::Corrupt(
+            "an import item was refused in a run with savepoints as if it had none".into(),
+        )),
+    })
+}
+
+/// The key digests of the items still to import.
+fn ready_digests(slots: &[Slot]) -> Vec<&str> {
+    slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Ready(r) => Some(r.item.key_sha256.as_str()),
+            Slot::Refused(_) => None,
+        })
+        .collect()
+}
+
+/// One run of the request inside its transaction: a query for the keys already imported, one
+/// for the records they name, one for the holders of the request's historical numbers, each
+/// new item registered, and one insert of the new keys (per [`KEY_ROWS_PER_INSERT`]).
+fn apply(
+    conn: &mut DbConn,
+    issuer: &Issuer,
+    who: &Principal,
+    kind: RecordKind,
+    slots: &[Slot],
+    savepoints: bool,
+) -> Result<ImportReport, RunError> {
+    let digests = ready_digests(slots);
+    // Asked again inside the transaction: a concurrent import may have committed since.
+    let stored: HashMap<String, (String, String)> = if digests.is_empty() {
+        HashMap::new()
+    } else {
+        import_keys::table
+            .filter(import_keys::kind.eq(kind.as_str()))
+            .filter(import_keys::key_sha256.eq_any(&digests))
+            .select((
+                import_keys::key_sha256,
+                import_keys::record_id,
+                import_keys::item_sha256,
+            ))
+            .load::<(String, String, String)>(conn)?
+            .into_iter()
+            .map(|(digest, id, item)| (digest, (id, item)))
+            .collect()
+    };
+    let held_ids: Vec<&str> = stored.values().map(|(id, _)| id.as_str()).collect();
+    let held: HashMap<String, RecordRow> = register::load_rows(conn, kind, &held_ids)?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    let numbers: Vec<&str> = slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Ready(r) if !stored.contains_key(&r.item.key_sha256) => {
+                r.number.as_ref().map(|(_, text)| text.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let holders: HashMap<String, String> = if numbers.is_empty() {
+        HashMap::new()
+    } else {
+        records::table
+            .filter(records::registration_no.eq_any(&numbers))
+            .select((records::registration_no, records::id))
+            .load::<(Option<String>, String)>(conn)?
+            .into_iter()
+            .filter_map(|(number, id)| Some((number?, id)))
+            .collect()
+    };
+
+    let mut report = ImportReport {
+        items: Vec::with_capacity(slots.len()),
+        ..ImportReport::default()
+    };
+    // Keys and numbers taken by earlier items of this request: the report's position of the
+    // item that took the key, the record that took the number.
+    let mut keys_now: HashMap<&str, usize> = HashMap::new();
+    let mut numbers_now: HashMap<&str, String> = HashMap::new();
+    let mut new_keys: Vec<(&Item, String)> = Vec::new();
+    for slot in slots {
+        let outcome = match slot {
+            Slot::Refused(refused) => ItemOutcome::Refused(refused.clone()),
+            Slot::Ready(ready) => {
+                let item = &ready.item;
+                if let Some((id, item_sha256)) = stored.get(&item.key_sha256) {
+                    let changed = *item_sha256 != item.item_sha256;
+                    match held.get(id) {
+                        Some(row) if who.may_access(&row.owner_uscc) => {
+                            imported(item, row.clone().into(), true, changed)
+                        }
+                        // A submitter learns nothing of another institution's record, not even
+                        // its id.
+                        _ => ItemOutcome::Refused(
+                            Refusal::one(
+                                409,
+                                item.pointer("source_key"),
+                                "this source_key was already imported at this node, for a record \
+                                 of another institution; ask the node's administrator",
+                            )
+                            .into_item(item.index, Some(item.source_key.clone())),
+                        ),
+                    }
+                } else if let Some(&first) = keys_now.get(item.key_sha256.as_str()) {
+                    // The second use of a key in one request is a duplicate of the first.
+                    let (ItemOutcome::Imported(earlier), Slot::Ready(first_ready)) =
+                        (&report.items[first], &slots[first])
+                    else {
+                        unreachable!("keys_now names registered items only");
+                    };
+                    let held = Held {
+                        id: earlier.id.clone(),
+                        version: earlier.version,
+                        state: earlier.state.clone(),
+                        registration_no: earlier.registration_no.clone(),
+                        published_version: earlier.published_version,
+                    };
+                    let changed = first_ready.item.item_sha256 != item.item_sha256;
+                    imported(item, held, true, changed)
+                } else if !ready.checked {
+                    return Err(RunError::Failed(NodeError::Store(StoreError::Corrupt(
+                        format!(
+                            "import key {} of {kind} was seen before the transaction and is gone \
+                             in it",
+                            item.key_sha256
+                        ),
+                    ))));
+                } else if let Some((_, text)) = &ready.number
+                    && let Some(holder) =
+                        holders.get(text).or_else(|| numbers_now.get(text.as_str()))
+                {
+                    ItemOutcome::Refused(
+                        Refusal::one(
+                            409,
+                            item.pointer("registration_no"),
+                            format!(
+                                "{text} is already used at this node, by {holder}; a number names \
+                                 one record"
+                            ),
+                        )
+                        .into_item(item.index, Some(item.source_key.clone())),
+                    )
+                } else {
+                    let result = if savepoints {
+                        conn.transaction::<_, ItemError, _>(|conn| {
+                            register_one(conn, issuer, who, kind, ready)
+                        })
+                    } else {
+                        register_one(conn, issuer, who, kind, ready)
+                    };
+                    match result {
+                        Ok(view) => {
+                            keys_now.insert(&item.key_sha256, report.items.len());
+                            if let Some((_, text)) = &ready.number {
+                                numbers_now.insert(text, view.id.clone());
+                            }
+                            new_keys.push((item, view.id.clone()));
+                            imported(item, view.into(), false, false)
+                        }
+                        Err(ItemError::Refused(r)) if savepoints => ItemOutcome::Refused(
+                            r.into_item(item.index, Some(item.source_key.clone())),
+                        ),
+                        Err(ItemError::Refused(_)) => return Err(RunError::ItemRefused),
+                        Err(ItemError::Failed(e)) => return Err(RunError::Failed(e)),
                     }
                 }
             }
-            report.items.push(outcome);
+        };
+        match &outcome {
+            ItemOutcome::Refused(_) => report.refused += 1,
+            ItemOutcome::Imported(i) if i.duplicate => report.duplicates += 1,
+            ItemOutcome::Imported(i) => {
+                report.accepted += 1;
+                if i.state == register::state::APPROVED {
+                    report.approved += 1;
+                }
+            }
         }
-        Ok(report)
-    })
+        report.items.push(outcome);
+    }
+
+    // The keys and the records they name commit together; a key a concurrent import took
+    // first is a unique violation here, which `Db::write` runs again (and then sees it).
+    let (at, by) = (now(), who.audit_name());
+    let rows: Vec<_> = new_keys
+        .iter()
+        .map(|(item, id)| {
+            (
+                import_keys::kind.eq(kind.as_str()),
+                import_keys::key_sha256.eq(&item.key_sha256),
+                import_keys::source_key.eq(&item.source_key),
+                import_keys::record_id.eq(id),
+                import_keys::item_sha256.eq(&item.item_sha256),
+                import_keys::imported_by.eq(&by),
+                import_keys::imported_at.eq(&at),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(KEY_ROWS_PER_INSERT) {
+        let insert = diesel::insert_into(import_keys::table).values(chunk);
+        match conn {
+            DbConn::Sqlite(c) => insert.execute(c)?,
+            DbConn::Postgresql(c) => insert.execute(c)?,
+        };
+    }
+    Ok(report)
 }
 
 /// The record as an import outcome: from its row (a duplicate, which needs nothing else) or
@@ -745,56 +1051,9 @@ fn imported(item: &Item, held: Held, duplicate: bool, changed: bool) -> ItemOutc
     })
 }
 
-/// One item inside the request's transaction: the record its key names, or a new record (in
-/// a savepoint of its own).
-fn import_one(
-    conn: &mut DbConn,
-    issuer: &Issuer,
-    who: &Principal,
-    kind: RecordKind,
-    ready: &Ready,
-) -> Result<ItemOutcome, NodeError> {
-    let item = &ready.item;
-    let stored: Option<(String, String)> = import_keys::table
-        .find((kind.as_str(), &item.key_sha256))
-        .select((import_keys::record_id, import_keys::item_sha256))
-        .first(conn)
-        .optional()?;
-    if let Some((id, item_sha256)) = stored {
-        return Ok(match register::load_row(conn, who, kind, &id) {
-            Ok(row) => imported(item, row.into(), true, item_sha256 != item.item_sha256),
-            // A submitter learns nothing of another institution's record, not even its id.
-            Err(NodeError::NotFound { .. }) => ItemOutcome::Refused(
-                Refusal::one(
-                    409,
-                    item.pointer("source_key"),
-                    "this source_key was already imported at this node, for a record of another \
-                     institution; ask the node's administrator",
-                )
-                .into_item(item.index, Some(item.source_key.clone())),
-            ),
-            Err(e) => return Err(e),
-        });
-    }
-    if !ready.checked {
-        return Err(NodeError::Store(StoreError::Corrupt(format!(
-            "import key {} of {kind} was seen before the transaction and is gone in it",
-            item.key_sha256
-        ))));
-    }
-    let result =
-        conn.transaction::<_, ItemError, _>(|conn| register_one(conn, issuer, who, kind, ready));
-    match result {
-        Ok(view) => Ok(imported(item, view.into(), false, false)),
-        Err(ItemError::Refused(r)) => Ok(ItemOutcome::Refused(
-            r.into_item(item.index, Some(item.source_key.clone())),
-        )),
-        Err(ItemError::Failed(e)) => Err(e),
-    }
-}
-
-/// Registers a new item: its record, its key, and — with a historical number or `approve` —
-/// its approval, all or nothing.
+/// Registers a new item: its record and — with a historical number or `approve` — its
+/// approval, all or nothing within the caller's run. Its key is inserted with the others
+/// after the last item ([`apply`]); its number's holder was looked up before the first.
 fn register_one(
     conn: &mut DbConn,
     issuer: &Issuer,
@@ -804,59 +1063,148 @@ fn register_one(
 ) -> Result<RecordView, ItemError> {
     let item = &ready.item;
     let index = item.index;
-    let number = ready.number.as_ref().map(|n| (n, n.format()));
-    if let Some((_, text)) = &number {
-        let holder: Option<String> = records::table
-            .filter(records::registration_no.eq(text))
-            .select(records::id)
-            .first(conn)
-            .optional()?;
-        if let Some(holder) = holder {
-            return Err(ItemError::Refused(Refusal::one(
-                409,
-                item.pointer("registration_no"),
-                format!(
-                    "{text} is already used at this node, by {holder}; a number names one record"
-                ),
-            )));
-        }
+    // A historical number (and the 登记日期 the record gives, if any) goes on the row as it
+    // is inserted, where approval keeps what it finds; the counter moves past it.
+    let registration = ready.number.as_ref().map(|(_, text)| {
+        let date = item
+            .record
+            .get("registration_date")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        (text.clone(), date)
+    });
+    let (row, version) = register::insert_new_rows(conn, kind, &item.record, who, registration)
+        .map_err(|e| item_error(index, e))?;
+    if let Some((number, _)) = &ready.number {
+        review::reserve_registration_no(conn, number).map_err(|e| item_error(index, e))?;
     }
-    let view =
-        register::insert_new(conn, kind, &item.record, who).map_err(|e| item_error(index, e))?;
-    diesel::insert_into(import_keys::table)
-        .values((
-            import_keys::kind.eq(kind.as_str()),
-            import_keys::key_sha256.eq(&item.key_sha256),
-            import_keys::source_key.eq(&item.source_key),
-            import_keys::record_id.eq(&view.id),
-            import_keys::item_sha256.eq(&item.item_sha256),
-            import_keys::imported_by.eq(who.audit_name()),
-            import_keys::imported_at.eq(now()),
-        ))
-        .execute(conn)?;
-    let approve = match &number {
-        Some((number, text)) => {
-            // The number (and the 登记日期 the record gives, if any) goes on the row, where
-            // approval keeps what it finds; the counter moves past it.
-            let date = item
-                .record
-                .get("registration_date")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            diesel::update(records::table.find((kind.as_str(), &view.id)))
-                .set((
-                    records::registration_no.eq(text),
-                    records::registration_date.eq(date),
-                ))
-                .execute(conn)?;
-            review::reserve_registration_no(conn, number).map_err(|e| item_error(index, e))?;
-            true
-        }
-        None => item.approve,
-    };
-    if !approve {
-        return Ok(view);
+    if ready.number.is_none() && !item.approve {
+        return Ok(register::view_of(row, &version));
     }
-    review::approve_in(conn, issuer, who, kind, &view.id, Some(view.version))
+    // Approved as review approves, from the rows just written instead of read back.
+    review::approve_loaded(conn, issuer, who, kind, row, version, item.record.clone())
         .map_err(|e| item_error(index, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use rix_schema::canonical::canonical_value;
+    use serde_json::json;
+
+    use super::*;
+
+    fn ready(index: usize, key: &str, record: Value) -> Slot {
+        let mut buf = Vec::new();
+        Slot::Ready(Box::new(Ready {
+            item: Item {
+                index,
+                source_key: key.to_owned(),
+                key_sha256: sha256_hex(key.as_bytes()),
+                item_sha256: item_digest(&record, None, &mut buf),
+                record,
+                registration_no: None,
+                approve: true,
+            },
+            number: None,
+            checked: true,
+        }))
+    }
+
+    // No request through the API reaches this today — every refusal is found before the
+    // transaction — so the test hands `commit` an item whose approval fails after its record
+    // was inserted (a level approval cannot read), as a refusal found late would.
+    #[test]
+    fn an_item_refused_after_writing_costs_only_itself_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        an_item_refused_after_writing_costs_only_itself(
+            dir.path().join("node.db").to_str().unwrap(),
+        );
+    }
+
+    #[test]
+    fn an_item_refused_after_writing_costs_only_itself_on_postgres() {
+        an_item_refused_after_writing_costs_only_itself(
+            &rix_test_support::fresh_postgres_database(),
+        );
+    }
+
+    fn an_item_refused_after_writing_costs_only_itself(url: &str) {
+        let db = Db::open(url, 2).unwrap();
+        let issuer = Issuer::Region("530000".into());
+        let who = Principal {
+            id: "0123456789abcdef".into(),
+            name: "admin".into(),
+            role: Role::Admin,
+            institution: None,
+        };
+        let good = rix_test_support::fixtures::fixture("achievement");
+        let mut unreadable = good.clone();
+        unreadable["secrecy"] = json!({"level": "绝对保密"});
+        let slots = vec![
+            ready(0, "row#1", good.clone()),
+            ready(1, "row#2", unreadable),
+            ready(2, "row#3", good),
+        ];
+        let counters: BTreeSet<String> = ['J', 'R', 'Y']
+            .into_iter()
+            .map(|flag| review::serial_counter(&issuer, review::this_year(), flag))
+            .collect();
+        let names: Vec<&str> = counters.iter().map(String::as_str).collect();
+        db.ensure_counters(&names).unwrap();
+
+        let ImportReply::Applied(report, None) = commit(
+            &db,
+            &issuer,
+            &who,
+            RecordKind::Achievement,
+            &slots,
+            &counters,
+            None,
+        )
+        .unwrap() else {
+            panic!("no key, nothing stored")
+        };
+        assert_eq!(
+            (report.accepted, report.approved, report.refused),
+            (2, 2, 1)
+        );
+        let ItemOutcome::Refused(refused) = &report.items[1] else {
+            panic!("{:?}", report.items[1])
+        };
+        assert_eq!(refused.errors[0].pointer, "/items/1/record/secrecy/level");
+        let ids: Vec<&str> = report
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                ItemOutcome::Imported(i) => Some(i.id.as_str()),
+                ItemOutcome::Refused(_) => None,
+            })
+            .collect();
+        let conn = &mut *db.conn().unwrap();
+        let held: Vec<String> = records::table
+            .select(records::id)
+            .order(records::id)
+            .load(conn)
+            .unwrap();
+        assert_eq!(
+            held, ids,
+            "the refused item's record was rolled back, the others kept"
+        );
+        let keys: i64 = import_keys::table.count().get_result(conn).unwrap();
+        assert_eq!(keys, 2);
+    }
+
+    #[test]
+    fn an_items_digest_is_that_of_its_canonical_wrapper() {
+        let record =
+            json!({"title": "成果", "keywords": ["a", "b"], "trl": 7, "z": {"b": 1, "a": null}});
+        let mut buf = Vec::new();
+        for number in [None, Some("5300002019Y0042")] {
+            let wrapper = json!({"record": record, "registration_no": number});
+            assert_eq!(
+                item_digest(&record, number, &mut buf),
+                sha256_hex(&canonical_value(&wrapper)),
+            );
+        }
+    }
 }

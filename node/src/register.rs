@@ -359,6 +359,21 @@ fn once(
     f: impl FnOnce(&mut DbConn) -> Result<Reply, NodeError>,
 ) -> Result<Reply, NodeError> {
     let Some(idem) = idem else { return f(conn) };
+    if let Some((status, body)) = replay(conn, who, idem)? {
+        return Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)));
+    }
+    let (status, body) = f(conn)?;
+    remember(conn, who, idem, status, &body.to_string())?;
+    Ok((status, body))
+}
+
+/// The reply stored for this principal's key (status and body as stored), if the key was
+/// used: refused when it was used for a different request.
+pub(crate) fn replay(
+    conn: &mut DbConn,
+    who: &Principal,
+    idem: &Idempotency,
+) -> Result<Option<(u16, String)>, NodeError> {
     let stored: Option<(String, i32, String)> = idempotency::table
         .filter(idempotency::principal.eq(&who.id))
         .filter(idempotency::key.eq(&idem.key))
@@ -369,25 +384,36 @@ fn once(
         ))
         .first(conn)
         .optional()?;
-    if let Some((hash, status, body)) = stored {
-        if hash != idem.request_hash {
-            return Err(NodeError::IdempotencyMismatch);
-        }
-        let body = serde_json::from_str(&body).unwrap_or(Value::Null);
-        return Ok((status as u16, body));
+    let Some((hash, status, body)) = stored else {
+        return Ok(None);
+    };
+    if hash != idem.request_hash {
+        return Err(NodeError::IdempotencyMismatch);
     }
-    let (status, body) = f(conn)?;
+    Ok(Some((status as u16, body)))
+}
+
+/// Stores the reply to this principal's key, inside the transaction of the writes it reports.
+/// A concurrent request with the same key makes this a unique violation, which `Db::write`
+/// runs again: the second run replays the first's reply.
+pub(crate) fn remember(
+    conn: &mut DbConn,
+    who: &Principal,
+    idem: &Idempotency,
+    status: u16,
+    body: &str,
+) -> Result<(), NodeError> {
     diesel::insert_into(idempotency::table)
         .values((
             idempotency::principal.eq(&who.id),
             idempotency::key.eq(&idem.key),
             idempotency::request_hash.eq(&idem.request_hash),
             idempotency::status.eq(status as i32),
-            idempotency::body.eq(body.to_string()),
+            idempotency::body.eq(body),
             idempotency::created_at.eq(now()),
         ))
         .execute(conn)?;
-    Ok((status, body))
+    Ok(())
 }
 
 /// Inserts a new record, version 1, submitted for review (ids from the `id:{kind}` counter).
@@ -397,6 +423,24 @@ pub(crate) fn insert_new(
     doc: &Value,
     who: &Principal,
 ) -> Result<RecordView, NodeError> {
+    let (row, version) = insert_new_rows(conn, kind, doc, who, None)?;
+    Ok(view_of(row, &version))
+}
+
+/// As [`insert_new`], returning the rows as written, so that a caller approving the record in
+/// the same transaction need not read them back; `registration` puts a historical number and
+/// its 登记日期 on the row, where approval keeps them (the import's historical records).
+pub(crate) fn insert_new_rows(
+    conn: &mut DbConn,
+    kind: RecordKind,
+    doc: &Value,
+    who: &Principal,
+    registration: Option<(String, Option<String>)>,
+) -> Result<(RecordRow, VersionRow), NodeError> {
+    let (registration_no, registration_date) = match registration {
+        Some((number, date)) => (Some(number), date),
+        None => (None, None),
+    };
     let serial = next_counter(conn, &format!("id:{}", kind.as_str()))?;
     let id = format!("{}-{serial:06}", id_prefix(kind));
     let owner = match (&who.institution, who.role) {
@@ -416,8 +460,8 @@ pub(crate) fn insert_new(
         version: 1,
         state: state::SUBMITTED.to_owned(),
         published_version: None,
-        registration_no: None,
-        registration_date: None,
+        registration_no,
+        registration_date,
         title,
         secrecy,
         created_at: at.clone(),
@@ -441,7 +485,7 @@ pub(crate) fn insert_new(
     diesel::insert_into(record_versions::table)
         .values(&version)
         .execute(conn)?;
-    Ok(view_of(row, &version))
+    Ok((row, version))
 }
 
 /// Registers a new record (version 1, submitted for review).
@@ -522,6 +566,23 @@ pub fn load_row(
             id: id.to_owned(),
         }),
     }
+}
+
+/// Loads the rows of these ids of `kind` (those that exist), whoever may see them: the caller
+/// decides what each principal learns of each.
+pub(crate) fn load_rows(
+    conn: &mut DbConn,
+    kind: RecordKind,
+    ids: &[&str],
+) -> Result<Vec<RecordRow>, NodeError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(records::table
+        .filter(records::kind.eq(kind.as_str()))
+        .filter(records::id.eq_any(ids))
+        .select(RecordRow::as_select())
+        .load(conn)?)
 }
 
 /// Loads one version row.

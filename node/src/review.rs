@@ -33,7 +33,8 @@ use rix_runtime::clock::now;
 use crate::error::NodeError;
 use crate::outbox;
 use crate::register::{
-    RecordView, level_in_force, load_row, load_version, save_row, set_version_state, state, view_of,
+    RecordRow, RecordView, VersionRow, level_in_force, load_row, load_version, save_row,
+    set_version_state, state, view_of,
 };
 
 fn not_reviewable(kind: RecordKind, id: &str, current: &str, version: i64) -> NodeError {
@@ -177,15 +178,34 @@ pub(crate) fn approve_in(
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<RecordView, NodeError> {
+    let row = load_row(conn, who, kind, id)?;
+    check_expected(expected_version, row.version)?;
+    if row.state != state::SUBMITTED {
+        return Err(not_reviewable(kind, id, &row.state, row.version));
+    }
+    let version = load_version(conn, kind, id, row.version)?;
+    let doc: Value = serde_json::from_str(version.document.as_deref().unwrap_or("null"))
+        .map_err(|e| NodeError::Invalid(vec![FieldError::new("", e.to_string())].into()))?;
+    approve_loaded(conn, issuer, who, kind, row, version, doc)
+}
+
+/// The body of [`approve_in`] for a submitted version the caller holds: its row, its version
+/// row and its document, as read by `approve_in` or as just written by the import (which
+/// approves what it inserted without reading it back). `row` must be the record's row with
+/// state `submitted`, `version` its latest version and `doc` that version's document.
+pub(crate) fn approve_loaded(
+    conn: &mut DbConn,
+    issuer: &Issuer,
+    who: &Principal,
+    kind: RecordKind,
+    mut row: RecordRow,
+    mut version: VersionRow,
+    mut doc: Value,
+) -> Result<RecordView, NodeError> {
+    debug_assert!(row.state == state::SUBMITTED && version.version == row.version);
+    let id = row.id.clone();
+    let id = id.as_str();
     {
-        let mut row = load_row(conn, who, kind, id)?;
-        check_expected(expected_version, row.version)?;
-        if row.state != state::SUBMITTED {
-            return Err(not_reviewable(kind, id, &row.state, row.version));
-        }
-        let mut version = load_version(conn, kind, id, row.version)?;
-        let mut doc: Value = serde_json::from_str(version.document.as_deref().unwrap_or("null"))
-            .map_err(|e| NodeError::Invalid(vec![FieldError::new("", e.to_string())].into()))?;
         // Fail closed: a record whose level cannot be read is never approved (and so never
         // published); one that lowers the level in force needs the declassification decision,
         // whatever happened at submission.

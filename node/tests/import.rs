@@ -649,3 +649,69 @@ on_both_backends!(
     concurrent_imports_of_the_same_rows_register_each_once,
     concurrent_imports_of_the_same_rows_register_each_once
 );
+
+async fn a_retried_import_request_gets_its_first_answer_and_applies_nothing_again(
+    backend: Backend,
+) {
+    let node = start_node(backend, |_| {}).await;
+    let items = json!({"items": [
+        numbered("retry#1", &titled("重试成果一"), "5300002018Y0007"),
+        json!({"source_key": "retry#2", "record": titled("重试成果二"), "approve": true}),
+        item("retry#3", &titled("重试成果三")),
+    ]});
+    let send = |body: &Value, key: &str| {
+        node.http
+            .post(node.url("/v1/achievements/import"))
+            .bearer_auth(ADMIN)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+    };
+    let first = reply(send(&items, "rix-import-run-a-1").await.unwrap()).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["accepted"], 3, "{}", first.body);
+    let logged = last_seq(&node).await;
+
+    // The answer was lost; the client asks again under the same key: the same answer, items
+    // accepted (not duplicates), and nothing registered, numbered or logged again.
+    let again = reply(send(&items, "rix-import-run-a-1").await.unwrap()).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.bytes, first.bytes, "word for word");
+    assert_eq!(record_count(&node, "achievements").await, 3);
+    assert_eq!(last_seq(&node).await, logged);
+    let metrics = String::from_utf8(node.get("/metrics", None).await.bytes).unwrap();
+    assert!(
+        metrics
+            .contains("rix_node_import_items_total{kind=\"achievement\",outcome=\"accepted\"} 3"),
+        "a replay counts nothing: {metrics}"
+    );
+
+    // Another key (another run of the same import): the per-row keys answer, as duplicates.
+    let rerun = reply(send(&items, "rix-import-run-b-1").await.unwrap()).await;
+    assert_eq!(rerun.status, 200, "{}", rerun.body);
+    assert_eq!(
+        (
+            rerun.body["accepted"].as_u64(),
+            rerun.body["duplicates"].as_u64()
+        ),
+        (Some(0), Some(3)),
+        "{}",
+        rerun.body
+    );
+
+    // The same key with another body is refused, and writes nothing.
+    let mut other = items.clone();
+    other["items"][2]["source_key"] = json!("retry#4");
+    let reused = reply(send(&other, "rix-import-run-a-1").await.unwrap()).await;
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert_eq!(
+        reused.body["errors"][0]["pointer"],
+        "/headers/idempotency-key"
+    );
+    assert_eq!(record_count(&node, "achievements").await, 3);
+    node.node.stop().await;
+}
+on_both_backends!(
+    a_retried_import_request_gets_its_first_answer_and_applies_nothing_again,
+    a_retried_import_request_gets_its_first_answer_and_applies_nothing_again
+);

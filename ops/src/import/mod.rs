@@ -293,9 +293,10 @@ pub fn run(options: &ImportOptions, out: &mut dyn Write) -> Result<Summary> {
     run.finish(result)
 }
 
-/// One row waiting for its chunk to be pushed.
+/// One row waiting for its chunk to be pushed: a record (the next of [`Run::records`], which
+/// are kept apart so that the push borrows them as they are) or a row the mapping refused.
 enum Pending {
-    Record { file: usize, record: MappedRecord },
+    Record { file: usize },
     Refused { file: usize, errors: Vec<RowError> },
 }
 
@@ -316,7 +317,8 @@ struct Run<'a> {
     /// Per table: the row the checkpoint says an earlier run finished.
     covered: BTreeMap<(String, Option<String>), u64>,
     pending: Vec<Pending>,
-    pending_records: usize,
+    /// The records of `pending`, in order.
+    records: Vec<MappedRecord>,
     /// Per table: the last row read since the last checkpoint save.
     span_last: BTreeMap<(String, Option<String>), Origin>,
     /// Per table: the last row read (for blank rows between rows of a sheet).
@@ -401,7 +403,7 @@ impl<'a> Run<'a> {
             checkpoint,
             covered: BTreeMap::new(),
             pending: Vec::new(),
-            pending_records: 0,
+            records: Vec::new(),
             span_last: BTreeMap::new(),
             last_row: BTreeMap::new(),
             progress,
@@ -454,7 +456,7 @@ impl<'a> Run<'a> {
                         }
                     },
                 }
-                if self.pending_records >= self.chunk {
+                if self.records.len() >= self.chunk {
                     self.flush()?;
                 }
             }
@@ -489,7 +491,7 @@ impl<'a> Run<'a> {
                 let Some(rows) = page else { break };
                 for row in rows {
                     self.row(0, row, None)?;
-                    if self.pending_records >= self.chunk {
+                    if self.records.len() >= self.chunk {
                         self.flush()?;
                     }
                 }
@@ -590,8 +592,8 @@ impl<'a> Run<'a> {
                 } else if covered {
                     counts.earlier += 1;
                 } else {
-                    self.pending.push(Pending::Record { file, record });
-                    self.pending_records += 1;
+                    self.pending.push(Pending::Record { file });
+                    self.records.push(record);
                 }
             }
             Some(Err(errors)) => {
@@ -646,14 +648,7 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         let node = self.node.as_ref().expect("an import has a node");
-        let records: Vec<MappedRecord> = self
-            .pending
-            .iter()
-            .filter_map(|p| match p {
-                Pending::Record { record, .. } => Some(record.clone()),
-                Pending::Refused { .. } => None,
-            })
-            .collect();
+        let records = std::mem::take(&mut self.records);
         let (answered, failure) = if records.is_empty() {
             (Vec::new(), None)
         } else {
@@ -664,7 +659,7 @@ impl<'a> Run<'a> {
             }
         };
         let pending = std::mem::take(&mut self.pending);
-        self.pending_records = 0;
+        let mut records = records.into_iter();
         let mut answers = answered.into_iter();
         let mut done_through: BTreeMap<(String, Option<String>), Origin> = BTreeMap::new();
         let mut complete = true;
@@ -679,7 +674,8 @@ impl<'a> Run<'a> {
                     self.write_report(file, &errors)?;
                     done_through.insert((origin.file.clone(), origin.sheet.clone()), origin);
                 }
-                Pending::Record { file, record } => {
+                Pending::Record { file } => {
+                    let record = records.next().expect("one record per pending record");
                     let Some(item) = answers.next() else {
                         complete = false;
                         break;
