@@ -488,30 +488,22 @@ fn list_sets(ctx: &Context<'_>, request: &OaiRequest) -> Result<String, Failure>
         }
     }
     let facets = &page.facets;
-    sets.push(SetSpec::Region(None));
-    let mut regions: Vec<&str> = facets.region.iter().map(|f| f.value.as_str()).collect();
-    regions.sort();
-    sets.extend(
-        regions
-            .into_iter()
-            .map(|r| SetSpec::Region(Some(r.to_owned()))),
+    // Each family: its root, then its values in order.
+    type Family<'f> = (
+        fn(Option<String>) -> SetSpec,
+        &'f [crate::search::FacetCount],
     );
-    sets.push(SetSpec::Field(None));
-    let mut fields: Vec<&str> = facets.field.iter().map(|f| f.value.as_str()).collect();
-    fields.sort();
-    sets.extend(
-        fields
-            .into_iter()
-            .map(|f| SetSpec::Field(Some(f.to_owned()))),
-    );
-    sets.push(SetSpec::Program(None));
-    let mut programs: Vec<&str> = facets.program.iter().map(|f| f.value.as_str()).collect();
-    programs.sort();
-    sets.extend(
-        programs
-            .into_iter()
-            .map(|p| SetSpec::Program(Some(p.to_owned()))),
-    );
+    let families: [Family; 3] = [
+        (SetSpec::Region, &facets.region),
+        (SetSpec::Field, &facets.field),
+        (SetSpec::Program, &facets.program),
+    ];
+    for (family, counts) in families {
+        sets.push(family(None));
+        let mut values: Vec<&str> = counts.iter().map(|f| f.value.as_str()).collect();
+        values.sort();
+        sets.extend(values.into_iter().map(|v| family(Some(v.to_owned()))));
+    }
     let mut x = Xml::default();
     for set in sets {
         let spec = set.spec();
