@@ -17,7 +17,7 @@
 //!   [`RetryPolicy::max_retry_after`]). Any other 4xx stops the push at once: a wrong token or
 //!   URL does not mend by asking again. Re-sending is harmless because the node registers one
 //!   record per `source_key`; and each request carries an `Idempotency-Key` (the push and the
-//!   request's rows, [`idempotency_key`]), so a request whose answer was lost is answered again
+//!   request's rows, `idempotency_key`), so a request whose answer was lost is answered again
 //!   with that answer — its records `accepted`, as they were — rather than as duplicates.
 //! - **The node's word per record.** Each record comes back accepted (with its id, state and
 //!   number), a duplicate (and whether the source changed since it was first imported — the node

@@ -2,15 +2,15 @@
 //! aggregators harvest it (OpenAIRE, BASE, CORE).
 //!
 //! A request goes through three stages, one module each: this module reads the arguments
-//! (GET query or POST form, strictly, with the protocol's own error codes), [`verbs`] answers
-//! the verb from the catalogue, and [`xml`] writes the response. [`sets`] maps the catalogue's
-//! facets to setSpecs and [`token`] seals resumption tokens.
+//! (GET query or POST form, strictly, with the protocol's own error codes), `verbs` answers
+//! the verb from the catalogue, and `xml` writes the response. `sets` maps the catalogue's
+//! facets to setSpecs and `token` seals resumption tokens.
 //!
 //! What it guarantees:
 //! - **One item per unified entry**, `oai:{repositoryIdentifier}:{unified_id}` (the name
 //!   `/v1/entries/{unified_id}` and the portal's `/entries/{unified_id}` use). Its datestamp is
 //!   the time of its newest change that the reader may hear of, at seconds granularity in UTC.
-//! - **The one access filter.** Every record is the reader's view ([`AccessFilter::view`]);
+//! - **The one access filter.** Every record is the reader's view ([`crate::access::AccessFilter::view`]);
 //!   anonymous readers get the public view; a bearer token's view is honoured as the API
 //!   honours it, and audited.
 //! - **`deletedRecord=persistent`, without leaking.** An entry the reader could once see and
@@ -21,7 +21,7 @@
 //!   that moved a source between entries, only on the side where the reader could see it: the
 //!   entry it left if they could see it before, the one it joined if after (a record made
 //!   public that leaves its internal entry for a public one does not name the internal entry).
-//! - **Stateless, sealed resumption tokens** ([`token`]), pages of `page_size` items whose cost
+//! - **Stateless, sealed resumption tokens** (`token`), pages of `page_size` items whose cost
 //!   does not grow with the position: each page continues from the change id after the last
 //!   item (a search-after on the change stream) and lists an entry at its newest change only.
 //!
@@ -31,7 +31,7 @@
 //! deletions, and gives no `completeListSize` (counting would mean reading every view).
 //!
 //! What it may not touch: writes (it writes nothing but the read audit) and fields (it shows
-//! only what [`AccessFilter::view`] returned).
+//! only what [`crate::access::AccessFilter::view`] returned).
 
 mod sets;
 mod token;

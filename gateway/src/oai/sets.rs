@@ -140,7 +140,8 @@ impl SetSpec {
         }
     }
 
-    /// Whether an entry in `member_of` (leaf sets, [`member_of`]) is in this set.
+    /// Whether an entry in `member_of` (its leaf sets, as the function `member_of` gives them) is
+    /// in this set.
     pub fn contains(&self, member_of: &[SetSpec]) -> bool {
         member_of.iter().any(|m| match (self, m) {
             (SetSpec::Kind(None), SetSpec::Kind(_))
