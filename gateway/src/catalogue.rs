@@ -1283,11 +1283,16 @@ impl ChangeRow {
 impl ChangeRow {
     /// Every unified entry this change altered: the one it left first, then the one it is in.
     pub fn entries(&self) -> impl Iterator<Item = &str> {
-        self.moved_from
-            .as_deref()
-            .into_iter()
-            .chain(std::iter::once(self.unified_id.as_str()))
+        touched_entries(&self.unified_id, self.moved_from.as_deref())
     }
+}
+
+/// The entries a change touched: the one it left (a move), then the one it is in.
+fn touched_entries<'a>(
+    unified_id: &'a str,
+    moved_from: Option<&'a str>,
+) -> impl Iterator<Item = &'a str> {
+    moved_from.into_iter().chain(std::iter::once(unified_id))
 }
 
 /// The change stream after `after`, oldest first.
@@ -1470,12 +1475,9 @@ pub struct DatedChange {
 }
 
 impl DatedChange {
-    /// The entries the change touched.
+    /// The entries the change touched, as [`ChangeRow::entries`] names them.
     pub fn entries(&self) -> impl Iterator<Item = &str> {
-        self.moved_from
-            .as_deref()
-            .into_iter()
-            .chain(std::iter::once(self.unified_id.as_str()))
+        touched_entries(&self.unified_id, self.moved_from.as_deref())
     }
 }
 
