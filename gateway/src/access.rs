@@ -24,7 +24,7 @@ use diesel::prelude::*;
 use rix_schema::RecordKind;
 use rix_schema::canonical::sha256_hex;
 use rix_schema::disclosure::Disclosure;
-use rix_schema::sensitivity::{Entitlements, hidden_fields, redact};
+use rix_schema::sensitivity::{Entitlements, hidden_fields, redact, redact_owned};
 use serde_json::Value;
 
 use crate::db::schema::{consumer_tokens, read_audit};
@@ -236,6 +236,16 @@ impl AccessFilter {
     /// What a consumer with `entitlements` may see of `record`; `None` if not the record at all.
     pub fn view(kind: RecordKind, record: &Value, entitlements: Entitlements) -> Option<Value> {
         redact(kind, record, entitlements)
+    }
+
+    /// [`AccessFilter::view`] of a record the caller owns and needs no more (an export's): the
+    /// view is cut out of it in place, not out of a copy.
+    pub fn view_owned(
+        kind: RecordKind,
+        record: Value,
+        entitlements: Entitlements,
+    ) -> Option<Value> {
+        redact_owned(kind, record, entitlements)
     }
 
     /// Of the disclosures `texts` of `record` (the full record), those a reader with

@@ -954,6 +954,18 @@ impl Unified {
         }
     }
 
+    /// [`Unified::record_for`], taking the record out of the entry instead of borrowing it.
+    pub fn into_record_for(self, entitlements: Entitlements) -> Option<Value> {
+        let primary = self.primary_for(entitlements)?.clone();
+        if self.primary.as_ref() == Some(&primary) {
+            return self.record;
+        }
+        match self.public {
+            Some((s, record)) if s == primary => Some(record),
+            _ => None,
+        }
+    }
+
     /// The sources a reader may know of, primary first.
     pub fn sources_for(&self, entitlements: Entitlements) -> Vec<&Source> {
         self.sources

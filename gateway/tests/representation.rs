@@ -454,8 +454,8 @@ async fn an_export_longer_than_a_page_holds_every_entry_once() {
     let gw = common::Gateway::open(Backend::Sqlite);
     let mut node = FakeNode::new("prov", 25, 0.0);
     node.trust(&gw.db, None);
-    // More than one export page (rix_gateway::search::EXPORT_LIMIT), and not a multiple of it.
-    let n = rix_gateway::search::EXPORT_LIMIT * 2 + 37;
+    // More than one export page (rix_gateway::api::EXPORT_PAGE), and not a multiple of it.
+    let n = rix_gateway::api::EXPORT_PAGE * 2 + 37;
     for _ in 0..(n / 500) {
         gw.ingest
             .ingest(&node.seal_edited(500, |_, r| public(r)), Transport::Amqp)

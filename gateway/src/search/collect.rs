@@ -473,6 +473,158 @@ impl Collector for PageCollector {
     }
 }
 
+/// Collects every match with its rank, in one pass: what an export walks. No total, no facets,
+/// no heap: the caller sorts the whole list once and reads it a page at a time, so an export
+/// costs one pass over the matches instead of one per page.
+pub(super) struct AllCollector {
+    pub(super) sort: Sort,
+    /// The query has text terms, so matches have scores.
+    pub(super) scored: bool,
+}
+
+impl AllCollector {
+    fn score_all(&self) -> bool {
+        self.scored && self.sort == Sort::Relevance
+    }
+}
+
+/// One segment's matches, ranked.
+pub(super) struct AllSegmentCollector {
+    segment: SegmentOrdinal,
+    sort: Sort,
+    key: Arc<dyn ColumnValues<u64>>,
+    date: Arc<dyn ColumnValues<u64>>,
+    hits: Vec<Hit>,
+    docs: Vec<DocId>,
+    scores: Vec<Score>,
+    primaries: Vec<u64>,
+    keys: Vec<u64>,
+}
+
+impl AllSegmentCollector {
+    fn new(sort: Sort, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<Self> {
+        let fast = reader.fast_fields();
+        Ok(AllSegmentCollector {
+            segment,
+            sort,
+            key: fast.u64("key")?.first_or_default_col(0),
+            date: fast.u64("date")?.first_or_default_col(0),
+            hits: Vec::new(),
+            docs: Vec::with_capacity(BLOCK),
+            scores: Vec::with_capacity(BLOCK),
+            primaries: vec![0; BLOCK],
+            keys: vec![0; BLOCK],
+        })
+    }
+
+    #[inline]
+    fn push(&mut self, doc: DocId, score: Score) {
+        self.docs.push(doc);
+        self.scores.push(score);
+        if self.docs.len() == BLOCK {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let n = self.docs.len();
+        if n == 0 {
+            return;
+        }
+        let (primaries, keys) = (&mut self.primaries[..n], &mut self.keys[..n]);
+        match self.sort {
+            Sort::Date => self.date.get_vals(&self.docs, primaries),
+            Sort::Relevance => {
+                for (v, s) in primaries.iter_mut().zip(&self.scores) {
+                    *v = score_bits(*s);
+                }
+            }
+        }
+        self.key.get_vals(&self.docs, keys);
+        for i in 0..n {
+            self.hits.push(Hit {
+                rank: Rank {
+                    primary: primaries[i],
+                    key: keys[i],
+                },
+                score: self.scores[i],
+                segment: self.segment,
+                doc: self.docs[i],
+            });
+        }
+        self.docs.clear();
+        self.scores.clear();
+    }
+}
+
+impl SegmentCollector for AllSegmentCollector {
+    type Fruit = Vec<Hit>;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        self.push(doc, score);
+    }
+
+    fn harvest(mut self) -> Vec<Hit> {
+        self.flush();
+        self.hits
+    }
+}
+
+impl Collector for AllCollector {
+    type Fruit = Vec<Hit>;
+    type Child = AllSegmentCollector;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<AllSegmentCollector> {
+        AllSegmentCollector::new(self.sort, segment, reader)
+    }
+
+    /// Only relevance order needs the scores; a filter-only or date-ordered export never
+    /// scores.
+    fn requires_scoring(&self) -> bool {
+        self.score_all()
+    }
+
+    fn collect_segment(
+        &self,
+        weight: &dyn Weight,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Vec<Hit>> {
+        let mut c = AllSegmentCollector::new(self.sort, segment, reader)?;
+        let alive = reader.alive_bitset();
+        let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
+        if self.score_all() {
+            weight.for_each(reader, &mut |doc, score| {
+                if is_alive(doc) {
+                    c.push(doc, score);
+                }
+            })?;
+        } else {
+            weight.for_each_no_score(reader, &mut |docs| {
+                for &doc in docs {
+                    if is_alive(doc) {
+                        c.push(doc, 0.0);
+                    }
+                }
+            })?;
+        }
+        Ok(SegmentCollector::harvest(c))
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<Hit>>) -> tantivy::Result<Vec<Hit>> {
+        let mut all: Vec<Hit> = Vec::with_capacity(fruits.iter().map(Vec::len).sum());
+        for f in fruits {
+            all.extend(f);
+        }
+        all.sort_unstable();
+        Ok(all)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

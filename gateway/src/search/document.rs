@@ -502,7 +502,7 @@ pub(super) fn schema() -> (Schema, Fields) {
         date: b.add_u64_field("date", FAST),
         year: b.add_u64_field("year", INDEXED | FAST | STORED),
         trl: b.add_u64_field("trl", INDEXED),
-        region: b.add_u64_field("region", INDEXED | STORED),
+        region: b.add_u64_field("region", INDEXED | STORED | FAST),
         field: b.add_u64_field("field", INDEXED),
         category: b.add_u64_field("category", INDEXED),
         program: b.add_text_field("program", STRING),

@@ -32,7 +32,8 @@
 //! - a query goes through [`SearchIndex::search`]: `query` checks it into a plan and builds
 //!   the tantivy query, its terms split by `text`; `collect` runs it in one pass for the
 //!   total, the `facets` and the page after the cursor; `highlight` reads the page's hits back
-//!   and marks the terms in them.
+//!   and marks the terms in them. An export takes every match at once instead, through
+//!   `matches`: one pass, sorted once, read a page at a time from the fast columns.
 //!
 //! This module holds what every step shares: the index itself and how it opens, its format,
 //! its errors and the page a search returns.
@@ -57,6 +58,7 @@ mod document;
 mod facets;
 mod highlight;
 mod lineage;
+mod matches;
 mod query;
 mod sync;
 mod text;
@@ -65,7 +67,8 @@ pub use document::{INDEX_VIEW, Searchable, searchable};
 pub use facets::{FacetCount, Facets};
 pub use highlight::{Highlight, SearchHit};
 pub use lineage::{CATCHING_UP_SECONDS, Divergence, Rebuild, SearchHealth};
-pub use query::{DEFAULT_LIMIT, EXPORT_LIMIT, MAX_LIMIT, MAX_QUERY_CHARS, SearchQuery, Sort};
+pub use matches::{MatchRow, Matches};
+pub use query::{DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_CHARS, SearchQuery, Sort};
 pub use sync::{COMMIT_CHANGES, SYNC_PAGE, SyncReport};
 
 use collect::PageCollector;
@@ -76,7 +79,7 @@ use text::{GRAMS_TOKENIZER, GramsTokenizer, WORDS_TOKENIZER, WordsTokenizer};
 
 /// Bumped whenever the schema or the tokenizers change: an index of another format must be
 /// rebuilt, and opening one says so instead of answering wrongly.
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 
 // -------------------------------------------------------------------------------------------
 // Errors

@@ -44,11 +44,6 @@ use super::{SearchError, SearchIndex, invalid};
 /// Most items one page may ask for.
 pub const MAX_LIMIT: usize = 100;
 
-/// Most items one page of an export may hold (a query without facets: the export's own). Every
-/// page is a pass over every match, so an export walks the matches `total / limit` times: pages
-/// ten times larger than a reader's make that ten times fewer passes.
-pub const EXPORT_LIMIT: usize = 1000;
-
 /// Items per page when the query does not say.
 pub const DEFAULT_LIMIT: usize = 20;
 
@@ -100,8 +95,8 @@ pub struct SearchQuery {
     pub limit: usize,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// Count the facets (the default). An export walking every page turns it off: the facets
-    /// of a page cost a pass over every match, which it would pay once per page.
+    /// Count the facets (the default). A caller that needs only the total or the page turns it
+    /// off: counting the facets is most of a pass over the matches.
     #[serde(skip)]
     pub facets: bool,
 }
@@ -203,11 +198,13 @@ fn one_of(
 
 impl Plan {
     pub(super) fn new(q: &SearchQuery) -> Result<Plan, SearchError> {
-        let most = if q.facets { MAX_LIMIT } else { EXPORT_LIMIT };
-        if !(1..=most).contains(&q.limit) {
+        if !(1..=MAX_LIMIT).contains(&q.limit) {
             return Err(invalid(
                 "/query/limit",
-                format!("{} is out of range; ask for 1 to {most} items", q.limit),
+                format!(
+                    "{} is out of range; ask for 1 to {MAX_LIMIT} items",
+                    q.limit
+                ),
             ));
         }
         let text = present(&q.q).unwrap_or_default();
