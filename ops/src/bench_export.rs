@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use diesel::prelude::*;
 
+use crate::bench_import::{bench_database, empty_postgres};
 use crate::bench_search::{
-    GatewayChild, SearchBench, fill_or_reuse, reindex, warm_page_cache, write_gateway_config,
+    GatewayChild, SearchBench, fill, fill_or_reuse, reindex, warm_page_cache, write_gateway_config,
 };
 
 /// What `rix bench export` measures.
@@ -34,6 +35,9 @@ pub struct ExportBench {
     pub rounds: usize,
     /// Search pages walked for the latency by depth.
     pub pages: usize,
+    /// Also on PostgreSQL (the bench's own database on this server): the same catalogue
+    /// filled there, a gateway on it, beside `psql \copy … TO STDOUT` of the same entries.
+    pub postgres: Option<String>,
 }
 
 /// One timed pull: how long, how many lines, how many bytes.
@@ -117,50 +121,176 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
-/// Runs the bench and prints its report (Markdown tables for ops/BENCHMARKS.md).
-pub fn run(spec: &ExportBench) -> Result<()> {
-    let search = SearchBench {
-        records: spec.records,
-        nodes: spec.nodes,
-        dir: spec.dir.clone(),
-        postgres: None,
-        queries: 0,
-    };
-    let (fill_note, filled) = fill_or_reuse(&search)?;
-    println!("fill: {fill_note}");
-    let (config, port) = write_gateway_config(&spec.dir)?;
+/// The entries an export holds, as PostgreSQL reads them for `COPY`: each active record's
+/// current signed entry (in no particular order: the cheapest read there is).
+const CURRENT_ENTRIES: &str = "SELECT v.entry FROM records r \
+     JOIN record_versions v ON v.node_id = r.node_id AND v.id = r.id AND v.version = r.version \
+     WHERE r.withdrawn = 0";
+
+/// `psql \copy (CURRENT_ENTRIES) TO STDOUT`, as text (one entry a line) or as CSV, read to
+/// the last byte: what the issue measured PostgreSQL's own export at.
+fn psql_copy(url: &str, csv: bool) -> Result<Pull> {
+    let psql = ["/usr/bin/psql", "/usr/lib/postgresql/15/bin/psql"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("psql");
+    let copy = format!(
+        "\\copy ({CURRENT_ENTRIES}) TO STDOUT{}",
+        if csv { " WITH (FORMAT csv)" } else { "" }
+    );
+    let start = Instant::now();
+    let mut child = std::process::Command::new(psql)
+        .args(["-X", "-q", "-d", url, "-c", &copy])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting psql")?;
+    let mut out = child.stdout.take().context("psql's output")?;
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = std::io::Read::read(&mut out, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("psql \\copy failed: {status}");
+    }
+    Ok(Pull {
+        took: start.elapsed(),
+        lines,
+        bytes,
+    })
+}
+
+/// Where one half of the bench keeps its catalogue.
+enum Catalogue {
+    /// The search bench's SQLite file.
+    Sqlite(PathBuf),
+    /// The bench's own PostgreSQL database (its URL).
+    Postgres(String),
+}
+
+/// A catalogue filled (or reused) and indexed, with a gateway config for it.
+struct Side {
+    catalogue: Catalogue,
+    config: PathBuf,
+    port: u16,
+    fill_note: String,
+}
+
+fn sqlite_side(spec: &ExportBench, search: &SearchBench) -> Result<Side> {
+    let (fill_note, filled) = fill_or_reuse(search)?;
+    println!("SQLite fill: {fill_note}");
+    let (config, port) = write_gateway_config(&spec.dir, None)?;
     let index_dir = spec.dir.join("search");
     let catalogue = spec.dir.join("catalogue.db");
     if filled || !index_dir.exists() {
         let _ = std::fs::remove_dir_all(&index_dir);
         warm_page_cache(&catalogue)?;
-        println!("index: {}", reindex(&config)?);
+        println!("SQLite index: {}", reindex(&config)?);
     }
-    let runtime = tokio::runtime::Runtime::new()?;
-    let mut gateway = GatewayChild::start(&config, port)?;
+    Ok(Side {
+        catalogue: Catalogue::Sqlite(catalogue),
+        config,
+        port,
+        fill_note,
+    })
+}
+
+/// The same catalogue on PostgreSQL, in `<data dir>/postgres` (config, index, fill marker) and
+/// the database `rix_bench_export` on the server at `url`.
+fn postgres_side(spec: &ExportBench, search: &SearchBench, url: &str) -> Result<Side> {
+    let dir = spec.dir.join("postgres");
+    std::fs::create_dir_all(&dir)?;
+    let db_url = bench_database(url, "rix_bench_export")?;
+    let marker = dir.join("filled.json");
+    let filled: Option<serde_json::Value> = std::fs::read(&marker)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let reuse = filled
+        .as_ref()
+        .is_some_and(|f| f["records"] == spec.records && f["nodes"] == spec.nodes as u64);
+    let fill_note = if reuse {
+        format!(
+            "reused ({} s when filled)",
+            filled
+                .as_ref()
+                .map_or(serde_json::Value::Null, |f| f["secs"].clone())
+        )
+    } else {
+        let _ = std::fs::remove_file(&marker);
+        let _ = std::fs::remove_dir_all(dir.join("search"));
+        empty_postgres(&db_url)?;
+        let db = rix_gateway::db::Db::open(&db_url, 4)?;
+        let started = Instant::now();
+        let taken = fill(&db, search)?;
+        let secs = started.elapsed().as_secs_f64();
+        std::fs::write(
+            &marker,
+            serde_json::json!({"records": spec.records, "nodes": spec.nodes, "secs": secs})
+                .to_string(),
+        )?;
+        format!(
+            "{taken} entries in {secs:.1} s = {:.0} records/s",
+            taken as f64 / secs
+        )
+    };
+    println!("PostgreSQL fill: {fill_note}");
+    let (config, port) = write_gateway_config(&dir, Some(&db_url))?;
+    if !dir.join("search").exists() {
+        println!("PostgreSQL index: {}", reindex(&config)?);
+    }
+    Ok(Side {
+        catalogue: Catalogue::Postgres(db_url),
+        config,
+        port,
+        fill_note,
+    })
+}
+
+/// What one side measured: medians of the exports and of the database's own reads, sizes,
+/// memory and the search pages by depth.
+struct Measured {
+    jsonl: Pull,
+    csv: Pull,
+    /// The database's own read for JSON Lines and for CSV (SQLite: the same read for both).
+    own_jsonl: Pull,
+    own_csv: Pull,
+    memory: String,
+    depth: Vec<(usize, Duration)>,
+}
+
+/// The pull of median duration among `pulls` (they hold the same lines).
+fn median_pull(mut pulls: Vec<Pull>) -> Pull {
+    pulls.sort_unstable_by_key(|p| p.took);
+    let mid = pulls.len() / 2;
+    pulls.swap_remove(mid)
+}
+
+fn measure(side: &Side, spec: &ExportBench, runtime: &tokio::runtime::Runtime) -> Result<Measured> {
+    let mut gateway = GatewayChild::start(&side.config, side.port)?;
     let http = reqwest::Client::new();
     runtime.block_on(gateway.wait_ready(&http))?;
     let base = gateway.url.clone();
-
-    let (mut jsonl, mut csv, mut own) = (Vec::new(), Vec::new(), Vec::new());
-    let mut sizes = (0, 0, 0, 0, 0);
-    let mut peak_rss = String::new();
+    let (mut jsonl, mut csv, mut own_jsonl, mut own_csv) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut memory = String::new();
     for round in 0..spec.rounds {
         println!("round {}/{}…", round + 1, spec.rounds);
-        let j = runtime.block_on(pull(&http, &format!("{base}/v1/export?format=jsonl")))?;
-        let c = runtime.block_on(pull(&http, &format!("{base}/v1/export?format=csv")))?;
-        peak_rss = gateway.memory()?.to_string();
-        let b = baseline(&catalogue)?;
-        sizes = (
-            j.lines,
-            j.bytes,
-            c.lines.saturating_sub(1),
-            c.bytes,
-            b.lines,
-        );
-        jsonl.push(j.took);
-        csv.push(c.took);
-        own.push(b.took);
+        jsonl.push(runtime.block_on(pull(&http, &format!("{base}/v1/export?format=jsonl")))?);
+        csv.push(runtime.block_on(pull(&http, &format!("{base}/v1/export?format=csv")))?);
+        memory = gateway.memory()?.to_string();
+        match &side.catalogue {
+            Catalogue::Sqlite(path) => own_jsonl.push(baseline(path)?),
+            Catalogue::Postgres(url) => {
+                own_jsonl.push(psql_copy(url, false)?);
+                own_csv.push(psql_copy(url, true)?);
+            }
+        }
     }
 
     // Search pages by depth: the whole catalogue by date, 100 a page, cursor after cursor.
@@ -179,67 +309,124 @@ pub fn run(spec: &ExportBench) -> Result<()> {
         Ok::<_, anyhow::Error>(())
     })?;
     gateway.stop();
+    let own_jsonl = median_pull(own_jsonl);
+    let own_csv = if own_csv.is_empty() {
+        Pull {
+            took: own_jsonl.took,
+            lines: own_jsonl.lines,
+            bytes: own_jsonl.bytes,
+        }
+    } else {
+        median_pull(own_csv)
+    };
+    Ok(Measured {
+        jsonl: median_pull(jsonl),
+        csv: median_pull(csv),
+        own_jsonl,
+        own_csv,
+        memory,
+        depth,
+    })
+}
 
-    let rate = |lines: u64, d: Duration| lines as f64 / d.as_secs_f64().max(1e-9);
-    let (jl, jb, cl, cb, bl) = sizes;
-    let (mj, mc, mb) = (median(jsonl), median(csv), median(own));
+/// The report lines of one side.
+fn report(name: &str, side: &Side, m: &Measured) -> Vec<String> {
+    let rate = |p: &Pull| p.lines as f64 / p.took.as_secs_f64().max(1e-9);
+    let micros = |p: &Pull| p.took.as_secs_f64() * 1e6 / p.lines.max(1) as f64;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let row = |what: &str, p: &Pull, own: &Pull, lines: u64| {
+        format!(
+            "| {what} | {lines} | {:.1} | {:.2} | {:.0} | {:.1} | {:.1} |",
+            p.bytes as f64 / 1e6,
+            p.took.as_secs_f64(),
+            rate(p),
+            micros(p),
+            p.took.as_secs_f64() / own.took.as_secs_f64().max(1e-9)
+        )
+    };
+    let (own_name_j, own_name_c) = match side.catalogue {
+        Catalogue::Sqlite(_) => (
+            "SQLite: current signed entries in key order".to_owned(),
+            None,
+        ),
+        Catalogue::Postgres(_) => (
+            "PostgreSQL: `psql \\copy (current entries) TO STDOUT`".to_owned(),
+            Some("PostgreSQL: the same `WITH (FORMAT csv)`".to_owned()),
+        ),
+    };
+    let mut lines = vec![
+        format!("### {name}"),
+        format!("fill: {}", side.fill_note),
+        format!("gateway memory after the exports: {}", m.memory),
+        String::new(),
+        "| pull | lines | MB | median s | records/s | µs per record | × the database's own read |"
+            .into(),
+        "|---|---|---|---|---|---|---|".into(),
+        row("export JSON Lines", &m.jsonl, &m.own_jsonl, m.jsonl.lines),
+        row(
+            "export CSV",
+            &m.csv,
+            &m.own_csv,
+            m.csv.lines.saturating_sub(1),
+        ),
+        row(&own_name_j, &m.own_jsonl, &m.own_jsonl, m.own_jsonl.lines),
+    ];
+    if let Some(name) = own_name_c {
+        lines.push(row(&name, &m.own_csv, &m.own_csv, m.own_csv.lines));
+    }
     let bucket = |from: usize, to: usize| {
         median(
-            depth
+            m.depth
                 .iter()
                 .filter(|(p, _)| *p >= from && *p < to)
                 .map(|(_, d)| *d)
                 .collect(),
         )
     };
-    let walked = depth.len();
-    let report = [
+    let walked = m.depth.len();
+    lines.push(String::new());
+    lines.push(format!(
+        "search pages of 100 by date, walked by cursor ({walked} pages): first page {:.2} ms; \
+         median ms at pages 2–11 {:.2}, {}–{} {:.2}, last ten {:.2}",
+        m.depth.first().map_or(0.0, |(_, d)| ms(*d)),
+        ms(bucket(1, 11)),
+        walked / 2,
+        walked / 2 + 10,
+        ms(bucket(walked / 2, walked / 2 + 10)),
+        ms(bucket(walked.saturating_sub(10), walked)),
+    ));
+    lines.push(String::new());
+    lines
+}
+
+/// Runs the bench and prints its report (Markdown tables for ops/BENCHMARKS.md).
+pub fn run(spec: &ExportBench) -> Result<()> {
+    let search = SearchBench {
+        records: spec.records,
+        nodes: spec.nodes,
+        dir: spec.dir.clone(),
+        postgres: None,
+        queries: 0,
+    };
+    let mut sides = vec![("SQLite", sqlite_side(spec, &search)?)];
+    if let Some(url) = &spec.postgres {
+        sides.push(("PostgreSQL", postgres_side(spec, &search, url)?));
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut out = vec![
         format!(
             "rix bench export: {} records from {} nodes; {} rounds, medians",
             spec.records, spec.nodes, spec.rounds
         ),
-        format!("fill: {fill_note}"),
-        format!("gateway memory after the exports: {peak_rss}"),
         String::new(),
-        "| pull | lines | MB | median s | records/s | µs per record | × the catalogue's own read |"
-            .into(),
-        "|---|---|---|---|---|---|---|".into(),
-        format!(
-            "| export JSON Lines | {jl} | {:.1} | {:.2} | {:.0} | {:.1} | {:.1} |",
-            jb as f64 / 1e6,
-            mj.as_secs_f64(),
-            rate(jl, mj),
-            mj.as_secs_f64() * 1e6 / jl.max(1) as f64,
-            mj.as_secs_f64() / mb.as_secs_f64().max(1e-9)
-        ),
-        format!(
-            "| export CSV | {cl} | {:.1} | {:.2} | {:.0} | {:.1} | {:.1} |",
-            cb as f64 / 1e6,
-            mc.as_secs_f64(),
-            rate(cl, mc),
-            mc.as_secs_f64() * 1e6 / cl.max(1) as f64,
-            mc.as_secs_f64() / mb.as_secs_f64().max(1e-9)
-        ),
-        format!(
-            "| SQLite: current signed entries in key order | {bl} | — | {:.2} | {:.0} | {:.1} | 1 |",
-            mb.as_secs_f64(),
-            rate(bl, mb),
-            mb.as_secs_f64() * 1e6 / bl.max(1) as f64,
-        ),
-        String::new(),
-        format!(
-            "search pages of 100 by date, walked by cursor ({walked} pages): median ms at pages 1–10 {:.2}, \
-             {}–{} {:.2}, last ten {:.2}",
-            ms(bucket(0, 10)),
-            walked / 2,
-            walked / 2 + 10,
-            ms(bucket(walked / 2, walked / 2 + 10)),
-            ms(bucket(walked.saturating_sub(10), walked)),
-        ),
     ];
+    for (name, side) in &sides {
+        println!("{name}: exports…");
+        let measured = measure(side, spec, &runtime)?;
+        out.extend(report(name, side, &measured));
+    }
     println!();
-    for line in &report {
+    for line in &out {
         println!("{line}");
     }
     Ok(())

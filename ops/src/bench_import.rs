@@ -454,6 +454,12 @@ async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<Value>
 
 /// The benchmark's own database on the server at `url`, created if missing.
 fn postgres_database(url: &str) -> Result<String> {
+    bench_database(url, PG_DATABASE)
+}
+
+/// The database `name` on the server at `url`, created if missing: a benchmark's own, so that
+/// it never writes into the database the operator named.
+pub(crate) fn bench_database(url: &str, name: &str) -> Result<String> {
     use diesel::{Connection, RunQueryDsl};
     let mut conn = diesel::PgConnection::establish(url).with_context(|| {
         format!(
@@ -461,18 +467,18 @@ fn postgres_database(url: &str) -> Result<String> {
             rix_node::db::redact_url(url)
         )
     })?;
-    match diesel::sql_query(format!("CREATE DATABASE {PG_DATABASE}")).execute(&mut conn) {
+    match diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn) {
         Ok(_) => {}
         Err(e) if e.to_string().contains("already exists") => {}
         Err(e) => return Err(e).context("creating the benchmark's database"),
     }
     let mut parsed = reqwest::Url::parse(url).context("the PostgreSQL URL")?;
-    parsed.set_path(&format!("/{PG_DATABASE}"));
+    parsed.set_path(&format!("/{name}"));
     Ok(parsed.to_string())
 }
 
 /// Empties the benchmark's database so every phase starts alike.
-fn empty_postgres(url: &str) -> Result<()> {
+pub(crate) fn empty_postgres(url: &str) -> Result<()> {
     use diesel::Connection;
     use diesel::connection::SimpleConnection;
     let mut conn = diesel::PgConnection::establish(url)

@@ -112,7 +112,7 @@ pub fn run(spec: &PortalBench) -> Result<()> {
     };
     let (fill_note, filled) = fill_or_reuse(&search)?;
     println!("fill: {fill_note}");
-    let (config, port) = write_gateway_config(&spec.dir)?;
+    let (config, port) = write_gateway_config(&spec.dir, None)?;
     let index_dir = spec.dir.join("search");
     // The search bench's index is reused when it is there and the catalogue was not refilled
     // (the gateway catches it up from the change stream at start); otherwise built afresh.

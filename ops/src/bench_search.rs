@@ -228,7 +228,7 @@ pub fn run(spec: &SearchBench) -> Result<()> {
     let db = Db::open(db_path.to_str().context("a UTF-8 path")?, 4)?;
 
     // Phase 2: the index from scratch, by the operator's command in its own process.
-    let (config, port) = write_gateway_config(&spec.dir)?;
+    let (config, port) = write_gateway_config(&spec.dir, None)?;
     let _ = std::fs::remove_dir_all(spec.dir.join("search"));
     // Read the catalogue file once so that the figure is the build, not this disk: a build
     // right after a compile found it evicted and spent a quarter of its time waiting on reads.
@@ -533,18 +533,22 @@ impl std::fmt::Display for Memory {
 }
 
 /// A gateway config for the bench's data dir on a free port.
-pub(crate) fn write_gateway_config(dir: &Path) -> Result<(PathBuf, u16)> {
+pub(crate) fn write_gateway_config(
+    dir: &Path,
+    database_url: Option<&str>,
+) -> Result<(PathBuf, u16)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\ndb_connections = 8\n",
-            dir.display().to_string()
-        ),
-    )?;
+    let mut text = format!(
+        "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\ndb_connections = 8\n",
+        dir.display().to_string()
+    );
+    if let Some(url) = database_url {
+        text.push_str(&format!("database_url = {url:?}\n"));
+    }
+    std::fs::write(&config, text)?;
     Ok((config, port))
 }
 

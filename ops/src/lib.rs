@@ -359,6 +359,10 @@ enum BenchCommand {
         /// Search pages of 100 walked by cursor for the latency by depth.
         #[arg(long, default_value_t = 200)]
         pages: usize,
+        /// PostgreSQL server URL: the same catalogue filled in a database of the bench's own
+        /// there (`rix_bench_export`), exported through a gateway on it, beside `psql \copy`.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// The gateway's ingest pipeline alone (verify, chain check, validate, secrecy gate, apply
     /// with merge and change stream) on pre-signed batches of generated achievements.
@@ -900,6 +904,7 @@ pub fn main() -> Result<()> {
                     data_dir,
                     rounds,
                     pages,
+                    postgres,
                 },
         } => bench_export::run(&bench_export::ExportBench {
             records,
@@ -907,6 +912,7 @@ pub fn main() -> Result<()> {
             dir: data_dir,
             rounds,
             pages,
+            postgres,
         }),
         Command::Bench {
             command:

@@ -6,9 +6,17 @@
 //! stored the record naming the entry). A cursor names the last item returned; the next page
 //! is the first `limit` matches strictly after it (search-after, not offsets), so every match is
 //! returned exactly once, ties included, at any depth, as long as the index does not change
-//! between pages. A cursor is bound to the query and sort that made it. A page deep in the
-//! results costs what the first one does: matches before the cursor are passed over, and no
-//! more than `limit + 1` candidates are ever kept, which is why there is no depth to cap.
+//! between pages. A cursor is bound to the query and sort that made it. No more than
+//! `limit + 1` candidates are ever kept, which is why there is no depth to cap.
+//!
+//! **A page at the cost of a page.** The total and the facets are the same on every page of a
+//! query while the index does not change, so the search counts them once per query and index
+//! state (`SearchIndex::search` keeps them) and the later pages count nothing. The index is
+//! sorted by date, newest first, so a date-ordered page that counts nothing starts at the
+//! cursor's date and stops once the page is full and the dates fall below its last one: it
+//! reads about a page, whatever the number of matches and the depth. A relevance-ordered page
+//! still passes over every match (a score is known only once computed), and a page that counts
+//! does too.
 //!
 //! **One pass, in blocks.** Every match is counted for the total and the facets, so the pass is
 //! over every match; matches are buffered in blocks of [`BLOCK`] so that the dense columns (the
@@ -27,7 +35,7 @@ use std::sync::Arc;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{ColumnValues, StrColumn};
 use tantivy::query::Weight;
-use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::{DocId, DocSet, Score, SegmentOrdinal, SegmentReader, TERMINATED};
 
 use super::document::fnv1a;
 use super::facets::{FacetTally, NO_PROGRAM, YEAR_ODD};
@@ -174,6 +182,13 @@ pub(super) struct PageCollector {
     pub(super) scored: bool,
     /// Count facets (else only the total and the page).
     pub(super) facets: bool,
+    /// Count the total (and the facets, if asked): false when they are already known for this
+    /// query and this state of the index, so that only the page is looked for.
+    pub(super) count: bool,
+    /// Every segment is sorted by date, newest first (the index's sort order), so a
+    /// date-ordered page that counts nothing can start at the cursor and stop at its last
+    /// date.
+    pub(super) sorted_by_date: bool,
 }
 
 pub(super) struct PageFruit {
@@ -359,6 +374,69 @@ impl PageSegmentCollector {
         }
     }
 
+    /// The page of a segment sorted by date (newest first) when nothing is to be counted: from
+    /// the first document at or before the cursor's date, in document order — which is result
+    /// order up to ties of date — until the page is full and the dates fall below its last one.
+    /// What it reads is about a page, however many matches the query has and however deep the
+    /// cursor is.
+    fn walk_by_date(&mut self, weight: &dyn Weight, reader: &SegmentReader) -> tantivy::Result<()> {
+        let max_doc = reader.max_doc();
+        let start = match self.after {
+            // Dates do not increase with the document id: the first document not newer than the
+            // cursor is found by bisection.
+            Some(a) => {
+                let (mut lo, mut hi) = (0, max_doc);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if self.date.get_val(mid) > a.primary {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                lo
+            }
+            None => 0,
+        };
+        if start >= max_doc {
+            return Ok(());
+        }
+        let alive = reader.alive_bitset();
+        let mut scorer = weight.scorer(reader, 1.0)?;
+        let mut doc = scorer.doc();
+        if doc < start {
+            doc = scorer.seek(start);
+        }
+        while doc != TERMINATED {
+            if alive.is_none_or(|a| a.is_alive(doc)) {
+                let primary = self.date.get_val(doc);
+                let full = self.heap.len() == self.keep;
+                if full && self.heap.peek().is_some_and(|w| primary < w.rank.primary) {
+                    break;
+                }
+                let rank = Rank {
+                    primary,
+                    key: self.key.get_val(doc),
+                };
+                if !self.after.is_some_and(|a| rank <= a)
+                    && !(full && self.heap.peek().is_some_and(|w| rank >= w.rank))
+                {
+                    self.heap.push(Hit {
+                        rank,
+                        score: 0.0,
+                        segment: self.segment,
+                        doc,
+                    });
+                    if self.heap.len() > self.keep {
+                        self.heap.pop();
+                    }
+                }
+            }
+            doc = scorer.advance();
+        }
+        Ok(())
+    }
+
     fn harvest(mut self) -> PageFruit {
         self.flush();
         for (column, counts) in [
@@ -424,7 +502,9 @@ impl Collector for PageCollector {
         let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
         // Only relevance order needs every match's score.
         let score_all = self.scored && self.sort == Sort::Relevance;
-        if score_all {
+        if !self.count && self.sorted_by_date && self.sort == Sort::Date {
+            c.walk_by_date(weight, reader)?;
+        } else if score_all {
             weight.for_each(reader, &mut |doc, score| {
                 if is_alive(doc) {
                     c.push(doc, score);
