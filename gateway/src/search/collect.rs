@@ -418,9 +418,9 @@ impl PageSegmentCollector {
                     primary,
                     key: self.key.get_val(doc),
                 };
-                if !self.after.is_some_and(|a| rank <= a)
-                    && !(full && self.heap.peek().is_some_and(|w| rank >= w.rank))
-                {
+                let passed = self.after.is_some_and(|a| rank <= a);
+                let beaten = full && self.heap.peek().is_some_and(|w| rank >= w.rank);
+                if !passed && !beaten {
                     self.heap.push(Hit {
                         rank,
                         score: 0.0,

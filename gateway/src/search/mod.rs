@@ -224,8 +224,11 @@ type TallyKey = (u64, Entitlements, bool);
 /// again. A new generation (a commit was loaded) forgets them all, so nothing stale is served.
 #[derive(Default)]
 struct Tallies {
-    held: Mutex<(u64, std::collections::HashMap<TallyKey, (u64, Facets)>)>,
+    held: Mutex<TalliesOf>,
 }
+
+/// A searcher generation and the tallies counted in it.
+type TalliesOf = (u64, std::collections::HashMap<TallyKey, (u64, Facets)>);
 
 /// Most queries whose tallies are kept for one index state (each a few kilobytes).
 const TALLIES_HELD: usize = 1024;
