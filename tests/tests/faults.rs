@@ -156,7 +156,7 @@ async fn assert_exactly(
     }
     // Every record as it is now, through the record API: all of them, or every n-th of a
     // large backlog (its content is checked above, version by version, in the catalogue).
-    let stride = expected.records.len().div_ceil(200);
+    let stride = expected.records.len().div_ceil(50);
     let mut visible: BTreeSet<String> = BTreeSet::new();
     for ((node_id, id), version) in expected.records.iter().step_by(stride) {
         let (status, body) = get_json(http, &format!("{}/v1/records/{node_id}/{id}", gateway.url))
@@ -801,6 +801,26 @@ async fn node_sigkilled_mid_publish_and_restarted_is_counted_exactly() {
     );
 }
 
+/// Waits until the gateway's chain position for `log`'s node is at its head and its index has
+/// committed everything: the backlog a test queues next is all it has left to take in.
+async fn caught_up_with(http: &reqwest::Client, gateway: &GatewayProcess, log: &NodeLog) {
+    poll_until("the gateway catches up", WITHIN, || async {
+        let position = gateway_position(http, &gateway.url, &log.node_id).await;
+        let (_, health) = get_json(http, &format!("{}/healthz", gateway.url))
+            .await
+            .map_err(|e| e.to_string())?;
+        let indexed = health["search"]["indexed_change_id"].as_i64();
+        if position == Some((log.last_batch_seq(), log.last_seq()))
+            && indexed == Some(log.last_seq())
+        {
+            Ok(())
+        } else {
+            Err(format!("at {position:?}, index at {indexed:?}"))
+        }
+    })
+    .await;
+}
+
 /// Registers and approves `docs` at `node` in requests of 500 (the node takes up to 1,000);
 /// returns the ids.
 async fn register_many(http: &reqwest::Client, node: &NodeProcess, docs: &[Value]) -> Vec<String> {
@@ -872,24 +892,18 @@ async fn gateway_sigkilled_mid_backlog_applies_each_entry_once_on_postgres() {
     let mut expected = Expected::default();
     let ids = register_many(&http, &node, &docs[..10]).await;
     expected.approved(&node, &ids);
-    assert_exactly(
-        &http,
-        &gateway,
-        &expected,
-        &[&node_log(&http, &node, true).await],
-    )
-    .await;
+    caught_up_with(&http, &gateway, &node_log(&http, &node, true).await).await;
 
     // Down while the backlog piles up on its queue.
     gateway.kill();
     let ids = register_many(&http, &node, &docs[10..]).await;
     expected.approved(&node, &ids);
     let log = node_log(&http, &node, true).await;
+    // (Other tests' batches may wait there too: the records exchange is shared.)
     let (ready, _) = queue_depth(&gateway.queue);
-    assert_eq!(
-        ready as i64,
-        log.last_batch_seq() - 1,
-        "every batch after the first waits on the gateway's queue"
+    assert!(
+        ready as i64 >= log.last_batch_seq() - 1,
+        "every batch after the first waits on the gateway's queue: {ready} ready"
     );
 
     // Back, and killed mid-apply.
@@ -997,13 +1011,7 @@ async fn gateway_sigkilled_mid_index_commit_recovers_an_exact_index() {
     let mut expected = Expected::default();
     let ids = register_many(&http, &node, &docs[..10]).await;
     expected.approved(&node, &ids);
-    assert_exactly(
-        &http,
-        &gateway,
-        &expected,
-        &[&node_log(&http, &node, true).await],
-    )
-    .await;
+    caught_up_with(&http, &gateway, &node_log(&http, &node, true).await).await;
 
     gateway.kill();
     let index_dir = gateway.data_dir.join("search");
