@@ -297,8 +297,12 @@ async fn settled(http: &reqwest::Client, gateway: &GatewayProcess, logs: &[&Node
         let (ready, unacked) = queue_depth(&gateway.queue);
         if ready + unacked > 0 {
             return Err(format!(
-                "queue {}: {ready} ready, {unacked} unacknowledged",
-                gateway.queue
+                "queue {}: {ready} ready, {unacked} unacknowledged; the gateway's broker: {} {}; \
+                 its log:\n{}",
+                gateway.queue,
+                health["broker"],
+                health["broker_detail"],
+                gateway.log_tail()
             ));
         }
         Ok(Rest {

@@ -1041,9 +1041,20 @@ async fn gateway_sigkilled_mid_index_commit_recovers_an_exact_index() {
     // Killed before the commit recorded them: its segments are still unlisted.
     let (recorded, _) = unrecorded_segments(&index_dir);
     let cut_short = mid_commit && in_flight.iter().all(|s| !recorded.contains(s));
+    let (position, versions, changes) = committed(&gateway, &node_id);
+    assert_eq!(
+        (versions, changes),
+        (position, position),
+        "what the killed gateway committed is its chain position, whole batches only"
+    );
 
     gateway.restart();
     let rest = assert_exactly(&http, &gateway, &expected, &[&log]).await;
+    assert_eq!(
+        rest.entries_applied,
+        (log.last_seq() - position) as f64,
+        "the restarted gateway applied exactly what the killed one had not committed: {rest:?}"
+    );
     assert_eq!(
         assert_tap_is_the_log(tap, &log).await,
         0,

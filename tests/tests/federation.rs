@@ -56,6 +56,8 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     let liaoning_id = unique("prov-210000");
     let most = NodeProcess::start(RIX, dir.path(), spec(&most_id, "348"));
     let yunnan = NodeProcess::start(RIX, dir.path(), spec(&yunnan_id, "530000"));
+    // Every batch Liaoning publishes, the ones it re-sends after losing its broker included.
+    let liaoning_tap = QueueTap::bind(&liaoning_id).await;
     let mut liaoning = NodeProcess::start(RIX, dir.path(), spec(&liaoning_id, "210000"));
     let mut gateway = GatewayProcess::start(
         RIX,
@@ -205,6 +207,19 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
         4 + 12 + 6 + 10 + 2 + 3,
     )
     .await;
+    // What the broker carried of Liaoning — before, and after it got its broker back — is
+    // its signed log, byte for byte.
+    let deliveries = liaoning_tap
+        .drain_batches_until(republished.last_seq() as u64, WITHIN)
+        .await;
+    assert_eq!(
+        liaoning_tap.depth().await,
+        0,
+        "nothing after its last batch"
+    );
+    let resent = assert_deliveries_are_the_log(&deliveries, &republished);
+    liaoning_tap.delete().await;
+    eprintln!("Liaoning re-sent {resent} batches");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
