@@ -295,6 +295,10 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the broker to confirm a cancel or a close on the way out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a consuming session checks that its connection is still up.
+const CONNECTION_CHECK: Duration = Duration::from_secs(1);
+/// How long the lanes may take to finish after the connection failed, before they are let go.
+const LANE_DRAIN: Duration = Duration::from_secs(10);
 
 impl Consumer {
     /// A consumer feeding `ingest`, sending gaps to `fill` (the puller's
@@ -467,8 +471,15 @@ impl Shared {
             workers.push(tokio::spawn(self.clone().lane(rx, publisher.clone())));
         }
 
+        // lapin does not always end the delivery stream when the broker closes the connection
+        // (a broker shutting down closes it cleanly, CONNECTION_FORCED): seen once, the gateway
+        // then never reconnected. So the session also watches the connection itself.
+        let mut watchdog = tokio::time::interval(CONNECTION_CHECK);
         let ended = loop {
             tokio::select! {
+                _ = watchdog.tick() => if !connection.status().connected() {
+                    break Err(ConsumeError::Cancelled { queue: config.queue.clone() });
+                },
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         let lane = lane_of(&delivery, lanes);
@@ -488,8 +499,29 @@ impl Shared {
             }
         };
         drop(senders);
-        for w in workers {
-            let _ = w.await;
+        if ended.is_ok() {
+            for w in workers {
+                let _ = w.await;
+            }
+        } else {
+            // After a broker failure a lane may wait for good on the dead connection (a
+            // publisher confirm, an ack lapin never answers): give the lanes a moment, then let
+            // them go. What they held unacknowledged returns to the queue with the connection; a
+            // batch they had committed comes back as a duplicate.
+            let drained = tokio::time::timeout(LANE_DRAIN, async {
+                for w in workers.iter_mut() {
+                    let _ = w.await;
+                }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    "the consumer's lanes did not finish within {LANE_DRAIN:?} of the broker connection failing; leaving them"
+                );
+                for w in &workers {
+                    w.abort();
+                }
+            }
         }
         ended
     }

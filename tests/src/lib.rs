@@ -10,7 +10,9 @@
 //! - [`gateway_api`]: reading what a gateway holds (change feed, search, health) and waiting
 //!   for it;
 //! - [`http`]: the HTTP calls, polling and metrics the two above are made of;
-//! - [`broker`]: `rabbitmqctl` and broker URLs.
+//! - [`broker`]: `rabbitmqctl` and broker URLs;
+//! - [`mod@settle`]: waiting until a federation is at rest, and comparing the gateway's catalogue
+//!   and what the broker delivered with the nodes' signed feeds, byte for byte.
 //!
 //! What the node's and the gateway's own tests need as well (the test services, tokens, key
 //! files, TLS material, a tap on a node's queue, chain checks) comes from `rix-test-support`
@@ -21,6 +23,7 @@ pub mod gateway_api;
 pub mod http;
 pub mod node_api;
 pub mod process;
+pub mod settle;
 
 use std::time::Duration;
 
@@ -34,6 +37,7 @@ pub use rix_test_support::fixtures::{as_public_submission, as_submission, fixtur
 pub use rix_test_support::keys::{signing_key_file, write_private};
 pub use rix_test_support::queue::QueueTap;
 pub use rix_test_support::{amqp_url, fresh_postgres_database, pki, tokens, unique};
+pub use settle::*;
 
 /// How long a test waits for something the system does on its own (a gateway catching up, a
 /// node sealing): long enough for a debug build on a busy two-core machine; every wait ends

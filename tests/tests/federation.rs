@@ -3,9 +3,8 @@
 //! catalogue once each, the same result registered by two provinces is merged, projects and
 //! achievements are linked across nodes — on SQLite and on PostgreSQL. Then the gateway is
 //! SIGKILLed mid-ingest and a node goes offline while approving: the catalogue still ends up
-//! exactly right.
-
-use std::time::Duration;
+//! exactly right — counted once the federation has settled and stayed so for a quiet window,
+//! and holding exactly what the nodes signed.
 
 use rix_gateway::catalogue;
 use rix_schema::RecordKind;
@@ -21,6 +20,33 @@ fn spec<'a>(node_id: &'a str, issuer: &'a str) -> NodeSpec<'a> {
     NodeSpec::new(node_id, issuer).with_broker(amqp_url())
 }
 
+/// Settles the gateway on the nodes' signed logs and requires exactly `n` changes: one change
+/// and one record version per logged entry, each as the node signed it, one change-feed line
+/// each, nothing refused or quarantined.
+async fn settled_exactly(
+    http: &reqwest::Client,
+    gateway: &GatewayProcess,
+    logs: &[&NodeLog],
+    n: usize,
+) {
+    assert_eq!(
+        logs.iter().map(|l| l.last_seq()).sum::<i64>(),
+        n as i64,
+        "the nodes logged one entry per approval and withdrawal"
+    );
+    let rest = settle(http, gateway, logs).await;
+    assert_eq!((rest.refused, rest.quarantined), (0, 0), "{rest:?}");
+    assert_eq!(
+        (rest.changes, rest.versions),
+        (n as i64, n as i64),
+        "{rest:?}"
+    );
+    assert_catalogue_holds(gateway, logs);
+    let lines = gateway_changes(http, &gateway.url, "").await.unwrap();
+    assert_eq!(lines.len(), n, "one change-feed line per entry");
+    assert_eq!(distinct_changes(&lines), n, "no change twice");
+}
+
 async fn three_nodes_one_catalogue(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
@@ -30,6 +56,8 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     let liaoning_id = unique("prov-210000");
     let most = NodeProcess::start(RIX, dir.path(), spec(&most_id, "348"));
     let yunnan = NodeProcess::start(RIX, dir.path(), spec(&yunnan_id, "530000"));
+    // Every batch Liaoning publishes, the ones it re-sends after losing its broker included.
+    let liaoning_tap = QueueTap::bind(&liaoning_id).await;
     let mut liaoning = NodeProcess::start(RIX, dir.path(), spec(&liaoning_id, "210000"));
     let mut gateway = GatewayProcess::start(
         RIX,
@@ -67,7 +95,17 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
     gateway.kill();
     register_approved(&http, &liaoning.url, "achievements", own[5..].to_vec()).await;
     gateway.restart();
-    wait_for_changes(&http, &gateway, "", 4 + 12 + 6 + 10).await;
+    settled_exactly(
+        &http,
+        &gateway,
+        &[
+            &node_log(&http, &most, true).await,
+            &node_log(&http, &yunnan, true).await,
+            &node_log(&http, &liaoning, true).await,
+        ],
+        4 + 12 + 6 + 10,
+    )
+    .await;
 
     let db = gateway.catalogue();
     let mut conn = db.conn().unwrap();
@@ -124,7 +162,17 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
         .map(|a| as_public_submission(serde_json::to_value(a).unwrap()))
         .collect();
     register_approved(&http, &liaoning.url, "achievements", more).await;
-    wait_for_changes(&http, &gateway, "", 4 + 12 + 6 + 10 + 2 + 3).await;
+    let most_log = node_log(&http, &most, true).await;
+    let yunnan_log = node_log(&http, &yunnan, true).await;
+    // Liaoning's new entries are sealed and served on its feed, not confirmed by any broker.
+    let liaoning_log = node_log(&http, &liaoning, false).await;
+    settled_exactly(
+        &http,
+        &gateway,
+        &[&most_log, &yunnan_log, &liaoning_log],
+        4 + 12 + 6 + 10 + 2 + 3,
+    )
+    .await;
     liaoning.set_env("RIX_AMQP_URL", &amqp_url());
     liaoning.restart();
     let mut conn = db.conn().unwrap();
@@ -135,9 +183,43 @@ async fn three_nodes_one_catalogue(database_url: Option<String>) {
         22 - 2 + 3
     );
     drop(conn);
-    // Nothing Liaoning re-sends after reconnecting changes the catalogue.
-    std::thread::sleep(Duration::from_millis(500));
-    wait_for_changes(&http, &gateway, "", 4 + 12 + 6 + 10 + 2 + 3).await;
+    // Back on the broker, Liaoning publishes what waited in its outbox: batches the gateway
+    // already took from the feed. Once it has (its outbox empty), nothing of it changes the
+    // catalogue, and its log is the one the gateway took in.
+    let republished = node_log(&http, &liaoning, true).await;
+    assert_eq!(
+        republished
+            .batches
+            .iter()
+            .map(|b| &b.bytes)
+            .collect::<Vec<_>>(),
+        liaoning_log
+            .batches
+            .iter()
+            .map(|b| &b.bytes)
+            .collect::<Vec<_>>(),
+        "the same signed log"
+    );
+    settled_exactly(
+        &http,
+        &gateway,
+        &[&most_log, &yunnan_log, &republished],
+        4 + 12 + 6 + 10 + 2 + 3,
+    )
+    .await;
+    // What the broker carried of Liaoning — before, and after it got its broker back — is
+    // its signed log, byte for byte.
+    let deliveries = liaoning_tap
+        .drain_batches_until(republished.last_seq() as u64, WITHIN)
+        .await;
+    assert_eq!(
+        liaoning_tap.depth().await,
+        0,
+        "nothing after its last batch"
+    );
+    let resent = assert_deliveries_are_the_log(&deliveries, &republished);
+    liaoning_tap.delete().await;
+    eprintln!("Liaoning re-sent {resent} batches");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
