@@ -148,7 +148,9 @@ pub struct Config {
     #[serde(default = "default_db_connections")]
     pub db_connections: u32,
     /// `amqp://…` to publish to RabbitMQ; empty means the signed feed is the only transport.
-    #[serde(default)]
+    /// The nodes of a RabbitMQ cluster: several URLs, comma-separated or as a TOML array (kept
+    /// here comma-separated); the publisher fails over from one to the next.
+    #[serde(default, deserialize_with = "rix_runtime::config::url_list")]
     pub amqp_url: Option<String>,
     /// The topic exchange batches are published to.
     #[serde(default = "default_exchange")]
@@ -203,7 +205,10 @@ impl fmt::Debug for Config {
             )
             .field(
                 "amqp_url",
-                &self.amqp_url.as_deref().map(crate::db::redact_url),
+                &self
+                    .amqp_url
+                    .as_deref()
+                    .map(rix_runtime::config::redact_url_list),
             )
             .field("signing_key", &self.signing_key)
             .field("batch", &self.batch)
@@ -292,6 +297,16 @@ impl Config {
             });
         }
         self.issuer()?;
+        if let Some(list) = &self.amqp_url
+            && rix_runtime::config::BrokerUrls::parse(list).is_none()
+        {
+            return Err(ConfigError::Invalid {
+                key: "amqp_url",
+                message: format!(
+                    "{list:?} names no broker; give one amqp:// URL, or several separated by commas"
+                ),
+            });
+        }
         if !(1..=10_000).contains(&self.batch.max_entries) {
             return Err(ConfigError::Invalid {
                 key: "batch.max_entries",
