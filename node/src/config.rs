@@ -467,6 +467,34 @@ institution = "91330100799655058B"
     }
 
     #[test]
+    fn a_broker_cluster_is_a_list_of_addresses_shown_without_passwords() {
+        let text = format!(
+            "amqp_url = [\"amqp://n:pw-one@mq1:5672/%2f\", \"amqp://n:pw-two@mq2:5672/%2f\"]\n{MINIMAL}"
+        );
+        let c: Config = toml::from_str(&text).unwrap();
+        c.check().unwrap();
+        assert_eq!(
+            c.amqp_url.as_deref(),
+            Some("amqp://n:pw-one@mq1:5672/%2f,amqp://n:pw-two@mq2:5672/%2f")
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("amqp://n@mq1:5672/%2f,amqp://n@mq2:5672/%2f") && !shown.contains("pw-"),
+            "{shown}"
+        );
+        // The same list from the environment, comma-separated.
+        let mut c: Config = toml::from_str(MINIMAL).unwrap();
+        c.apply_env(|n| (n == "RIX_AMQP_URL").then(|| "amqp://a/%2f, amqp://b/%2f".into()))
+            .unwrap();
+        c.check().unwrap();
+        let urls = rix_runtime::config::BrokerUrls::parse(c.amqp_url.as_deref().unwrap()).unwrap();
+        assert_eq!(urls.len(), 2);
+        // A list of nothing is refused, naming the key.
+        c.amqp_url = Some(" , ".into());
+        assert!(c.check().unwrap_err().to_string().contains("amqp_url"));
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let mut c: Config = toml::from_str(MINIMAL).unwrap();
         c.registration_issuer = "999999".into();
