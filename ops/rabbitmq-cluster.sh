@@ -12,7 +12,10 @@
 #   ops/rabbitmq-cluster.sh destroy [DIR]  stop, then delete DIR
 #   ops/rabbitmq-cluster.sh stop-node N    stop the broker on node N (1-3; `stop_app`: the
 #                                          Erlang VM stays, its clients are disconnected)
-#   ops/rabbitmq-cluster.sh start-node N   start it again and wait until it has booted
+#   ops/rabbitmq-cluster.sh kill-node N    SIGKILL node N's Erlang VM (a crash: no goodbye to
+#                                          its clients or its cluster)
+#   ops/rabbitmq-cluster.sh start-node N   start it again (its broker, or its whole VM after a
+#                                          kill) and wait until it has booted
 #   ops/rabbitmq-cluster.sh ctl N ARGS…    rabbitmqctl ARGS against node N (the cookie and
 #                                          environment set), e.g. `ctl 1 list_queues`
 #
@@ -54,7 +57,7 @@ shift
 N=""
 case "$cmd" in
     start|stop|status|destroy) [[ $# -le 1 ]] || usage; DIR="${1:-${RIX_CLUSTER_DIR:-/var/tmp/rix-cluster}}" ;;
-    stop-node|start-node) [[ $# -eq 1 ]] || usage; N="$1"; DIR="${RIX_CLUSTER_DIR:-/var/tmp/rix-cluster}" ;;
+    stop-node|kill-node|start-node) [[ $# -eq 1 ]] || usage; N="$1"; DIR="${RIX_CLUSTER_DIR:-/var/tmp/rix-cluster}" ;;
     ctl) [[ $# -ge 2 ]] || usage; N="$1"; shift; DIR="${RIX_CLUSTER_DIR:-/var/tmp/rix-cluster}" ;;
     *) usage ;;
 esac
@@ -306,9 +309,25 @@ case "$cmd" in
         ctl "$N" -q stop_app >/dev/null || die "could not stop the broker on $(node_name "$N")"
         log "stopped the broker on $(node_name "$N")"
         ;;
+    kill-node)
+        pid="$(cat "$DIR/c$N/pid" 2>/dev/null)" || die "no pid file for $(node_name "$N") ($DIR/c$N/pid)"
+        [[ "$pid" =~ ^[0-9]+$ ]] || die "bad pid file $DIR/c$N/pid"
+        # Only that node's VM: a stale pid file may name a process that is something else now.
+        tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx -- "RABBITMQ_NODENAME=$(node_name "$N")" \
+            || die "$(node_name "$N") is not running (pid $pid is not its VM)"
+        kill -KILL "$pid" || die "could not kill $(node_name "$N") (pid $pid)"
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+        log "killed $(node_name "$N") (pid $pid)"
+        ;;
     start-node)
-        ctl "$N" -q start_app >/dev/null \
-            || die "could not start the broker on $(node_name "$N") (is its VM up? ops/rabbitmq-cluster.sh start)"
+        if vm_up "$N"; then
+            ctl "$N" -q start_app >/dev/null \
+                || die "could not start the broker on $(node_name "$N") (log: $DIR/c$N/log)"
+        else
+            rmq "$N" rabbitmq-server -detached </dev/null >"$DIR/c$N/start.log" 2>&1 \
+                || { cat "$DIR/c$N/start.log" >&2; die "rabbitmq-server -detached failed for $(node_name "$N")"; }
+            wait_booted "$N" $((SECONDS + BOOT_TIMEOUT))
+        fi
         # start_app returns once the broker has booted; the listener follows at once.
         deadline=$((SECONDS + BOOT_TIMEOUT))
         until port_open "$N"; do

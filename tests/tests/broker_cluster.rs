@@ -1,8 +1,9 @@
 //! A RabbitMQ cluster losing a node while nodes publish and the gateway consumes: two nodes
 //! stream approvals to the three-node cluster of `ops/rabbitmq-cluster.sh` (the address list
 //! in `amqp_url`), the gateway consumes its quorum queue; the broker node they are connected
-//! to is stopped, started again, then the next one. Nothing is lost, nothing is applied twice,
-//! and publishing resumes within seconds on another node (the times are printed, not judged).
+//! to is stopped (`stop_app`) and started again, then the next one is killed (SIGKILL) and
+//! started again. Nothing is lost, nothing is applied twice, and publishing resumes within
+//! seconds on another node (the times are printed, not judged).
 //!
 //! The cluster is started through the ops script when it is not running and left running (as
 //! the other test services are); only its own nodes are stopped here, never the shared broker.
@@ -58,20 +59,32 @@ fn stream(
 
 /// What a failover cost one node's publishing.
 struct Pause {
-    /// How long `stop_app` took (the broker closes its connections early in it).
+    /// How long the stop took (`stop_app` closes the connections early in it; a kill drops
+    /// them at once).
     stop_took: Duration,
     /// The longest time without a new confirmed entry at any node, from the stop on until
     /// every node had entries confirmed after the stop had ended: how long publishing stalled.
     longest_stall: Duration,
 }
 
-/// Stops broker node `n` of `cluster` while `nodes` publish, sampling every 20 ms what each
-/// node has confirmed; returns once every node has had entries confirmed after the stop (so
-/// on another broker node).
+/// How a broker node goes away.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// `rabbitmqctl stop_app`: the broker closes its connections and leaves the cluster's
+    /// quorum in order.
+    Stop,
+    /// SIGKILL of its Erlang VM: a crash.
+    Kill,
+}
+
+/// Fails broker node `n` of `cluster` (`how`) while `nodes` publish, sampling every 20 ms what
+/// each node has confirmed; returns once every node has had entries confirmed after the
+/// failure (so on another broker node).
 async fn fail_over(
     http: &reqwest::Client,
     cluster: &BrokerCluster,
     n: u8,
+    how: Failure,
     nodes: &[&NodeProcess],
 ) -> Pause {
     let began = Instant::now();
@@ -94,7 +107,10 @@ async fn fail_over(
             longest.max(since.elapsed())
         }));
     }
-    tokio::task::block_in_place(|| cluster.stop_node(n));
+    tokio::task::block_in_place(|| match how {
+        Failure::Stop => cluster.stop_node(n),
+        Failure::Kill => cluster.kill_node(n),
+    });
     let stop_took = began.elapsed();
     for node in nodes {
         let at_stop = confirmed(http, &node.url).await;
@@ -204,12 +220,13 @@ async fn losing_broker_nodes_loses_nothing_and_applies_nothing_twice() {
     .await;
 
     // Everyone is connected to the first address, node 1: stop it, then (with node 1 back)
-    // node 2, where they went next. Two of three stay up, so the quorum queue stays available.
+    // kill node 2, where they went next. Two of three stay up, so the quorum queue stays
+    // available.
     let mut stalls = Vec::new();
-    for n in [1u8, 2] {
-        let pause = fail_over(&http, &cluster, n, &nodes).await;
+    for (n, how) in [(1u8, Failure::Stop), (2, Failure::Kill)] {
+        let pause = fail_over(&http, &cluster, n, how, &nodes).await;
         eprintln!(
-            "broker node {n} stopped: stop_app took {:?}; publishing stalled at most {:?}",
+            "broker node {n} failed ({how:?}, took {:?}); publishing stalled at most {:?}",
             pause.stop_took, pause.longest_stall
         );
         stalls.push(pause.longest_stall);

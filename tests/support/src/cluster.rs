@@ -53,7 +53,14 @@ impl BrokerCluster {
         self.run(&["stop-node", &n.to_string()]);
     }
 
-    /// Starts the broker on node `n` again and waits until it has booted.
+    /// Kills node `n`'s Erlang VM with SIGKILL: a crash, its clients and peers see the
+    /// connections drop.
+    pub fn kill_node(&self, n: u8) {
+        self.run(&["kill-node", &n.to_string()]);
+    }
+
+    /// Starts the broker on node `n` again (its whole VM after [`BrokerCluster::kill_node`])
+    /// and waits until it has booted.
     pub fn start_node(&self, n: u8) {
         self.run(&["start-node", &n.to_string()]);
     }
