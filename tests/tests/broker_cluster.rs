@@ -219,6 +219,19 @@ async fn losing_broker_nodes_loses_nothing_and_applies_nothing_twice() {
     )
     .await;
 
+    // The gateway's queue is a quorum queue with a member on each broker node.
+    let listed = tokio::task::block_in_place(|| {
+        cluster.ctl(1, &["-q", "list_queues", "name", "type", "members"])
+    });
+    let line = listed
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(queue.1.as_str()))
+        .unwrap_or_else(|| panic!("queue {} on the cluster:\n{listed}", queue.1));
+    assert!(
+        line.contains("quorum") && (1..=3).all(|n| line.contains(&format!("rix-c{n}@"))),
+        "{line}"
+    );
+
     // Everyone is connected to the first address, node 1: stop it, then (with node 1 back)
     // kill node 2, where they went next. Two of three stay up, so the quorum queue stays
     // available.
