@@ -210,19 +210,8 @@ import_definitions() {
     local skip="${RIX_RABBITMQ_SKIP_QUEUES-rix.gateway}"
     local py
     py="$(command -v python3)" || die "python3 is needed to filter $DEFINITIONS; run ops/install-deps.sh"
-    "$py" - "$DEFINITIONS" "$copy.tmp" "$skip" <<'PYEOF' || die "cannot read RabbitMQ definitions $DEFINITIONS"
-import json, sys
-src, dst, skip = sys.argv[1], sys.argv[2], set(filter(None, sys.argv[3].split(",")))
-with open(src, encoding="utf-8") as f:
-    d = json.load(f)
-d["queues"] = [q for q in d.get("queues", []) if q["name"] not in skip]
-d["bindings"] = [
-    b for b in d.get("bindings", [])
-    if not (b.get("destination_type") == "queue" and b["destination"] in skip)
-]
-with open(dst, "w", encoding="utf-8") as f:
-    json.dump(d, f, indent=2)
-PYEOF
+    "$py" "$REPO/ops/rabbitmq/filter-definitions.py" "$DEFINITIONS" "$copy.tmp" "$skip" \
+        || die "cannot read RabbitMQ definitions $DEFINITIONS"
     chmod 0644 "$copy.tmp"
     mv -f "$copy.tmp" "$copy"
     log "importing RabbitMQ definitions from $DEFINITIONS${skip:+ (without queue(s) $skip)}"

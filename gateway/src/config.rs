@@ -106,7 +106,10 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Database pool size.
     pub db_connections: u32,
-    /// RabbitMQ; without it the feed puller is the only transport. Env: `RIX_AMQP_URL`.
+    /// RabbitMQ; without it the feed puller is the only transport. The nodes of a RabbitMQ
+    /// cluster: several URLs, comma-separated or as a TOML array (kept here comma-separated);
+    /// the consumer fails over from one to the next. Env: `RIX_AMQP_URL` (comma-separated).
+    #[serde(deserialize_with = "rix_runtime::config::url_list")]
     pub amqp_url: Option<String>,
     /// The nodes' topic exchange.
     pub amqp_exchange: String,
@@ -173,7 +176,10 @@ impl fmt::Debug for Config {
             )
             .field(
                 "amqp_url",
-                &self.amqp_url.as_deref().map(crate::db::redact_url),
+                &self
+                    .amqp_url
+                    .as_deref()
+                    .map(rix_runtime::config::redact_url_list),
             )
             .field("amqp_queue", &self.amqp_queue)
             .field("max_clock_skew_secs", &self.max_clock_skew_secs)
@@ -204,6 +210,16 @@ impl Config {
     /// What the file's keys cannot say alone: a listener's `client_ca` would ask readers for a
     /// certificate that nothing here checks, so it is refused rather than left to mislead.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(list) = &self.amqp_url
+            && rix_runtime::config::BrokerUrls::parse(list).is_none()
+        {
+            return Err(ConfigError::Invalid {
+                key: "amqp_url",
+                message: format!(
+                    "{list:?} names no broker; give one amqp:// URL, or several separated by commas"
+                ),
+            });
+        }
         if self.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
             return Err(ConfigError::Invalid {
                 key: "tls.client_ca",

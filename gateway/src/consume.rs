@@ -56,6 +56,13 @@
 //! 10 s) and declares everything again. Unacknowledged deliveries return to the queue and come
 //! back as duplicates, which ingest recognises.
 //!
+//! **A broker cluster.** [`ConsumerConfig::url`] may list several addresses, comma-separated
+//! (the nodes of a RabbitMQ cluster; [`BrokerUrls`]). The consumer uses one at a time and,
+//! whenever a session ends in an error, reconnects to the next one round the list; with the
+//! quorum queue replicated on the cluster, consuming resumes on whichever node is up, from the
+//! same queue. Deliveries the lost node had not seen acked come again from the queue's new
+//! leader — duplicates, which ingest recognises.
+//!
 //! What it may not touch: the catalogue. It judges and applies nothing — every body goes to
 //! ingest as it arrived — and reads only the trust store's list of feeds, to know whether a gap
 //! can be filled.
@@ -74,6 +81,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use rix_runtime::config::BrokerUrls;
 use rix_runtime::health::Link;
 use rix_runtime::metrics::registered;
 use tokio::sync::{mpsc, watch};
@@ -116,7 +124,8 @@ impl QueueType {
 /// Where and how the consumer reads.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    /// Broker URL (`amqp://user:pass@host:5672/%2f`); never logged with its password.
+    /// Broker URL (`amqp://user:pass@host:5672/%2f`), or the URLs of a cluster's nodes
+    /// separated by commas, tried in turn; never logged with their passwords.
     pub url: String,
     /// The nodes' topic exchange (default `rix.records`).
     pub exchange: String,
@@ -343,6 +352,13 @@ impl Consumer {
         let shared = &self.shared;
         let mut backoff = BACKOFF_INITIAL;
         let mut first = true;
+        let Some(mut urls) = BrokerUrls::parse(&shared.config.url) else {
+            tracing::error!("the AMQP consumer has no broker address; not consuming");
+            shared
+                .health
+                .failed("no broker address configured".to_owned());
+            return;
+        };
         loop {
             if *shutdown.borrow() {
                 break;
@@ -352,12 +368,14 @@ impl Consumer {
             }
             first = false;
             let started = Instant::now();
-            match shared.session(&mut shutdown).await {
+            match shared.session(urls.current(), &mut shutdown).await {
                 Ok(()) => break,
                 Err(e) => {
                     if started.elapsed() >= STABLE_SESSION {
                         backoff = BACKOFF_INITIAL;
                     }
+                    // Whatever failed, the next address is tried next (a cluster's other node).
+                    urls.advance();
                     let hint = if e.to_string().contains("PRECONDITION_FAILED") {
                         "; a queue or exchange exists with other arguments: delete it, or configure the queue type it was created with"
                     } else {
@@ -378,22 +396,24 @@ impl Consumer {
 }
 
 impl Shared {
-    fn broker_error(&self) -> impl Fn(lapin::Error) -> ConsumeError + '_ {
-        |source| ConsumeError::Broker {
-            url: redact_url(&self.config.url),
+    fn broker_error(url: &str) -> impl Fn(lapin::Error) -> ConsumeError + '_ {
+        move |source| ConsumeError::Broker {
+            url: redact_url(url),
             source,
         }
     }
 
-    /// One connection's life: declare, consume, dispatch to lanes. `Ok` on shutdown.
+    /// One connection's life, to the broker at `url`: declare, consume, dispatch to lanes.
+    /// `Ok` on shutdown.
     async fn session(
         self: &Arc<Self>,
+        url: &str,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), ConsumeError> {
         let config = &self.config;
-        let err = self.broker_error();
+        let err = Self::broker_error(url);
         let connect = Connection::connect(
-            &config.url,
+            url,
             ConnectionProperties::default()
                 .with_connection_name(format!("rix-gateway {}", config.queue).into()),
         );
@@ -403,13 +423,13 @@ impl Shared {
             connected = tokio::time::timeout(CONNECT_TIMEOUT, connect) => match connected {
                 Ok(c) => c.map_err(&err)?,
                 Err(_) => return Err(ConsumeError::ConnectTimeout {
-                    url: redact_url(&config.url),
+                    url: redact_url(url),
                     timeout: CONNECT_TIMEOUT,
                 }),
             },
             _ = stopped(shutdown) => return Ok(()),
         };
-        let result = self.consume(&connection, shutdown).await;
+        let result = self.consume(url, &connection, shutdown).await;
         self.metrics.broker_connected.set(0);
         // Bounded: lapin's close waits for the broker's close-ok, which has been seen never to
         // come after a consumer was cancelled; the socket goes with the connection anyway.
@@ -422,11 +442,12 @@ impl Shared {
 
     async fn consume(
         self: &Arc<Self>,
+        url: &str,
         connection: &Connection,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), ConsumeError> {
         let config = &self.config;
-        let err = self.broker_error();
+        let err = Self::broker_error(url);
         let channel = connection.create_channel().await.map_err(&err)?;
         let publisher = connection.create_channel().await.map_err(&err)?;
         publisher
@@ -453,6 +474,7 @@ impl Shared {
         self.metrics.broker_connected.set(1);
         self.health.connected();
         tracing::info!(
+            broker = %redact_url(url),
             queue = %config.queue,
             exchange = %config.exchange,
             prefetch = config.prefetch,

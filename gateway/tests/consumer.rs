@@ -59,6 +59,11 @@ fn text(value: &AMQPValue) -> String {
 
 impl Rig {
     async fn start(gw: &Gateway, fill: Option<FillHandle>) -> Rig {
+        Rig::start_at(gw, fill, &common::amqp_url()).await
+    }
+
+    /// [`Rig::start`] with the consumer given the broker address (list) `url`.
+    async fn start_at(gw: &Gateway, fill: Option<FillHandle>, url: &str) -> Rig {
         let tag = common::unique("t");
         let config = ConsumerConfig {
             exchange: format!("rix.test.{tag}"),
@@ -67,7 +72,7 @@ impl Rig {
             dead_letter_queue: format!("rix.gateway.{tag}.dead"),
             prefetch: 16,
             lanes: 2,
-            ..ConsumerConfig::new(common::amqp_url())
+            ..ConsumerConfig::new(url)
         };
         let consumer = Consumer::new(config.clone(), gw.ingest.clone(), fill, &gw.registry);
         let metrics = consumer.metrics().clone();
@@ -248,7 +253,7 @@ impl Drop for Rig {
                 .unwrap();
             runtime.block_on(async {
                 let Ok(connection) =
-                    Connection::connect(&config.url, ConnectionProperties::default()).await
+                    Connection::connect(&common::amqp_url(), ConnectionProperties::default()).await
                 else {
                     return;
                 };
@@ -311,6 +316,29 @@ on_both_backends!(
     published_batches_reach_the_catalogue_exactly_on,
     published_batches_reach_the_catalogue_exactly
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_first_address_of_a_broker_list_is_passed_over() {
+    // A cluster of two addresses whose first node is down: the consumer moves on to the
+    // second and consumes there.
+    let gw = Gateway::open(Backend::Sqlite);
+    let mut node = FakeNode::new("prov", 33, 0.1);
+    node.trust(&gw.db, None);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("amqp://guest:guest@{}/%2f", dead.local_addr().unwrap());
+    drop(dead);
+    let rig = Rig::start_at(&gw, None, &format!("{dead_url},{}", common::amqp_url())).await;
+    assert!(
+        rig.metrics.reconnects.get() >= 1,
+        "the dead first address was tried, then the next"
+    );
+    let bytes = node.seal_new(5);
+    rig.publish_batch(&node, &bytes, "genuine").await;
+    gw.wait_for_seq(&node.node_id, node.last_seq(), Duration::from_secs(30))
+        .await;
+    gw.assert_holds_exactly(&node);
+    rig.finish().await;
+}
 
 async fn duplicated_and_reordered_deliveries_end_exactly_right(backend: Backend) {
     let gw = Gateway::open(backend);

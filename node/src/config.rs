@@ -148,7 +148,9 @@ pub struct Config {
     #[serde(default = "default_db_connections")]
     pub db_connections: u32,
     /// `amqp://…` to publish to RabbitMQ; empty means the signed feed is the only transport.
-    #[serde(default)]
+    /// The nodes of a RabbitMQ cluster: several URLs, comma-separated or as a TOML array (kept
+    /// here comma-separated); the publisher fails over from one to the next.
+    #[serde(default, deserialize_with = "rix_runtime::config::url_list")]
     pub amqp_url: Option<String>,
     /// The topic exchange batches are published to.
     #[serde(default = "default_exchange")]
@@ -203,7 +205,10 @@ impl fmt::Debug for Config {
             )
             .field(
                 "amqp_url",
-                &self.amqp_url.as_deref().map(crate::db::redact_url),
+                &self
+                    .amqp_url
+                    .as_deref()
+                    .map(rix_runtime::config::redact_url_list),
             )
             .field("signing_key", &self.signing_key)
             .field("batch", &self.batch)
@@ -292,6 +297,16 @@ impl Config {
             });
         }
         self.issuer()?;
+        if let Some(list) = &self.amqp_url
+            && rix_runtime::config::BrokerUrls::parse(list).is_none()
+        {
+            return Err(ConfigError::Invalid {
+                key: "amqp_url",
+                message: format!(
+                    "{list:?} names no broker; give one amqp:// URL, or several separated by commas"
+                ),
+            });
+        }
         if !(1..=10_000).contains(&self.batch.max_entries) {
             return Err(ConfigError::Invalid {
                 key: "batch.max_entries",
@@ -449,6 +464,34 @@ institution = "91330100799655058B"
         let shown = format!("{c:?}");
         assert!(!shown.contains("submitter-token-0001"), "{shown}");
         assert!(!shown.contains("guest:guest"), "{shown}");
+    }
+
+    #[test]
+    fn a_broker_cluster_is_a_list_of_addresses_shown_without_passwords() {
+        let text = format!(
+            "amqp_url = [\"amqp://n:pw-one@mq1:5672/%2f\", \"amqp://n:pw-two@mq2:5672/%2f\"]\n{MINIMAL}"
+        );
+        let c: Config = toml::from_str(&text).unwrap();
+        c.check().unwrap();
+        assert_eq!(
+            c.amqp_url.as_deref(),
+            Some("amqp://n:pw-one@mq1:5672/%2f,amqp://n:pw-two@mq2:5672/%2f")
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("amqp://n@mq1:5672/%2f,amqp://n@mq2:5672/%2f") && !shown.contains("pw-"),
+            "{shown}"
+        );
+        // The same list from the environment, comma-separated.
+        let mut c: Config = toml::from_str(MINIMAL).unwrap();
+        c.apply_env(|n| (n == "RIX_AMQP_URL").then(|| "amqp://a/%2f, amqp://b/%2f".into()))
+            .unwrap();
+        c.check().unwrap();
+        let urls = rix_runtime::config::BrokerUrls::parse(c.amqp_url.as_deref().unwrap()).unwrap();
+        assert_eq!(urls.len(), 2);
+        // A list of nothing is refused, naming the key.
+        c.amqp_url = Some(" , ".into());
+        assert!(c.check().unwrap_err().to_string().contains("amqp_url"));
     }
 
     #[test]

@@ -10,6 +10,13 @@
 //! the batches), counts the failure, backs off (up to 10 s) and reconnects. Without an AMQP
 //! URL the feed is the only transport and batches count as published once sealed.
 //!
+//! **A broker cluster.** `amqp_url` may list several addresses (the nodes of a RabbitMQ
+//! cluster, [`BrokerUrls`]). The task uses one at a time; when its connection is lost, a
+//! publish or a confirm fails, or no confirm comes within [`CONFIRM_TIMEOUT`], it moves to the
+//! next address at once, and tries each address in turn before it backs off. Batches not
+//! confirmed on the lost connection are sent again on the new one (at-least-once: the gateway
+//! recognises the duplicates by `(node, batch_seq)` and applies each batch once).
+//!
 //! The exchange is declared at connect when the broker user may (embedded and test brokers).
 //! A production node's broker user may only publish under its own routing keys
 //! (`ops/rabbitmq/definitions.json`: no configure permission); the declare is then refused and
@@ -24,6 +31,7 @@ use std::time::Duration;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use rix_runtime::config::BrokerUrls;
 use rix_runtime::health::Link;
 use rix_schema::signing::SigningKey;
 use tokio::sync::{Notify, watch};
@@ -36,8 +44,8 @@ use crate::outbox::{self, Sealing, StoredBatch};
 /// Where batches go.
 #[derive(Debug, Clone)]
 pub struct AmqpTarget {
-    /// Broker URL.
-    pub url: String,
+    /// The broker's addresses (one, or a cluster's nodes), tried in turn.
+    pub urls: BrokerUrls,
     /// Topic exchange.
     pub exchange: String,
 }
@@ -79,6 +87,11 @@ async fn close_quietly(b: Broker) {
 
 /// How long shutdown waits for the broker to confirm what is sealed.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// Longest wait for one broker address to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the confirms of one round of publishes; a broker node cut off from its
+/// cluster's majority never sends them, and another node may.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most batches in flight before waiting for their confirms.
 const IN_FLIGHT: i64 = 64;
 
@@ -92,6 +105,7 @@ impl Publisher {
     /// bounded time) to get it confirmed before returning.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut broker: Option<Broker> = None;
+        let mut urls = self.amqp.as_ref().map(|t| t.urls.clone());
         let mut backoff = Duration::from_millis(100);
         let mut drain_until: Option<tokio::time::Instant> = None;
         loop {
@@ -108,8 +122,8 @@ impl Publisher {
                 }
             };
             let mut failed = false;
-            if let Some(target) = &self.amqp {
-                match self.publish_pending(target, &mut broker).await {
+            if let (Some(target), Some(urls)) = (&self.amqp, urls.as_mut()) {
+                match self.publish_pending(target, urls, &mut broker).await {
                     Ok(()) => backoff = Duration::from_millis(100),
                     Err((reason, e)) => {
                         tracing::warn!(error = %e, reason, "publishing to the broker failed; will retry");
@@ -120,6 +134,8 @@ impl Publisher {
                             .inc();
                         if let Some(b) = broker.take() {
                             close_quietly(b).await;
+                            // The address that failed is likely down: the next one first.
+                            urls.advance();
                         }
                         self.metrics.broker_connected.set(0);
                         failed = true;
@@ -216,9 +232,46 @@ impl Publisher {
         .unwrap_or(usize::MAX)
     }
 
-    async fn connect(&self, target: &AmqpTarget) -> Result<Broker, lapin::Error> {
+    /// Connects to the first address of `urls`, from the current one on, that accepts; makes
+    /// it the current one. The error is the last address's.
+    async fn connect_any(
+        &self,
+        target: &AmqpTarget,
+        urls: &mut BrokerUrls,
+    ) -> Result<Broker, (&'static str, String)> {
+        let mut last = String::new();
+        for _ in 0..urls.len() {
+            let url = urls.current().to_owned();
+            match tokio::time::timeout(CONNECT_TIMEOUT, self.connect(target, &url)).await {
+                Ok(Ok(broker)) => {
+                    tracing::info!(
+                        broker = %rix_runtime::db::redact_url(&url),
+                        exchange = %target.exchange,
+                        "connected to the broker"
+                    );
+                    self.metrics.broker_connected.set(1);
+                    self.broker_health.connected();
+                    return Ok(broker);
+                }
+                Ok(Err(e)) => last = format!("{}: {e}", rix_runtime::db::redact_url(&url)),
+                Err(_) => {
+                    last = format!(
+                        "{}: no connection within {CONNECT_TIMEOUT:?}",
+                        rix_runtime::db::redact_url(&url)
+                    )
+                }
+            }
+            if urls.len() > 1 {
+                tracing::warn!(error = %last, "broker address unavailable; trying the next one");
+            }
+            urls.advance();
+        }
+        Err(("connect", last))
+    }
+
+    async fn connect(&self, target: &AmqpTarget, url: &str) -> Result<Broker, lapin::Error> {
         let connection = Connection::connect(
-            &target.url,
+            url,
             ConnectionProperties::default()
                 .with_connection_name(format!("rix-node {}", self.node_id).into()),
         )
@@ -259,9 +312,6 @@ impl Publisher {
             }
             Err(e) => return Err(e),
         };
-        tracing::info!(exchange = %target.exchange, "connected to the broker");
-        self.metrics.broker_connected.set(1);
-        self.broker_health.connected();
         Ok(Broker {
             connection,
             channel,
@@ -272,6 +322,7 @@ impl Publisher {
     async fn publish_pending(
         &self,
         target: &AmqpTarget,
+        urls: &mut BrokerUrls,
         broker: &mut Option<Broker>,
     ) -> Result<(), (&'static str, String)> {
         loop {
@@ -285,11 +336,7 @@ impl Publisher {
                 return Err(("connection", "the broker connection was lost".to_owned()));
             }
             if broker.is_none() {
-                *broker = Some(
-                    self.connect(target)
-                        .await
-                        .map_err(|e| ("connect", e.to_string()))?,
-                );
+                *broker = Some(self.connect_any(target, urls).await?);
             }
             let db = self.db.clone();
             let pending = tokio::task::spawn_blocking(move || outbox::unpublished(&db, IN_FLIGHT))
@@ -331,8 +378,21 @@ impl Publisher {
                 confirms.push(confirm);
             }
             let mut confirmed = Vec::with_capacity(pending.len());
+            let confirm_by = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
             for (b, confirm) in pending.iter().zip(confirms) {
-                let confirmation = confirm.await.map_err(|e| ("publish", e.to_string()))?;
+                let confirmation = match tokio::time::timeout_at(confirm_by, confirm).await {
+                    Ok(c) => c.map_err(|e| ("publish", e.to_string()))?,
+                    Err(_) => {
+                        self.mark(&confirmed, &pending).await?;
+                        return Err((
+                            "confirm_timeout",
+                            format!(
+                                "the broker did not confirm batch {} within {CONFIRM_TIMEOUT:?}",
+                                b.batch_seq
+                            ),
+                        ));
+                    }
+                };
                 if !confirmation.is_ack() {
                     // Mark what was confirmed before the nack; the rest goes again, in order.
                     self.mark(&confirmed, &pending).await?;

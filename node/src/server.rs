@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_web::{App, web};
+use rix_runtime::config::BrokerUrls;
 use rix_runtime::serve::{Listener, RunningServer, ServeError};
 use rix_schema::signing::SigningKey;
 use tokio::sync::{Notify, watch};
@@ -164,10 +165,14 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         node_id: config.node_id.clone(),
         key: key.clone(),
         batch: config.batch,
-        amqp: config.amqp_url.clone().map(|url| AmqpTarget {
-            url,
-            exchange: config.amqp_exchange.clone(),
-        }),
+        amqp: config
+            .amqp_url
+            .as_deref()
+            .and_then(BrokerUrls::parse)
+            .map(|urls| AmqpTarget {
+                urls,
+                exchange: config.amqp_exchange.clone(),
+            }),
         wake: wake.clone(),
         metrics: metrics.clone(),
         broker_health: broker_health.clone(),

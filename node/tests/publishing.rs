@@ -155,3 +155,39 @@ async fn a_node_keeps_registering_while_the_broker_is_unreachable_and_publishes_
     assert_eq!(entries.len(), 5);
     node.node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_first_address_of_a_broker_list_is_passed_over() {
+    // A cluster of two addresses whose first node is down: the node publishes through the
+    // second.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let node_id = unique("pub-list");
+    let queue = QueueTap::bind(&node_id).await;
+    let node = start_node(Backend::Sqlite, |c| {
+        c.node_id = node_id.clone();
+        c.amqp_url = Some(format!(
+            "amqp://guest:guest@127.0.0.1:{dead_port}/%2f,{}",
+            amqp_url()
+        ));
+    })
+    .await;
+    for _ in 0..5 {
+        node.register_approved("achievements", &fixture("achievement"))
+            .await;
+    }
+    let bodies: Vec<Vec<u8>> = queue
+        .drain_until(5, std::time::Duration::from_secs(30))
+        .await
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    let entries = verify_chain(&node_id, &node.key, &bodies);
+    assert_eq!(entries.len(), 5, "all through the second address");
+    let health = node.get("/healthz", None).await;
+    assert_eq!(health.body["broker"], "connected", "{}", health.body);
+    assert_eq!(health.body["log"]["outbox_depth"], 0);
+    node.node.stop().await;
+    queue.delete().await;
+}

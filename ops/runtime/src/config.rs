@@ -7,6 +7,11 @@
 //! `RIX_DATABASE_URL`, `RIX_AMQP_URL`. An empty URL variable unsets the URL (`RIX_AMQP_URL=`
 //! turns the broker off), so that an environment file can undo the TOML file.
 //!
+//! A broker address may be a list: the nodes of a RabbitMQ cluster, comma-separated in one
+//! string (`RIX_AMQP_URL=amqp://…:5701/%2f,amqp://…:5702/%2f`) or a TOML array
+//! ([`url_list`]). [`BrokerUrls`] hands them out in turn, for the node's publisher and the
+//! gateway's consumer to fail over.
+//!
 //! What it may not touch: what a key means. It knows only those four common overrides and the
 //! defaults both services meet on ([`DEFAULT_AMQP_EXCHANGE`]); it opens nothing and checks no
 //! value beyond its type.
@@ -22,6 +27,100 @@ use serde::de::DeserializeOwned;
 /// `amqp_exchange` says otherwise. Both services default to it so that a node and a gateway
 /// configured with nothing meet on the broker; `ops/rabbitmq/definitions.json` declares it.
 pub const DEFAULT_AMQP_EXCHANGE: &str = "rix.records";
+
+/// Reads `amqp_url` as one string (one URL, or several separated by commas) or as a TOML array
+/// of URLs; either way the result is the comma-separated list (`None`: no broker). For
+/// `#[serde(deserialize_with = "…")]` on an `Option<String>`.
+pub fn url_list<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let list = match <Option<OneOrMany> as serde::Deserialize>::deserialize(deserializer)? {
+        None => return Ok(None),
+        Some(OneOrMany::One(s)) => s,
+        Some(OneOrMany::Many(urls)) => {
+            if let Some(u) = urls.iter().find(|u| u.contains(',')) {
+                return Err(serde::de::Error::custom(format!(
+                    "a URL in the list contains a comma ({}); write a comma in a password as %2C",
+                    crate::db::redact_url(u)
+                )));
+            }
+            urls.join(",")
+        }
+    };
+    Ok(Some(list).filter(|s| !s.trim().is_empty()))
+}
+
+/// The addresses of one broker — a single node, or the nodes of a cluster — as the services
+/// use them: tried in order, and after a failure the next one, round the list.
+///
+/// Built from a comma-separated list (a comma inside a password must be written `%2C`).
+/// Its `Debug` never shows a password.
+#[derive(Clone)]
+pub struct BrokerUrls {
+    urls: Vec<String>,
+    current: usize,
+}
+
+impl BrokerUrls {
+    /// The URLs of `list` (one URL, or several separated by commas; blanks around them are
+    /// ignored). `None` when it names none.
+    pub fn parse(list: &str) -> Option<BrokerUrls> {
+        let urls: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect();
+        (!urls.is_empty()).then_some(BrokerUrls { urls, current: 0 })
+    }
+
+    /// The address to use now.
+    pub fn current(&self) -> &str {
+        &self.urls[self.current]
+    }
+
+    /// Moves on to the next address (after the current one failed); back to the first after
+    /// the last.
+    pub fn advance(&mut self) {
+        self.current = (self.current + 1) % self.urls.len();
+    }
+
+    /// How many addresses there are.
+    pub fn len(&self) -> usize {
+        self.urls.len()
+    }
+
+    /// Never true: a list names at least one broker.
+    pub fn is_empty(&self) -> bool {
+        self.urls.is_empty()
+    }
+
+    /// The list without passwords, for messages and logs.
+    pub fn redacted(&self) -> String {
+        redact_url_list(&self.urls.join(","))
+    }
+}
+
+impl fmt::Debug for BrokerUrls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A comma-separated URL list (`amqp_url`) without its passwords, for messages and logs.
+pub fn redact_url_list(list: &str) -> String {
+    list.split(',')
+        .map(|u| crate::db::redact_url(u.trim()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +287,55 @@ mod tests {
         assert!(
             said.contains("RIX_LISTEN") && said.contains("not an address"),
             "{said}"
+        );
+    }
+
+    #[derive(serde::Deserialize)]
+    struct WithUrls {
+        #[serde(default, deserialize_with = "url_list")]
+        amqp_url: Option<String>,
+    }
+
+    #[test]
+    fn a_broker_address_is_one_url_a_comma_list_or_an_array() {
+        let parse = |text: &str| toml::from_str::<WithUrls>(text).map(|c| c.amqp_url);
+        assert_eq!(parse("").unwrap(), None);
+        assert_eq!(parse("amqp_url = \"\"").unwrap(), None);
+        assert_eq!(
+            parse("amqp_url = \"amqp://a:5672/%2f\"")
+                .unwrap()
+                .as_deref(),
+            Some("amqp://a:5672/%2f")
+        );
+        assert_eq!(
+            parse("amqp_url = [\"amqp://u:p@a:5701/v\", \"amqp://u:p@b:5702/v\"]")
+                .unwrap()
+                .as_deref(),
+            Some("amqp://u:p@a:5701/v,amqp://u:p@b:5702/v")
+        );
+        let err = parse("amqp_url = [\"amqp://u:p,w@a/v\"]")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("%2C") && err.contains("(amqp://u@a/v)"),
+            "{err}"
+        );
+
+        let mut urls =
+            BrokerUrls::parse(" amqp://u:s3cret@a:5701/v , amqp://u:s3cret@b:5702/v,").unwrap();
+        assert_eq!(urls.len(), 2);
+        assert_eq!(urls.current(), "amqp://u:s3cret@a:5701/v");
+        urls.advance();
+        assert_eq!(urls.current(), "amqp://u:s3cret@b:5702/v");
+        urls.advance();
+        assert_eq!(urls.current(), "amqp://u:s3cret@a:5701/v", "round the list");
+        let shown = format!("{urls:?}");
+        assert_eq!(shown, "amqp://u@a:5701/v,amqp://u@b:5702/v");
+        assert!(BrokerUrls::parse(" , ").is_none());
+        assert_eq!(
+            redact_url_list("amqp://u:x@a/v,amqp://w:y@b/v"),
+            "amqp://u@a/v,amqp://w@b/v"
         );
     }
 }

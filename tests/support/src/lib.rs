@@ -5,6 +5,7 @@
 
 pub mod backends;
 pub mod chain;
+pub mod cluster;
 pub mod fixtures;
 pub mod keys;
 pub mod pki;
