@@ -586,7 +586,11 @@ pub(crate) fn reindex(config: &Path) -> Result<Reindex> {
     let pid = child.id();
     let (mut peak, mut cpu) = (None, 0.0);
     while child.try_wait()?.is_none() {
-        if let Ok(m) = memory_of(pid) {
+        // An exited process not yet reaped still has a status file, without its memory: the
+        // last reading with memory is the one to keep.
+        if let Ok(m) = memory_of(pid)
+            && m.hwm_kib > 0
+        {
             peak = Some(m);
         }
         cpu = cpu_secs_of(&format!("/proc/{pid}/stat")).max(cpu);
