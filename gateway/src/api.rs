@@ -1013,23 +1013,36 @@ struct ExportLine<'a> {
 }
 
 impl ExportRender {
-    /// The lines of a page of matches, in their order. Parsing, putting disclosures back,
-    /// cutting the view and writing it cost tens of microseconds a record, so a page is cut in
-    /// as many parts as the machine has cores (at most [`EXPORT_THREADS`]), each written by its
-    /// own thread, and the parts joined in order.
-    fn page(&self, mut page: Vec<(MatchRow, Option<catalogue::Unified>)>) -> Vec<u8> {
+    /// The lines of a page of matches, in their order. Reading the entries (the statements,
+    /// then parsing each signed entry and putting its disclosures back), cutting the views and
+    /// writing them cost tens of microseconds a record, so a page is cut in as many parts as
+    /// the machine has cores (at most [`EXPORT_THREADS`]), each read and written by its own
+    /// thread on its own connection, and the parts joined in order.
+    fn page(&self, db: &Db, rows: Vec<MatchRow>) -> Result<Vec<u8>, String> {
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .clamp(1, EXPORT_THREADS);
-        let part = page.len().div_ceil(threads).max(1);
-        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let part = rows.len().div_ceil(threads).max(1);
+        let part_lines = |rows: &[MatchRow]| -> Result<Vec<u8>, String> {
+            let mut conn = db.conn().map_err(|e| e.to_string())?;
+            let ids: Vec<&str> = rows.iter().map(|r| r.unified_id.as_str()).collect();
+            let mut entries =
+                catalogue::unified_many(&mut conn, &ids).map_err(|e| e.to_string())?;
+            drop(conn);
+            let mut page: Vec<(&MatchRow, Option<catalogue::Unified>)> = rows
+                .iter()
+                .map(|row| (row, entries.remove(&row.unified_id)))
+                .collect();
+            Ok(self.lines(&mut page))
+        };
+        let mut parts: Vec<Result<Vec<u8>, String>> = Vec::new();
         std::thread::scope(|scope| {
-            let mut chunks = page.chunks_mut(part);
+            let mut chunks = rows.chunks(part);
             let first = chunks.next();
             let others: Vec<_> = chunks
-                .map(|chunk| scope.spawn(move || self.lines(chunk)))
+                .map(|chunk| scope.spawn(move || part_lines(chunk)))
                 .collect();
-            parts.push(first.map(|c| self.lines(c)).unwrap_or_default());
+            parts.push(first.map_or(Ok(Vec::new()), part_lines));
             for other in others {
                 // A panic in a writer is a bug: the export ends rather than skip its lines.
                 parts.push(
@@ -1039,10 +1052,10 @@ impl ExportRender {
                 );
             }
         });
-        parts.concat()
+        Ok(parts.into_iter().collect::<Result<Vec<_>, _>>()?.concat())
     }
 
-    fn lines(&self, chunk: &mut [(MatchRow, Option<catalogue::Unified>)]) -> Vec<u8> {
+    fn lines(&self, chunk: &mut [(&MatchRow, Option<catalogue::Unified>)]) -> Vec<u8> {
         let mut out = Vec::with_capacity(chunk.len() * 1024);
         for (row, entry) in chunk {
             let Some(u) = entry.take() else { continue };
@@ -1172,32 +1185,19 @@ pub async fn export(
                 return;
             }
         }
-        let mut conn = match st.db.conn() {
-            Ok(conn) => conn,
-            Err(e) => return fail(e.to_string()),
-        };
         for start in (0..matches.len()).step_by(EXPORT_PAGE) {
             // The page's entries in a few statements (not a record page each: sources,
             // proofs and links are not exported), each record through the access filter, as
             // of now. An entry gone since the pass matched it is left out; a failing read
             // ends the stream with an error rather than a silently shorter file.
-            let rows = match matches.rows(start..start + EXPORT_PAGE) {
-                Ok(rows) => rows,
-                Err(e) => return fail(e.to_string()),
+            let chunk = match matches
+                .rows(start..start + EXPORT_PAGE)
+                .map_err(|e| e.to_string())
+                .and_then(|rows| render.page(&st.db, rows))
+            {
+                Ok(chunk) => chunk,
+                Err(e) => return fail(e),
             };
-            let ids: Vec<&str> = rows.iter().map(|r| r.unified_id.as_str()).collect();
-            let mut entries = match catalogue::unified_many(&mut conn, &ids) {
-                Ok(entries) => entries,
-                Err(e) => return fail(e.to_string()),
-            };
-            let page: Vec<(MatchRow, Option<catalogue::Unified>)> = rows
-                .into_iter()
-                .map(|row| {
-                    let entry = entries.remove(&row.unified_id);
-                    (row, entry)
-                })
-                .collect();
-            let chunk = render.page(page);
             if !chunk.is_empty() && !send(chunk) {
                 return;
             }

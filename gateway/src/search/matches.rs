@@ -75,40 +75,62 @@ impl Matches {
     }
 
     /// The rows of the matches at `range` of the order (clamped to the matches there are).
+    ///
+    /// The unified ids come from each segment's dictionary of `uid` terms, whose blocks are
+    /// compressed: looked up one at a time, every id would open (and decompress) a block, so a
+    /// page's ids are looked up per segment in dictionary order, each block opened once.
     pub fn rows(&self, range: Range<usize>) -> Result<Vec<MatchRow>, SearchError> {
         let end = range.end.min(self.hits.len());
         let start = range.start.min(end);
-        let mut rows = Vec::with_capacity(end - start);
-        let mut uid = String::new();
-        for hit in &self.hits[start..end] {
-            let c = &self.columns[hit.segment as usize];
-            uid.clear();
-            let found = match &c.uid {
-                Some(column) => match column.term_ords(hit.doc).next() {
-                    Some(ord) => column
-                        .ord_to_str(ord, &mut uid)
-                        .map_err(|e| SearchError::Index(e.into()))?,
-                    None => false,
-                },
-                None => false,
-            };
-            if !found {
-                return Err(SearchError::Inconsistent(format!(
-                    "a matching document (segment {}, doc {}) has no unified id",
-                    hit.segment, hit.doc
-                )));
-            }
-            rows.push(MatchRow {
-                unified_id: uid.clone(),
-                year: c.year.first(hit.doc).filter(|y| *y > 0),
-                region: c
-                    .region
-                    .first(hit.doc)
-                    .filter(|r| *r > 0)
-                    .map(|r| format!("{r:06}")),
-            });
+        let page = &self.hits[start..end];
+        let inconsistent = |hit: &Hit| {
+            SearchError::Inconsistent(format!(
+                "a matching document (segment {}, doc {}) has no unified id",
+                hit.segment, hit.doc
+            ))
+        };
+        // Per segment: (term ordinal, place in the page).
+        let mut wanted: Vec<Vec<(u64, usize)>> = vec![Vec::new(); self.columns.len()];
+        for (place, hit) in page.iter().enumerate() {
+            let ord = self.columns[hit.segment as usize]
+                .uid
+                .as_ref()
+                .and_then(|column| column.term_ords(hit.doc).next())
+                .ok_or_else(|| inconsistent(hit))?;
+            wanted[hit.segment as usize].push((ord, place));
         }
-        Ok(rows)
+        let mut uids: Vec<Option<String>> = vec![None; page.len()];
+        for (segment, mut places) in wanted.into_iter().enumerate() {
+            let Some(column) = &self.columns[segment].uid else {
+                continue;
+            };
+            places.sort_unstable();
+            let ords: Vec<u64> = places.iter().map(|(ord, _)| *ord).collect();
+            let mut next = places.iter();
+            column
+                .dictionary()
+                .sorted_ords_to_term_cb(&ords, |term| {
+                    if let Some((_, place)) = next.next() {
+                        uids[*place] = Some(String::from_utf8_lossy(term).into_owned());
+                    }
+                })
+                .map_err(|e| SearchError::Index(e.into()))?;
+        }
+        page.iter()
+            .zip(uids)
+            .map(|(hit, uid)| {
+                let c = &self.columns[hit.segment as usize];
+                Ok(MatchRow {
+                    unified_id: uid.ok_or_else(|| inconsistent(hit))?,
+                    year: c.year.first(hit.doc).filter(|y| *y > 0),
+                    region: c
+                        .region
+                        .first(hit.doc)
+                        .filter(|r| *r > 0)
+                        .map(|r| format!("{r:06}")),
+                })
+            })
+            .collect()
     }
 }
 
