@@ -9,9 +9,10 @@
 //! between pages. A cursor is bound to the query and sort that made it. No more than
 //! `limit + 1` candidates are ever kept, which is why there is no depth to cap.
 //!
-//! **A page at the cost of a page.** The total and the facets are the same on every page of a
-//! query while the index does not change, so the search counts them once per query and index
-//! state (`SearchIndex::search` keeps them) and the later pages count nothing. The index is
+//! **A page at the cost of a page.** A segment's total and facets for a query do not change
+//! while the segment does not (its documents are fixed, its deletions are numbered), so the
+//! search counts them once per segment and query (`SearchIndex::search` keeps them): the later
+//! pages of a query count nothing, and after a commit only the new segments are counted. The index is
 //! sorted by date, newest first, so a date-ordered page that counts nothing starts at the
 //! cursor's date and stops once the page is full and the dates fall below its last one: it
 //! reads about a page, whatever the number of matches and the depth. A relevance-ordered page
@@ -28,7 +29,7 @@
 //! `year`, the packed `facets` and the programs); visibility, which the query already carries.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -182,9 +183,10 @@ pub(super) struct PageCollector {
     pub(super) scored: bool,
     /// Count facets (else only the total and the page).
     pub(super) facets: bool,
-    /// Count the total (and the facets, if asked): false when they are already known for this
-    /// query and this state of the index, so that only the page is looked for.
-    pub(super) count: bool,
+    /// The segments whose total and facets for this query are already known (they are
+    /// counted once per segment: `SearchIndex::search` keeps them), where only the page is
+    /// looked for.
+    pub(super) known: HashSet<SegmentOrdinal>,
     /// Every segment is sorted by date, newest first (the index's sort order), so a
     /// date-ordered page that counts nothing can start at the cursor and stop at its last
     /// date.
@@ -192,10 +194,10 @@ pub(super) struct PageCollector {
 }
 
 pub(super) struct PageFruit {
-    pub(super) total: u64,
     /// The best `limit + 1` matches after the cursor: more than `limit` means another page.
     pub(super) hits: Vec<Hit>,
-    pub(super) facets: FacetTally,
+    /// The total and the facets of each segment counted this time (not a known one).
+    pub(super) counted: Vec<(SegmentOrdinal, u64, FacetTally)>,
 }
 
 /// Matches are processed in blocks of this many: one column read per block, not per match.
@@ -207,6 +209,8 @@ pub(super) struct PageSegmentCollector {
     sort: Sort,
     after: Option<Rank>,
     keep: usize,
+    /// This segment's total (and facets, if wanted) are not known yet: count them.
+    counting: bool,
     facets_wanted: bool,
     key: Arc<dyn ColumnValues<u64>>,
     date: Arc<dyn ColumnValues<u64>>,
@@ -248,6 +252,7 @@ impl PageSegmentCollector {
             sort: c.sort,
             after: c.after,
             keep: c.limit + 1,
+            counting: !c.known.contains(&segment),
             facets_wanted: c.facets,
             key: dense("key")?,
             date: dense("date")?,
@@ -285,9 +290,11 @@ impl PageSegmentCollector {
         if n == 0 {
             return;
         }
-        self.total += n as u64;
-        if self.facets_wanted {
-            self.count_facets();
+        if self.counting {
+            self.total += n as u64;
+            if self.facets_wanted {
+                self.count_facets();
+            }
         }
         self.offer_candidates();
         self.docs.clear();
@@ -455,9 +462,12 @@ impl PageSegmentCollector {
             }
         }
         PageFruit {
-            total: self.total,
             hits: self.heap.into_vec(),
-            facets: self.tally,
+            counted: if self.counting {
+                vec![(self.segment, self.total, self.tally)]
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -502,7 +512,7 @@ impl Collector for PageCollector {
         let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
         // Only relevance order needs every match's score.
         let score_all = self.scored && self.sort == Sort::Relevance;
-        if !self.count && self.sorted_by_date && self.sort == Sort::Date {
+        if !c.counting && self.sorted_by_date && self.sort == Sort::Date {
             c.walk_by_date(weight, reader)?;
         } else if score_all {
             weight.for_each(reader, &mut |doc, score| {
@@ -538,14 +548,12 @@ impl Collector for PageCollector {
 
     fn merge_fruits(&self, fruits: Vec<PageFruit>) -> tantivy::Result<PageFruit> {
         let mut merged = PageFruit {
-            total: 0,
             hits: Vec::new(),
-            facets: FacetTally::default(),
+            counted: Vec::new(),
         };
         for f in fruits {
-            merged.total += f.total;
             merged.hits.extend(f.hits);
-            merged.facets.merge(f.facets);
+            merged.counted.extend(f.counted);
         }
         merged.hits.sort_unstable();
         merged.hits.truncate(self.limit + 1);

@@ -97,6 +97,7 @@ impl Packed {
 }
 
 /// Facet counts of one segment (or, merged, of all), indexed like the parts of [`Packed`].
+#[derive(Clone)]
 pub(super) struct FacetTally {
     region: [u64; 128],
     field: [u64; 16],

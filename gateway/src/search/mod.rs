@@ -41,6 +41,7 @@
 //! What it does not do: it keeps no secret of its own and serves no HTTP (the serve layer calls
 //! [`SearchIndex::search`] and schedules [`SearchIndex::sync`]).
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard};
@@ -73,6 +74,7 @@ pub use sync::{COMMIT_CHANGES, SYNC_PAGE, SyncReport};
 
 use collect::PageCollector;
 use document::{Fields, schema};
+use facets::FacetTally;
 use lineage::{Lineage, Monitor};
 use query::Plan;
 use text::{GRAMS_TOKENIZER, GramsTokenizer, WORDS_TOKENIZER, WordsTokenizer};
@@ -214,38 +216,72 @@ pub struct SearchIndex {
     sorted_by_date: bool,
 }
 
-/// What identifies a query's total and facets within one state of the index: the query
-/// (terms, filters, sort), the reader's entitlements (the audience filter) and whether facets
-/// were counted.
+/// What identifies a query's total and facets within one segment: the query (terms, filters,
+/// sort), the reader's entitlements (the audience filter) and whether facets were counted.
 type TallyKey = (u64, Entitlements, bool);
 
-/// The totals and facets counted for the current state of the index (its searcher
-/// generation): every later page of the same query takes them from here instead of counting
-/// again. A new generation (a commit was loaded) forgets them all, so nothing stale is served.
+/// A segment as its tallies are kept: its id and its deletions (a delete makes it another).
+type SegmentState = (tantivy::index::SegmentId, Option<u64>);
+
+/// The totals and facets of recent queries, per segment: a segment's count for a query holds
+/// as long as the segment and its deletions do, so a later page, or the same query after a
+/// commit that added a segment, counts only what it has not counted. Segments merged away or
+/// changed by deletes are forgotten as soon as a search no longer sees them.
 #[derive(Default)]
 struct Tallies {
-    held: Mutex<TalliesOf>,
+    held: Mutex<HashMap<(SegmentState, TallyKey), (u64, FacetTally)>>,
 }
 
-/// A searcher generation and the tallies counted in it.
-type TalliesOf = (u64, std::collections::HashMap<TallyKey, (u64, Facets)>);
+/// Most (segment, query) tallies kept (each ~10 KB).
+const TALLIES_HELD: usize = 4096;
 
-/// Most queries whose tallies are kept for one index state (each a few kilobytes).
-const TALLIES_HELD: usize = 1024;
+fn segment_state(reader: &tantivy::SegmentReader) -> SegmentState {
+    (reader.segment_id(), reader.delete_opstamp())
+}
 
 impl Tallies {
-    fn get(&self, generation: u64, key: &TallyKey) -> Option<(u64, Facets)> {
+    /// The segments of `searcher` whose tallies for `key` are known, their summed total and
+    /// their merged facets.
+    fn known(
+        &self,
+        searcher: &tantivy::Searcher,
+        key: &TallyKey,
+    ) -> (HashSet<tantivy::SegmentOrdinal>, u64, FacetTally) {
         let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        (held.0 == generation).then(|| held.1.get(key).cloned())?
+        let (mut known, mut total, mut tally) = (HashSet::new(), 0, FacetTally::default());
+        for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
+            if let Some((count, facets)) = held.get(&(segment_state(reader), *key)) {
+                known.insert(ordinal as tantivy::SegmentOrdinal);
+                total += count;
+                tally.merge(facets.clone());
+            }
+        }
+        (known, total, tally)
     }
 
-    fn put(&self, generation: u64, key: TallyKey, tally: (u64, Facets)) {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if held.0 != generation || held.1.len() >= TALLIES_HELD {
-            held.1.clear();
-            held.0 = generation;
+    /// Keeps the tallies `counted` for `key` in `searcher`'s segments, and forgets those of
+    /// segments `searcher` no longer has.
+    fn keep(
+        &self,
+        searcher: &tantivy::Searcher,
+        key: TallyKey,
+        counted: Vec<(tantivy::SegmentOrdinal, u64, FacetTally)>,
+    ) {
+        if counted.is_empty() {
+            return;
         }
-        held.1.insert(key, tally);
+        let readers = searcher.segment_readers();
+        let live: HashSet<SegmentState> = readers.iter().map(segment_state).collect();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|(state, _), _| live.contains(state));
+        if held.len() + counted.len() > TALLIES_HELD {
+            held.clear();
+        }
+        for (ordinal, total, facets) in counted {
+            if let Some(reader) = readers.get(ordinal as usize) {
+                held.insert((segment_state(reader), key), (total, facets));
+            }
+        }
     }
 }
 
@@ -437,27 +473,26 @@ impl SearchIndex {
         }
         let tantivy_query = self.build_query(&plan, entitlements)?;
         let searcher = self.reader.searcher();
-        let generation = searcher.generation().generation_id();
         let tally_key = (plan.fingerprint, entitlements, query.facets);
-        let known = self.tallies.get(generation, &tally_key);
+        let (known, known_total, mut tally) = self.tallies.known(&searcher, &tally_key);
         let collector = PageCollector {
             sort: plan.sort,
             after: plan.after,
             limit: plan.limit,
             scored: !plan.terms.is_empty(),
             facets: query.facets,
-            count: known.is_none(),
+            known,
             sorted_by_date: self.sorted_by_date,
         };
         let mut fruit = searcher.search(tantivy_query.as_ref(), &collector)?;
-        let (total, facets) = match known {
-            Some(known) => known,
-            None => {
-                let counted = (fruit.total, std::mem::take(&mut fruit.facets).into_facets());
-                self.tallies.put(generation, tally_key, counted.clone());
-                counted
-            }
-        };
+        let mut total = known_total;
+        for (_, counted, segment_tally) in &fruit.counted {
+            total += counted;
+            tally.merge(segment_tally.clone());
+        }
+        self.tallies
+            .keep(&searcher, tally_key, std::mem::take(&mut fruit.counted));
+        let facets = tally.into_facets();
         // One more than a page was kept: if it is there, another page follows.
         let more = fruit.hits.len() > plan.limit;
         fruit.hits.truncate(plan.limit);
