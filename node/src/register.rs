@@ -600,6 +600,16 @@ pub fn load_version(
 
 /// Builds the API view of a record from its row and latest version.
 pub fn view_of(row: RecordRow, latest: &VersionRow) -> RecordView {
+    let record = latest
+        .document
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok());
+    view_with(row, latest, record)
+}
+
+/// As [`view_of`], with the latest version's record as the caller holds it (already parsed),
+/// instead of parsed again from the version row.
+pub fn view_with(row: RecordRow, latest: &VersionRow, record: Option<Value>) -> RecordView {
     let review = match (&latest.reviewed_by, &latest.reviewed_at) {
         (Some(by), Some(at)) => Some(ReviewView {
             reviewed_by: by.clone(),
@@ -621,10 +631,7 @@ pub fn view_of(row: RecordRow, latest: &VersionRow) -> RecordView {
         created_at: row.created_at,
         updated_at: row.updated_at,
         review,
-        record: latest
-            .document
-            .as_deref()
-            .and_then(|d| serde_json::from_str(d).ok()),
+        record,
     }
 }
 
