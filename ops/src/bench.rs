@@ -27,6 +27,7 @@ use serde_json::Value;
 pub(crate) const ADMIN: &str = "bench-admin-token-00000001";
 
 /// What `rix bench node` measures.
+#[derive(Clone)]
 pub struct NodeBench {
     /// Records to register and approve.
     pub records: u64,
