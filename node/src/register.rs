@@ -416,6 +416,17 @@ pub(crate) fn remember(
     Ok(())
 }
 
+/// Deletes the replies stored under idempotency keys before `cutoff` (an RFC 3339 time, as
+/// `created_at` is written), in one statement over the `created_at` index; returns how many. A
+/// retry after that gets no stored reply: the request runs again as a new one.
+pub fn prune_idempotency(db: &Db, cutoff: &str) -> Result<usize, crate::db::StoreError> {
+    db.write(|conn| {
+        diesel::delete(idempotency::table.filter(idempotency::created_at.lt(cutoff)))
+            .execute(conn)
+            .map_err(crate::db::StoreError::from)
+    })
+}
+
 /// Inserts a new record, version 1, submitted for review (ids from the `id:{kind}` counter).
 pub(crate) fn insert_new(
     conn: &mut DbConn,

@@ -387,6 +387,57 @@ async fn a_retried_submit_returns_the_first_result(backend: Backend) {
 }
 on_both_backends!(idempotency, a_retried_submit_returns_the_first_result);
 
+async fn an_expired_idempotency_key_is_forgotten_and_a_fresh_one_kept(backend: Backend) {
+    use diesel::prelude::*;
+    use rix_node::db::schema::idempotency::dsl as i;
+    let node = start_node(backend, |_| {}).await;
+    let doc = fixture("funded_project");
+    let send = |key: &'static str| {
+        node.http
+            .post(node.url("/v1/projects"))
+            .bearer_auth(SUBMITTER)
+            .header("Idempotency-Key", key)
+            .json(&doc)
+            .send()
+    };
+    let old = reply(send("kept-8-days").await.unwrap()).await;
+    let fresh = reply(send("kept-1-day").await.unwrap()).await;
+    assert_eq!((old.status, fresh.status), (201, 201));
+    let days_ago = |days: i64| {
+        rix_runtime::clock::rfc3339(time::OffsetDateTime::now_utc() - time::Duration::days(days))
+    };
+    {
+        let mut conn = node.node.db.conn().unwrap();
+        for (key, days) in [("kept-8-days", 8), ("kept-1-day", 1)] {
+            let changed = diesel::update(i::idempotency.filter(i::key.eq(key)))
+                .set(i::created_at.eq(days_ago(days)))
+                .execute(&mut *conn)
+                .unwrap();
+            assert_eq!(changed, 1);
+        }
+    }
+    // What the node's hourly pass does with the default retention (7 days).
+    let cutoff = days_ago(i64::from(
+        rix_node::config::default_idempotency_retention_days(),
+    ));
+    assert_eq!(
+        rix_node::register::prune_idempotency(&node.node.db, &cutoff).unwrap(),
+        1
+    );
+    // The fresh key still answers with its first reply; the expired one is a new request.
+    let again = reply(send("kept-1-day").await.unwrap()).await;
+    assert_eq!(again.body, fresh.body);
+    let anew = reply(send("kept-8-days").await.unwrap()).await;
+    assert_eq!(anew.status, 201, "{}", anew.body);
+    assert_ne!(anew.body["id"], old.body["id"]);
+    assert_eq!(count(&node, "projects").await, 3);
+    node.node.stop().await;
+}
+on_both_backends!(
+    idempotency_retention,
+    an_expired_idempotency_key_is_forgotten_and_a_fresh_one_kept
+);
+
 async fn submitters_see_only_their_institution(backend: Backend) {
     let node = start_node(backend, |_| {}).await;
     let mine = fixture("achievement");

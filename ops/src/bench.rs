@@ -104,6 +104,7 @@ pub(crate) async fn start_node(
         }],
         // Nothing pulls this node's feed.
         gateways: Vec::new(),
+        idempotency_retention_days: rix_node::config::default_idempotency_retention_days(),
     };
     Ok(rix_node::start(config).await?)
 }
