@@ -55,6 +55,8 @@ pub struct NodeBenchResult {
     pub submit_secs: f64,
     /// From the first approve request to the last entry published.
     pub approve_to_published_secs: f64,
+    /// From the first approve request to the last one answered (the rest is the log draining).
+    pub approve_secs: f64,
 }
 
 async fn health(http: &reqwest::Client, url: &str) -> Result<Value> {
@@ -196,6 +198,7 @@ pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
     for w in workers {
         w.await??;
     }
+    let approve_secs = started.elapsed().as_secs_f64();
     let published = loop {
         let h = health(&http, &url).await?;
         if h["log"]["outbox_depth"] == 0 {
@@ -210,6 +213,7 @@ pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
         published,
         submit_secs,
         approve_to_published_secs,
+        approve_secs,
     })
 }
 

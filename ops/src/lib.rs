@@ -985,11 +985,12 @@ fn bench_node(
             let r = runtime.block_on(bench::node(&spec))?;
             let rate = r.records as f64 / r.approve_to_published_secs;
             println!(
-                "run {run} {name}: submit {:.0} rec/s; approve→published {:.0} rec/s ({} log entries in {:.2} s)",
+                "run {run} {name}: submit {:.0} rec/s; approve→published {:.0} rec/s ({} log entries in {:.2} s; approvals answered in {:.2} s)",
                 r.records as f64 / r.submit_secs,
                 rate,
                 r.published,
-                r.approve_to_published_secs
+                r.approve_to_published_secs,
+                r.approve_secs
             );
             rates[b].push(rate);
         }
