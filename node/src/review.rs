@@ -329,7 +329,8 @@ pub(crate) fn approve_submitted(
         *slot - 1
     };
 
-    let mut log = Vec::with_capacity(entries as usize);
+    // Seqs in request order, aligned with `plans` (none: nothing logged).
+    let mut seqs = Vec::with_capacity(plans.len());
     for p in &mut plans {
         if let Some(flag) = p.flag {
             let serial = take(&serial_counter(issuer, year, flag));
@@ -342,24 +343,9 @@ pub(crate) fn approve_submitted(
             .format();
             p.set_number(number);
         }
-        if let Some(op) = p.op {
-            log.push((take(outbox::SEQ_COUNTER), op));
-        }
+        seqs.push(p.op.map(|_| take(outbox::SEQ_COUNTER)));
     }
-    let appended: Vec<outbox::Appended<'_>> = plans
-        .iter()
-        .filter(|p| p.op.is_some())
-        .zip(&log)
-        .map(|(p, (seq, op))| outbox::Appended {
-            seq: *seq,
-            op: *op,
-            id: &p.row.id,
-            version: p.row.version,
-            record: (*op == Op::Upsert).then_some(p.document.as_str()),
-        })
-        .collect();
-    outbox::append(conn, kind, &appended, &at).map_err(store)?;
-    write_approved(conn, kind, &plans, &reviewer, &at).map_err(store)?;
+    write_approved(conn, kind, &plans, &seqs, &reviewer, &at).map_err(store)?;
 
     Ok(plans
         .into_iter()
@@ -488,39 +474,29 @@ impl Planned {
     }
 }
 
-/// Writes the approved state: each version's state, document and review, and each row's state,
-/// feed version, number and date. On PostgreSQL one statement per table.
+/// Writes the approved state: the log's entries (`seqs`, aligned with `plans`), each version's
+/// state, document and review, and each row's state, feed version, number and date. On
+/// PostgreSQL one statement for the three tables (the documents sent once), so that the counters
+/// taken just before are held for one round trip and the commit; on SQLite, in process, the
+/// outbox's multi-row insert ([`outbox::append`]) and a prepared statement per row.
 fn write_approved(
     conn: &mut DbConn,
     kind: RecordKind,
     plans: &[Planned],
+    seqs: &[Option<i64>],
     reviewer: &str,
     at: &str,
 ) -> Result<(), diesel::result::Error> {
     use crate::db::schema::{record_versions as v, records as r};
     use diesel::prelude::*;
     use diesel::sql_types::{Array, BigInt, Nullable, Text};
-    let published = Planned::published;
     match conn {
         DbConn::Postgresql(pg) => {
             let ids: Vec<&str> = plans.iter().map(|p| p.row.id.as_str()).collect();
             let versions: Vec<i64> = plans.iter().map(|p| p.row.version).collect();
             let documents: Vec<&str> = plans.iter().map(|p| p.document.as_str()).collect();
-            diesel::sql_query(
-                "UPDATE record_versions AS v \
-                 SET state = $1, document = u.document, reviewed_by = $2, reviewed_at = $3 \
-                 FROM unnest($4::text[], $5::bigint[], $6::text[]) AS u(id, version, document) \
-                 WHERE v.kind = $7 AND v.id = u.id AND v.version = u.version",
-            )
-            .bind::<Text, _>(state::APPROVED)
-            .bind::<Text, _>(reviewer)
-            .bind::<Text, _>(at)
-            .bind::<Array<Text>, _>(&ids)
-            .bind::<Array<BigInt>, _>(&versions)
-            .bind::<Array<Text>, _>(&documents)
-            .bind::<Text, _>(kind.as_str())
-            .execute(pg)?;
-            let feed: Vec<Option<i64>> = plans.iter().map(published).collect();
+            let ops: Vec<Option<&str>> = plans.iter().map(|p| p.op.map(Op::as_str)).collect();
+            let feed: Vec<Option<i64>> = plans.iter().map(Planned::published).collect();
             let numbers: Vec<Option<&str>> = plans
                 .iter()
                 .map(|p| p.row.registration_no.as_deref())
@@ -529,26 +505,58 @@ fn write_approved(
                 .iter()
                 .map(|p| p.row.registration_date.as_deref())
                 .collect();
+            // The log's entries are the outbox's (`outbox::append` on SQLite): the same columns,
+            // an upsert carrying the stored document, a withdrawal none.
             diesel::sql_query(
-                "UPDATE records AS r \
-                 SET state = $1, published_version = u.published_version, \
-                     registration_no = u.registration_no, registration_date = u.registration_date, \
-                     updated_at = $2 \
-                 FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[]) \
-                      AS u(id, published_version, registration_no, registration_date) \
-                 WHERE r.kind = $7 AND r.id = u.id",
+                "WITH u AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], \
+                        $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::text[]) \
+                        AS u(id, version, document, seq, op, published_version, \
+                             registration_no, registration_date)), \
+                 o AS (INSERT INTO outbox (seq, kind, op, id, version, record, created_at) \
+                       SELECT seq, $9, op, id, version, \
+                              CASE WHEN op = 'upsert' THEN document END, $10 \
+                       FROM u WHERE seq IS NOT NULL ORDER BY seq), \
+                 v AS (UPDATE record_versions AS v \
+                       SET state = $11, document = u.document, reviewed_by = $12, \
+                           reviewed_at = $10 \
+                       FROM u WHERE v.kind = $9 AND v.id = u.id AND v.version = u.version) \
+                 UPDATE records AS r \
+                 SET state = $11, published_version = u.published_version, \
+                     registration_no = u.registration_no, \
+                     registration_date = u.registration_date, updated_at = $10 \
+                 FROM u WHERE r.kind = $9 AND r.id = u.id",
             )
-            .bind::<Text, _>(state::APPROVED)
-            .bind::<Text, _>(at)
             .bind::<Array<Text>, _>(&ids)
+            .bind::<Array<BigInt>, _>(&versions)
+            .bind::<Array<Text>, _>(&documents)
+            .bind::<Array<Nullable<BigInt>>, _>(seqs)
+            .bind::<Array<Nullable<Text>>, _>(&ops)
             .bind::<Array<Nullable<BigInt>>, _>(&feed)
             .bind::<Array<Nullable<Text>>, _>(&numbers)
             .bind::<Array<Nullable<Text>>, _>(&dates)
             .bind::<Text, _>(kind.as_str())
+            .bind::<Text, _>(at)
+            .bind::<Text, _>(state::APPROVED)
+            .bind::<Text, _>(reviewer)
             .execute(pg)?;
         }
         // One writer at a time, in process: a prepared statement per row costs little.
-        DbConn::Sqlite(sqlite) => {
+        DbConn::Sqlite(_) => {
+            let appended: Vec<outbox::Appended<'_>> = plans
+                .iter()
+                .zip(seqs)
+                .filter_map(|(p, seq)| {
+                    let (seq, op) = ((*seq)?, p.op?);
+                    Some(outbox::Appended {
+                        seq,
+                        op,
+                        id: &p.row.id,
+                        version: p.row.version,
+                        record: (op == Op::Upsert).then_some(p.document.as_str()),
+                    })
+                })
+                .collect();
+            outbox::append(conn, kind, &appended, at)?;
             for p in plans {
                 diesel::update(v::table.find((kind.as_str(), &p.row.id, p.row.version)))
                     .set((
@@ -557,16 +565,16 @@ fn write_approved(
                         v::reviewed_by.eq(reviewer),
                         v::reviewed_at.eq(at),
                     ))
-                    .execute(sqlite)?;
+                    .execute(conn)?;
                 diesel::update(r::table.find((kind.as_str(), &p.row.id)))
                     .set((
                         r::state.eq(state::APPROVED),
-                        r::published_version.eq(published(p)),
+                        r::published_version.eq(p.published()),
                         r::registration_no.eq(&p.row.registration_no),
                         r::registration_date.eq(&p.row.registration_date),
                         r::updated_at.eq(at),
                     ))
-                    .execute(sqlite)?;
+                    .execute(conn)?;
             }
         }
     }
