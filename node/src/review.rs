@@ -11,10 +11,11 @@
 //! One approval path, set-based: a single approval is a set of one. The records are loaded in
 //! one query (on PostgreSQL their rows locked, in id order), everything per record is decided
 //! before any counter is touched, then the serial counters and the log's seq are taken late, in
-//! one statement reserving every value the set needs, and the writes follow as one statement per
-//! table. The counters are what concurrent approvals queue on (they keep numbers and seqs
-//! gap-free and in commit order), so they are held only for the last few statements and the
-//! commit, whatever the size of the set.
+//! one statement reserving every value the set needs, and the writes follow (on PostgreSQL one
+//! statement for the log, the versions and the rows; on SQLite a multi-row insert and a statement
+//! per row, in process). The counters are what concurrent approvals queue on (they keep numbers
+//! and seqs gap-free and in commit order), so they are held only for that and the commit,
+//! whatever the size of the set.
 //!
 //! Approval fails closed on secrecy: a version whose level cannot be read is refused (422 at
 //! `/secrecy/level`), never taken for public; and a version that lowers the level in force
@@ -278,7 +279,7 @@ struct Planned {
 /// [`reserve_registration_no`]), the registration date, the log entry, the stored document. Then
 /// the counters are taken late, in one statement that reserves every number and seq the set needs
 /// (the serial counters of this year in flag order, then the log's seq: one global order, so
-/// concurrent approvals cannot deadlock), and the writes follow as one statement per table.
+/// concurrent approvals cannot deadlock), and the writes follow ([`write_approved`]).
 /// Numbers and seqs are handed out in the order of `items`, gap-free.
 pub(crate) fn approve_submitted(
     conn: &mut DbConn,
