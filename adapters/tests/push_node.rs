@@ -61,6 +61,7 @@ fn node_config(dir: &std::path::Path, tls: TlsConfig) -> Config {
             name: Some("导入管理员".into()),
         }],
         gateways: vec![],
+        idempotency_retention_days: rix_node::config::default_idempotency_retention_days(),
     }
 }
 

@@ -172,6 +172,15 @@ pub struct Config {
     /// The gateways that may read the signed feed; none means nobody reads it.
     #[serde(default)]
     pub gateways: Vec<GatewayConfig>,
+    /// How many days a reply stored under an `Idempotency-Key` is kept (answered again to a
+    /// retry); older ones are deleted. 0 keeps them for ever.
+    #[serde(default = "default_idempotency_retention_days")]
+    pub idempotency_retention_days: u32,
+}
+
+/// A week: far longer than any client retries a request.
+pub fn default_idempotency_retention_days() -> u32 {
+    7
 }
 
 fn default_listen() -> SocketAddr {
@@ -275,6 +284,9 @@ impl Config {
                 message: "the listener has no TLS: set [tls] cert and key first".into(),
             })?;
             tls.client_ca = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Some(v) = env.parsed("RIX_IDEMPOTENCY_RETENTION_DAYS")? {
+            self.idempotency_retention_days = v;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use rix_runtime::db::Tuning;
 pub use rix_runtime::db::{
     AsConflict, Backend, DbConn, StoreError, current_counter, lock_counter, next_counter,
-    redact_url,
+    redact_url, take_counters,
 };
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

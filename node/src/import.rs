@@ -32,7 +32,7 @@
 //! - **The same rules and the same approval as online registration.** Records are checked by
 //!   `register::check_document` and inserted by `register::insert_new_rows` (what
 //!   `register::insert_new` calls); approval — a historical number kept, or one assigned for
-//!   `approve: true` — is `review::approve_loaded`, the body of `review::approve_in` given the
+//!   `approve: true` — is `review::approve_loaded`, review's one set-based approval given the
 //!   rows just written instead of reading them back, which writes the log entry unless the
 //!   record is classified `secret` or above. The import has no second way to approve, number
 //!   or publish.

@@ -1,9 +1,11 @@
 //! Stage 3: the node's log — the transactional outbox, sealed into signed batches, served as
 //! the signed feed.
 //!
-//! [`enqueue`] is the one place that assigns seqs: it runs inside the approving (or
-//! withdrawing) transaction, so a log entry exists exactly when its cause committed, with the
-//! next gap-free seq. [`seal_next_batch`] is the one place that signs: in one transaction it
+//! [`SEQ_COUNTER`] is the one counter that assigns seqs, and [`append`] the one place that writes
+//! entries: inside the approving (or withdrawing) transaction that reserved their seqs, so a log
+//! entry exists exactly when its cause committed, with the next gap-free seq. [`enqueue`] is the
+//! two for one entry; approval reserves the seqs of a whole set together with its serials
+//! ([`crate::review`]). [`seal_next_batch`] is the one place that signs: in one transaction it
 //! takes the oldest unsealed entries (one kind at a time, since the routing key names the
 //! kind), chains them to the last batch, signs, records the key's window ([`crate::keys`]),
 //! and stores the batch bytes. Those stored bytes
@@ -23,7 +25,12 @@ use rix_schema::canonical::parse_sha256_hex;
 use rix_schema::signing::SigningKey;
 
 use crate::db::schema::{batches, outbox};
-use crate::db::{Db, DbConn, StoreError, next_counter};
+use crate::db::{Db, DbConn, StoreError, take_counters};
+
+/// The counter behind the log's seqs. A caller that reserves seqs together with other
+/// counters (approval: [`crate::review`]) takes it with `take_counters` (`rix_runtime::db`)
+/// and hands the seqs to [`append`].
+pub const SEQ_COUNTER: &str = "outbox_seq";
 
 /// Appends an entry to the log inside the caller's transaction; returns its seq.
 pub fn enqueue(
@@ -34,19 +41,65 @@ pub fn enqueue(
     version: i64,
     record: Option<&str>,
 ) -> Result<i64, diesel::result::Error> {
-    let seq = next_counter(conn, "outbox_seq")?;
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::seq.eq(seq),
-            outbox::kind.eq(kind.as_str()),
-            outbox::op.eq(op.as_str()),
-            outbox::id.eq(id),
-            outbox::version.eq(version),
-            outbox::record.eq(record),
-            outbox::created_at.eq(now()),
-        ))
-        .execute(conn)?;
+    let seq = take_counters(conn, &[(SEQ_COUNTER, 1)])?[0];
+    let entry = Appended {
+        seq,
+        op,
+        id,
+        version,
+        record,
+    };
+    append(conn, kind, &[entry], &now())?;
     Ok(seq)
+}
+
+/// A log entry whose seq the caller reserved from [`SEQ_COUNTER`] in its transaction.
+pub struct Appended<'a> {
+    /// Its seq.
+    pub seq: i64,
+    /// Upsert or withdraw.
+    pub op: Op,
+    /// The record's id.
+    pub id: &'a str,
+    /// The record's version.
+    pub version: i64,
+    /// The record, for an upsert.
+    pub record: Option<&'a str>,
+}
+
+/// Rows per multi-row insert of [`append`] (7 values a row, within both backends' limits).
+const ENTRIES_PER_INSERT: usize = 500;
+
+/// Writes log entries whose seqs were reserved in the caller's transaction, in multi-row
+/// inserts: the seqs must be the ones reserved, all of them, so that the log stays gap-free.
+pub fn append(
+    conn: &mut DbConn,
+    kind: RecordKind,
+    entries: &[Appended<'_>],
+    at: &str,
+) -> Result<(), diesel::result::Error> {
+    for chunk in entries.chunks(ENTRIES_PER_INSERT) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|e| {
+                (
+                    outbox::seq.eq(e.seq),
+                    outbox::kind.eq(kind.as_str()),
+                    outbox::op.eq(e.op.as_str()),
+                    outbox::id.eq(e.id),
+                    outbox::version.eq(e.version),
+                    outbox::record.eq(e.record),
+                    outbox::created_at.eq(at),
+                )
+            })
+            .collect();
+        let insert = diesel::insert_into(outbox::table).values(rows);
+        match conn {
+            DbConn::Sqlite(c) => insert.execute(c)?,
+            DbConn::Postgresql(c) => insert.execute(c)?,
+        };
+    }
+    Ok(())
 }
 
 /// A stored batch, as the publisher and the feed use it.

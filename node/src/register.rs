@@ -416,6 +416,17 @@ pub(crate) fn remember(
     Ok(())
 }
 
+/// Deletes the replies stored under idempotency keys before `cutoff` (an RFC 3339 time, as
+/// `created_at` is written), in one statement over the `created_at` index; returns how many. A
+/// retry after that gets no stored reply: the request runs again as a new one.
+pub fn prune_idempotency(db: &Db, cutoff: &str) -> Result<usize, crate::db::StoreError> {
+    db.write(|conn| {
+        diesel::delete(idempotency::table.filter(idempotency::created_at.lt(cutoff)))
+            .execute(conn)
+            .map_err(crate::db::StoreError::from)
+    })
+}
+
 /// Inserts a new record, version 1, submitted for review (ids from the `id:{kind}` counter).
 pub(crate) fn insert_new(
     conn: &mut DbConn,
@@ -600,6 +611,16 @@ pub fn load_version(
 
 /// Builds the API view of a record from its row and latest version.
 pub fn view_of(row: RecordRow, latest: &VersionRow) -> RecordView {
+    let record = latest
+        .document
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok());
+    view_with(row, latest, record)
+}
+
+/// As [`view_of`], with the latest version's record as the caller holds it (already parsed),
+/// instead of parsed again from the version row.
+pub fn view_with(row: RecordRow, latest: &VersionRow, record: Option<Value>) -> RecordView {
     let review = match (&latest.reviewed_by, &latest.reviewed_at) {
         (Some(by), Some(at)) => Some(ReviewView {
             reviewed_by: by.clone(),
@@ -621,10 +642,7 @@ pub fn view_of(row: RecordRow, latest: &VersionRow) -> RecordView {
         created_at: row.created_at,
         updated_at: row.updated_at,
         review,
-        record: latest
-            .document
-            .as_deref()
-            .and_then(|d| serde_json::from_str(d).ok()),
+        record,
     }
 }
 

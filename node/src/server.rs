@@ -56,6 +56,7 @@ pub struct RunningNode {
     pub scheme: &'static str,
     server: RunningServer,
     publisher_task: tokio::task::JoinHandle<()>,
+    pruner_task: Option<tokio::task::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     /// The node's metrics (tests read them).
     pub metrics: Metrics,
@@ -73,6 +74,9 @@ impl RunningNode {
     /// what is waiting and waits (bounded) for the broker's confirms.
     pub async fn stop(self) {
         self.server.stop().await;
+        if let Some(pruner) = &self.pruner_task {
+            pruner.abort();
+        }
         let _ = self.shutdown.send(true);
         let _ = self.publisher_task.await;
     }
@@ -178,6 +182,12 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         broker_health: broker_health.clone(),
     };
     let publisher_task = tokio::spawn(publisher.run(shutdown_rx));
+    let pruner_task = (config.idempotency_retention_days > 0).then(|| {
+        tokio::spawn(prune_idempotency(
+            db.clone(),
+            config.idempotency_retention_days,
+        ))
+    });
 
     let state = web::Data::new(AppState {
         db: db.clone(),
@@ -215,10 +225,36 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         scheme,
         server,
         publisher_task,
+        pruner_task,
         shutdown,
         metrics,
         db,
     })
+}
+
+/// How often stored idempotent replies are checked for age.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes the replies stored under idempotency keys once they are `days` old: at start, then
+/// every [`PRUNE_EVERY`]. A failure is logged and tried again next time.
+async fn prune_idempotency(db: Db, days: u32) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let cutoff = rix_runtime::clock::rfc3339(
+            time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(days)),
+        );
+        let db = db.clone();
+        match tokio::task::spawn_blocking(move || crate::register::prune_idempotency(&db, &cutoff))
+            .await
+        {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(deleted = n, days, "stored idempotent replies expired"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not delete expired idempotent replies"),
+            Err(_) => return,
+        }
+    }
 }
 
 fn tracing_actix() -> actix_web::middleware::Logger {

@@ -387,6 +387,57 @@ async fn a_retried_submit_returns_the_first_result(backend: Backend) {
 }
 on_both_backends!(idempotency, a_retried_submit_returns_the_first_result);
 
+async fn an_expired_idempotency_key_is_forgotten_and_a_fresh_one_kept(backend: Backend) {
+    use diesel::prelude::*;
+    use rix_node::db::schema::idempotency::dsl as i;
+    let node = start_node(backend, |_| {}).await;
+    let doc = fixture("funded_project");
+    let send = |key: &'static str| {
+        node.http
+            .post(node.url("/v1/projects"))
+            .bearer_auth(SUBMITTER)
+            .header("Idempotency-Key", key)
+            .json(&doc)
+            .send()
+    };
+    let old = reply(send("kept-8-days").await.unwrap()).await;
+    let fresh = reply(send("kept-1-day").await.unwrap()).await;
+    assert_eq!((old.status, fresh.status), (201, 201));
+    let days_ago = |days: i64| {
+        rix_runtime::clock::rfc3339(time::OffsetDateTime::now_utc() - time::Duration::days(days))
+    };
+    {
+        let mut conn = node.node.db.conn().unwrap();
+        for (key, days) in [("kept-8-days", 8), ("kept-1-day", 1)] {
+            let changed = diesel::update(i::idempotency.filter(i::key.eq(key)))
+                .set(i::created_at.eq(days_ago(days)))
+                .execute(&mut *conn)
+                .unwrap();
+            assert_eq!(changed, 1);
+        }
+    }
+    // What the node's hourly pass does with the default retention (7 days).
+    let cutoff = days_ago(i64::from(
+        rix_node::config::default_idempotency_retention_days(),
+    ));
+    assert_eq!(
+        rix_node::register::prune_idempotency(&node.node.db, &cutoff).unwrap(),
+        1
+    );
+    // The fresh key still answers with its first reply; the expired one is a new request.
+    let again = reply(send("kept-1-day").await.unwrap()).await;
+    assert_eq!(again.body, fresh.body);
+    let anew = reply(send("kept-8-days").await.unwrap()).await;
+    assert_eq!(anew.status, 201, "{}", anew.body);
+    assert_ne!(anew.body["id"], old.body["id"]);
+    assert_eq!(count(&node, "projects").await, 3);
+    node.node.stop().await;
+}
+on_both_backends!(
+    idempotency_retention,
+    an_expired_idempotency_key_is_forgotten_and_a_fresh_one_kept
+);
+
 async fn submitters_see_only_their_institution(backend: Backend) {
     let node = start_node(backend, |_| {}).await;
     let mine = fixture("achievement");
@@ -752,6 +803,92 @@ async fn bulk_approval_is_all_or_nothing_and_safe_to_run_concurrently(backend: B
 on_both_backends!(
     bulk_approval,
     bulk_approval_is_all_or_nothing_and_safe_to_run_concurrently
+);
+
+async fn overlapping_bulk_approvals_approve_each_record_once(backend: Backend) {
+    let node = std::sync::Arc::new(start_node(backend, |_| {}).await);
+    let mut docs = vec![fixture("achievement"); 20];
+    // A submitter who writes approval's own stand-in for the number gets it back as written.
+    let odd = "rix:registration_no:placeholder:5f0c2a";
+    docs[7]["abstract"] = json!(odd);
+    let r = node
+        .post("/v1/achievements/batch", SUBMITTER, &Value::Array(docs))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ids: Vec<String> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+
+    // An id named twice in one request: the second time it is already approved.
+    let r = node
+        .post(
+            "/v1/achievements/approve",
+            REVIEWER,
+            &json!({"ids": [&ids[0], &ids[1], &ids[0]]}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(pointers(&r.body), vec!["/ids/2"]);
+
+    // Three reviewers approve the same records at once, in different orders: each record is
+    // approved once, by whoever came first; the others are told it is approved already.
+    let mut tasks = Vec::new();
+    for turn in 0..3 {
+        let node = node.clone();
+        let mut mine = ids.clone();
+        mine.rotate_left(turn * 7);
+        tasks.push(tokio::spawn(async move {
+            node.post(
+                "/v1/achievements/approve",
+                REVIEWER,
+                &json!({ "ids": mine }),
+            )
+            .await
+        }));
+    }
+    let mut approved = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => approved += 1,
+            409 => assert!(
+                r.body
+                    .to_string()
+                    .contains("is approved; only a submitted version can be reviewed"),
+                "{}",
+                r.body
+            ),
+            other => panic!("{other}: {}", r.body),
+        }
+    }
+    assert_eq!(approved, 1);
+    let mut serials = Vec::new();
+    for id in &ids {
+        let r = node
+            .get(&format!("/v1/achievements/{id}"), Some(REVIEWER))
+            .await;
+        assert_eq!(r.body["state"], "approved", "{}", r.body);
+        let number = r.body["registration_no"].as_str().unwrap();
+        assert_eq!(r.body["record"]["registration_no"], number);
+        serials.push(number[number.len() - 4..].parse::<u32>().unwrap());
+    }
+    serials.sort();
+    assert_eq!(serials, (1..=20).collect::<Vec<u32>>());
+    let odd_one = node
+        .get(&format!("/v1/achievements/{}", ids[7]), Some(REVIEWER))
+        .await;
+    assert_eq!(odd_one.body["record"]["abstract"], odd);
+    node.wait_for_seq(20).await;
+    let entries = verify_chain(&node.node_id, &node.key, &node.feed_lines().await);
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+}
+on_both_backends!(
+    overlapping_bulk_approval,
+    overlapping_bulk_approvals_approve_each_record_once
 );
 
 /// Every `$ref` in a schema document.

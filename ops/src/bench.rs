@@ -27,6 +27,7 @@ use serde_json::Value;
 pub(crate) const ADMIN: &str = "bench-admin-token-00000001";
 
 /// What `rix bench node` measures.
+#[derive(Clone)]
 pub struct NodeBench {
     /// Records to register and approve.
     pub records: u64,
@@ -54,6 +55,8 @@ pub struct NodeBenchResult {
     pub submit_secs: f64,
     /// From the first approve request to the last entry published.
     pub approve_to_published_secs: f64,
+    /// From the first approve request to the last one answered (the rest is the log draining).
+    pub approve_secs: f64,
 }
 
 async fn health(http: &reqwest::Client, url: &str) -> Result<Value> {
@@ -103,6 +106,7 @@ pub(crate) async fn start_node(
         }],
         // Nothing pulls this node's feed.
         gateways: Vec::new(),
+        idempotency_retention_days: rix_node::config::default_idempotency_retention_days(),
     };
     Ok(rix_node::start(config).await?)
 }
@@ -194,6 +198,7 @@ pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
     for w in workers {
         w.await??;
     }
+    let approve_secs = started.elapsed().as_secs_f64();
     let published = loop {
         let h = health(&http, &url).await?;
         if h["log"]["outbox_depth"] == 0 {
@@ -208,6 +213,7 @@ pub async fn node(bench: &NodeBench) -> Result<NodeBenchResult> {
         published,
         submit_secs,
         approve_to_published_secs,
+        approve_secs,
     })
 }
 

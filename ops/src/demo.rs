@@ -985,6 +985,7 @@ async fn start_and_seed(
                 client_cert_subject: None,
                 client_cert_sha256: None,
             }],
+            idempotency_retention_days: rix_node::config::default_idempotency_retention_days(),
         };
         println!(
             "starting node {} ({})…",

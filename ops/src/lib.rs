@@ -386,7 +386,8 @@ enum BenchCommand {
     },
     /// A node from API to confirmed publish: batch-submit generated achievements, approve each
     /// with concurrent reviewers over HTTP, stop the clock when every approval is published.
-    /// Prints each run and the median approvals per second.
+    /// Prints each run and the median approvals per second; with --postgres, SQLite and
+    /// PostgreSQL are measured side by side (alternating, run by run) and printed together.
     Node {
         /// Records per run.
         #[arg(long, default_value_t = 5000)]
@@ -407,9 +408,13 @@ enum BenchCommand {
         /// Publish to RabbitMQ at this URL (else the feed is the only transport).
         #[arg(long)]
         amqp: Option<String>,
-        /// Store in this PostgreSQL database (else SQLite in a temporary directory).
+        /// Also (or with --only postgres, only) store in this PostgreSQL database, emptied
+        /// before each run; SQLite is always in a temporary directory.
         #[arg(long)]
         postgres: Option<String>,
+        /// Only `sqlite` or `postgres` (default: SQLite, and PostgreSQL when --postgres is given).
+        #[arg(long)]
+        only: Option<String>,
     },
 }
 
@@ -924,6 +929,7 @@ pub fn main() -> Result<()> {
                     approve_batch,
                     amqp,
                     postgres,
+                    only,
                 },
         } => bench_node(
             bench::NodeBench {
@@ -932,51 +938,79 @@ pub fn main() -> Result<()> {
                 concurrency,
                 submit_batch: 1000,
                 amqp,
-                postgres,
+                postgres: None,
                 batch_max_entries,
             },
+            postgres,
+            only.as_deref(),
             runs,
         ),
     }
 }
 
-fn bench_node(spec: bench::NodeBench, runs: usize) -> Result<()> {
+fn bench_node(
+    spec: bench::NodeBench,
+    postgres: Option<String>,
+    only: Option<&str>,
+    runs: usize,
+) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let transport = if spec.amqp.is_some() {
         "RabbitMQ"
     } else {
         "feed only"
     };
-    let backend = if spec.postgres.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite"
+    // The backends measured, each run alternating between them so that both meet the same
+    // load on a shared machine.
+    let backends: Vec<(&str, Option<String>)> = match (only, postgres) {
+        (Some("sqlite"), _) => vec![("SQLite", None)],
+        (Some("postgres"), Some(url)) => vec![("PostgreSQL", Some(url))],
+        (Some("postgres"), None) => bail!("--only postgres needs --postgres URL"),
+        (Some(other), _) => bail!("--only is sqlite or postgres, not {other:?}"),
+        (None, Some(url)) => vec![("SQLite", None), ("PostgreSQL", Some(url))],
+        (None, None) => vec![("SQLite", None)],
     };
+    let names: Vec<&str> = backends.iter().map(|(name, _)| *name).collect();
     println!(
-        "rix bench node: {} records/run, {} concurrent reviewers, {} per approve request, {backend}, {transport}",
-        spec.records, spec.concurrency, spec.approve_batch
+        "rix bench node: {} records/run, {} concurrent reviewers, {} per approve request, {}, {transport}",
+        spec.records,
+        spec.concurrency,
+        spec.approve_batch,
+        names.join(" and ")
     );
-    let mut rates = Vec::new();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); backends.len()];
     for run in 1..=runs.max(1) {
-        if let Some(pg) = &spec.postgres {
-            reset_postgres(pg)?;
+        for (b, (name, url)) in backends.iter().enumerate() {
+            if let Some(pg) = url {
+                reset_postgres(pg)?;
+            }
+            let spec = bench::NodeBench {
+                postgres: url.clone(),
+                ..spec.clone()
+            };
+            let r = runtime.block_on(bench::node(&spec))?;
+            let rate = r.records as f64 / r.approve_to_published_secs;
+            println!(
+                "run {run} {name}: submit {:.0} rec/s; approve→published {:.0} rec/s ({} log entries in {:.2} s; approvals answered in {:.2} s)",
+                r.records as f64 / r.submit_secs,
+                rate,
+                r.published,
+                r.approve_to_published_secs,
+                r.approve_secs
+            );
+            rates[b].push(rate);
         }
-        let r = runtime.block_on(bench::node(&spec))?;
-        let rate = r.records as f64 / r.approve_to_published_secs;
-        println!(
-            "run {run}: submit {:.0} rec/s; approve→published {:.0} rec/s ({} log entries in {:.2} s)",
-            r.records as f64 / r.submit_secs,
-            rate,
-            r.published,
-            r.approve_to_published_secs
-        );
-        rates.push(rate);
     }
-    rates.sort_by(f64::total_cmp);
-    println!(
-        "median approve→published: {:.0} records/s",
-        rates[rates.len() / 2]
-    );
+    println!("median approve→published, records/s (range):");
+    for ((name, _), rates) in backends.iter().zip(&mut rates) {
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "  {name:<10} {:>6.0}  ({:.0}–{:.0})",
+            rates[rates.len() / 2],
+            rates[0],
+            rates[rates.len() - 1]
+        );
+    }
     Ok(())
 }
 

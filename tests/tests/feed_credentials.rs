@@ -54,6 +54,7 @@ async fn closed_node(dir: &Path, tls: TlsConfig) -> (rix_node::RunningNode, Stri
             client_cert_subject: Some("national-gateway".into()),
             client_cert_sha256: None,
         }],
+        idempotency_retention_days: rix_node::config::default_idempotency_retention_days(),
     };
     (rix_node::start(config).await.unwrap(), node_id)
 }

@@ -885,6 +885,7 @@ async fn an_import_over_tls_trusts_the_node_only_through_the_given_ca() {
             name: None,
         }],
         gateways: Vec::new(),
+        idempotency_retention_days: rix_node::config::default_idempotency_retention_days(),
     };
     let node = rix_node::start(config).await.unwrap();
     let url = format!("https://localhost:{}", node.addr.port());

@@ -73,6 +73,7 @@ pub fn config(backend: Backend, dir: &std::path::Path, node_id: &str) -> Config 
             client_cert_subject: None,
             client_cert_sha256: None,
         }],
+        idempotency_retention_days: rix_node::config::default_idempotency_retention_days(),
     }
 }
 

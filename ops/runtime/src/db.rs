@@ -404,6 +404,85 @@ pub fn next_counter(conn: &mut DbConn, name: &str) -> Result<i64, DieselError> {
     }
 }
 
+/// Takes `n` consecutive values of each named counter inside the caller's transaction, in one
+/// statement, and returns for each name (in the order given) the first of its values: the name
+/// with `n` gets `first..first + n`. An `n` of 0 takes nothing and returns the value after the
+/// counter's last. As [`next_counter`], rolled back with the transaction, so gap-free.
+///
+/// The rows should exist ([`Db::ensure_counters`]); one that does not is created, as by
+/// [`next_counter`]. On PostgreSQL they are locked in the order
+/// given, until commit: callers that take several counters give them in one global order, so
+/// that concurrent writers cannot deadlock. Taking them late, in one round trip, is what keeps
+/// concurrent writers from queueing on them for longer than the rest of their commit.
+pub fn take_counters(conn: &mut DbConn, wants: &[(&str, i64)]) -> Result<Vec<i64>, DieselError> {
+    use diesel::sql_types::{Array, BigInt, Text};
+    use schema::counters::dsl as c;
+    #[derive(QueryableByName)]
+    struct Taken {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = BigInt)]
+        value: i64,
+    }
+    if wants.is_empty() {
+        return Ok(Vec::new());
+    }
+    let taken: Vec<(String, i64)> = match conn {
+        DbConn::Postgresql(pg) => {
+            let names: Vec<&str> = wants.iter().map(|(name, _)| *name).collect();
+            let counts: Vec<i64> = wants.iter().map(|(_, n)| *n).collect();
+            // The subquery locks the rows in the order given (its sort sits below the lock);
+            // the update then finds them locked by this transaction and reads their latest
+            // committed values.
+            diesel::sql_query(
+                "UPDATE counters AS c SET value = c.value + w.n \
+                 FROM (SELECT c2.name FROM counters AS c2 \
+                       JOIN unnest($1::text[]) WITH ORDINALITY AS o(name, ord) ON c2.name = o.name \
+                       ORDER BY o.ord FOR UPDATE OF c2) AS l, \
+                      unnest($1::text[], $2::bigint[]) AS w(name, n) \
+                 WHERE c.name = l.name AND c.name = w.name \
+                 RETURNING c.name, c.value",
+            )
+            .bind::<Array<Text>, _>(&names)
+            .bind::<Array<BigInt>, _>(&counts)
+            .load::<Taken>(pg)?
+            .into_iter()
+            .map(|t| (t.name, t.value))
+            .collect()
+        }
+        // One writer at a time already: a statement per counter, in process.
+        DbConn::Sqlite(_) => {
+            let mut taken = Vec::with_capacity(wants.len());
+            for (name, n) in wants {
+                let value: Option<i64> = diesel::update(c::counters.filter(c::name.eq(*name)))
+                    .set(c::value.eq(c::value + *n))
+                    .returning(c::value)
+                    .get_result(conn)
+                    .optional()?;
+                if let Some(value) = value {
+                    taken.push(((*name).to_owned(), value));
+                }
+            }
+            taken
+        }
+    };
+    let mut firsts = Vec::with_capacity(wants.len());
+    for (name, n) in wants {
+        match taken.iter().find(|(t, _)| t == name) {
+            Some((_, last)) => firsts.push(last - n + 1),
+            // A counter never created: as `next_counter`, born here (which makes concurrent
+            // writers wait on this transaction's insert; `Db::ensure_counters` avoids it).
+            None => {
+                diesel::insert_into(c::counters)
+                    .values((c::name.eq(*name), c::value.eq(*n)))
+                    .execute(conn)?;
+                firsts.push(1);
+            }
+        }
+    }
+    Ok(firsts)
+}
+
 /// Locks a counter's row until the transaction ends, without moving it (no-op on SQLite,
 /// whose writers are already serialised). Used to take several counters in a fixed order.
 pub fn lock_counter(conn: &mut DbConn, name: &str) -> Result<(), DieselError> {
@@ -484,6 +563,33 @@ mod tests {
             .unwrap();
         assert_eq!((first, second), (1, 2));
         assert_eq!(current_counter(&mut db.conn().unwrap(), "seq").unwrap(), 2);
+    }
+
+    #[test]
+    fn counters_taken_together_are_consecutive_and_roll_back_with_their_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("n.db").to_str().unwrap(), 2, &COUNTERS_ONLY).unwrap();
+        db.ensure_counters(&["a", "b"]).unwrap();
+        let first = db
+            .write(|c| {
+                take_counters(c, &[("seq", 3), ("a", 2), ("b", 0)]).map_err(StoreError::from)
+            })
+            .unwrap();
+        assert_eq!(first, [1, 1, 1]);
+        let failed: Result<Vec<i64>, StoreError> = db.write(|c| {
+            take_counters(c, &[("seq", 5)])?;
+            Err(StoreError::Task("forced rollback".into()))
+        });
+        assert!(failed.is_err());
+        let second = db
+            .write(|c| take_counters(c, &[("a", 1), ("seq", 1)]).map_err(StoreError::from))
+            .unwrap();
+        assert_eq!(second, [3, 4]);
+        let born = db
+            .write(|c| take_counters(c, &[("new", 2)]).map_err(StoreError::from))
+            .unwrap();
+        assert_eq!(born, [1]);
+        assert_eq!(current_counter(&mut db.conn().unwrap(), "new").unwrap(), 2);
     }
 
     #[test]
