@@ -12,10 +12,11 @@
 //! **A page at the cost of a page.** A segment's total and facets for a query do not change
 //! while the segment does not (its documents are fixed, its deletions are numbered), so the
 //! search counts them once per segment and query (`SearchIndex::search` keeps them): the later
-//! pages of a query count nothing, and after a commit only the new segments are counted. The index is
-//! sorted by date, newest first, so a date-ordered page that counts nothing starts at the
-//! cursor's date and stops once the page is full and the dates fall below its last one: it
-//! reads about a page, whatever the number of matches and the depth. A relevance-ordered page
+//! pages of a query count nothing, and after a commit only the new segments are counted. The
+//! index is sorted by [`date_order`] (date descending, then key ascending: the date order of
+//! results), so a date-ordered page that counts nothing starts at the cursor (by bisection) and
+//! stops as soon as it holds its matches: it reads about a page per segment, whatever the
+//! number of matches and the depth. A relevance-ordered page
 //! still passes over every match (a score is known only once computed), and a page that counts
 //! does too.
 //!
@@ -138,6 +139,18 @@ impl PartialOrd for Rank {
     }
 }
 
+/// Bits of [`date_order`] that hold the key (change ids stay far below 2^39).
+const ORDER_KEY_BITS: u32 = 39;
+
+/// One number whose descending order is the date order of results — date descending, then key
+/// ascending — for the `order` column the index is sorted by: within a segment, documents lie
+/// in exactly the order a date-ordered page lists them, so a page reads its matches and stops.
+/// (A date past 3355 or a key past 2^39, which never occur, only tie: still correct, less quick.)
+pub(super) fn date_order(date: u64, key: u64) -> u64 {
+    let key_mask = (1u64 << ORDER_KEY_BITS) - 1;
+    (date.min((1 << (64 - ORDER_KEY_BITS)) - 1) << ORDER_KEY_BITS) | (key_mask - key.min(key_mask))
+}
+
 /// A score as an unsigned number with the same order.
 fn score_bits(score: Score) -> u64 {
     let bits = score.to_bits();
@@ -187,7 +200,7 @@ pub(super) struct PageCollector {
     /// counted once per segment: `SearchIndex::search` keeps them), where only the page is
     /// looked for.
     pub(super) known: HashSet<SegmentOrdinal>,
-    /// Every segment is sorted by date, newest first (the index's sort order), so a
+    /// Every segment is sorted by [`date_order`] (the index's sort order), so a
     /// date-ordered page that counts nothing can start at the cursor and stop at its last
     /// date.
     pub(super) sorted_by_date: bool,
@@ -381,21 +394,22 @@ impl PageSegmentCollector {
         }
     }
 
-    /// The page of a segment sorted by date (newest first) when nothing is to be counted: from
-    /// the first document at or before the cursor's date, in document order — which is result
-    /// order up to ties of date — until the page is full and the dates fall below its last one.
-    /// What it reads is about a page, however many matches the query has and however deep the
-    /// cursor is.
+    /// The page of a segment sorted by [`date_order`] when nothing is to be counted: from the
+    /// cursor on, in document order — which is result order — until the page is full. What it
+    /// reads is about a page, however many matches the query has and however deep the cursor
+    /// is.
     fn walk_by_date(&mut self, weight: &dyn Weight, reader: &SegmentReader) -> tantivy::Result<()> {
         let max_doc = reader.max_doc();
+        let order = reader.fast_fields().u64("order")?.first_or_default_col(0);
         let start = match self.after {
-            // Dates do not increase with the document id: the first document not newer than the
-            // cursor is found by bisection.
+            // The order does not increase with the document id: the first document not before
+            // the cursor is found by bisection.
             Some(a) => {
+                let after = date_order(a.primary, a.key);
                 let (mut lo, mut hi) = (0, max_doc);
                 while lo < hi {
                     let mid = lo + (hi - lo) / 2;
-                    if self.date.get_val(mid) > a.primary {
+                    if order.get_val(mid) > after {
                         lo = mid + 1;
                     } else {
                         hi = mid;
@@ -418,7 +432,11 @@ impl PageSegmentCollector {
             if alive.is_none_or(|a| a.is_alive(doc)) {
                 let primary = self.date.get_val(doc);
                 let full = self.heap.len() == self.keep;
-                if full && self.heap.peek().is_some_and(|w| primary < w.rank.primary) {
+                if full
+                    && self.heap.peek().is_some_and(|w| {
+                        order.get_val(doc) < date_order(w.rank.primary, w.rank.key)
+                    })
+                {
                     break;
                 }
                 let rank = Rank {
@@ -724,5 +742,27 @@ mod tests {
         assert!(r(5, 1) < r(5, 2));
         assert!(score_bits(1.5) > score_bits(1.25));
         assert!(score_bits(0.0) > score_bits(-1.0));
+    }
+
+    #[test]
+    fn the_index_order_is_the_date_order_of_results() {
+        let r = |primary, key| Rank { primary, key };
+        let ranks = [
+            r(20_251_231, 7),
+            r(20_251_231, 8),
+            r(20_251_231, 1 << 38),
+            r(20_240_101, 1),
+            r(20_240_101, 2),
+            r(0, 3),
+        ];
+        for w in ranks.windows(2) {
+            assert!(w[0] < w[1]);
+            assert!(
+                date_order(w[0].primary, w[0].key) > date_order(w[1].primary, w[1].key),
+                "{:?} {:?}",
+                w[0],
+                w[1]
+            );
+        }
     }
 }

@@ -242,6 +242,7 @@ impl EntryDoc {
         d.add_u64(f.key, key);
         let (date, year) = self.date.unwrap_or((0, 0));
         d.add_u64(f.date, date);
+        d.add_u64(f.order, super::collect::date_order(date, key));
         d.add_u64(f.year, year);
         let trl = self.trl.unwrap_or(0);
         d.add_u64(f.trl, trl);
@@ -451,6 +452,7 @@ pub(super) struct Fields {
     pub(super) secrecy: Field,
     pub(super) key: Field,
     pub(super) date: Field,
+    pub(super) order: Field,
     pub(super) year: Field,
     pub(super) trl: Field,
     pub(super) region: Field,
@@ -500,6 +502,8 @@ pub(super) fn schema() -> (Schema, Fields) {
         // `Packed`) and the programs, so counting a match costs a couple of column reads.
         key: b.add_u64_field("key", FAST),
         date: b.add_u64_field("date", FAST),
+        // The index's sort order: `collect::date_order` of the date and the key.
+        order: b.add_u64_field("order", FAST),
         year: b.add_u64_field("year", INDEXED | FAST | STORED),
         trl: b.add_u64_field("trl", INDEXED),
         region: b.add_u64_field("region", INDEXED | STORED | FAST),

@@ -81,7 +81,7 @@ use text::{GRAMS_TOKENIZER, GramsTokenizer, WORDS_TOKENIZER, WordsTokenizer};
 
 /// Bumped whenever the schema or the tokenizers change: an index of another format must be
 /// rebuilt, and opening one says so instead of answering wrongly.
-const FORMAT: u32 = 6;
+const FORMAT: u32 = 7;
 
 // -------------------------------------------------------------------------------------------
 // Errors
@@ -151,13 +151,14 @@ pub struct SearchPage {
 // -------------------------------------------------------------------------------------------
 // The index
 
-/// How the index is laid out: documents sorted by date, newest first, in every segment (new and
-/// merged alike), so that a date-ordered page can be read from its cursor on
-/// (`collect::PageCollector`). Part of the format: an index laid out otherwise is rebuilt.
+/// How the index is laid out: documents in the date order of results (`order`: date
+/// descending, then key ascending) in every segment, new and merged alike, so that a
+/// date-ordered page can be read from its cursor on (`collect::PageCollector`). Part of the
+/// format: an index laid out otherwise is rebuilt.
 fn index_settings() -> tantivy::IndexSettings {
     tantivy::IndexSettings {
         sort_by_field: Some(tantivy::IndexSortByField {
-            field: "date".to_owned(),
+            field: "order".to_owned(),
             order: tantivy::Order::Desc,
         }),
         ..tantivy::IndexSettings::default()
