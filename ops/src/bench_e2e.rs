@@ -468,6 +468,14 @@ struct Outcome {
     last_approval: f64,
     last_searchable: f64,
     freshness_ms: Vec<f64>,
+    /// Approval → the change seen in the catalogue (transport and ingest).
+    applied_ms: Vec<f64>,
+    /// The change seen in the catalogue → searchable (the index's sync).
+    indexing_ms: Vec<f64>,
+    /// Distinct index positions seen on `/healthz` (about the index's commits).
+    index_commits: usize,
+    /// The `/healthz` polls' round trips, sorted.
+    round_trips_ms: Vec<f64>,
     gateway: (f64, f64),
     nodes: Vec<(f64, f64)>,
     wall: f64,
@@ -597,9 +605,14 @@ async fn measure(
         let (http, url, stop) = (http.clone(), gateway.url.clone(), stop.clone());
         tokio::spawn(async move {
             let mut seen: Vec<(i64, f64)> = Vec::new();
+            let mut round_trips_ms: Vec<f64> = Vec::new();
             let mut last = i64::MIN;
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(id) = indexed_change_id(&http, &url).await
+                let asked = Instant::now();
+                let answer = indexed_change_id(&http, &url).await;
+                round_trips_ms.push(asked.elapsed().as_secs_f64() * 1000.0);
+                // Dated by the answer: late by up to one round trip, never early.
+                if let Ok(id) = answer
                     && id > last
                 {
                     last = id;
@@ -607,7 +620,8 @@ async fn measure(
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            seen
+            round_trips_ms.sort_by(f64::total_cmp);
+            (seen, round_trips_ms)
         })
     };
     // The catalogue's changes, tailed: (node id, record id) → its first change id; how many
@@ -616,7 +630,7 @@ async fn measure(
     let tail = {
         let (stop, url) = (stop.clone(), catalogue_url.to_owned());
         let (records_seen, head) = (records_seen.clone(), head.clone());
-        tokio::task::spawn_blocking(move || -> Result<HashMap<(String, String), i64>> {
+        tokio::task::spawn_blocking(move || -> Result<HashMap<(String, String), (i64, f64)>> {
             let mut catalogue = Catalogue::open(&url)?;
             let mut changes = HashMap::new();
             let mut after = 0;
@@ -626,9 +640,10 @@ async fn measure(
                 let full = rows.len() == 10_000;
                 for row in rows {
                     after = row.change_id;
+                    let at = t0.elapsed().as_secs_f64();
                     changes
                         .entry((row.node_id, row.id))
-                        .or_insert(row.change_id);
+                        .or_insert((row.change_id, at));
                 }
                 records_seen.store(changes.len() as u64, Ordering::Relaxed);
                 head.store(after, Ordering::Relaxed);
@@ -710,29 +725,41 @@ async fn measure(
     // One more poll round so the observer has seen the last position.
     tokio::time::sleep(Duration::from_millis(50)).await;
     stop.store(true, Ordering::Relaxed);
-    let observations = observer.await?;
+    let (observations, round_trips_ms) = observer.await?;
+    // For a closer look: every index position and when it was first seen.
+    let positions: String = observations
+        .iter()
+        .map(|(id, at)| format!("{id}\t{at:.3}\n"))
+        .collect();
+    std::fs::write(bench.dir.join("index-positions.tsv"), positions)?;
     let changes = tail.await??;
     progress.abort();
     let wall = t0.elapsed().as_secs_f64();
 
     let mut freshness_ms = Vec::with_capacity(published);
+    let mut applied_ms = Vec::with_capacity(published);
+    let mut indexing_ms = Vec::with_capacity(published);
     let mut last_searchable: f64 = 0.0;
     let mut first_approval = f64::MAX;
     for (n, a) in approved.iter().enumerate() {
         let node_id = setups[n].profile.node_id();
         for (id, at) in &a.published {
-            let change = changes
+            let (change, applied) = changes
                 .get(&(node_id.to_owned(), id.clone()))
                 .with_context(|| format!("record {id} of {node_id} never reached the catalogue"))?;
             let searchable = searchable_at(&observations, *change).with_context(|| {
                 format!("record {id} of {node_id} (change {change}) was never seen indexed")
             })?;
             freshness_ms.push((searchable - at) * 1000.0);
+            applied_ms.push((applied - at) * 1000.0);
+            indexing_ms.push((searchable - applied).max(0.0) * 1000.0);
             last_searchable = last_searchable.max(searchable);
             first_approval = first_approval.min(*at);
         }
     }
-    freshness_ms.sort_by(f64::total_cmp);
+    for v in [&mut freshness_ms, &mut applied_ms, &mut indexing_ms] {
+        v.sort_by(f64::total_cmp);
+    }
     Ok(Outcome {
         published,
         classified: approved.iter().map(|a| a.classified).sum(),
@@ -740,6 +767,10 @@ async fn measure(
         last_approval,
         last_searchable,
         freshness_ms,
+        applied_ms,
+        indexing_ms,
+        index_commits: observations.len(),
+        round_trips_ms,
         gateway: gateway.usage(),
         nodes: nodes.iter().map(Service::usage).collect(),
         wall,
@@ -797,6 +828,28 @@ fn report(bench: &E2eBench, o: &Outcome) {
         percentile(f, 0.99),
         f.last().copied().unwrap_or(f64::NAN),
         f.first().copied().unwrap_or(f64::NAN)
+    );
+    let legs = |v: &[f64]| {
+        format!(
+            "{:.0} / {:.0} / {:.0} ms",
+            percentile(v, 0.50),
+            percentile(v, 0.99),
+            v.last().copied().unwrap_or(f64::NAN)
+        )
+    };
+    println!(
+        "| of which approval → in the catalogue (transport, ingest) | {} |",
+        legs(&o.applied_ms)
+    );
+    println!(
+        "| of which in the catalogue → searchable (index sync; {} positions seen) | {} |",
+        o.index_commits,
+        legs(&o.indexing_ms)
+    );
+    println!(
+        "| `/healthz` poll round trip p50 / p99 (the observation's resolution) | {:.1} / {:.1} ms |",
+        percentile(&o.round_trips_ms, 0.50),
+        percentile(&o.round_trips_ms, 0.99)
     );
     println!(
         "| gateway peak RSS, CPU | {:.0} MiB, {:.1} CPU s |",
