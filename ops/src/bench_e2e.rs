@@ -425,15 +425,31 @@ async fn load_node(
                     .collect();
                 let submitted = t0.elapsed().as_secs_f64();
                 mine.first_submit = Some(mine.first_submit.map_or(submitted, |f| f.min(submitted)));
-                let done = loadgen::register(
-                    &http,
-                    &target,
-                    RecordKind::Achievement,
-                    &docs,
-                    docs.len(),
-                    &format!("bench-e2e-{node_id}-{}-{}", range.start, range.end),
-                )
-                .await?;
+                // A dropped connection (a keep-alive closed under the request) is retried: the
+                // submit's Idempotency-Key and the approval's conflict handling make a retry
+                // register nothing twice.
+                let key = format!("bench-e2e-{node_id}-{}-{}", range.start, range.end);
+                let mut attempt = 0;
+                let done = loop {
+                    attempt += 1;
+                    match loadgen::register(
+                        &http,
+                        &target,
+                        RecordKind::Achievement,
+                        &docs,
+                        docs.len(),
+                        &key,
+                    )
+                    .await
+                    {
+                        Ok(done) => break done,
+                        Err(e) if attempt < 3 && e.chain().any(|c| c.is::<reqwest::Error>()) => {
+                            eprintln!("  {node_id}: {e:#}; retrying");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
                 let approved = t0.elapsed().as_secs_f64();
                 for (doc, id) in docs.iter().zip(done.ids) {
                     let level = SecrecyLevel::of_record(doc).unwrap_or(SecrecyLevel::Public);
@@ -529,6 +545,9 @@ async fn run_async(bench: &E2eBench) -> Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
         .pool_max_idle_per_host(64)
+        // Shorter than the services' keep-alive, so that no request goes out on a connection
+        // the server is closing.
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()?;
     let mut gateway = Service::start(
         "the gateway",
@@ -589,6 +608,15 @@ async fn delete_queue(amqp: &str, queue: &str) {
     let _ = conn.close(0, "bench done".into()).await;
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 async fn measure(
     bench: &E2eBench,
     http: &reqwest::Client,
@@ -599,6 +627,8 @@ async fn measure(
 ) -> Result<Outcome> {
     let t0 = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
+    // On an early return too: the tailing thread must end, or the runtime waits for it.
+    let _stop_on_return = StopOnDrop(stop.clone());
 
     // The index's position, polled: (indexed change id, first seen at).
     let observer = {
