@@ -88,7 +88,8 @@ impl Service {
             .args(args)
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "warn")
+            // As deployed: the services log every request at `info`.
+            .env("RIX_LOG", "info")
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
             .spawn()
@@ -494,6 +495,8 @@ struct Outcome {
     round_trips_ms: Vec<f64>,
     gateway: (f64, f64),
     nodes: Vec<(f64, f64)>,
+    /// This process's CPU seconds (generating records, HTTP, observing).
+    harness_cpu: f64,
     wall: f64,
 }
 
@@ -803,6 +806,7 @@ async fn measure(
         round_trips_ms,
         gateway: gateway.usage(),
         nodes: nodes.iter().map(Service::usage).collect(),
+        harness_cpu: cpu_secs_of("/proc/self/stat"),
         wall,
     })
 }
@@ -888,6 +892,10 @@ fn report(bench: &E2eBench, o: &Outcome) {
     let peak = o.nodes.iter().map(|n| n.0).fold(0.0, f64::max);
     let cpu: f64 = o.nodes.iter().map(|n| n.1).sum();
     println!("| nodes: largest peak RSS, CPU in all | {peak:.0} MiB, {cpu:.1} CPU s |");
+    println!(
+        "| the harness (generator, requests, observation) | {:.1} CPU s |",
+        o.harness_cpu
+    );
 }
 
 #[cfg(test)]
