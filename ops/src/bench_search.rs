@@ -513,7 +513,7 @@ pub(crate) struct GatewayChild {
 /// Resident memory of a process, from /proc/PID/status.
 pub(crate) struct Memory {
     rss_kib: u64,
-    hwm_kib: u64,
+    pub(crate) hwm_kib: u64,
     anon_kib: u64,
     file_kib: u64,
 }
@@ -617,7 +617,7 @@ pub(crate) fn warm_page_cache(path: &Path) -> Result<()> {
 }
 
 /// Resident memory of process `pid`.
-fn memory_of(pid: u32) -> Result<Memory> {
+pub(crate) fn memory_of(pid: u32) -> Result<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> u64 {
         status

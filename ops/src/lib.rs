@@ -17,6 +17,7 @@
 //! depend on both services (DESIGN.md §2).
 
 pub mod bench;
+pub mod bench_e2e;
 pub mod bench_export;
 pub mod bench_generate;
 pub mod bench_import;
@@ -363,6 +364,43 @@ enum BenchCommand {
         /// there (`rix_bench_export`), exported through a gateway on it, beside `psql \copy`.
         #[arg(long)]
         postgres: Option<String>,
+    },
+    /// The whole exchange end to end: N `rix node serve` processes, the signed feeds (or
+    /// RabbitMQ), a `rix gateway serve` process and its search index. Records are registered
+    /// at the nodes (batch submit, bulk approve) at an offered rate; the harness records, per
+    /// record, approval → searchable at the gateway. Reports records/s end to end, freshness
+    /// p50/p99/max and peak memory.
+    E2e {
+        /// Node processes (one province each).
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// Records in all, spread over the nodes.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Offered load: approvals per second across all nodes (0: as fast as they answer).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// RabbitMQ URL: nodes publish there and the gateway consumes (the feeds stay on as
+        /// gap fill); without it the signed feeds are the only transport.
+        #[arg(long)]
+        amqp: Option<String>,
+        /// PostgreSQL server URL: the gateway's catalogue in a database of the bench's own
+        /// there (`rix_bench_e2e`, emptied first); the nodes stay on SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Where configs, keys, databases and logs are kept (emptied at the start).
+        #[arg(long, default_value = "target/bench-e2e")]
+        data_dir: PathBuf,
+        /// Records per submit and per approve request.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Concurrent submit+approve requests per node.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// The gateway's pause between feed polls of a caught-up node, ms (the gateway's own
+        /// default is 2000).
+        #[arg(long, default_value_t = 250)]
+        pull_interval_ms: u64,
     },
     /// The gateway's ingest pipeline alone (verify, chain check, validate, secrecy gate, apply
     /// with merge and change stream) on pre-signed batches of generated achievements.
@@ -852,6 +890,30 @@ pub fn main() -> Result<()> {
             println!("median: {:.0} records/s", rates[rates.len() / 2]);
             Ok(())
         }
+        Command::Bench {
+            command:
+                BenchCommand::E2e {
+                    nodes,
+                    records,
+                    rate,
+                    amqp,
+                    postgres,
+                    data_dir,
+                    batch,
+                    concurrency,
+                    pull_interval_ms,
+                },
+        } => bench_e2e::run(&bench_e2e::E2eBench {
+            nodes,
+            records,
+            rate,
+            amqp,
+            postgres,
+            dir: data_dir,
+            batch,
+            concurrency,
+            pull_interval_ms,
+        }),
         Command::Bench {
             command: BenchCommand::Generate { records },
         } => bench_generate::run(records),
