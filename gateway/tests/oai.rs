@@ -819,19 +819,23 @@ async fn every_verb_answers_by_the_protocol(backend: Backend) {
         !xmllint(&[broken_path]).0,
         "xmllint would not catch a broken response"
     );
+    // Any entry still public serves: `first` may since have been withdrawn or hidden, and a
+    // deleted header has no payload to break.
+    let still_public = public_ids
+        .iter()
+        .find(|id| **id != withdrawn && **id != hidden_now)
+        .unwrap();
     let broken_payload = responses.dir.path().join("broken-payload.xml");
     let rix_page = oai_get(
         &app,
         &mut responses,
-        &format!("verb=GetRecord&identifier={first}&metadataPrefix=rix"),
+        &format!("verb=GetRecord&identifier={still_public}&metadataPrefix=rix"),
         None,
     )
     .await;
-    std::fs::write(
-        &broken_payload,
-        rix_page.replacen("<rix:record>", "<rix:record><rix:bogus/>", 1),
-    )
-    .unwrap();
+    let broken = rix_page.replacen("<rix:record>", "<rix:record><rix:bogus/>", 1);
+    assert_ne!(broken, rix_page, "no rix payload to break: {rix_page}");
+    std::fs::write(&broken_payload, broken).unwrap();
     assert!(
         !xmllint(&[broken_payload]).0,
         "xmllint would not check the rix payload"
