@@ -242,6 +242,11 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         },
     });
     {
+        // The whole catalogue's first page is counted before anyone asks for it.
+        let search = search.clone();
+        tokio::task::spawn_blocking(move || search.warm_tallies());
+    }
+    {
         let search = search.clone();
         let db = db.clone();
         let mut stop = shutdown_rx.clone();
@@ -249,6 +254,11 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             loop {
                 let (s, d) = (search.clone(), db.clone());
                 match tokio::task::spawn_blocking(move || s.sync(&d)).await {
+                    // Counted ahead off the sync's path, so that freshness does not wait for it.
+                    Ok(Ok(report)) if report.commits > 0 => {
+                        let s = search.clone();
+                        tokio::task::spawn_blocking(move || s.warm_tallies());
+                    }
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::error!(error = %e, "search index sync failed; retrying"),
                     Err(e) => tracing::error!(error = %e, "search index sync task failed"),

@@ -1342,7 +1342,9 @@ fn rebuild_from_scratch_answers_exactly_as_the_incrementally_synced_index() {
     let (gw, mut province) = (c.gw, c.province);
     let index = SearchIndex::in_ram().unwrap();
     index.sync(&gw.db).unwrap();
-    // Revisions and withdrawals after the first sync, so the incremental index has history.
+    // Asked before the changes: their totals and facets are kept per segment, and counted
+    // ahead in the new segments after the next commit.
+    let before = answers(&index);
     let mut items: Vec<Item> = (0..40)
         .map(|i| {
             (
@@ -1356,7 +1358,12 @@ fn rebuild_from_scratch_answers_exactly_as_the_incrementally_synced_index() {
     items.extend((40..60).map(|i| (RecordKind::Achievement, format!("a{i}"), 2, None)));
     province.publish(&gw.ingest, items, PER_BATCH);
     index.sync(&gw.db).unwrap();
+    assert!(
+        index.warm_tallies() > 0,
+        "the recent queries are counted ahead in the new segments"
+    );
     let incremental = answers(&index);
+    assert_ne!(incremental, before);
     let cursor = index.cursor();
 
     let report = index.rebuild(&gw.db).unwrap();

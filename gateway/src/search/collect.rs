@@ -50,13 +50,25 @@ impl Plan {
     /// Identifies the query a cursor belongs to: terms, filters and sort (not the limit, which
     /// may change between pages).
     pub(super) fn fingerprint(&self) -> u64 {
+        let mut s = self.selection();
+        let _ = write!(s, "|{:?}", self.sort);
+        fnv1a(s.as_bytes())
+    }
+
+    /// Identifies the matches of the query: terms and filters. Its total and facets are the
+    /// same in any order, so they are kept under this one.
+    pub(super) fn matches_fingerprint(&self) -> u64 {
+        fnv1a(self.selection().as_bytes())
+    }
+
+    fn selection(&self) -> String {
         let mut s = String::new();
         for t in &self.terms {
             let _ = write!(s, "{t:?}\u{1}");
         }
         let _ = write!(
             s,
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.kind,
             self.region,
             self.field,
@@ -67,9 +79,8 @@ impl Plan {
             self.trl_min,
             self.year_from,
             self.year_to,
-            self.sort
         );
-        fnv1a(s.as_bytes())
+        s
     }
 
     fn sort_tag(&self) -> u8 {

@@ -41,7 +41,6 @@
 //! What it does not do: it keeps no secret of its own and serves no HTTP (the serve layer calls
 //! [`SearchIndex::search`] and schedules [`SearchIndex::sync`]).
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard};
@@ -62,7 +61,10 @@ mod lineage;
 mod matches;
 mod query;
 mod sync;
+mod tallies;
 mod text;
+
+use tallies::Tallies;
 
 pub use document::{INDEX_VIEW, Searchable, searchable};
 pub use facets::{FacetCount, Facets};
@@ -74,7 +76,6 @@ pub use sync::{COMMIT_CHANGES, SYNC_PAGE, SyncReport};
 
 use collect::PageCollector;
 use document::{Fields, schema};
-use facets::FacetTally;
 use lineage::{Lineage, Monitor};
 use query::Plan;
 use text::{GRAMS_TOKENIZER, GramsTokenizer, WORDS_TOKENIZER, WordsTokenizer};
@@ -215,75 +216,6 @@ pub struct SearchIndex {
     tallies: Tallies,
     /// The index's documents are in date order, newest first, in every segment.
     sorted_by_date: bool,
-}
-
-/// What identifies a query's total and facets within one segment: the query (terms, filters,
-/// sort), the reader's entitlements (the audience filter) and whether facets were counted.
-type TallyKey = (u64, Entitlements, bool);
-
-/// A segment as its tallies are kept: its id and its deletions (a delete makes it another).
-type SegmentState = (tantivy::index::SegmentId, Option<u64>);
-
-/// The totals and facets of recent queries, per segment: a segment's count for a query holds
-/// as long as the segment and its deletions do, so a later page, or the same query after a
-/// commit that added a segment, counts only what it has not counted. Segments merged away or
-/// changed by deletes are forgotten as soon as a search no longer sees them.
-#[derive(Default)]
-struct Tallies {
-    held: Mutex<HashMap<(SegmentState, TallyKey), (u64, FacetTally)>>,
-}
-
-/// Most (segment, query) tallies kept (each ~10 KB).
-const TALLIES_HELD: usize = 4096;
-
-fn segment_state(reader: &tantivy::SegmentReader) -> SegmentState {
-    (reader.segment_id(), reader.delete_opstamp())
-}
-
-impl Tallies {
-    /// The segments of `searcher` whose tallies for `key` are known, their summed total and
-    /// their merged facets.
-    fn known(
-        &self,
-        searcher: &tantivy::Searcher,
-        key: &TallyKey,
-    ) -> (HashSet<tantivy::SegmentOrdinal>, u64, FacetTally) {
-        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut known, mut total, mut tally) = (HashSet::new(), 0, FacetTally::default());
-        for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
-            if let Some((count, facets)) = held.get(&(segment_state(reader), *key)) {
-                known.insert(ordinal as tantivy::SegmentOrdinal);
-                total += count;
-                tally.merge(facets.clone());
-            }
-        }
-        (known, total, tally)
-    }
-
-    /// Keeps the tallies `counted` for `key` in `searcher`'s segments, and forgets those of
-    /// segments `searcher` no longer has.
-    fn keep(
-        &self,
-        searcher: &tantivy::Searcher,
-        key: TallyKey,
-        counted: Vec<(tantivy::SegmentOrdinal, u64, FacetTally)>,
-    ) {
-        if counted.is_empty() {
-            return;
-        }
-        let readers = searcher.segment_readers();
-        let live: HashSet<SegmentState> = readers.iter().map(segment_state).collect();
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.retain(|(state, _), _| live.contains(state));
-        if held.len() + counted.len() > TALLIES_HELD {
-            held.clear();
-        }
-        for (ordinal, total, facets) in counted {
-            if let Some(reader) = readers.get(ordinal as usize) {
-                held.insert((segment_state(reader), key), (total, facets));
-            }
-        }
-    }
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -474,7 +406,7 @@ impl SearchIndex {
         }
         let tantivy_query = self.build_query(&plan, entitlements)?;
         let searcher = self.reader.searcher();
-        let tally_key = (plan.fingerprint, entitlements, query.facets);
+        let tally_key = (plan.matches_fingerprint(), entitlements, query.facets);
         let (known, known_total, mut tally) = self.tallies.known(&searcher, &tally_key);
         let collector = PageCollector {
             sort: plan.sort,
@@ -493,6 +425,12 @@ impl SearchIndex {
         }
         self.tallies
             .keep(&searcher, tally_key, std::mem::take(&mut fruit.counted));
+        self.tallies.asked(
+            tally_key,
+            tantivy_query.as_ref(),
+            plan.sort,
+            !plan.terms.is_empty(),
+        );
         let facets = tally.into_facets();
         // One more than a page was kept: if it is there, another page follows.
         let more = fruit.hits.len() > plan.limit;
