@@ -229,6 +229,9 @@ pub struct Ingest {
     limits: BatchLimits,
     metrics: IngestMetrics,
     max_future_skew: std::time::Duration,
+    /// Signalled after each commit that applied entries: what follows the catalogue in this
+    /// process (the search index) takes them at once instead of at its next poll.
+    applied: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// How far ahead of the gateway's clock a batch may be dated unless configured otherwise
@@ -303,7 +306,14 @@ impl Ingest {
             limits,
             metrics,
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
+            applied: Default::default(),
         }
+    }
+
+    /// Signalled (`notify_one`: a commit while nobody waits is kept for the next wait) after
+    /// each commit that applied entries.
+    pub fn applied_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.applied.clone()
     }
 
     /// How far ahead of this gateway's clock a batch's `created_at` may lie (default
@@ -391,7 +401,15 @@ impl Ingest {
             Ok(answers)
         });
         let answers = match applied {
-            Ok(answers) => answers,
+            Ok(answers) => {
+                if answers
+                    .iter()
+                    .any(|a| matches!(a, Ok((Outcome::Applied { .. }, _))))
+                {
+                    self.applied.notify_one();
+                }
+                answers
+            }
             Err(e) => {
                 let first = e.to_string();
                 let mut answers = vec![Err(e)];

@@ -30,6 +30,10 @@ use crate::limits::Limits;
 use crate::pull::Puller;
 use crate::trust::TrustStore;
 
+/// How often an idle search index looks for changes it was not told of: those another replica
+/// applied to the shared catalogue (this process's own wake it at once).
+const SEARCH_POLL: Duration = Duration::from_millis(200);
+
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -207,7 +211,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     }
 
     // The search index: derived from the catalogue's change stream, one per replica, kept
-    // up to date by a task that syncs every 200 ms (approval → searchable well within 1 s).
+    // up to date by a task that syncs as soon as this process applies a batch, and at least
+    // every `SEARCH_POLL` for what other replicas apply.
     let search_dir = config.data_dir.join("search");
     // The access filter's seal (the catalogue's) seals the index's cursors too.
     let access = crate::access::AccessFilter::new(db.clone());
@@ -249,22 +254,42 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     {
         let search = search.clone();
         let db = db.clone();
+        let applied = ingest.applied_signal();
         let mut stop = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 let (s, d) = (search.clone(), db.clone());
-                match tokio::task::spawn_blocking(move || s.sync(&d)).await {
-                    // Counted ahead off the sync's path, so that freshness does not wait for it.
-                    Ok(Ok(report)) if report.commits > 0 => {
-                        let s = search.clone();
-                        tokio::task::spawn_blocking(move || s.warm_tallies());
+                let found = match tokio::task::spawn_blocking(move || s.sync(&d)).await {
+                    Ok(Ok(report)) => {
+                        if report.commits > 0 {
+                            // Counted ahead off the sync's path: freshness does not wait for it.
+                            let s = search.clone();
+                            tokio::task::spawn_blocking(move || s.warm_tallies());
+                        }
+                        report.changes > 0
                     }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "search index sync failed; retrying"),
-                    Err(e) => tracing::error!(error = %e, "search index sync task failed"),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "search index sync failed; retrying");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "search index sync task failed");
+                        false
+                    }
+                };
+                // Adaptive: a sync that found changes is followed at once by the next (what
+                // arrived meanwhile, however much, in one more sync and one commit: the busier
+                // the catalogue, the larger each sync); an idle index waits for this process
+                // to apply a batch, or for the poll that sees what other replicas applied.
+                if found {
+                    if *stop.borrow() {
+                        return;
+                    }
+                    continue;
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = applied.notified() => {}
+                    _ = tokio::time::sleep(SEARCH_POLL) => {}
                     _ = stop.changed() => return,
                 }
             }

@@ -5,6 +5,7 @@ mod common;
 
 use common::{Backend, Gateway, SigningNode};
 use diesel::{QueryDsl, RunQueryDsl};
+use futures_util::FutureExt;
 use rix_gateway::catalogue;
 use rix_gateway::ingest::{IngestError, Outcome, Transport};
 use rix_gateway::trust::{self, ListedKey, ListedKeys};
@@ -166,7 +167,14 @@ fn duplicates_reordering_and_old_versions_change_nothing(backend: Backend) {
     )]);
     let b3 = node.batch(vec![(RecordKind::Achievement, "a2".into(), 2, None)]);
 
+    // The search index waits on this signal: raised by a commit that applied entries (kept
+    // for the next wait), not by a duplicate or a gap.
+    let signal = gw.ingest.applied_signal();
+    let signalled = || signal.notified().now_or_never().is_some();
+    assert!(!signalled());
     assert_eq!(applied(gw.ingest.ingest(&b1, Transport::Amqp)), 2);
+    assert!(signalled());
+    assert!(!signalled(), "one permit per wait");
     assert!(matches!(
         gw.ingest.ingest(&b1, Transport::Feed),
         Ok(Outcome::Duplicate { batch_seq: 1, .. })
@@ -182,7 +190,9 @@ fn duplicates_reordering_and_old_versions_change_nothing(backend: Backend) {
         })
     ));
     assert_eq!(gw.change_count(), before);
+    assert!(!signalled());
     assert_eq!(applied(gw.ingest.ingest(&b2, Transport::Amqp)), 1);
+    assert!(signalled());
     assert_eq!(applied(gw.ingest.ingest(&b3, Transport::Amqp)), 1);
     for b in [&b1, &b2, &b3] {
         assert!(matches!(

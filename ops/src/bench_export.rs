@@ -302,12 +302,14 @@ fn measure(side: &Side, spec: &ExportBench, runtime: &tokio::runtime::Runtime) -
     let mut cold = Duration::ZERO;
     runtime.block_on(async {
         let start = Instant::now();
-        http.get(format!("{base}/v1/search?kind=achievement&sort=date&limit=100"))
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await?;
+        http.get(format!(
+            "{base}/v1/search?kind=achievement&sort=date&limit=100"
+        ))
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
         cold = start.elapsed();
         let mut url = format!("{base}/v1/search?sort=date&limit=100");
         for page in 0..spec.pages {
