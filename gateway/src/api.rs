@@ -995,6 +995,9 @@ pub(crate) fn csv_line(fields: &[String]) -> String {
 /// Entries an export reads from the catalogue at a time.
 pub const EXPORT_PAGE: usize = 1000;
 
+/// Rows an export reads from the index at a time (~100 bytes each).
+const EXPORT_ROWS: usize = 16 * EXPORT_PAGE;
+
 /// How an export writes its lines: the format, the columns or fields asked for, and the reader.
 struct ExportRender {
     csv: bool,
@@ -1065,12 +1068,29 @@ impl ExportRender {
                 helpers.push((job_tx, out_rx));
             }
             let mut conn = db.conn().map_err(|e| e.to_string())?;
-            for start in (0..matches.len()).step_by(EXPORT_PAGE) {
+            // The rows (unified ids from the index's compressed dictionary) are read
+            // [`EXPORT_ROWS`] at a time: a page's thousand ids in date order lie in nearly as
+            // many dictionary blocks, each opened with its own decompressor, so a larger window
+            // opens each block once for many pages (6 % of an export's CPU, page by page).
+            let mut window: std::vec::IntoIter<MatchRow> = Vec::new().into_iter();
+            let mut next_row = 0;
+            loop {
+                if window.len() == 0 {
+                    if next_row >= matches.len() {
+                        break;
+                    }
+                    window = matches
+                        .rows(next_row..next_row + EXPORT_ROWS)
+                        .map_err(|e| e.to_string())?
+                        .into_iter();
+                    next_row += EXPORT_ROWS;
+                    if window.len() == 0 {
+                        continue;
+                    }
+                }
                 // An entry gone since the pass matched it is left out; a failing read ends
                 // the stream with an error rather than a silently shorter file.
-                let mut rows = matches
-                    .rows(start..start + EXPORT_PAGE)
-                    .map_err(|e| e.to_string())?;
+                let mut rows: Vec<MatchRow> = window.by_ref().take(EXPORT_PAGE).collect();
                 let part = rows.len().div_ceil(threads).max(1);
                 // The helpers take the later parts, this thread the first.
                 let mut sent = 0;

@@ -42,7 +42,7 @@
 //! records whole: which *sources* a reader may see is decided here, by record level; which
 //! *fields*, only by [`crate::access`]. It knows no HTTP and no transport.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use diesel::prelude::*;
 use rix_schema::RecordKind;
@@ -1091,15 +1091,26 @@ pub fn unified_many(
                 wanted.push(p.clone());
             }
         }
-        let mut by_node: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut by_node: HashMap<&str, (Vec<&str>, BTreeSet<i64>)> = HashMap::new();
         for p in &wanted {
-            by_node.entry(&p.node_id).or_default().push(&p.id);
+            let (ids, versions) = by_node.entry(&p.node_id).or_default();
+            ids.push(&p.id);
+            versions.insert(p.version);
         }
+        let wanted_versions: HashSet<(&str, &str, i64)> = wanted
+            .iter()
+            .map(|w| (w.node_id.as_str(), w.id.as_str(), w.version))
+            .collect();
         let mut held: HashMap<(String, String, i64), Value> = HashMap::new();
-        for (node_id, ids) in by_node {
+        for (node_id, (ids, versions)) in by_node {
+            // Only the versions wanted (most often each id's one current version): the
+            // statement reads no older entry it would parse for nothing, and the few rows of
+            // another id's version number it still returns are left below.
+            let versions: Vec<i64> = versions.into_iter().collect();
             let found: Vec<(String, i64, String, Option<String>)> = record_versions::table
                 .filter(record_versions::node_id.eq(node_id))
                 .filter(record_versions::id.eq_any(&ids))
+                .filter(record_versions::version.eq_any(&versions))
                 .select((
                     record_versions::id,
                     record_versions::version,
@@ -1108,10 +1119,9 @@ pub fn unified_many(
                 ))
                 .load(conn)?;
             for (id, version, entry, disclosures) in found {
-                let wanted_version = wanted
-                    .iter()
-                    .any(|w| w.node_id == node_id && w.id == id && w.version == version);
-                if wanted_version && let Some(r) = full_record(&entry, disclosures.as_deref()) {
+                if wanted_versions.contains(&(node_id, id.as_str(), version))
+                    && let Some(r) = full_record(&entry, disclosures.as_deref())
+                {
                     held.insert((node_id.to_owned(), id, version), r);
                 }
             }
