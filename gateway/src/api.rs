@@ -766,7 +766,7 @@ pub fn search_query(query: &HashMap<String, String>) -> Result<SearchQuery, ApiE
            ("category" = Option<String>, Query), ("program" = Option<String>, Query),
            ("trl_min" = Option<u64>, Query), ("year_from" = Option<u64>, Query), ("year_to" = Option<u64>, Query),
            ("transfer_mode" = Option<String>, Query), ("node" = Option<String>, Query),
-           ("sort" = Option<String>, Query, description = "relevance (default) or date"),
+           ("sort" = Option<String>, Query, description = "relevance (default; without q every score is equal and the order is that of date) or date (newest first)"),
            ("limit" = Option<u64>, Query, description = "1–100, default 20"),
            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
            ("fields" = Option<String>, Query, description = "comma-separated fields of each item to keep (unified_id always stays); absent: all")),

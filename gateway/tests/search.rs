@@ -772,11 +772,15 @@ fn deep_cursor_pagination_returns_every_match_exactly_once_in_order() {
             }
         }
     }
-    // Ties everywhere: without a query every score is 0, and the key alone orders the walk.
+    // Ties everywhere: without a query every score is 0, and relevance browses in date order.
     let mut query = Filter::default().query(None);
     query.limit = 7;
     let (_, items, _) = every_page(index, &query, INTERNAL);
     assert!(items.iter().all(|h| h.score == 0.0));
+    query.sort = Sort::Date;
+    let (_, by_date, _) = every_page(index, &query, INTERNAL);
+    let order = |v: &[SearchHit]| v.iter().map(|h| h.unified_id.clone()).collect::<Vec<_>>();
+    assert_eq!(order(&items), order(&by_date));
 }
 
 #[test]

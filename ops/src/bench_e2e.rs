@@ -30,6 +30,7 @@ use rix_schema::{RecordKind, SecrecyLevel};
 use serde_json::Value;
 
 use crate::bench_search::{cpu_secs_of, memory_of};
+use crate::demo::random_token;
 use crate::loadgen::{self, Target};
 
 /// The provinces the bench's nodes stand for, in order (one node each).
@@ -164,16 +165,6 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-fn random_token(prefix: &str) -> Result<String> {
-    use std::io::Read;
-    let mut raw = [0u8; 20];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut raw))
-        .context("reading /dev/urandom for a token")?;
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("{prefix}{hex}"))
 }
 
 /// A node as the bench set it up (before it runs).

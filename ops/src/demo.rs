@@ -187,7 +187,7 @@ fn prepare_data_dir(dir: &Path) -> Result<PathBuf> {
 }
 
 /// A fresh random token: 20 bytes from the kernel's CSPRNG, hex.
-fn random_token(prefix: &str) -> Result<String> {
+pub(crate) fn random_token(prefix: &str) -> Result<String> {
     use std::io::Read;
     let mut raw = [0u8; 20];
     std::fs::File::open("/dev/urandom")

@@ -55,7 +55,7 @@ const MAX_QUERY_TERMS: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Sort {
-    /// Best BM25 score first (ties by entry, oldest first); without `q`, by entry.
+    /// Best BM25 score first (ties by entry); without `q` (every score equal), as `Date`.
     #[default]
     Relevance,
     /// Newest first by registration date (else research end; projects: start), ties by entry.
@@ -253,6 +253,11 @@ impl Plan {
                 format!("year_from {from} is after year_to {to}"),
             ));
         }
+        // Without text every score is equal, so relevance would order by entry names alone
+        // (keyed hashes: no order a reader can use, and a page of them is a pass over every
+        // match). Browsing takes the date order instead, newest first, which a page walks from
+        // its cursor.
+        let sort = if terms.is_empty() { Sort::Date } else { q.sort };
         let mut plan = Plan {
             terms,
             kind: one_of("/query/kind", present(&q.kind), &kinds)?,
@@ -265,7 +270,7 @@ impl Plan {
             trl_min: q.trl_min,
             year_from: q.year_from,
             year_to: q.year_to,
-            sort: q.sort,
+            sort,
             limit: q.limit,
             after: None,
             fingerprint: 0,
