@@ -236,6 +236,7 @@ pub(super) struct Monitor {
     documents: IntGauge,
     rebuilds: IntCounterVec,
     sync_failures: IntCounter,
+    ranked_pages: IntCounter,
     status: Mutex<Status>,
 }
 
@@ -285,12 +286,17 @@ impl Monitor {
                 "Syncs of the search index that failed (retried)",
             )
             .expect("valid metric"),
+            ranked_pages: IntCounter::new(
+                "rix_search_ranked_pages_total",
+                "Later pages of text queries in relevance order found in a kept ranking (no pass over the matches)",
+            )
+            .expect("valid metric"),
             status: Mutex::new(Status::default()),
         }
     }
 
     pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(self.indexed.clone()),
             Box::new(self.head.clone()),
             Box::new(self.lag_changes.clone()),
@@ -300,11 +306,17 @@ impl Monitor {
             Box::new(self.documents.clone()),
             Box::new(self.rebuilds.clone()),
             Box::new(self.sync_failures.clone()),
+            Box::new(self.ranked_pages.clone()),
         ];
         for c in collectors {
             registry.register(c)?;
         }
         Ok(())
+    }
+
+    /// A later page was found in a kept ranking.
+    pub fn ranked_page(&self) {
+        self.ranked_pages.inc();
     }
 
     fn status(&self) -> std::sync::MutexGuard<'_, Status> {

@@ -60,6 +60,7 @@ mod highlight;
 mod lineage;
 mod matches;
 mod query;
+mod ranked;
 mod sync;
 mod tallies;
 mod text;
@@ -214,6 +215,8 @@ pub struct SearchIndex {
     seal: crate::access::CursorSeal,
     /// Totals and facets of recent queries, for the index state they were counted in.
     tallies: Tallies,
+    /// Rankings of recent text queries, for their later pages in relevance order.
+    rankings: ranked::Rankings,
     /// The index's documents are in date order, newest first, in every segment.
     sorted_by_date: bool,
 }
@@ -335,6 +338,7 @@ impl SearchIndex {
             monitor: Monitor::new(),
             seal: crate::access::CursorSeal::ephemeral(),
             tallies: Tallies::default(),
+            rankings: ranked::Rankings::default(),
             sorted_by_date,
         })
     }
@@ -408,39 +412,58 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let tally_key = (plan.matches_fingerprint(), entitlements, query.facets);
         let (known, known_total, mut tally) = self.tallies.known(&searcher, &tally_key);
-        let collector = PageCollector {
-            sort: plan.sort,
-            after: plan.after,
-            limit: plan.limit,
-            scored: !plan.terms.is_empty(),
-            facets: query.facets,
-            known,
-            sorted_by_date: self.sorted_by_date,
+        let scored = !plan.terms.is_empty();
+        let counted_everywhere = known.len() == searcher.segment_readers().len();
+        let (total, mut hits) = match plan.after {
+            // A later page of a text query in relevance order, its total and facets known:
+            // its place in the query's ranking (the `ranked` module says why).
+            Some(after)
+                if scored
+                    && plan.sort == Sort::Relevance
+                    && counted_everywhere
+                    && known_total <= ranked::RANKED_HITS_HELD as u64 =>
+            {
+                let ranking = self.rankings.ranking(
+                    &searcher,
+                    (plan.fingerprint, entitlements),
+                    tantivy_query.as_ref(),
+                )?;
+                self.monitor.ranked_page();
+                (known_total, ranked::after(&ranking, after, plan.limit + 1))
+            }
+            _ => {
+                let collector = PageCollector {
+                    sort: plan.sort,
+                    after: plan.after,
+                    limit: plan.limit,
+                    scored,
+                    facets: query.facets,
+                    known,
+                    sorted_by_date: self.sorted_by_date,
+                };
+                let mut fruit = searcher.search(tantivy_query.as_ref(), &collector)?;
+                let mut total = known_total;
+                for (_, counted, segment_tally) in &fruit.counted {
+                    total += counted;
+                    tally.merge(segment_tally.clone());
+                }
+                self.tallies
+                    .keep(&searcher, tally_key, std::mem::take(&mut fruit.counted));
+                (total, fruit.hits)
+            }
         };
-        let mut fruit = searcher.search(tantivy_query.as_ref(), &collector)?;
-        let mut total = known_total;
-        for (_, counted, segment_tally) in &fruit.counted {
-            total += counted;
-            tally.merge(segment_tally.clone());
-        }
         self.tallies
-            .keep(&searcher, tally_key, std::mem::take(&mut fruit.counted));
-        self.tallies.asked(
-            tally_key,
-            tantivy_query.as_ref(),
-            plan.sort,
-            !plan.terms.is_empty(),
-        );
+            .asked(tally_key, tantivy_query.as_ref(), plan.sort, scored);
         let facets = tally.into_facets();
         // One more than a page was kept: if it is there, another page follows.
-        let more = fruit.hits.len() > plan.limit;
-        fruit.hits.truncate(plan.limit);
-        let mut items = Vec::with_capacity(fruit.hits.len());
-        for hit in &fruit.hits {
+        let more = hits.len() > plan.limit;
+        hits.truncate(plan.limit);
+        let mut items = Vec::with_capacity(hits.len());
+        for hit in &hits {
             items.push(self.hit(&searcher, hit, &plan.terms, entitlements)?);
         }
         let next_cursor = more
-            .then(|| fruit.hits.last())
+            .then(|| hits.last())
             .flatten()
             .map(|h| self.seal.seal_cursor(&plan.cursor_after(h.rank)));
         Ok(SearchPage {
