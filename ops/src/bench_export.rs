@@ -264,6 +264,8 @@ struct Measured {
     depth: Vec<(usize, Duration)>,
     /// The first page of a query not asked before (`kind=achievement`): every match counted.
     cold: Duration,
+    /// Pages of `q=电池` in relevance order, walked by cursor.
+    text_depth: Vec<(usize, Duration)>,
 }
 
 /// The pull of median duration among `pulls` (they hold the same lines).
@@ -300,7 +302,21 @@ fn measure(side: &Side, spec: &ExportBench, runtime: &tokio::runtime::Runtime) -
     // asked yet counts every match on its first page, measured first.
     let mut depth: Vec<(usize, Duration)> = Vec::new();
     let mut cold = Duration::ZERO;
+    let mut text_depth: Vec<(usize, Duration)> = Vec::new();
     runtime.block_on(async {
+        // A text query in relevance order (120,000 matches at 1 M): later pages from the
+        // query's one ranking.
+        let first = format!("{base}/v1/search?q=%E7%94%B5%E6%B1%A0&limit=100");
+        let mut url = first.clone();
+        for page in 0..spec.pages {
+            let start = Instant::now();
+            let body: serde_json::Value = http.get(&url).send().await?.json().await?;
+            text_depth.push((page, start.elapsed()));
+            match body["next_cursor"].as_str() {
+                Some(c) => url = format!("{first}&cursor={c}"),
+                None => break,
+            }
+        }
         let start = Instant::now();
         http.get(format!(
             "{base}/v1/search?kind=achievement&sort=date&limit=100"
@@ -342,6 +358,7 @@ fn measure(side: &Side, spec: &ExportBench, runtime: &tokio::runtime::Runtime) -
         memory,
         depth,
         cold,
+        text_depth,
     })
 }
 
@@ -390,15 +407,15 @@ fn report(name: &str, side: &Side, m: &Measured) -> Vec<String> {
     if let Some(name) = own_name_c {
         lines.push(row(&name, &m.own_csv, &m.own_csv, m.own_csv.lines));
     }
-    let bucket = |from: usize, to: usize| {
+    let bucket_of = |walk: &[(usize, Duration)], from: usize, to: usize| {
         median(
-            m.depth
-                .iter()
+            walk.iter()
                 .filter(|(p, _)| *p >= from && *p < to)
                 .map(|(_, d)| *d)
                 .collect(),
         )
     };
+    let bucket = |from: usize, to: usize| bucket_of(&m.depth, from, to);
     let walked = m.depth.len();
     lines.push(String::new());
     lines.push(format!(
@@ -412,6 +429,17 @@ fn report(name: &str, side: &Side, m: &Measured) -> Vec<String> {
         walked / 2 + 10,
         ms(bucket(walked / 2, walked / 2 + 10)),
         ms(bucket(walked.saturating_sub(10), walked)),
+    ));
+    let walked = m.text_depth.len();
+    lines.push(format!(
+        "pages of 100 of `q=电池` by relevance ({walked} pages): first page {:.2} ms; median ms \
+         at pages 2–11 {:.2}, {}–{} {:.2}, last ten {:.2}",
+        m.text_depth.first().map_or(0.0, |(_, d)| ms(*d)),
+        ms(bucket_of(&m.text_depth, 1, 11)),
+        walked / 2,
+        walked / 2 + 10,
+        ms(bucket_of(&m.text_depth, walked / 2, walked / 2 + 10)),
+        ms(bucket_of(&m.text_depth, walked.saturating_sub(10), walked)),
     ));
     lines.push(String::new());
     lines
