@@ -268,6 +268,22 @@ struct Measured {
     text_depth: Vec<(usize, Duration)>,
 }
 
+/// Walks the pages of `first` by cursor, at most `pages` of them: each page's time.
+async fn walk(http: &reqwest::Client, first: &str, pages: usize) -> Result<Vec<(usize, Duration)>> {
+    let mut times = Vec::new();
+    let mut url = first.to_owned();
+    for page in 0..pages {
+        let start = Instant::now();
+        let body: serde_json::Value = http.get(&url).send().await?.json().await?;
+        times.push((page, start.elapsed()));
+        match body["next_cursor"].as_str() {
+            Some(c) => url = format!("{first}&cursor={c}"),
+            None => break,
+        }
+    }
+    Ok(times)
+}
+
 /// The pull of median duration among `pulls` (they hold the same lines).
 fn median_pull(mut pulls: Vec<Pull>) -> Pull {
     pulls.sort_unstable_by_key(|p| p.took);
@@ -297,26 +313,17 @@ fn measure(side: &Side, spec: &ExportBench, runtime: &tokio::runtime::Runtime) -
         }
     }
 
-    // Search pages by depth: the whole catalogue by date, 100 a page, cursor after cursor.
-    // Its totals and facets were counted ahead when the gateway started; a query nobody has
-    // asked yet counts every match on its first page, measured first.
-    let mut depth: Vec<(usize, Duration)> = Vec::new();
-    let mut cold = Duration::ZERO;
-    let mut text_depth: Vec<(usize, Duration)> = Vec::new();
-    runtime.block_on(async {
-        // A text query in relevance order (120,000 matches at 1 M): later pages from the
-        // query's one ranking.
-        let first = format!("{base}/v1/search?q=%E7%94%B5%E6%B1%A0&limit=100");
-        let mut url = first.clone();
-        for page in 0..spec.pages {
-            let start = Instant::now();
-            let body: serde_json::Value = http.get(&url).send().await?.json().await?;
-            text_depth.push((page, start.elapsed()));
-            match body["next_cursor"].as_str() {
-                Some(c) => url = format!("{first}&cursor={c}"),
-                None => break,
-            }
-        }
+    // Search pages by depth, 100 a page, cursor after cursor: a text query in relevance order
+    // (120,000 matches at 1 M: later pages from the query's one ranking), then the whole
+    // catalogue by date. Its totals and facets were counted ahead when the gateway started; a
+    // query nobody has asked yet counts every match on its first page, measured between.
+    let (text_depth, cold, depth) = runtime.block_on(async {
+        let text_depth = walk(
+            &http,
+            &format!("{base}/v1/search?q=%E7%94%B5%E6%B1%A0&limit=100"),
+            spec.pages,
+        )
+        .await?;
         let start = Instant::now();
         http.get(format!(
             "{base}/v1/search?kind=achievement&sort=date&limit=100"
@@ -326,18 +333,14 @@ fn measure(side: &Side, spec: &ExportBench, runtime: &tokio::runtime::Runtime) -
         .error_for_status()?
         .bytes()
         .await?;
-        cold = start.elapsed();
-        let mut url = format!("{base}/v1/search?sort=date&limit=100");
-        for page in 0..spec.pages {
-            let start = Instant::now();
-            let body: serde_json::Value = http.get(&url).send().await?.json().await?;
-            depth.push((page, start.elapsed()));
-            match body["next_cursor"].as_str() {
-                Some(c) => url = format!("{base}/v1/search?sort=date&limit=100&cursor={c}"),
-                None => break,
-            }
-        }
-        Ok::<_, anyhow::Error>(())
+        let cold = start.elapsed();
+        let depth = walk(
+            &http,
+            &format!("{base}/v1/search?sort=date&limit=100"),
+            spec.pages,
+        )
+        .await?;
+        Ok::<_, anyhow::Error>((text_depth, cold, depth))
     })?;
     gateway.stop();
     let own_jsonl = median_pull(own_jsonl);
