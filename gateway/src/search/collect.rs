@@ -537,26 +537,12 @@ impl Collector for PageCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<PageFruit> {
         let mut c = PageSegmentCollector::new(self, segment, reader)?;
-        let alive = reader.alive_bitset();
-        let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
         // Only relevance order needs every match's score.
         let score_all = self.scored && self.sort == Sort::Relevance;
         if !c.counting && self.sorted_by_date && self.sort == Sort::Date {
             c.walk_by_date(weight, reader)?;
-        } else if score_all {
-            weight.for_each(reader, &mut |doc, score| {
-                if is_alive(doc) {
-                    c.push(doc, score);
-                }
-            })?;
         } else {
-            weight.for_each_no_score(reader, &mut |docs| {
-                for &doc in docs {
-                    if is_alive(doc) {
-                        c.push(doc, 0.0);
-                    }
-                }
-            })?;
+            for_each_alive(weight, reader, score_all, |doc, score| c.push(doc, score))?;
         }
         let mut fruit = c.harvest();
         if self.scored && !score_all && !fruit.hits.is_empty() {
@@ -587,6 +573,34 @@ impl Collector for PageCollector {
         merged.hits.sort_unstable();
         merged.hits.truncate(self.limit + 1);
         Ok(merged)
+    }
+}
+
+/// Hands every match of `weight` in `reader` that is not deleted to `push`, with its score if
+/// `scored` (else 0.0, and nothing is scored). The collectors take over `collect_segment`, so
+/// the deleted documents tantivy's own loop would skip are skipped here.
+fn for_each_alive(
+    weight: &dyn Weight,
+    reader: &SegmentReader,
+    scored: bool,
+    mut push: impl FnMut(DocId, Score),
+) -> tantivy::Result<()> {
+    let alive = reader.alive_bitset();
+    let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
+    if scored {
+        weight.for_each(reader, &mut |doc, score| {
+            if is_alive(doc) {
+                push(doc, score);
+            }
+        })
+    } else {
+        weight.for_each_no_score(reader, &mut |docs| {
+            for &doc in docs {
+                if is_alive(doc) {
+                    push(doc, 0.0);
+                }
+            }
+        })
     }
 }
 
@@ -712,23 +726,9 @@ impl Collector for AllCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<Vec<Hit>> {
         let mut c = AllSegmentCollector::new(self.sort, segment, reader)?;
-        let alive = reader.alive_bitset();
-        let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
-        if self.score_all() {
-            weight.for_each(reader, &mut |doc, score| {
-                if is_alive(doc) {
-                    c.push(doc, score);
-                }
-            })?;
-        } else {
-            weight.for_each_no_score(reader, &mut |docs| {
-                for &doc in docs {
-                    if is_alive(doc) {
-                        c.push(doc, 0.0);
-                    }
-                }
-            })?;
-        }
+        for_each_alive(weight, reader, self.score_all(), |doc, score| {
+            c.push(doc, score)
+        })?;
         Ok(SegmentCollector::harvest(c))
     }
 
