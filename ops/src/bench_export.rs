@@ -20,7 +20,8 @@ use diesel::prelude::*;
 
 use crate::bench_import::{bench_database, empty_postgres};
 use crate::bench_search::{
-    GatewayChild, SearchBench, fill, fill_or_reuse, reindex, warm_page_cache, write_gateway_config,
+    GatewayChild, SearchBench, fill_once, fill_or_reuse, reindex, warm_page_cache,
+    write_gateway_config,
 };
 
 /// What `rix bench export` measures.
@@ -207,38 +208,11 @@ fn postgres_side(spec: &ExportBench, search: &SearchBench, url: &str) -> Result<
     let dir = spec.dir.join("postgres");
     std::fs::create_dir_all(&dir)?;
     let db_url = bench_database(url, "rix_bench_export")?;
-    let marker = dir.join("filled.json");
-    let filled: Option<serde_json::Value> = std::fs::read(&marker)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let reuse = filled
-        .as_ref()
-        .is_some_and(|f| f["records"] == spec.records && f["nodes"] == spec.nodes as u64);
-    let fill_note = if reuse {
-        format!(
-            "reused ({} s when filled)",
-            filled
-                .as_ref()
-                .map_or(serde_json::Value::Null, |f| f["secs"].clone())
-        )
-    } else {
-        let _ = std::fs::remove_file(&marker);
+    let (fill_note, _) = fill_once(&dir, search, || {
         let _ = std::fs::remove_dir_all(dir.join("search"));
         empty_postgres(&db_url)?;
-        let db = rix_gateway::db::Db::open(&db_url, 4)?;
-        let started = Instant::now();
-        let taken = fill(&db, search)?;
-        let secs = started.elapsed().as_secs_f64();
-        std::fs::write(
-            &marker,
-            serde_json::json!({"records": spec.records, "nodes": spec.nodes, "secs": secs})
-                .to_string(),
-        )?;
-        format!(
-            "{taken} entries in {secs:.1} s = {:.0} records/s",
-            taken as f64 / secs
-        )
-    };
+        Ok(rix_gateway::db::Db::open(&db_url, 4)?)
+    })?;
     println!("PostgreSQL fill: {fill_note}");
     let (config, port) = write_gateway_config(&dir, Some(&db_url))?;
     if !dir.join("search").exists() {

@@ -187,37 +187,49 @@ pub(crate) fn fill_or_reuse(spec: &SearchBench) -> Result<(String, bool)> {
     std::fs::create_dir_all(&spec.dir)
         .with_context(|| format!("creating {}", spec.dir.display()))?;
     let db_path = spec.dir.join("catalogue.db");
-    let marker = spec.dir.join("filled.json");
+    fill_once(&spec.dir, spec, || {
+        for stale in ["catalogue.db", "catalogue.db-wal", "catalogue.db-shm"] {
+            let _ = std::fs::remove_file(spec.dir.join(stale));
+        }
+        Ok(Db::open(db_path.to_str().context("a UTF-8 path")?, 4)?)
+    })
+}
+
+/// Fills `spec`'s catalogue once: kept while `dir/filled.json` says it holds this many records
+/// from this many nodes (a fill of 1 M takes minutes to half an hour); otherwise `fresh`
+/// empties the database and opens it, and the fill is timed and marked. Returns the fill's
+/// note and whether it filled.
+pub(crate) fn fill_once(
+    dir: &Path,
+    spec: &SearchBench,
+    fresh: impl FnOnce() -> Result<Db>,
+) -> Result<(String, bool)> {
+    let marker = dir.join("filled.json");
     let filled: Option<Value> = std::fs::read(&marker)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    Ok(match filled {
-        Some(f) if f["records"] == spec.records && f["nodes"] == spec.nodes as u64 => {
-            (format!("reused ({} s when filled)", f["secs"]), false)
-        }
-        _ => {
-            for stale in ["catalogue.db", "catalogue.db-wal", "catalogue.db-shm"] {
-                let _ = std::fs::remove_file(spec.dir.join(stale));
-            }
-            let _ = std::fs::remove_file(&marker);
-            let db = Db::open(db_path.to_str().context("a UTF-8 path")?, 4)?;
-            let started = Instant::now();
-            let taken = fill(&db, spec)?;
-            let secs = started.elapsed().as_secs_f64();
-            std::fs::write(
-                &marker,
-                serde_json::json!({"records": spec.records, "nodes": spec.nodes, "secs": secs})
-                    .to_string(),
-            )?;
-            (
-                format!(
-                    "{taken} entries in {secs:.1} s = {:.0} records/s",
-                    taken as f64 / secs
-                ),
-                true,
-            )
-        }
-    })
+    if let Some(f) = filled
+        && f["records"] == spec.records
+        && f["nodes"] == spec.nodes as u64
+    {
+        return Ok((format!("reused ({} s when filled)", f["secs"]), false));
+    }
+    let _ = std::fs::remove_file(&marker);
+    let db = fresh()?;
+    let started = Instant::now();
+    let taken = fill(&db, spec)?;
+    let secs = started.elapsed().as_secs_f64();
+    std::fs::write(
+        &marker,
+        serde_json::json!({"records": spec.records, "nodes": spec.nodes, "secs": secs}).to_string(),
+    )?;
+    Ok((
+        format!(
+            "{taken} entries in {secs:.1} s = {:.0} records/s",
+            taken as f64 / secs
+        ),
+        true,
+    ))
 }
 
 /// Runs every phase and prints a Markdown report.
