@@ -45,7 +45,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use rix_adapters::mapping::{Mapper, Mapping};
 use rix_adapters::outcome::{MappedRecord, RowError};
 use rix_adapters::push::{
-    Checkpoint, ItemResult, NodeClient, PushFailed, PushOptions, file_fingerprint,
+    Checkpoint, ItemResult, NodeClient, PushError, PushFailed, PushOptions, PushOutcome,
+    PushedItem, file_fingerprint,
 };
 use rix_adapters::report::ErrorReport;
 use rix_adapters::row::{Origin, SourceRow};
@@ -271,7 +272,9 @@ pub fn run(options: &ImportOptions, out: &mut dyn Write) -> Result<Summary> {
                 .context("the node client cannot be set up")?,
         )
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // One worker: a chunk's push runs there while this thread reads and maps the next.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -300,6 +303,14 @@ enum Pending {
     Refused { file: usize, errors: Vec<RowError> },
 }
 
+/// A chunk on its way to the node: the push (which hands its records back with the answers)
+/// and what its answers are to be matched with.
+struct InFlight {
+    push: tokio::task::JoinHandle<(Vec<MappedRecord>, Result<PushOutcome, PushFailed>)>,
+    pending: Vec<Pending>,
+    span_last: BTreeMap<(String, Option<String>), Origin>,
+}
+
 /// The state of one `rix import` run.
 struct Run<'a> {
     options: &'a ImportOptions,
@@ -321,6 +332,8 @@ struct Run<'a> {
     records: Vec<MappedRecord>,
     /// Per table: the last row read since the last checkpoint save.
     span_last: BTreeMap<(String, Option<String>), Origin>,
+    /// The chunk being pushed while the next is read.
+    in_flight: Option<InFlight>,
     /// Per table: the last row read (for blank rows between rows of a sheet).
     last_row: BTreeMap<(String, Option<String>), u64>,
     progress: progress::Progress,
@@ -405,6 +418,7 @@ impl<'a> Run<'a> {
             pending: Vec::new(),
             records: Vec::new(),
             span_last: BTreeMap::new(),
+            in_flight: None,
             last_row: BTreeMap::new(),
             progress,
             dry: dry_run::DryRun::new(options.rows),
@@ -461,7 +475,7 @@ impl<'a> Run<'a> {
                 }
             }
             // What was read before a failure is still pushed and checkpointed.
-            let flushed = self.flush();
+            let flushed = self.flush().and_then(|()| self.settle());
             self.summary.files[file].counts.seconds = started.elapsed().as_secs_f64();
             self.progress.file_done(path);
             outcome?;
@@ -499,7 +513,7 @@ impl<'a> Run<'a> {
             }
             Ok(())
         })();
-        let flushed = self.flush();
+        let flushed = self.flush().and_then(|()| self.settle());
         self.summary.files[0].counts.seconds = started.elapsed().as_secs_f64();
         result?;
         flushed?;
@@ -640,25 +654,66 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Pushes the pending records, writes the refusals of their rows, then moves the
-    /// checkpoint past them.
+    /// Sends the pending records on their way and takes in the answers of the chunk sent before
+    /// (one chunk in flight: the next is read and mapped while the node registers this one).
+    /// [`Run::settle`] waits for the last.
     fn flush(&mut self) -> Result<()> {
         if self.options.dry_run {
             self.progress.counts(&self.summary.total_so_far());
             return Ok(());
         }
-        let node = self.node.as_ref().expect("an import has a node");
+        self.settle()?;
         let records = std::mem::take(&mut self.records);
-        let (answered, failure) = if records.is_empty() {
-            (Vec::new(), None)
-        } else {
-            let approve = self.options.approve;
-            match self.runtime.block_on(node.push(&records, approve)) {
-                Ok(outcome) => (outcome.items, None),
-                Err(PushFailed { error, done }) => (done.items, Some(error)),
-            }
-        };
         let pending = std::mem::take(&mut self.pending);
+        let span_last = std::mem::take(&mut self.span_last);
+        if records.is_empty() {
+            return self.answered(records, Vec::new(), None, pending, span_last);
+        }
+        let node = self.node.clone().expect("an import has a node");
+        let approve = self.options.approve;
+        let push = self.runtime.spawn(async move {
+            let result = node.push(&records, approve).await;
+            (records, result)
+        });
+        self.in_flight = Some(InFlight {
+            push,
+            pending,
+            span_last,
+        });
+        Ok(())
+    }
+
+    /// Waits for the chunk in flight, if any, and takes in its answers.
+    fn settle(&mut self) -> Result<()> {
+        let Some(InFlight {
+            push,
+            pending,
+            span_last,
+        }) = self.in_flight.take()
+        else {
+            return Ok(());
+        };
+        let (records, result) = self
+            .runtime
+            .block_on(push)
+            .context("the push to the node stopped")?;
+        let (answered, failure) = match result {
+            Ok(outcome) => (outcome.items, None),
+            Err(PushFailed { error, done }) => (done.items, Some(error)),
+        };
+        self.answered(records, answered, failure, pending, span_last)
+    }
+
+    /// Writes the refusals of a pushed chunk's rows and the node's answers, then moves the
+    /// checkpoint past them.
+    fn answered(
+        &mut self,
+        records: Vec<MappedRecord>,
+        answered: Vec<PushedItem>,
+        failure: Option<PushError>,
+        pending: Vec<Pending>,
+        mut span_last: BTreeMap<(String, Option<String>), Origin>,
+    ) -> Result<()> {
         let mut records = records.into_iter();
         let mut answers = answered.into_iter();
         let mut done_through: BTreeMap<(String, Option<String>), Origin> = BTreeMap::new();
@@ -728,9 +783,8 @@ impl<'a> Run<'a> {
         }
         if complete {
             // Also the rows after the last record (titles, notes, blank rows).
-            done_through.append(&mut self.span_last);
+            done_through.append(&mut span_last);
         }
-        self.span_last.clear();
         if let Some(cp) = &mut self.checkpoint {
             for origin in done_through.values() {
                 cp.mark(origin);
@@ -747,6 +801,10 @@ impl<'a> Run<'a> {
 
     /// The end: report closed, checkpoint removed after a clean run, summary printed.
     fn finish(mut self, result: Result<()>) -> Result<Summary> {
+        // A chunk still in flight after a failure elsewhere is waited for, so that what the
+        // node registered is counted and checkpointed.
+        let settled = self.settle();
+        let result = result.and(settled);
         self.progress.finish();
         if let Some(report) = self.report.take() {
             report.finish().context("closing the error report")?;
