@@ -210,15 +210,13 @@ impl Config {
     /// What the file's keys cannot say alone: a listener's `client_ca` would ask readers for a
     /// certificate that nothing here checks, so it is refused rather than left to mislead.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if let Some(list) = &self.amqp_url
-            && rix_runtime::config::BrokerUrls::parse(list).is_none()
-        {
-            return Err(ConfigError::Invalid {
-                key: "amqp_url",
-                message: format!(
-                    "{list:?} names no broker; give one amqp:// URL, or several separated by commas"
-                ),
-            });
+        if let Some(list) = &self.amqp_url {
+            rix_runtime::config::BrokerUrls::check(list).map_err(|message| {
+                ConfigError::Invalid {
+                    key: "amqp_url",
+                    message,
+                }
+            })?;
         }
         if self.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
             return Err(ConfigError::Invalid {

@@ -309,15 +309,13 @@ impl Config {
             });
         }
         self.issuer()?;
-        if let Some(list) = &self.amqp_url
-            && rix_runtime::config::BrokerUrls::parse(list).is_none()
-        {
-            return Err(ConfigError::Invalid {
-                key: "amqp_url",
-                message: format!(
-                    "{list:?} names no broker; give one amqp:// URL, or several separated by commas"
-                ),
-            });
+        if let Some(list) = &self.amqp_url {
+            rix_runtime::config::BrokerUrls::check(list).map_err(|message| {
+                ConfigError::Invalid {
+                    key: "amqp_url",
+                    message,
+                }
+            })?;
         }
         if !(1..=10_000).contains(&self.batch.max_entries) {
             return Err(ConfigError::Invalid {

@@ -69,6 +69,17 @@ pub struct BrokerUrls {
 }
 
 impl BrokerUrls {
+    /// Checks a configured `amqp_url` list: why it is refused, in words for the operator,
+    /// when it names no broker.
+    pub fn check(list: &str) -> Result<(), String> {
+        match BrokerUrls::parse(list) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "{list:?} names no broker; give one amqp:// URL, or several separated by commas"
+            )),
+        }
+    }
+
     /// The URLs of `list` (one URL, or several separated by commas; blanks around them are
     /// ignored). `None` when it names none.
     pub fn parse(list: &str) -> Option<BrokerUrls> {
