@@ -232,6 +232,8 @@ pub struct Ingest {
     /// Signalled after each commit that applied entries: what follows the catalogue in this
     /// process (the search index) takes them at once instead of at its next poll.
     applied: std::sync::Arc<tokio::sync::Notify>,
+    /// The planner's statistics of the tables the ingest looks rows up in, kept up with it.
+    statistics: crate::db::PlannerStatistics,
 }
 
 /// How far ahead of the gateway's clock a batch may be dated unless configured otherwise
@@ -307,6 +309,7 @@ impl Ingest {
             metrics,
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
             applied: Default::default(),
+            statistics: Default::default(),
         }
     }
 
@@ -402,12 +405,20 @@ impl Ingest {
         });
         let answers = match applied {
             Ok(answers) => {
+                let applied: usize = answers
+                    .iter()
+                    .map(|a| match a {
+                        Ok((Outcome::Applied { applied, .. }, _)) => *applied,
+                        _ => 0,
+                    })
+                    .sum();
                 if answers
                     .iter()
                     .any(|a| matches!(a, Ok((Outcome::Applied { .. }, _))))
                 {
                     self.applied.notify_one();
                 }
+                self.statistics.applied(&self.db, applied as u64);
                 answers
             }
             Err(e) => {

@@ -737,3 +737,83 @@ fn compromised_since_sqlite() {
 fn compromised_since_postgres() {
     a_key_compromised_since_t_keeps_its_earlier_batches(Backend::Postgres);
 }
+
+/// A gateway filling an empty PostgreSQL catalogue analyses the tables it looks rows up in,
+/// without waiting for autovacuum: with no statistics the planner took a batch's 400-key
+/// lookup for "every row" and scanned all of a kind's keys per batch (growing with the
+/// catalogue); analysed, the keys are found by the index.
+#[test]
+fn a_bulk_load_keeps_the_planners_statistics_postgres() {
+    use diesel::sql_types::{Nullable, Text};
+    #[derive(diesel::QueryableByName)]
+    struct Analysed {
+        #[diesel(sql_type = Text)]
+        relname: String,
+        #[diesel(sql_type = Nullable<Text>)]
+        last_analyze: Option<String>,
+    }
+    let gw = Gateway::open(Backend::Postgres);
+    let province = SampleGenerator::new(SampleConfig::default());
+    let mut yunnan = SigningNode::trusted(&gw.db, "prov-530000");
+    let items = (0..2_500u64)
+        .map(|i| {
+            let record = public(serde_json::to_value(province.achievement(i)).unwrap());
+            (RecordKind::Achievement, format!("a{i}"), 1, Some(record))
+        })
+        .collect();
+    assert_eq!(yunnan.publish(&gw.ingest, items, 500), 2_500);
+
+    // The analyse runs on a thread of its own, after the commit that crossed the threshold.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let analysed = loop {
+        let rows: Vec<Analysed> = diesel::sql_query(
+            "SELECT relname::text AS relname, last_analyze::text AS last_analyze \
+             FROM pg_stat_user_tables \
+             WHERE relname IN ('records', 'merge_keys', 'record_funding') ORDER BY relname",
+        )
+        .load(&mut *gw.db.conn().unwrap())
+        .unwrap();
+        if rows.len() == 3 && rows.iter().all(|r| r.last_analyze.is_some()) {
+            break rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not analysed after 2,500 entries: {:?}",
+            rows.iter()
+                .map(|r| (&r.relname, &r.last_analyze))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(
+        analysed
+            .iter()
+            .map(|r| r.relname.as_str())
+            .collect::<Vec<_>>(),
+        ["merge_keys", "record_funding", "records"]
+    );
+
+    // What the lookups need the planner to know: keys and ids do not repeat (n_distinct -1,
+    // "as many distinct values as rows"), so 400 of them are 400 rows, not "every row".
+    #[derive(diesel::QueryableByName)]
+    struct Distinct {
+        #[diesel(sql_type = Text)]
+        column: String,
+        #[diesel(sql_type = diesel::sql_types::Float)]
+        n_distinct: f32,
+    }
+    let distinct: Vec<Distinct> = diesel::sql_query(
+        "SELECT tablename::text || '.' || attname::text AS column, n_distinct FROM pg_stats \
+         WHERE (tablename, attname) IN (('merge_keys', 'merge_key'), ('records', 'id')) \
+         ORDER BY 1",
+    )
+    .load(&mut *gw.db.conn().unwrap())
+    .unwrap();
+    assert_eq!(
+        distinct
+            .iter()
+            .map(|d| (d.column.as_str(), d.n_distinct))
+            .collect::<Vec<_>>(),
+        [("merge_keys.merge_key", -1.0), ("records.id", -1.0)]
+    );
+}
