@@ -269,6 +269,28 @@ struct NewChange<'a> {
     source_audience: i64,
 }
 
+/// A merge key first seen in a batch, and the entry it joins.
+#[derive(Insertable)]
+#[diesel(table_name = merge_keys)]
+#[diesel(treat_none_as_default_value = false)]
+struct NewMergeKey {
+    kind: String,
+    merge_key: String,
+    unified_id: String,
+}
+
+/// An achievement's funding reference, for linking.
+#[derive(Insertable)]
+#[diesel(table_name = record_funding)]
+#[diesel(treat_none_as_default_value = false)]
+struct NewFunding<'a> {
+    node_id: &'a str,
+    id: String,
+    program: String,
+    project_no: String,
+    classes: String,
+}
+
 const CHUNK: usize = 400;
 
 /// Who may see an entry: [`AUDIENCE_PUBLIC`] everyone, [`AUDIENCE_INTERNAL`] internal readers
@@ -538,8 +560,8 @@ pub fn apply_batch(
     let mut versions = Vec::with_capacity(to_apply.len());
     let mut new_changes = Vec::with_capacity(to_apply.len());
     let mut rows: HashMap<&str, RecordRow> = HashMap::new();
-    let mut new_keys: Vec<(String, String, String)> = Vec::new();
-    let mut funding: Vec<(String, String, String, String)> = Vec::new();
+    let mut new_keys: Vec<NewMergeKey> = Vec::new();
+    let mut funding: Vec<NewFunding> = Vec::new();
     for (n, (index, meta)) in to_apply.iter().enumerate() {
         let e = &entries[*index];
         let change_id = first_change + n as i64;
@@ -574,7 +596,11 @@ pub fn apply_batch(
                 let slot = (kind.to_owned(), k.clone());
                 if let std::collections::hash_map::Entry::Vacant(v) = key_owner.entry(slot) {
                     v.insert(unified.clone());
-                    new_keys.push((kind.to_owned(), k.clone(), unified.clone()));
+                    new_keys.push(NewMergeKey {
+                        kind: kind.to_owned(),
+                        merge_key: k.clone(),
+                        unified_id: unified.clone(),
+                    });
                 }
             }
         }
@@ -636,7 +662,13 @@ pub fn apply_batch(
         };
         if let Some(m) = meta {
             for (p, no, classes) in &m.funding {
-                funding.push((e.id.clone(), p.clone(), no.clone(), classes.names()));
+                funding.push(NewFunding {
+                    node_id,
+                    id: e.id.clone(),
+                    program: p.clone(),
+                    project_no: no.clone(),
+                    classes: classes.names(),
+                });
             }
         }
         versions.push(NewVersion {
@@ -692,7 +724,7 @@ pub fn apply_batch(
         .filter(|id| current.contains_key(*id))
         .collect();
     let mut seen = std::collections::HashSet::new();
-    funding.retain(|f| seen.insert((f.0.clone(), f.1.clone(), f.2.clone())));
+    funding.retain(|f| seen.insert((f.id.clone(), f.program.clone(), f.project_no.clone())));
     let applied = Applied {
         node_id,
         held_before: &held_before,
@@ -722,10 +754,10 @@ struct Applied<'a> {
     records: &'a [RecordRow],
     versions: &'a [NewVersion<'a>],
     changes: &'a [NewChange<'a>],
-    /// (kind, merge key, unified id) of keys first seen in this batch.
-    merge_keys: &'a [(String, String, String)],
-    /// (id, program, project number, classes), without repeats.
-    funding: &'a [(String, String, String, String)],
+    /// Keys first seen in this batch.
+    merge_keys: &'a [NewMergeKey],
+    /// Funding references, without repeats.
+    funding: &'a [NewFunding<'a>],
 }
 
 impl Applied<'_> {
@@ -758,34 +790,10 @@ impl Applied<'_> {
         for chunk in self.changes.chunks(CHUNK / 4) {
             crate::batch_insert!(conn, diesel::insert_into(changes::table).values(chunk))?;
         }
-        let key_rows: Vec<_> = self
-            .merge_keys
-            .iter()
-            .map(|(k, key, u)| {
-                (
-                    merge_keys::kind.eq(k),
-                    merge_keys::merge_key.eq(key),
-                    merge_keys::unified_id.eq(u),
-                )
-            })
-            .collect();
-        for chunk in key_rows.chunks(CHUNK / 2) {
+        for chunk in self.merge_keys.chunks(CHUNK / 2) {
             crate::batch_insert!(conn, diesel::insert_into(merge_keys::table).values(chunk))?;
         }
-        let funding_rows: Vec<_> = self
-            .funding
-            .iter()
-            .map(|(id, p, no, classes)| {
-                (
-                    record_funding::node_id.eq(node_id),
-                    record_funding::id.eq(id),
-                    record_funding::program.eq(p),
-                    record_funding::project_no.eq(no),
-                    record_funding::classes.eq(classes),
-                )
-            })
-            .collect();
-        for chunk in funding_rows.chunks(CHUNK / 2) {
+        for chunk in self.funding.chunks(CHUNK / 2) {
             crate::batch_insert!(
                 conn,
                 diesel::insert_into(record_funding::table).values(chunk)
@@ -794,16 +802,17 @@ impl Applied<'_> {
         Ok(())
     }
 
-    /// PostgreSQL: one statement per table whatever the batch's size, each column bound as one
-    /// array and spread into rows by `unnest`. The text of each statement never changes, so a
-    /// connection prepares it once; a `VALUES` list is a new statement for every row count,
-    /// with ~1,400 values to bind and parse per statement. Sources held before are upserted in
-    /// place rather than deleted and inserted again.
+    /// PostgreSQL: one statement per table whatever the batch's size. Rows no table holds yet
+    /// (new sources, versions, changes, merge keys, funding references) go by `COPY` in its
+    /// binary form: no array to build, send as text and spread, and the server inserts the rows
+    /// a page at a time (what is left of their cost is their indexes). Sources held before are
+    /// upserted in place from one array per column (the text of that statement never changes,
+    /// so a connection prepares it once).
     fn write_postgres(&self, conn: &mut diesel::PgConnection) -> Result<(), StoreError> {
         use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
         let node_id = self.node_id;
-        fn column<'r, T: 'r, U>(rows: &'r [T], f: impl Fn(&'r T) -> U) -> Vec<U> {
-            rows.iter().map(f).collect()
+        fn column<'r, T: 'r, U>(rows: &[&'r T], f: impl Fn(&'r T) -> U) -> Vec<U> {
+            rows.iter().map(|r| f(r)).collect()
         }
 
         if !self.held_before.is_empty() {
@@ -814,71 +823,64 @@ impl Applied<'_> {
             )
             .execute(conn)?;
         }
-        let r = self.records;
-        diesel::sql_query(
-            "INSERT INTO records (node_id, id, kind, version, withdrawn, secrecy, title, \
-             registration_no, program, project_no, unified_id, first_change, last_change) \
-             SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::int8[], $5::int4[], \
-             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
-             $12::int8[], $13::int8[]) AS u \
-             ON CONFLICT (node_id, id) DO UPDATE SET kind = EXCLUDED.kind, \
-             version = EXCLUDED.version, withdrawn = EXCLUDED.withdrawn, \
-             secrecy = EXCLUDED.secrecy, title = EXCLUDED.title, \
-             registration_no = EXCLUDED.registration_no, program = EXCLUDED.program, \
-             project_no = EXCLUDED.project_no, unified_id = EXCLUDED.unified_id, \
-             first_change = EXCLUDED.first_change, last_change = EXCLUDED.last_change",
-        )
-        .bind::<Text, _>(node_id)
-        .bind::<Array<Text>, _>(column(r, |r| r.id.as_str()))
-        .bind::<Array<Text>, _>(column(r, |r| r.kind.as_str()))
-        .bind::<Array<BigInt>, _>(column(r, |r| r.version))
-        .bind::<Array<Integer>, _>(column(r, |r| r.withdrawn))
-        .bind::<Array<Text>, _>(column(r, |r| r.secrecy.as_str()))
-        .bind::<Array<Text>, _>(column(r, |r| r.title.as_str()))
-        .bind::<Array<Nullable<Text>>, _>(column(r, |r| r.registration_no.as_deref()))
-        .bind::<Array<Nullable<Text>>, _>(column(r, |r| r.program.as_deref()))
-        .bind::<Array<Nullable<Text>>, _>(column(r, |r| r.project_no.as_deref()))
-        .bind::<Array<Text>, _>(column(r, |r| r.unified_id.as_str()))
-        .bind::<Array<BigInt>, _>(column(r, |r| r.first_change))
-        .bind::<Array<BigInt>, _>(column(r, |r| r.last_change))
-        .execute(conn)?;
-
-        if self.versions.is_empty() {
-            return Ok(());
+        let held: std::collections::HashSet<&str> = self.held_before.iter().copied().collect();
+        let (replaced, new): (Vec<&RecordRow>, Vec<&RecordRow>) = self
+            .records
+            .iter()
+            .partition(|r| held.contains(r.id.as_str()));
+        if !new.is_empty() {
+            diesel::copy_from(records::table)
+                .from_insertable(new)
+                .execute(conn)?;
         }
-        // The bulk of the bytes (the entries, their proofs and disclosures) and the change
-        // stream go by COPY in its binary form: no statement to parse, no array to build.
-        diesel::copy_from(record_versions::table)
-            .from_insertable(self.versions)
-            .execute(conn)?;
-
-        diesel::copy_from(changes::table)
-            .from_insertable(self.changes)
-            .execute(conn)?;
-
-        let k = self.merge_keys;
-        if !k.is_empty() {
+        let r = &replaced;
+        if !r.is_empty() {
             diesel::sql_query(
-                "INSERT INTO merge_keys (kind, merge_key, unified_id) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
-            )
-            .bind::<Array<Text>, _>(column(k, |k| k.0.as_str()))
-            .bind::<Array<Text>, _>(column(k, |k| k.1.as_str()))
-            .bind::<Array<Text>, _>(column(k, |k| k.2.as_str()))
-            .execute(conn)?;
-        }
-        let f = self.funding;
-        if !f.is_empty() {
-            diesel::sql_query(
-                "INSERT INTO record_funding (node_id, id, program, project_no, classes) \
-                 SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u",
+                "INSERT INTO records (node_id, id, kind, version, withdrawn, secrecy, title, \
+                 registration_no, program, project_no, unified_id, first_change, last_change) \
+                 SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::int8[], $5::int4[], \
+                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+                 $12::int8[], $13::int8[]) AS u \
+                 ON CONFLICT (node_id, id) DO UPDATE SET kind = EXCLUDED.kind, \
+                 version = EXCLUDED.version, withdrawn = EXCLUDED.withdrawn, \
+                 secrecy = EXCLUDED.secrecy, title = EXCLUDED.title, \
+                 registration_no = EXCLUDED.registration_no, program = EXCLUDED.program, \
+                 project_no = EXCLUDED.project_no, unified_id = EXCLUDED.unified_id, \
+                 first_change = EXCLUDED.first_change, last_change = EXCLUDED.last_change",
             )
             .bind::<Text, _>(node_id)
-            .bind::<Array<Text>, _>(column(f, |f| f.0.as_str()))
-            .bind::<Array<Text>, _>(column(f, |f| f.1.as_str()))
-            .bind::<Array<Text>, _>(column(f, |f| f.2.as_str()))
-            .bind::<Array<Text>, _>(column(f, |f| f.3.as_str()))
+            .bind::<Array<Text>, _>(column(r, |r| r.id.as_str()))
+            .bind::<Array<Text>, _>(column(r, |r| r.kind.as_str()))
+            .bind::<Array<BigInt>, _>(column(r, |r| r.version))
+            .bind::<Array<Integer>, _>(column(r, |r| r.withdrawn))
+            .bind::<Array<Text>, _>(column(r, |r| r.secrecy.as_str()))
+            .bind::<Array<Text>, _>(column(r, |r| r.title.as_str()))
+            .bind::<Array<Nullable<Text>>, _>(column(r, |r| r.registration_no.as_deref()))
+            .bind::<Array<Nullable<Text>>, _>(column(r, |r| r.program.as_deref()))
+            .bind::<Array<Nullable<Text>>, _>(column(r, |r| r.project_no.as_deref()))
+            .bind::<Array<Text>, _>(column(r, |r| r.unified_id.as_str()))
+            .bind::<Array<BigInt>, _>(column(r, |r| r.first_change))
+            .bind::<Array<BigInt>, _>(column(r, |r| r.last_change))
             .execute(conn)?;
+        }
+
+        if !self.versions.is_empty() {
+            diesel::copy_from(record_versions::table)
+                .from_insertable(self.versions)
+                .execute(conn)?;
+            diesel::copy_from(changes::table)
+                .from_insertable(self.changes)
+                .execute(conn)?;
+        }
+        if !self.merge_keys.is_empty() {
+            diesel::copy_from(merge_keys::table)
+                .from_insertable(self.merge_keys)
+                .execute(conn)?;
+        }
+        if !self.funding.is_empty() {
+            diesel::copy_from(record_funding::table)
+                .from_insertable(self.funding)
+                .execute(conn)?;
         }
         Ok(())
     }
