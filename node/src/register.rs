@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::db::schema::{idempotency, record_versions, records};
-use crate::db::{Db, DbConn, next_counter};
+use crate::db::{Db, DbConn, take_counters};
 use crate::error::NodeError;
 use crate::outbox;
 
@@ -448,55 +448,95 @@ pub(crate) fn insert_new_rows(
     who: &Principal,
     registration: Option<(String, Option<String>)>,
 ) -> Result<(RecordRow, VersionRow), NodeError> {
-    let (registration_no, registration_date) = match registration {
+    let (number, date) = match registration {
         Some((number, date)) => (Some(number), date),
         None => (None, None),
     };
-    let serial = next_counter(conn, &format!("id:{}", kind.as_str()))?;
-    let id = format!("{}-{serial:06}", id_prefix(kind));
-    let owner = match (&who.institution, who.role) {
-        (Some(mine), crate::config::Role::Submitter) => mine.clone(),
-        _ => institution_usccs(kind, doc)
-            .first()
-            .map(|s| (*s).to_owned())
-            .unwrap_or_default(),
-    };
-    let (title, secrecy) = title_and_secrecy(doc);
+    Ok(insert_new_many(conn, kind, &[(doc, number, date)], who)?
+        .pop()
+        .expect("one row per document"))
+}
+
+/// Inserts new records, version 1, submitted for review, in few statements: their serials
+/// taken from the `id:{kind}` counter at once (in the order given, gap-free) and each table
+/// written by multi-row inserts. A batch submit of 500 had been 1,500 statements, one round
+/// trip each: 1,300 records/s into PostgreSQL against 7,000–8,000 into SQLite. Each document
+/// comes with the historical registration number and date it keeps, if any.
+fn insert_new_many(
+    conn: &mut DbConn,
+    kind: RecordKind,
+    docs: &[(&Value, Option<String>, Option<String>)],
+    who: &Principal,
+) -> Result<Vec<(RecordRow, VersionRow)>, NodeError> {
+    if docs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = take_counters(
+        conn,
+        &[(&format!("id:{}", kind.as_str()), docs.len() as i64)],
+    )?[0];
     let at = now();
-    let row = RecordRow {
-        kind: kind.as_str().to_owned(),
-        id: id.clone(),
-        serial,
-        owner_uscc: owner,
-        version: 1,
-        state: state::SUBMITTED.to_owned(),
-        published_version: None,
-        registration_no,
-        registration_date,
-        title,
-        secrecy,
-        created_at: at.clone(),
-        updated_at: at.clone(),
-    };
-    diesel::insert_into(records::table)
-        .values(&row)
-        .execute(conn)?;
-    let version = VersionRow {
-        kind: row.kind.clone(),
-        id,
-        version: 1,
-        state: state::SUBMITTED.to_owned(),
-        document: Some(doc.to_string()),
-        submitted_by: who.audit_name(),
-        submitted_at: at,
-        reviewed_by: None,
-        reviewed_at: None,
-        reason: None,
-    };
-    diesel::insert_into(record_versions::table)
-        .values(&version)
-        .execute(conn)?;
-    Ok((row, version))
+    let rows: Vec<(RecordRow, VersionRow)> = docs
+        .iter()
+        .zip(first..)
+        .map(|((doc, registration_no, registration_date), serial)| {
+            let id = format!("{}-{serial:06}", id_prefix(kind));
+            let owner = match (&who.institution, who.role) {
+                (Some(mine), crate::config::Role::Submitter) => mine.clone(),
+                _ => institution_usccs(kind, doc)
+                    .first()
+                    .map(|s| (*s).to_owned())
+                    .unwrap_or_default(),
+            };
+            let (title, secrecy) = title_and_secrecy(doc);
+            let row = RecordRow {
+                kind: kind.as_str().to_owned(),
+                id: id.clone(),
+                serial,
+                owner_uscc: owner,
+                version: 1,
+                state: state::SUBMITTED.to_owned(),
+                published_version: None,
+                registration_no: registration_no.clone(),
+                registration_date: registration_date.clone(),
+                title,
+                secrecy,
+                created_at: at.clone(),
+                updated_at: at.clone(),
+            };
+            let version = VersionRow {
+                kind: row.kind.clone(),
+                id,
+                version: 1,
+                state: state::SUBMITTED.to_owned(),
+                document: Some(doc.to_string()),
+                submitted_by: who.audit_name(),
+                submitted_at: at.clone(),
+                reviewed_by: None,
+                reviewed_at: None,
+                reason: None,
+            };
+            (row, version)
+        })
+        .collect();
+    // 100 rows of 13 columns stay well under SQLite's limit of bound values.
+    for chunk in rows.chunks(100) {
+        let records: Vec<&RecordRow> = chunk.iter().map(|(r, _)| r).collect();
+        let versions: Vec<&VersionRow> = chunk.iter().map(|(_, v)| v).collect();
+        let records = diesel::insert_into(records::table).values(records);
+        let versions = diesel::insert_into(record_versions::table).values(versions);
+        match conn {
+            DbConn::Sqlite(c) => {
+                records.execute(c)?;
+                versions.execute(c)?;
+            }
+            DbConn::Postgresql(c) => {
+                records.execute(c)?;
+                versions.execute(c)?;
+            }
+        }
+    }
+    Ok(rows)
 }
 
 /// Registers a new record (version 1, submitted for review).
@@ -543,15 +583,15 @@ pub fn submit_many(
     if errors.total > 0 {
         return Err(NodeError::Invalid(errors));
     }
+    let docs: Vec<_> = docs.iter().map(|doc| (doc, None, None)).collect();
     db.write(|conn| {
         once(conn, who, idem, |conn| {
-            let mut items = Vec::with_capacity(docs.len());
-            for doc in docs {
-                let view = insert_new(conn, kind, doc, who)?;
-                items.push(serde_json::json!({
-                    "id": view.id, "version": view.version, "state": view.state,
-                }));
-            }
+            let items: Vec<Value> = insert_new_many(conn, kind, &docs, who)?
+                .into_iter()
+                .map(|(row, _)| {
+                    serde_json::json!({ "id": row.id, "version": row.version, "state": row.state })
+                })
+                .collect();
             Ok((201, serde_json::json!({ "items": items })))
         })
     })
