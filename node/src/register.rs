@@ -462,7 +462,7 @@ pub(crate) fn insert_new_rows(
 /// written by multi-row inserts. A batch submit of 500 had been 1,500 statements, one round
 /// trip each: 1,300 records/s into PostgreSQL against 7,000–8,000 into SQLite. Each document
 /// comes with the historical registration number and date it keeps, if any.
-fn insert_new_many(
+pub(crate) fn insert_new_many(
     conn: &mut DbConn,
     kind: RecordKind,
     docs: &[(&Value, Option<String>, Option<String>)],

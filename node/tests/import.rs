@@ -362,6 +362,33 @@ async fn a_historical_number_is_imported_approved_and_published_with_it(backend:
         (409, vec!["/items/1/registration_no".into()])
     );
     assert!(message(&more, 1).contains(normal.body["id"].as_str().unwrap()));
+    // Within one request a number names the first item that brings it; the request's other
+    // items register beside the refusal, in their order.
+    let same = import(
+        &node,
+        "achievements",
+        ADMIN,
+        vec![
+            numbered("old#6", &titled("同号其一"), "5300002018Y0100"),
+            item("new#1", &titled("同批新成果")),
+            numbered("old#7", &titled("同号其二"), "5300002018Y0100"),
+            item("new#1", &titled("同批新成果")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (&same["accepted"], &same["refused"], &same["duplicates"]),
+        (&json!(2), &json!(1), &json!(1)),
+        "{same}"
+    );
+    assert_eq!(same["items"][0]["registration_no"], "5300002018Y0100");
+    assert_eq!(
+        refusal(&same, 2),
+        (409, vec!["/items/2/registration_no".into()])
+    );
+    assert!(message(&same, 2).contains(same["items"][0]["id"].as_str().unwrap()));
+    assert_eq!(same["items"][3]["id"], same["items"][1]["id"]);
+    assert_eq!(same["items"][1]["state"], "submitted");
     let next = node
         .register_approved("achievements", &titled("又一项在线登记"))
         .await;
@@ -371,7 +398,7 @@ async fn a_historical_number_is_imported_approved_and_published_with_it(backend:
     assert_eq!(next.body["registration_no"], format!("530000{y}Y0007"));
 
     // Every approval, imported or not, is in the signed feed with its number.
-    node.wait_for_seq(6).await;
+    node.wait_for_seq(7).await;
     let feed = feed_upserts(&node).await;
     let numbers: Vec<&str> = feed
         .iter()
@@ -386,6 +413,7 @@ async fn a_historical_number_is_imported_approved_and_published_with_it(backend:
             format!("530000{y}Y0005"),
             format!("530000{y}Y0006"),
             format!("530000{y}Y0003"),
+            "5300002018Y0100".into(),
             format!("530000{y}Y0007"),
         ]
     );
