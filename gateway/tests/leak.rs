@@ -413,6 +413,92 @@ async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
         }
     }
     assert_eq!(checked, consumers.len() * paths.len());
+
+    // A text query walked page by page with its cursor, by relevance (later pages come from a
+    // ranking kept with the searcher) and by date: every page is the reader's, and the walk
+    // finds exactly the hits the one-page answer holds — a page of someone else's ranking
+    // would show a hit too many, or a marker.
+    const Q: &str = "/v1/search?q=%E7%94%B5%E6%B1%A0";
+    let encode = |cursor: &str| -> String {
+        cursor
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hit| hit["unified_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (token, entitlements) in &consumers {
+        let bad = forbidden(*entitlements);
+        let (_, whole) = read(token.as_deref(), &format!("{Q}&limit=100")).await;
+        let whole: Value = serde_json::from_str(&whole).unwrap();
+        if token.is_some() {
+            audited_reads += 1;
+        }
+        let total = whole["total"].as_u64().unwrap() as usize;
+        assert!(
+            total > 14 && total <= 100,
+            "{entitlements}: {total} hits for 电池"
+        );
+        for sort in ["", "&sort=date"] {
+            let mut walked: Vec<String> = Vec::new();
+            let mut pages = 0;
+            let mut path = format!("{Q}&limit=7{sort}");
+            loop {
+                let (status, text) = read(token.as_deref(), &path).await;
+                assert_eq!(status, 200, "{path}: {text}");
+                if token.is_some() {
+                    audited_reads += 1;
+                }
+                for marker in &bad {
+                    assert!(
+                        !text.contains(marker),
+                        "{path} leaks {marker} to {entitlements}"
+                    );
+                }
+                let page: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(page["total"], whole["total"], "{path}");
+                walked.extend(ids(&page));
+                pages += 1;
+                match page["next_cursor"].as_str() {
+                    Some(cursor) => path = format!("{Q}&limit=7{sort}&cursor={}", encode(cursor)),
+                    None => break,
+                }
+            }
+            assert!(pages >= 3, "{entitlements}{sort}: {pages} pages");
+            let mut walked_set = walked.clone();
+            walked_set.sort();
+            walked_set.dedup();
+            assert_eq!(
+                walked_set.len(),
+                walked.len(),
+                "{entitlements}{sort}: a hit twice"
+            );
+            let mut expected = ids(&whole);
+            if sort.is_empty() {
+                expected.sort();
+                assert_eq!(walked_set, expected, "{entitlements}: the walk's hits");
+            } else {
+                let (_, dated) = read(token.as_deref(), &format!("{Q}&limit=100{sort}")).await;
+                if token.is_some() {
+                    audited_reads += 1;
+                }
+                let dated: Value = serde_json::from_str(&dated).unwrap();
+                assert_eq!(walked, ids(&dated), "{entitlements}: the walk by date");
+            }
+        }
+    }
+
     // Every successful non-public read was audited, and no public one. A streamed export writes
     // its audit row when the stream ends, which may be just after the client has read it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
