@@ -403,7 +403,8 @@ enum BenchCommand {
         pull_interval_ms: u64,
     },
     /// The gateway's ingest pipeline alone (verify, chain check, validate, secrecy gate, apply
-    /// with merge and change stream) on pre-signed batches of generated achievements.
+    /// with merge and change stream) on pre-signed batches of generated achievements. With
+    /// --postgres, SQLite and PostgreSQL are measured side by side (alternating, run by run).
     Ingest {
         /// Records per run.
         #[arg(long, default_value_t = 20000)]
@@ -421,6 +422,9 @@ enum BenchCommand {
         /// pipeline alone).
         #[arg(long)]
         amqp: Option<String>,
+        /// Only `sqlite` or `postgres` (with --postgres, both by default).
+        #[arg(long)]
+        only: Option<String>,
     },
     /// A node from API to confirmed publish: batch-submit generated achievements, approve each
     /// with concurrent reviewers over HTTP, stop the clock when every approval is published.
@@ -850,46 +854,15 @@ pub fn main() -> Result<()> {
                     runs,
                     postgres,
                     amqp,
+                    only,
                 },
-        } => {
-            let spec = bench::IngestBench {
-                records,
-                batch_entries,
-                postgres,
-            };
-            println!(
-                "rix bench ingest: {records} records in batches of {batch_entries}, {}, {}",
-                if spec.postgres.is_some() {
-                    "PostgreSQL"
-                } else {
-                    "SQLite"
-                },
-                if amqp.is_some() {
-                    "from a warm RabbitMQ queue through the consumer"
-                } else {
-                    "pipeline only (prepare and commit on two threads)"
-                }
-            );
-            let mut rates = Vec::new();
-            for run in 1..=runs.max(1) {
-                if let Some(pg) = &spec.postgres {
-                    reset_postgres(pg)?;
-                }
-                let (n, secs) = match &amqp {
-                    Some(url) => tokio::runtime::Runtime::new()?
-                        .block_on(bench::ingest_from_queue(&spec, url))?,
-                    None => bench::ingest_pipeline(&spec)?,
-                };
-                println!(
-                    "run {run}: {n} entries in {secs:.2} s = {:.0} records/s",
-                    n as f64 / secs
-                );
-                rates.push(n as f64 / secs);
-            }
-            rates.sort_by(f64::total_cmp);
-            println!("median: {:.0} records/s", rates[rates.len() / 2]);
-            Ok(())
-        }
+        } => bench_ingest(
+            records,
+            batch_entries,
+            runs,
+            measured_backends(only.as_deref(), postgres)?,
+            amqp,
+        ),
         Command::Bench {
             command:
                 BenchCommand::E2e {
@@ -1022,16 +995,7 @@ fn bench_node(
     } else {
         "feed only"
     };
-    // The backends measured, each run alternating between them so that both meet the same
-    // load on a shared machine.
-    let backends: Vec<(&str, Option<String>)> = match (only, postgres) {
-        (Some("sqlite"), _) => vec![("SQLite", None)],
-        (Some("postgres"), Some(url)) => vec![("PostgreSQL", Some(url))],
-        (Some("postgres"), None) => bail!("--only postgres needs --postgres URL"),
-        (Some(other), _) => bail!("--only is sqlite or postgres, not {other:?}"),
-        (None, Some(url)) => vec![("SQLite", None), ("PostgreSQL", Some(url))],
-        (None, None) => vec![("SQLite", None)],
-    };
+    let backends = measured_backends(only, postgres)?;
     let names: Vec<&str> = backends.iter().map(|(name, _)| *name).collect();
     println!(
         "rix bench node: {} records/run, {} concurrent reviewers, {} per approve request, {}, {transport}",
@@ -1063,7 +1027,30 @@ fn bench_node(
             rates[b].push(rate);
         }
     }
-    println!("median approve→published, records/s (range):");
+    print_medians("approve→published", &backends, rates);
+    Ok(())
+}
+
+/// The backends a benchmark measures: SQLite, and PostgreSQL at `postgres` beside it unless
+/// `only` names one. Each run alternates between them, so that both meet the same load on a
+/// shared machine.
+fn measured_backends(
+    only: Option<&str>,
+    postgres: Option<String>,
+) -> Result<Vec<(&'static str, Option<String>)>> {
+    Ok(match (only, postgres) {
+        (Some("sqlite"), _) => vec![("SQLite", None)],
+        (Some("postgres"), Some(url)) => vec![("PostgreSQL", Some(url))],
+        (Some("postgres"), None) => bail!("--only postgres needs --postgres URL"),
+        (Some(other), _) => bail!("--only is sqlite or postgres, not {other:?}"),
+        (None, Some(url)) => vec![("SQLite", None), ("PostgreSQL", Some(url))],
+        (None, None) => vec![("SQLite", None)],
+    })
+}
+
+/// Prints each backend's median rate (records/s) of `what`, and its range.
+fn print_medians(what: &str, backends: &[(&str, Option<String>)], mut rates: Vec<Vec<f64>>) {
+    println!("median {what}, records/s (range):");
     for ((name, _), rates) in backends.iter().zip(&mut rates) {
         rates.sort_by(f64::total_cmp);
         println!(
@@ -1073,6 +1060,50 @@ fn bench_node(
             rates[rates.len() - 1]
         );
     }
+}
+
+/// `rix bench ingest`: the gateway's ingest, on each backend in turn, run by run.
+fn bench_ingest(
+    records: u64,
+    batch_entries: usize,
+    runs: usize,
+    backends: Vec<(&'static str, Option<String>)>,
+    amqp: Option<String>,
+) -> Result<()> {
+    let names: Vec<&str> = backends.iter().map(|(name, _)| *name).collect();
+    println!(
+        "rix bench ingest: {records} records in batches of {batch_entries}, {}, {}",
+        names.join(" and "),
+        if amqp.is_some() {
+            "from a warm RabbitMQ queue through the consumer"
+        } else {
+            "pipeline only (prepare and commit on two threads)"
+        }
+    );
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); backends.len()];
+    for run in 1..=runs.max(1) {
+        for (b, (name, url)) in backends.iter().enumerate() {
+            if let Some(pg) = url {
+                reset_postgres(pg)?;
+            }
+            let spec = bench::IngestBench {
+                records,
+                batch_entries,
+                postgres: url.clone(),
+            };
+            let (n, secs) = match &amqp {
+                Some(amqp) => tokio::runtime::Runtime::new()?
+                    .block_on(bench::ingest_from_queue(&spec, amqp))?,
+                None => bench::ingest_pipeline(&spec)?,
+            };
+            println!(
+                "run {run} {name}: {n} entries in {secs:.2} s = {:.0} records/s",
+                n as f64 / secs
+            );
+            rates[b].push(n as f64 / secs);
+        }
+    }
+    print_medians("ingest", &backends, rates);
     Ok(())
 }
 
