@@ -203,6 +203,15 @@ fn fixture_files(bench: &ImportBench) -> Result<Vec<(Layout, PathBuf)>> {
         let marker = bench.data_dir.join(format!("rows-{}.{short}", bench.rows));
         let old_marker = bench.data_dir.join(format!("rows-{}", bench.rows));
         if !(path.exists() && (marker.exists() || old_marker.exists())) {
+            // The file is written again for this size: no marker may name it at another.
+            for entry in std::fs::read_dir(&bench.data_dir)? {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                if let Some(rest) = name.strip_prefix("rows-")
+                    && (rest.ends_with(&format!(".{short}")) || !rest.contains('.'))
+                {
+                    std::fs::remove_file(bench.data_dir.join(&name))?;
+                }
+            }
             let started = Instant::now();
             let spec = FixtureSpec {
                 broken: false,
