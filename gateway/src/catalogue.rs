@@ -779,22 +779,22 @@ impl Applied<'_> {
             .execute(conn)?;
         }
         for chunk in self.records.chunks(CHUNK / 4) {
-            crate::batch_insert!(conn, diesel::insert_into(records::table).values(chunk))?;
+            rix_runtime::batch_insert!(conn, diesel::insert_into(records::table).values(chunk))?;
         }
         for chunk in self.versions.chunks(CHUNK / 4) {
-            crate::batch_insert!(
+            rix_runtime::batch_insert!(
                 conn,
                 diesel::insert_into(record_versions::table).values(chunk)
             )?;
         }
         for chunk in self.changes.chunks(CHUNK / 4) {
-            crate::batch_insert!(conn, diesel::insert_into(changes::table).values(chunk))?;
+            rix_runtime::batch_insert!(conn, diesel::insert_into(changes::table).values(chunk))?;
         }
         for chunk in self.merge_keys.chunks(CHUNK / 2) {
-            crate::batch_insert!(conn, diesel::insert_into(merge_keys::table).values(chunk))?;
+            rix_runtime::batch_insert!(conn, diesel::insert_into(merge_keys::table).values(chunk))?;
         }
         for chunk in self.funding.chunks(CHUNK / 2) {
-            crate::batch_insert!(
+            rix_runtime::batch_insert!(
                 conn,
                 diesel::insert_into(record_funding::table).values(chunk)
             )?;

@@ -194,19 +194,6 @@ pub mod schema {
     );
 }
 
-/// Runs a multi-row `INSERT` on the concrete connection underneath `DbConn` (still inside the
-/// caller's transaction): diesel's `MultiConnection` does not support batch inserts, which are
-/// what makes applying a batch of thousands of entries a handful of statements.
-#[macro_export]
-macro_rules! batch_insert {
-    ($conn:expr, $query:expr) => {
-        match $conn {
-            $crate::db::DbConn::Sqlite(c) => diesel::RunQueryDsl::execute($query, c),
-            $crate::db::DbConn::Postgresql(c) => diesel::RunQueryDsl::execute($query, c),
-        }
-    };
-}
-
 /// What this service asks of its database: its migrations, its counters, its tuning.
 const TUNING: Tuning = Tuning {
     what: "catalogue database",

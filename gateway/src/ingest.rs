@@ -405,20 +405,17 @@ impl Ingest {
         });
         let answers = match applied {
             Ok(answers) => {
-                let applied: usize = answers
+                let applied = answers
                     .iter()
-                    .map(|a| match a {
-                        Ok((Outcome::Applied { applied, .. }, _)) => *applied,
-                        _ => 0,
+                    .filter_map(|a| match a {
+                        Ok((Outcome::Applied { applied, .. }, _)) => Some(*applied as u64),
+                        _ => None,
                     })
-                    .sum();
-                if answers
-                    .iter()
-                    .any(|a| matches!(a, Ok((Outcome::Applied { .. }, _))))
-                {
+                    .reduce(|a, b| a + b);
+                if let Some(entries) = applied {
                     self.applied.notify_one();
+                    self.statistics.applied(&self.db, entries);
                 }
-                self.statistics.applied(&self.db, applied as u64);
                 answers
             }
             Err(e) => {
@@ -695,7 +692,10 @@ impl Ingest {
                 })
                 .collect();
             for chunk in rows.chunks(100) {
-                crate::batch_insert!(conn, diesel::insert_into(quarantine::table).values(chunk))?;
+                rix_runtime::batch_insert!(
+                    conn,
+                    diesel::insert_into(quarantine::table).values(chunk)
+                )?;
             }
         }
         let outcome = Outcome::Applied {

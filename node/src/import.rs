@@ -30,10 +30,10 @@
 //! - **Retries answered, not re-applied.** Under an `Idempotency-Key` the report is stored
 //!   with the writes (as for batch submit); the same key and body get that report again.
 //! - **The same rules and the same approval as online registration.** Records are checked by
-//!   `register::check_document` and inserted by `register::insert_new_rows` (what
+//!   `register::check_document` and inserted by `register::insert_new_many` (what
 //!   `register::insert_new` calls); approval — a historical number kept, or one assigned for
-//!   `approve: true` — is `review::approve_loaded`, review's one set-based approval given the
-//!   rows just written instead of reading them back, which writes the log entry unless the
+//!   `approve: true` — is `review::approve_submitted`, review's one set-based approval, given
+//!   the rows just written instead of reading them back, which writes the log entry unless the
 //!   record is classified `secret` or above. The import has no second way to approve, number
 //!   or publish.
 //!
@@ -1032,11 +1032,7 @@ fn apply(
         })
         .collect();
     for chunk in rows.chunks(KEY_ROWS_PER_INSERT) {
-        let insert = diesel::insert_into(import_keys::table).values(chunk);
-        match conn {
-            DbConn::Sqlite(c) => insert.execute(c)?,
-            DbConn::Postgresql(c) => insert.execute(c)?,
-        };
+        rix_runtime::batch_insert!(conn, diesel::insert_into(import_keys::table).values(chunk))?;
     }
     Ok(report)
 }
@@ -1133,12 +1129,12 @@ fn register_one(
     let index = item.index;
     // A historical number (and the 登记日期 the record gives, if any) goes on the row as it
     // is inserted, where approval keeps what it finds; the counter moves past it.
-    let registration = match historical(ready) {
-        (Some(number), date) => Some((number, date)),
-        _ => None,
-    };
-    let (row, version) = register::insert_new_rows(conn, kind, &item.record, who, registration)
-        .map_err(|e| item_error(index, e))?;
+    let (number, date) = historical(ready);
+    let (row, version) =
+        register::insert_new_many(conn, kind, &[(&item.record, number, date)], who)
+            .map_err(|e| item_error(index, e))?
+            .pop()
+            .expect("one row per document");
     if let Some((number, _)) = &ready.number {
         review::reserve_registration_no(conn, number).map_err(|e| item_error(index, e))?;
     }

@@ -93,11 +93,7 @@ pub fn append(
                 )
             })
             .collect();
-        let insert = diesel::insert_into(outbox::table).values(rows);
-        match conn {
-            DbConn::Sqlite(c) => insert.execute(c)?,
-            DbConn::Postgresql(c) => insert.execute(c)?,
-        };
+        rix_runtime::batch_insert!(conn, diesel::insert_into(outbox::table).values(rows))?;
     }
     Ok(())
 }

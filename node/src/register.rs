@@ -98,6 +98,31 @@ pub struct VersionRow {
     pub reason: Option<String>,
 }
 
+impl VersionRow {
+    /// Version `version` of `kind` `id`, `doc` as `who` submitted it for review at `at`.
+    fn submitted(
+        kind: &str,
+        id: String,
+        version: i64,
+        doc: &Value,
+        who: &Principal,
+        at: &str,
+    ) -> VersionRow {
+        VersionRow {
+            kind: kind.to_owned(),
+            id,
+            version,
+            state: state::SUBMITTED.to_owned(),
+            document: Some(doc.to_string()),
+            submitted_by: who.audit_name(),
+            submitted_at: at.to_owned(),
+            reviewed_by: None,
+            reviewed_at: None,
+            reason: None,
+        }
+    }
+}
+
 /// What the API returns for one record.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecordView {
@@ -434,34 +459,19 @@ pub(crate) fn insert_new(
     doc: &Value,
     who: &Principal,
 ) -> Result<RecordView, NodeError> {
-    let (row, version) = insert_new_rows(conn, kind, doc, who, None)?;
-    Ok(view_of(row, &version))
-}
-
-/// As [`insert_new`], returning the rows as written, so that a caller approving the record in
-/// the same transaction need not read them back; `registration` puts a historical number and
-/// its 登记日期 on the row, where approval keeps them (the import's historical records).
-pub(crate) fn insert_new_rows(
-    conn: &mut DbConn,
-    kind: RecordKind,
-    doc: &Value,
-    who: &Principal,
-    registration: Option<(String, Option<String>)>,
-) -> Result<(RecordRow, VersionRow), NodeError> {
-    let (number, date) = match registration {
-        Some((number, date)) => (Some(number), date),
-        None => (None, None),
-    };
-    Ok(insert_new_many(conn, kind, &[(doc, number, date)], who)?
+    let (row, version) = insert_new_many(conn, kind, &[(doc, None, None)], who)?
         .pop()
-        .expect("one row per document"))
+        .expect("one row per document");
+    Ok(view_of(row, &version))
 }
 
 /// Inserts new records, version 1, submitted for review, in few statements: their serials
 /// taken from the `id:{kind}` counter at once (in the order given, gap-free) and each table
 /// written by multi-row inserts. A batch submit of 500 had been 1,500 statements, one round
 /// trip each: 1,300 records/s into PostgreSQL against 7,000–8,000 into SQLite. Each document
-/// comes with the historical registration number and date it keeps, if any.
+/// comes with the historical registration number and its 登记日期 it keeps, if any (the
+/// import's historical records), which approval keeps; the rows are returned as written, so that
+/// a caller approving them in the same transaction need not read them back.
 pub(crate) fn insert_new_many(
     conn: &mut DbConn,
     kind: RecordKind,
@@ -504,18 +514,7 @@ pub(crate) fn insert_new_many(
                 created_at: at.clone(),
                 updated_at: at.clone(),
             };
-            let version = VersionRow {
-                kind: row.kind.clone(),
-                id,
-                version: 1,
-                state: state::SUBMITTED.to_owned(),
-                document: Some(doc.to_string()),
-                submitted_by: who.audit_name(),
-                submitted_at: at.clone(),
-                reviewed_by: None,
-                reviewed_at: None,
-                reason: None,
-            };
+            let version = VersionRow::submitted(&row.kind, id, 1, doc, who, &at);
             (row, version)
         })
         .collect();
@@ -523,18 +522,11 @@ pub(crate) fn insert_new_many(
     for chunk in rows.chunks(100) {
         let records: Vec<&RecordRow> = chunk.iter().map(|(r, _)| r).collect();
         let versions: Vec<&VersionRow> = chunk.iter().map(|(_, v)| v).collect();
-        let records = diesel::insert_into(records::table).values(records);
-        let versions = diesel::insert_into(record_versions::table).values(versions);
-        match conn {
-            DbConn::Sqlite(c) => {
-                records.execute(c)?;
-                versions.execute(c)?;
-            }
-            DbConn::Postgresql(c) => {
-                records.execute(c)?;
-                versions.execute(c)?;
-            }
-        }
+        rix_runtime::batch_insert!(conn, diesel::insert_into(records::table).values(records))?;
+        rix_runtime::batch_insert!(
+            conn,
+            diesel::insert_into(record_versions::table).values(versions)
+        )?;
     }
     Ok(rows)
 }
@@ -739,18 +731,8 @@ pub fn revise(
                 set_version_state(conn, kind, id, row.version, state::SUPERSEDED)?;
             }
             let at = now();
-            let version = VersionRow {
-                kind: row.kind.clone(),
-                id: id.to_owned(),
-                version: row.version + 1,
-                state: state::SUBMITTED.to_owned(),
-                document: Some(doc.to_string()),
-                submitted_by: who.audit_name(),
-                submitted_at: at.clone(),
-                reviewed_by: None,
-                reviewed_at: None,
-                reason: None,
-            };
+            let version =
+                VersionRow::submitted(&row.kind, id.to_owned(), row.version + 1, doc, who, &at);
             diesel::insert_into(record_versions::table)
                 .values(&version)
                 .execute(conn)?;

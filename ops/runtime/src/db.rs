@@ -381,6 +381,20 @@ impl AsConflict for StoreError {
     }
 }
 
+/// Runs a multi-row `INSERT` on the concrete connection underneath `DbConn` (still inside the
+/// caller's transaction): diesel's `MultiConnection` does not support batch inserts, which are
+/// what keep many rows a handful of statements (a gateway applying a batch, a node's outbox, a
+/// batch submit, an import).
+#[macro_export]
+macro_rules! batch_insert {
+    ($conn:expr, $query:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite(c) => diesel::RunQueryDsl::execute($query, c),
+            $crate::db::DbConn::Postgresql(c) => diesel::RunQueryDsl::execute($query, c),
+        }
+    };
+}
+
 /// Takes the next value of a gap-free counter inside the caller's transaction.
 ///
 /// Rolled back with the transaction, so a failed write never burns a number. On PostgreSQL the
