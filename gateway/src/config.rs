@@ -210,14 +210,7 @@ impl Config {
     /// What the file's keys cannot say alone: a listener's `client_ca` would ask readers for a
     /// certificate that nothing here checks, so it is refused rather than left to mislead.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if let Some(list) = &self.amqp_url {
-            rix_runtime::config::BrokerUrls::check(list).map_err(|message| {
-                ConfigError::Invalid {
-                    key: "amqp_url",
-                    message,
-                }
-            })?;
-        }
+        rix_runtime::config::BrokerUrls::check(self.amqp_url.as_deref())?;
         if self.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
             return Err(ConfigError::Invalid {
                 key: "tls.client_ca",

@@ -309,14 +309,7 @@ impl Config {
             });
         }
         self.issuer()?;
-        if let Some(list) = &self.amqp_url {
-            rix_runtime::config::BrokerUrls::check(list).map_err(|message| {
-                ConfigError::Invalid {
-                    key: "amqp_url",
-                    message,
-                }
-            })?;
-        }
+        rix_runtime::config::BrokerUrls::check(self.amqp_url.as_deref())?;
         if !(1..=10_000).contains(&self.batch.max_entries) {
             return Err(ConfigError::Invalid {
                 key: "batch.max_entries",

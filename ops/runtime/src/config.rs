@@ -69,14 +69,17 @@ pub struct BrokerUrls {
 }
 
 impl BrokerUrls {
-    /// Checks a configured `amqp_url` list: why it is refused, in words for the operator,
-    /// when it names no broker.
-    pub fn check(list: &str) -> Result<(), String> {
-        match BrokerUrls::parse(list) {
-            Some(_) => Ok(()),
-            None => Err(format!(
-                "{list:?} names no broker; give one amqp:// URL, or several separated by commas"
-            )),
+    /// Checks a service's configured `amqp_url` (`None`: no broker, which is fine): refused,
+    /// in words for the operator, when it is given but names no broker.
+    pub fn check(amqp_url: Option<&str>) -> Result<(), ConfigError> {
+        match amqp_url {
+            Some(list) if BrokerUrls::parse(list).is_none() => Err(ConfigError::Invalid {
+                key: "amqp_url",
+                message: format!(
+                    "{list:?} names no broker; give one amqp:// URL, or several separated by commas"
+                ),
+            }),
+            _ => Ok(()),
         }
     }
 
