@@ -996,44 +996,71 @@ fn bench_node(
         "feed only"
     };
     let backends = measured_backends(only, postgres)?;
-    let names: Vec<&str> = backends.iter().map(|(name, _)| *name).collect();
     println!(
         "rix bench node: {} records/run, {} concurrent reviewers, {} per approve request, {}, {transport}",
         spec.records,
         spec.concurrency,
         spec.approve_batch,
-        names.join(" and ")
+        backend_names(&backends)
     );
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); backends.len()];
-    for run in 1..=runs.max(1) {
-        for (b, (name, url)) in backends.iter().enumerate() {
-            if let Some(pg) = url {
-                reset_postgres(pg)?;
-            }
-            let spec = bench::NodeBench {
-                postgres: url.clone(),
-                ..spec.clone()
-            };
-            let r = runtime.block_on(bench::node(&spec))?;
-            let rate = r.records as f64 / r.approve_to_published_secs;
-            println!(
-                "run {run} {name}: submit {:.0} rec/s; approve→published {:.0} rec/s ({} log entries in {:.2} s; approvals answered in {:.2} s)",
-                r.records as f64 / r.submit_secs,
-                rate,
-                r.published,
-                r.approve_to_published_secs,
-                r.approve_secs
-            );
-            rates[b].push(rate);
+    side_by_side("approve→published", &backends, runs, |run, name, url| {
+        let spec = bench::NodeBench {
+            postgres: url,
+            ..spec.clone()
+        };
+        let r = runtime.block_on(bench::node(&spec))?;
+        let rate = r.records as f64 / r.approve_to_published_secs;
+        println!(
+            "run {run} {name}: submit {:.0} rec/s; approve→published {:.0} rec/s ({} log entries in {:.2} s; approvals answered in {:.2} s)",
+            r.records as f64 / r.submit_secs,
+            rate,
+            r.published,
+            r.approve_to_published_secs,
+            r.approve_secs
+        );
+        Ok(rate)
+    })
+}
+
+/// `rix bench ingest`: the gateway's ingest on each backend.
+fn bench_ingest(
+    records: u64,
+    batch_entries: usize,
+    runs: usize,
+    backends: Vec<(&'static str, Option<String>)>,
+    amqp: Option<String>,
+) -> Result<()> {
+    println!(
+        "rix bench ingest: {records} records in batches of {batch_entries}, {}, {}",
+        backend_names(&backends),
+        if amqp.is_some() {
+            "from a warm RabbitMQ queue through the consumer"
+        } else {
+            "pipeline only (prepare and commit on two threads)"
         }
-    }
-    print_medians("approve→published", &backends, rates);
-    Ok(())
+    );
+    side_by_side("ingest", &backends, runs, |run, name, url| {
+        let spec = bench::IngestBench {
+            records,
+            batch_entries,
+            postgres: url,
+        };
+        let (n, secs) = match &amqp {
+            Some(amqp) => {
+                tokio::runtime::Runtime::new()?.block_on(bench::ingest_from_queue(&spec, amqp))?
+            }
+            None => bench::ingest_pipeline(&spec)?,
+        };
+        println!(
+            "run {run} {name}: {n} entries in {secs:.2} s = {:.0} records/s",
+            n as f64 / secs
+        );
+        Ok(n as f64 / secs)
+    })
 }
 
 /// The backends a benchmark measures: SQLite, and PostgreSQL at `postgres` beside it unless
-/// `only` names one. Each run alternates between them, so that both meet the same load on a
-/// shared machine.
+/// `only` names one.
 fn measured_backends(
     only: Option<&str>,
     postgres: Option<String>,
@@ -1048,8 +1075,30 @@ fn measured_backends(
     })
 }
 
-/// Prints each backend's median rate (records/s) of `what`, and its range.
-fn print_medians(what: &str, backends: &[(&str, Option<String>)], mut rates: Vec<Vec<f64>>) {
+fn backend_names(backends: &[(&str, Option<String>)]) -> String {
+    let names: Vec<&str> = backends.iter().map(|(name, _)| *name).collect();
+    names.join(" and ")
+}
+
+/// Runs `measure` (run number, backend name, PostgreSQL URL or `None` for SQLite → records/s)
+/// `runs` times on each backend, alternating between them run by run so that both meet the
+/// same load on a shared machine, the PostgreSQL database emptied before each run; then prints
+/// each backend's median `what` rate and its range.
+fn side_by_side(
+    what: &str,
+    backends: &[(&str, Option<String>)],
+    runs: usize,
+    mut measure: impl FnMut(usize, &str, Option<String>) -> Result<f64>,
+) -> Result<()> {
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); backends.len()];
+    for run in 1..=runs.max(1) {
+        for ((name, url), rates) in backends.iter().zip(&mut rates) {
+            if let Some(pg) = url {
+                reset_postgres(pg)?;
+            }
+            rates.push(measure(run, name, url.clone())?);
+        }
+    }
     println!("median {what}, records/s (range):");
     for ((name, _), rates) in backends.iter().zip(&mut rates) {
         rates.sort_by(f64::total_cmp);
@@ -1060,50 +1109,6 @@ fn print_medians(what: &str, backends: &[(&str, Option<String>)], mut rates: Vec
             rates[rates.len() - 1]
         );
     }
-}
-
-/// `rix bench ingest`: the gateway's ingest, on each backend in turn, run by run.
-fn bench_ingest(
-    records: u64,
-    batch_entries: usize,
-    runs: usize,
-    backends: Vec<(&'static str, Option<String>)>,
-    amqp: Option<String>,
-) -> Result<()> {
-    let names: Vec<&str> = backends.iter().map(|(name, _)| *name).collect();
-    println!(
-        "rix bench ingest: {records} records in batches of {batch_entries}, {}, {}",
-        names.join(" and "),
-        if amqp.is_some() {
-            "from a warm RabbitMQ queue through the consumer"
-        } else {
-            "pipeline only (prepare and commit on two threads)"
-        }
-    );
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); backends.len()];
-    for run in 1..=runs.max(1) {
-        for (b, (name, url)) in backends.iter().enumerate() {
-            if let Some(pg) = url {
-                reset_postgres(pg)?;
-            }
-            let spec = bench::IngestBench {
-                records,
-                batch_entries,
-                postgres: url.clone(),
-            };
-            let (n, secs) = match &amqp {
-                Some(amqp) => tokio::runtime::Runtime::new()?
-                    .block_on(bench::ingest_from_queue(&spec, amqp))?,
-                None => bench::ingest_pipeline(&spec)?,
-            };
-            println!(
-                "run {run} {name}: {n} entries in {secs:.2} s = {:.0} records/s",
-                n as f64 / secs
-            );
-            rates[b].push(n as f64 / secs);
-        }
-    }
-    print_medians("ingest", &backends, rates);
     Ok(())
 }
 
