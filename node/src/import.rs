@@ -924,12 +924,12 @@ fn apply(
                         register_one(conn, issuer, who, kind, ready)
                     });
                     match result {
-                        Ok(view) => {
+                        Ok(held) => {
                             keys_now.insert(&item.key_sha256, planned.len());
                             if let Some((_, text)) = &ready.number {
                                 numbers_now.insert(text, planned.len());
                             }
-                            Planned::Registered(imported(item, view.into(), false, false))
+                            Planned::Registered(imported(item, held, false, false))
                         }
                         Err(ItemError::Refused(r)) => Planned::Done(ItemOutcome::Refused(
                             r.into_item(item.index, Some(item.source_key.clone())),
@@ -954,12 +954,12 @@ fn apply(
             _ => None,
         })
         .collect();
-    for ((at, ready), view) in
+    for ((at, ready), held) in
         to_register
             .iter()
             .zip(register_many(conn, issuer, who, kind, &to_register)?)
     {
-        planned[*at] = Planned::Registered(imported(&ready.item, view.into(), false, false));
+        planned[*at] = Planned::Registered(imported(&ready.item, held, false, false));
     }
 
     let mut report = ImportReport {
@@ -1124,7 +1124,7 @@ fn register_one(
     who: &Principal,
     kind: RecordKind,
     ready: &Ready,
-) -> Result<RecordView, ItemError> {
+) -> Result<Held, ItemError> {
     let item = &ready.item;
     let index = item.index;
     // A historical number (and the 登记日期 the record gives, if any) goes on the row as it
@@ -1139,10 +1139,11 @@ fn register_one(
         review::reserve_registration_no(conn, number).map_err(|e| item_error(index, e))?;
     }
     if ready.number.is_none() && !item.approve {
-        return Ok(register::view_of(row, &version));
+        return Ok(row.into());
     }
     // Approved as review approves, from the rows just written instead of read back.
     review::approve_loaded(conn, issuer, who, kind, row, version, item.record.clone())
+        .map(Held::from)
         .map_err(|e| item_error(index, e))
 }
 
@@ -1157,7 +1158,7 @@ fn register_many(
     who: &Principal,
     kind: RecordKind,
     items: &[(usize, &Ready)],
-) -> Result<Vec<RecordView>, RunError> {
+) -> Result<Vec<Held>, RunError> {
     let refused = |index: usize, e: NodeError| match item_error(index, e) {
         ItemError::Refused(_) => RunError::ItemRefused,
         ItemError::Failed(e) => RunError::Failed(e),
@@ -1179,15 +1180,17 @@ fn register_many(
                 .map_err(|e| refused(ready.item.index, e))?;
         }
     }
-    let mut views: Vec<Option<RecordView>> = Vec::with_capacity(items.len());
+    // What the answer needs of a record is on its row: a record waiting for review is not
+    // turned into a view (its document parsed again) only to be cut down to that.
+    let mut held: Vec<Option<Held>> = Vec::with_capacity(items.len());
     let mut approving = Vec::new();
     let mut approving_at = Vec::new();
     for ((_, ready), (row, version)) in items.iter().zip(rows) {
         if ready.number.is_none() && !ready.item.approve {
-            views.push(Some(register::view_of(row, &version)));
+            held.push(Some(row.into()));
         } else {
-            approving_at.push((views.len(), ready.item.index));
-            views.push(None);
+            approving_at.push((held.len(), ready.item.index));
+            held.push(None);
             approving.push(review::Submitted {
                 row,
                 version,
@@ -1204,10 +1207,10 @@ fn register_many(
                 }
             })?;
         for ((at, _), view) in approving_at.into_iter().zip(approved) {
-            views[at] = Some(view);
+            held[at] = Some(view.into());
         }
     }
-    Ok(views
+    Ok(held
         .into_iter()
         .map(|v| v.expect("every item registered"))
         .collect())

@@ -521,6 +521,116 @@ async fn an_import_killed_mid_run_resumes_from_its_checkpoint_and_ends_with_exac
     assert_recovered(form, &held, &form.records);
 }
 
+/// A reverse proxy in front of the node, as a province may run one, that fails every attempt at
+/// one request (a 502, as a gateway whose upstream dropped the connection answers) and passes
+/// the others to the node: the node behind it is real.
+struct ProxyFailingOneRequest {
+    node: String,
+    /// The title of the first record of the request it fails.
+    title: String,
+}
+
+impl wiremock::Respond for ProxyFailingOneRequest {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        if body["items"][0]["record"]["title"] == self.title.as_str() {
+            return wiremock::ResponseTemplate::new(502).set_body_string("bad gateway");
+        }
+        let url = format!("{}{}", self.node, request.url.path());
+        let headers: Vec<(String, String)> = ["authorization", "content-type", "idempotency-key"]
+            .into_iter()
+            .filter_map(|h| {
+                Some((
+                    h.to_owned(),
+                    request.headers.get(h)?.to_str().ok()?.to_owned(),
+                ))
+            })
+            .collect();
+        let sent = request.body.clone();
+        // The responder is synchronous: the forward runs on a thread with a runtime of its own.
+        let (status, reply) = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut forward = reqwest::Client::new().post(url).body(sent);
+                for (name, value) in headers {
+                    forward = forward.header(name, value);
+                }
+                let answer = forward.send().await.unwrap();
+                let status = answer.status().as_u16();
+                (status, answer.bytes().await.unwrap().to_vec())
+            })
+        })
+        .join()
+        .unwrap();
+        wiremock::ResponseTemplate::new(status).set_body_raw(reply, "application/json")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_chunk_keeps_the_checkpoint_before_its_rows_though_the_chunk_after_it_landed() {
+    // Two chunks are on their way at once: the first fails (every attempt), the second lands.
+    // The run stops and counts the second's records, but its checkpoint must not move past the
+    // first's rows, or the resumed run would never send them.
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let node = yunnan(dir.path());
+    let files = fixtures::write_all(&dir.path().join("fixtures"), &clean(1, 1, 6)).unwrap();
+    let list = &files[1];
+    assert_eq!(list.layout, Layout::ProjectListCsv);
+    let n = list.records.len() as u64;
+    let checkpoint = beside(&list.path, ".rix-checkpoint.json");
+
+    let proxy = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ProxyFailingOneRequest {
+            node: node.url.clone(),
+            title: list.records[0].record["title"].as_str().unwrap().to_owned(),
+        })
+        .mount(&proxy)
+        .await;
+    let failed = Command::new(RIX)
+        .args(["import", "--mapping", list.mapping, "--node", &proxy.uri()])
+        .args(["--approve", "--chunk", "2", "--attempts", "2"])
+        .env("RIX_NODE_TOKEN", tokens::ADMIN)
+        .arg(&list.path)
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    let line = summary_line(&failed, &list.path);
+    assert_eq!(
+        line[4],
+        2,
+        "the chunk after the failed one is counted: {}",
+        text(&failed)
+    );
+    assert_eq!(node_records(&http, &node, "projects").await.len(), 2);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    let first_row = list.records[0].row;
+    for source in saved["sources"].as_array().unwrap() {
+        assert!(
+            source["rows_through"].as_u64().unwrap() < first_row,
+            "the checkpoint stays before the failed chunk's rows: {saved}"
+        );
+    }
+
+    let resumed = rix_import(&node, tokens::ADMIN, list, &["--approve"]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let line = summary_line(&resumed, &list.path);
+    assert_eq!(
+        (line[4], line[6], line[10]),
+        (n - 2, 2, 0),
+        "the failed chunk's rows sent again, the landed ones come back duplicates: {}",
+        text(&resumed)
+    );
+    assert_eq!(node_records(&http, &node, "projects").await.len() as u64, n);
+    let held = held(&http, &node, Layout::ProjectListCsv).await;
+    assert_recovered(list, &held, &list.records);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_and_messages_say_what_went_wrong() {
     let dir = tempfile::tempdir().unwrap();
