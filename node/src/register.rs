@@ -611,6 +611,39 @@ pub fn load_row(
     }
 }
 
+/// As [`load_row`], for a change: on PostgreSQL the row stays locked until the transaction
+/// ends, so a concurrent approval, revision, rejection or withdrawal of the same record waits for
+/// this one and then reads what it wrote. Read unlocked, a withdrawal racing an approval had
+/// kept the row as it was before the approval — nothing published — so it wrote no withdraw
+/// entry, and the version the approval had just published stayed in the national catalogue of a
+/// record the node calls withdrawn. SQLite's writers take turns already.
+pub fn lock_row(
+    conn: &mut DbConn,
+    who: &Principal,
+    kind: RecordKind,
+    id: &str,
+) -> Result<RecordRow, NodeError> {
+    // The same query for each backend (a selection is typed by its backend).
+    macro_rules! one {
+        () => {
+            records::table
+                .find((kind.as_str(), id))
+                .select(RecordRow::as_select())
+        };
+    }
+    let row: Option<RecordRow> = match conn {
+        DbConn::Postgresql(pg) => one!().for_update().first(pg).optional()?,
+        DbConn::Sqlite(sqlite) => one!().first(sqlite).optional()?,
+    };
+    match row {
+        Some(r) if who.may_access(&r.owner_uscc) => Ok(r),
+        _ => Err(NodeError::NotFound {
+            kind: kind.as_str(),
+            id: id.to_owned(),
+        }),
+    }
+}
+
 /// Loads the rows of these ids of `kind` (those that exist), whoever may see them: the caller
 /// decides what each principal learns of each.
 pub(crate) fn load_rows(
@@ -711,7 +744,7 @@ pub fn revise(
     who.require_submitter()?;
     db.write(|conn| {
         once(conn, who, idem, |conn| {
-            let mut row = load_row(conn, who, kind, id)?;
+            let mut row = lock_row(conn, who, kind, id)?;
             if row.version != expected_version {
                 return Err(stale(expected_version, &row));
             }
@@ -762,7 +795,7 @@ pub fn withdraw(
 ) -> Result<RecordView, NodeError> {
     who.require_submitter()?;
     db.write(|conn| {
-        let mut row = load_row(conn, who, kind, id)?;
+        let mut row = lock_row(conn, who, kind, id)?;
         if let Some(expected) = expected_version.filter(|e| *e != row.version) {
             return Err(stale(expected, &row));
         }

@@ -44,7 +44,7 @@ use rix_runtime::clock::now;
 use crate::error::NodeError;
 use crate::outbox;
 use crate::register::{
-    RecordRow, RecordView, VersionRow, level_in_force, load_row, load_version, save_row,
+    RecordRow, RecordView, VersionRow, level_in_force, load_version, lock_row, save_row,
     set_version_state, state, view_of, view_with,
 };
 
@@ -658,7 +658,7 @@ pub fn reject(
         ));
     }
     db.write(|conn| {
-        let mut row = load_row(conn, who, kind, id)?;
+        let mut row = lock_row(conn, who, kind, id)?;
         check_expected(expected_version, row.version)?;
         if row.state != state::SUBMITTED {
             return Err(not_reviewable(kind, id, &row.state, row.version));
@@ -686,4 +686,92 @@ pub fn reject(
         save_row(conn, &row)?;
         Ok(view_of(row, &version))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use diesel::prelude::*;
+
+    use super::*;
+    use crate::config::Role;
+    use crate::db::schema::outbox;
+
+    /// How many sessions of this database wait for a lock.
+    fn lock_waits(watcher: &mut diesel::PgConnection) -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM pg_stat_activity \
+              WHERE datname = current_database() AND wait_event_type = 'Lock')",
+        ))
+        .get_result(watcher)
+        .unwrap()
+    }
+
+    /// A withdrawal begun while an approval of the same record is being written waits for it,
+    /// then withdraws the version the approval published: the log says upsert, then withdraw.
+    /// (SQLite's writers take turns, so the race is PostgreSQL's.)
+    #[test]
+    fn a_withdrawal_racing_an_approval_withdraws_what_it_published_on_postgres() {
+        let url = rix_test_support::fresh_postgres_database();
+        let db = Db::open(&url, 4).unwrap();
+        let issuer = Issuer::Region("530000".into());
+        let admin = Principal {
+            id: "0123456789abcdef".into(),
+            name: "admin".into(),
+            role: Role::Admin,
+            institution: None,
+        };
+        let kind = RecordKind::Achievement;
+        let doc = rix_test_support::fixtures::fixture("achievement");
+        let (_, submitted) = crate::register::submit(&db, &admin, kind, &doc, None).unwrap();
+        let id = submitted["id"].as_str().unwrap().to_owned();
+        let counters: Vec<String> = ['J', 'R', 'Y']
+            .into_iter()
+            .map(|flag| serial_counter(&issuer, this_year(), flag))
+            .collect();
+        db.ensure_counters(&counters.iter().map(String::as_str).collect::<Vec<_>>())
+            .unwrap();
+
+        let mut watcher = diesel::PgConnection::establish(&url).unwrap();
+        let withdrawn = std::thread::scope(|scope| {
+            let withdrawal = db
+                .write(|conn| -> Result<_, NodeError> {
+                    approve_ids(conn, &issuer, &admin, kind, &[id.as_str()], None)
+                        .map_err(|(_, e)| e)?;
+                    // The approval's writes are not committed yet: the withdrawal starts now,
+                    // and this transaction commits only once it waits on a lock (before the
+                    // fix it read the row unlocked here, and waited only to write it back).
+                    let withdrawal =
+                        scope.spawn(|| crate::register::withdraw(&db, &admin, kind, &id, None));
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while lock_waits(&mut watcher) == 0 {
+                        assert!(Instant::now() < deadline, "the withdrawal never waited");
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Ok(withdrawal)
+                })
+                .unwrap();
+            withdrawal.join().unwrap().unwrap()
+        });
+        assert_eq!(withdrawn.state, state::WITHDRAWN);
+        assert_eq!(
+            withdrawn.version, 2,
+            "the withdrawal follows the approved version"
+        );
+        assert_eq!(withdrawn.published_version, None);
+
+        let mut conn = db.conn().unwrap();
+        let logged: Vec<(String, i64)> = outbox::table
+            .filter(outbox::id.eq(&id))
+            .order(outbox::seq.asc())
+            .select((outbox::op, outbox::version))
+            .load(&mut *conn)
+            .unwrap();
+        assert_eq!(
+            logged,
+            [("upsert".to_owned(), 1), ("withdraw".to_owned(), 2)],
+            "what the approval published is withdrawn from the feed"
+        );
+    }
 }
