@@ -181,8 +181,46 @@ pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     })?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
-        message: e.to_string(),
+        message: parse_message(&text, &e),
     })
+}
+
+/// Where the TOML is wrong (line and column) and what is wrong, without the line itself, which
+/// the parser's own message quotes: a config line may hold a password (`database_url`,
+/// `amqp_url`), and this message goes to the terminal and the service's log. A URL the message
+/// names loses its password too.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let message = redact_urls_in(e.message().trim_end());
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// `text` with every URL's password taken out (`scheme://user:secret@host` →
+/// `scheme://user@host`), the URL ending at white space, a quote or a bracket.
+fn redact_urls_in(text: &str) -> String {
+    let ends = |c: char| c.is_whitespace() || "\"'`,[]{}()".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let start = rest[..at]
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| ends(c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let end = rest[at..].find(ends).map_or(rest.len(), |i| at + i);
+        out.push_str(&rest[..start]);
+        out.push_str(&crate::db::redact_url(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The `RIX_*` variables as `get` returns them (`std::env::var` in production, a map in tests).
@@ -261,6 +299,43 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Service {
+        database_url: Option<String>,
+        port: Option<u16>,
+    }
+
+    #[test]
+    fn a_bad_config_file_says_where_without_quoting_its_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("service.toml");
+        let said = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            read_toml::<Service>(&path).unwrap_err().to_string()
+        };
+        // Not TOML: the parser's message would show the line, password and all.
+        let unquoted = said("port = 8080\ndatabase_url = postgres://rix:s3cret@db/rix\n");
+        assert!(!unquoted.contains("s3cret"), "{unquoted}");
+        assert!(unquoted.contains("line 2, column 16"), "{unquoted}");
+        // The wrong type: serde's message names the value.
+        let typed = said("port = \"amqp://guest:s3cret@broker:5672/%2f\"\n");
+        assert!(!typed.contains("s3cret"), "{typed}");
+        assert!(
+            typed.contains("line 1, column 8") && typed.contains("amqp://guest@broker:5672/%2f"),
+            "{typed}"
+        );
+        // Without a password nothing is taken out.
+        assert_eq!(
+            redact_urls_in("expected `\"` (\"http://example.org/x\")"),
+            "expected `\"` (\"http://example.org/x\")"
+        );
+        assert_eq!(
+            redact_urls_in("a \"postgres://u:p@h/d\", b amqp://x:y@z"),
+            "a \"postgres://u@h/d\", b amqp://x@z"
+        );
+    }
 
     #[test]
     fn common_overrides_set_unset_and_name_what_is_wrong() {
