@@ -19,7 +19,9 @@
 //!   changes hidden from the view. A view's manifest is its own file: a reader never sees
 //!   another view's counts or position.
 //! - **Never half a snapshot.** It is written under `.tmp-{id}` and renamed into place once
-//!   every file is synced; listings skip dot-directories. The oldest beyond `keep` are deleted.
+//!   every file is synced; listings skip dot-directories. The oldest beyond `keep` are deleted,
+//!   and so is what a writer that died mid-write left (its lock, `.tmp-{id}.lock`, no longer
+//!   held: `sweep_abandoned`), at the next snapshot.
 //! - **Only views a reader may read.** A reader may list and download a view whose entitlements
 //!   are all among their own ("at least that view": a view of fewer entitlements shows them
 //!   nothing they may not see). Other views are absent from the list, and their files answer
@@ -275,7 +277,13 @@ pub fn take(
     keep: usize,
 ) -> Result<Taken, SnapshotError> {
     std::fs::create_dir_all(root).map_err(io(root))?;
+    sweep_abandoned(root);
     let (id, created_at) = new_id(root)?;
+    // Held locked while the snapshot is written: a process that dies mid-write lets go of it,
+    // and the next snapshot (of any process) knows the directory is abandoned.
+    let lock_path = root.join(format!(".tmp-{id}.lock"));
+    let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
+    lock.lock().map_err(io(&lock_path))?;
     let tmp = root.join(format!(".tmp-{id}"));
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     let result = write_views(db, seal, &tmp, &id, &created_at, views);
@@ -283,12 +291,15 @@ pub fn take(
         Ok(m) => m,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
+            let _ = std::fs::remove_file(&lock_path);
             return Err(e);
         }
     };
     let dir = root.join(&id);
     std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
     sync_dir(root)?;
+    let _ = std::fs::remove_file(&lock_path);
+    drop(lock);
     let pruned = prune(root, keep)?;
     tracing::info!(snapshot = %id, views = manifests.len(), pruned = pruned.len(), "snapshot taken");
     Ok(Taken {
@@ -513,6 +524,49 @@ fn valid_id(id: &str) -> bool {
         && id.bytes().all(|b| {
             b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'T' || b == b'Z' || b == b'-'
         })
+}
+
+/// Removes what snapshots that died mid-write left under `root` (a killed gateway, a full
+/// disk): their `.tmp-{id}` directories — as large as a snapshot — once nobody holds their lock.
+/// A writer creates and locks its lock file before its directory and removes it only after the
+/// rename, so a directory without one was left by a gateway that kept no locks yet. Best effort:
+/// what cannot be removed now is tried again at the next snapshot.
+fn sweep_abandoned(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some(id) = name.strip_prefix(".tmp-") else {
+            continue;
+        };
+        if !valid_id(id) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let lock_path = root.join(format!(".tmp-{id}.lock"));
+        let lock = match std::fs::File::open(&lock_path) {
+            Ok(file) => match file.try_lock() {
+                Ok(()) => Some(file),
+                // Being written: leave it.
+                Err(_) => continue,
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(_) => continue,
+        };
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => {
+                tracing::warn!(snapshot = %id, "removed a snapshot abandoned mid-write");
+                if lock.is_some() {
+                    let _ = std::fs::remove_file(&lock_path);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(snapshot = %id, error = %e, "cannot remove an abandoned snapshot")
+            }
+        }
+    }
 }
 
 fn prune(root: &Path, keep: usize) -> Result<Vec<String>, SnapshotError> {
@@ -934,6 +988,49 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_abandoned_mid_write_is_swept_and_one_being_written_is_not() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let started = |id: &str, locked: Option<bool>| {
+            let dir = root.join(format!(".tmp-{id}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("public.jsonl.gz"), b"partial").unwrap();
+            locked.map(|held| {
+                let lock = std::fs::File::create(root.join(format!(".tmp-{id}.lock"))).unwrap();
+                if held {
+                    lock.lock().unwrap();
+                }
+                lock
+            })
+        };
+        let dead = "20261130T120000123Z-0a1b2c3d";
+        let live = "20261130T120001123Z-1b2c3d4e";
+        let older = "20261130T120002123Z-2c3d4e5f";
+        // A writer that died: its lock file is there, nobody holds it.
+        drop(started(dead, Some(false)));
+        // A writer at work (another process's lock: flock conflicts between open files).
+        let _held = started(live, Some(true));
+        // Left by a gateway that kept no locks.
+        started(older, None);
+        std::fs::create_dir_all(root.join("20261130T110000000Z-00000000")).unwrap();
+
+        sweep_abandoned(root);
+        let mut left: Vec<String> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                format!(".tmp-{live}"),
+                format!(".tmp-{live}.lock"),
+                "20261130T110000000Z-00000000".to_owned()
+            ]
+        );
+    }
 
     #[test]
     fn view_names_go_both_ways_and_only_one_way_each() {
