@@ -602,13 +602,7 @@ pub fn load_row(
         .select(RecordRow::as_select())
         .first(conn)
         .optional()?;
-    match row {
-        Some(r) if who.may_access(&r.owner_uscc) => Ok(r),
-        _ => Err(NodeError::NotFound {
-            kind: kind.as_str(),
-            id: id.to_owned(),
-        }),
-    }
+    visible(row, who, kind, id)
 }
 
 /// As [`load_row`], for a change: on PostgreSQL the row stays locked until the transaction
@@ -635,6 +629,16 @@ pub fn lock_row(
         DbConn::Postgresql(pg) => one!().for_update().first(pg).optional()?,
         DbConn::Sqlite(sqlite) => one!().first(sqlite).optional()?,
     };
+    visible(row, who, kind, id)
+}
+
+/// The row if this principal may see it; otherwise, as if there were none, not found.
+fn visible(
+    row: Option<RecordRow>,
+    who: &Principal,
+    kind: RecordKind,
+    id: &str,
+) -> Result<RecordRow, NodeError> {
     match row {
         Some(r) if who.may_access(&r.owner_uscc) => Ok(r),
         _ => Err(NodeError::NotFound {
