@@ -402,6 +402,13 @@ impl PullError {
 /// busy verifying while one line commits.
 pub const PIPELINE: usize = 4;
 
+/// Pages ingested at once across all nodes. Each holds up to `2 × PIPELINE` batches verified
+/// ahead of its commits; unbounded, a backfill from 40 nodes held 40 pages' worth of parsed
+/// batches (and as many blocking threads) at once — a gateway of 1.1 GB RSS with 20,000
+/// records — while the catalogue commits one group at a time anyway. Fetching is not bounded
+/// by it: a slow or silent node holds no permit while it keeps the others waiting.
+const PAGES_AT_ONCE: usize = 8;
+
 const RESULTS: [&str; 11] = [
     "ok",
     "client",
@@ -573,6 +580,8 @@ pub struct Puller {
 struct Inner {
     ingest: Ingest,
     client: reqwest::Client,
+    /// [`PAGES_AT_ONCE`] permits, one held by each page being ingested.
+    ingesting: tokio::sync::Semaphore,
     config: PullConfig,
     metrics: PullMetrics,
     fills: FillHandle,
@@ -662,6 +671,7 @@ impl Puller {
             inner: Arc::new(Inner {
                 ingest,
                 client,
+                ingesting: tokio::sync::Semaphore::new(PAGES_AT_ONCE),
                 config,
                 metrics,
                 fills,
@@ -731,7 +741,11 @@ impl Puller {
             report.remote_last_seq = page.remote_last_seq.or(report.remote_last_seq);
             let (lines, fragment) = split_lines(&page.body);
             let line_count = lines.len();
-            let (done, failure) = self.ingest_lines(node_id, page.body, lines).await;
+            let (done, failure) = {
+                // Never closed: the semaphore lives as long as the puller.
+                let _permit = self.inner.ingesting.acquire().await;
+                self.ingest_lines(node_id, page.body, lines).await
+            };
             report.batches_applied += done.applied;
             report.batches_duplicate += done.duplicate;
             report.entries_applied += done.entries_applied;

@@ -33,11 +33,43 @@ use crate::bench_search::{cpu_secs_of, memory_of};
 use crate::demo::random_token;
 use crate::loadgen::{self, Target};
 
-/// The provinces the bench's nodes stand for, in order (one node each).
-const PROVINCES: [&str; 12] = [
+/// The provinces the bench's nodes stand for, in order (one node each): the twelve of every
+/// earlier run first, then the other nineteen mainland province-level divisions.
+const PROVINCES: [&str; 31] = [
     "530000", "210000", "110000", "310000", "440000", "510000", "320000", "330000", "420000",
-    "370000", "610000", "120000",
+    "370000", "610000", "120000", "130000", "140000", "150000", "220000", "230000", "340000",
+    "350000", "360000", "410000", "430000", "450000", "460000", "500000", "520000", "540000",
+    "620000", "630000", "640000", "650000",
 ];
+
+/// The central departments' nodes after the provinces (node id, name, department code). The
+/// codes are distinct three-digit codes of the bench's own choosing, so that no two nodes issue
+/// the same registration numbers; only 科学技术部's 348 is the one used everywhere else.
+const DEPARTMENTS: [(&str, &str, &str); 9] = [
+    ("most", "科学技术部", "348"),
+    ("moe", "教育部", "360"),
+    ("miit", "工业和信息化部", "373"),
+    ("moa", "农业农村部", "381"),
+    ("nhc", "国家卫生健康委员会", "394"),
+    ("mnr", "自然资源部", "404"),
+    ("mee", "生态环境部", "412"),
+    ("cas", "中国科学院", "421"),
+    ("cae", "中国工程院", "433"),
+];
+
+/// Node `n` of a run: a province, or past the provinces a central department.
+pub(crate) fn profile_of(n: usize) -> NodeProfile {
+    match PROVINCES.get(n) {
+        Some(code) => NodeProfile::province(code),
+        None => {
+            let (id, name, code) = DEPARTMENTS[n - PROVINCES.len()];
+            NodeProfile::ministry(id, name, code)
+        }
+    }
+}
+
+/// The most nodes a run can have.
+const MAX_NODES: usize = PROVINCES.len() + DEPARTMENTS.len();
 
 /// The PostgreSQL database of the bench's own (created, and emptied before each run).
 const PG_DATABASE: &str = "rix_bench_e2e";
@@ -63,20 +95,23 @@ pub struct E2eBench {
     pub concurrency: usize,
     /// The gateway's pause between feed polls of a caught-up node, ms.
     pub pull_interval_ms: u64,
+    /// Register every record first with no gateway running, then start an empty gateway and
+    /// time how long it takes to pull them all from the nodes' feeds and index them.
+    pub backfill: bool,
 }
 
 /// A `rix … serve` child process with its output in a log file.
-struct Service {
-    name: String,
+pub(crate) struct Service {
+    pub(crate) name: String,
     child: Child,
-    url: String,
+    pub(crate) url: String,
     log: PathBuf,
 }
 
 impl Service {
     /// Starts `rix ARGS --config CONFIG` (listening on `port`) and waits until its `/healthz`
     /// answers 200.
-    async fn start(
+    pub(crate) async fn start(
         name: &str,
         args: &[&str],
         config: &Path,
@@ -122,21 +157,21 @@ impl Service {
         }
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
     /// Peak resident memory (VmHWM), MiB, and CPU seconds so far.
-    fn usage(&self) -> (f64, f64) {
+    pub(crate) fn usage(&self) -> (f64, f64) {
         let pid = self.child.id();
         let peak = memory_of(pid).map_or(0.0, |m| m.hwm_kib as f64 / 1024.0);
         (peak, cpu_secs_of(&format!("/proc/{pid}/stat")))
     }
 
     /// SIGTERM, then SIGKILL if it has not stopped within 30 s.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -168,31 +203,48 @@ fn free_port() -> Result<u16> {
 }
 
 /// A node as the bench set it up (before it runs).
-struct NodeSetup {
-    profile: NodeProfile,
-    config: PathBuf,
-    port: u16,
-    key: SigningKey,
-    admin_token: String,
-    feed_token: String,
+pub(crate) struct NodeSetup {
+    pub(crate) profile: NodeProfile,
+    pub(crate) config: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) key: SigningKey,
+    pub(crate) admin_token: String,
+    pub(crate) feed_token: String,
 }
 
-/// Writes node `n`'s key and config under `dir`.
-fn write_node(dir: &Path, n: usize, bench: &E2eBench, exchange: &str) -> Result<NodeSetup> {
-    let code = PROVINCES[n];
-    let profile = NodeProfile::province(code);
-    let node_id = profile.node_id().to_owned();
+/// Node `n`'s key and credentials, new.
+pub(crate) fn new_node(dir: &Path, n: usize) -> Result<NodeSetup> {
+    let profile = profile_of(n);
     let key = SigningKey::generate().context("generating an Ed25519 key with OpenSSL")?;
-    let key_path = dir.join(format!("{node_id}.key.pem"));
+    let key_path = dir.join(format!("{}.key.pem", profile.node_id()));
     crate::write_private(&key_path, key.to_pkcs8_pem()?.as_bytes())?;
-    let port = free_port()?;
-    let admin_token = random_token("bench-admin-")?;
-    let feed_token = random_token("bench-feed-")?;
+    Ok(NodeSetup {
+        profile,
+        config: dir.join(format!("{}.toml", profile_of(n).node_id())),
+        port: 0,
+        key,
+        admin_token: random_token("bench-admin-")?,
+        feed_token: random_token("bench-feed-")?,
+    })
+}
+
+/// Writes `node`'s config under `dir` with a free port of this run (its database, key and
+/// tokens stay what they were).
+pub(crate) fn write_node_config(
+    dir: &Path,
+    node: &mut NodeSetup,
+    bench: &E2eBench,
+    exchange: &str,
+) -> Result<()> {
+    let node_id = node.profile.node_id().to_owned();
+    let issuer = node.profile.issuer().code().to_owned();
+    node.port = free_port()?;
     let mut toml = format!(
-        "node_id = {node_id:?}\nregistration_issuer = {code:?}\nlisten = \"127.0.0.1:{port}\"\n\
+        "node_id = {node_id:?}\nregistration_issuer = {issuer:?}\nlisten = \"127.0.0.1:{}\"\n\
          data_dir = {:?}\nsigning_key = {:?}\n",
+        node.port,
         dir.join(&node_id).display().to_string(),
-        key_path.display().to_string(),
+        dir.join(format!("{node_id}.key.pem")).display().to_string(),
     );
     if let Some(amqp) = &bench.amqp {
         toml.push_str(&format!(
@@ -200,23 +252,16 @@ fn write_node(dir: &Path, n: usize, bench: &E2eBench, exchange: &str) -> Result<
         ));
     }
     toml.push_str(&format!(
-        "\n[[tokens]]\ntoken = {admin_token:?}\nrole = \"admin\"\nname = \"bench\"\n\n\
-         [[gateways]]\nname = \"bench gateway\"\ntoken = {feed_token:?}\n"
+        "\n[[tokens]]\ntoken = {:?}\nrole = \"admin\"\nname = \"bench\"\n\n\
+         [[gateways]]\nname = \"bench gateway\"\ntoken = {:?}\n",
+        node.admin_token, node.feed_token
     ));
-    let config = dir.join(format!("{node_id}.toml"));
-    crate::write_private(&config, toml.as_bytes())?;
-    Ok(NodeSetup {
-        profile,
-        config,
-        port,
-        key,
-        admin_token,
-        feed_token,
-    })
+    crate::write_private(&node.config, toml.as_bytes())?;
+    Ok(())
 }
 
 /// Writes the gateway's config under `dir`; returns it and the port.
-fn write_gateway(
+pub(crate) fn write_gateway(
     dir: &Path,
     bench: &E2eBench,
     database_url: Option<&str>,
@@ -247,7 +292,7 @@ fn write_gateway(
 }
 
 /// `rix trust add` for `node`, as an operator would.
-fn trust(gateway_config: &Path, dir: &Path, node: &NodeSetup) -> Result<()> {
+pub(crate) fn trust(gateway_config: &Path, dir: &Path, node: &NodeSetup) -> Result<()> {
     let node_id = node.profile.node_id();
     let token_file = dir.join(format!("feed-token-{node_id}"));
     crate::write_private(&token_file, node.feed_token.as_bytes())?;
@@ -328,10 +373,10 @@ impl Catalogue {
 /// What the harness saw of one node's records: each published record's id and the second
 /// (since the start) its approval was answered.
 #[derive(Default)]
-struct Approved {
-    published: Vec<(String, f64)>,
-    classified: u64,
-    first_submit: Option<f64>,
+pub(crate) struct Approved {
+    pub(crate) published: Vec<(String, f64)>,
+    pub(crate) classified: u64,
+    pub(crate) first_submit: Option<f64>,
 }
 
 /// The instant (seconds since the start) record `change` became searchable: the first
@@ -352,7 +397,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// The gateway's search index position as `/healthz` reports it.
-async fn indexed_change_id(http: &reqwest::Client, gateway: &str) -> Result<i64> {
+pub(crate) async fn indexed_change_id(http: &reqwest::Client, gateway: &str) -> Result<i64> {
     let health: Value = http
         .get(format!("{gateway}/healthz"))
         .send()
@@ -367,7 +412,7 @@ async fn indexed_change_id(http: &reqwest::Client, gateway: &str) -> Result<i64>
 /// Registers node `n`'s share of the records, paced to `per_node_rate` (0: flat out), with
 /// `bench.concurrency` tasks.
 #[allow(clippy::too_many_arguments)]
-async fn load_node(
+pub(crate) async fn load_node(
     http: reqwest::Client,
     target: Target,
     profile: NodeProfile,
@@ -417,9 +462,9 @@ async fn load_node(
                     .collect();
                 let submitted = t0.elapsed().as_secs_f64();
                 mine.first_submit = Some(mine.first_submit.map_or(submitted, |f| f.min(submitted)));
-                // A dropped connection (a keep-alive closed under the request) is retried: the
-                // submit's Idempotency-Key and the approval's conflict handling make a retry
-                // register nothing twice.
+                // A dropped connection (a keep-alive closed under the request) or a node that
+                // timed out reading a request is retried: the submit's Idempotency-Key and the
+                // approval's conflict handling make a retry register nothing twice.
                 let key = format!("bench-e2e-{node_id}-{}-{}", range.start, range.end);
                 let mut attempt = 0;
                 let done = loop {
@@ -435,7 +480,14 @@ async fn load_node(
                     .await
                     {
                         Ok(done) => break done,
-                        Err(e) if attempt < 3 && e.chain().any(|c| c.is::<reqwest::Error>()) => {
+                        Err(e)
+                            if attempt < 5
+                                && e.chain().any(|c| {
+                                    c.is::<reqwest::Error>()
+                                        || c.downcast_ref::<loadgen::Refused>()
+                                            .is_some_and(loadgen::Refused::is_transient)
+                                }) =>
+                        {
                             eprintln!("  {node_id}: {e:#}; retrying");
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }
@@ -493,14 +545,21 @@ struct Outcome {
 
 /// Runs `rix bench e2e` and prints its report.
 pub fn run(bench: &E2eBench) -> Result<()> {
-    if bench.nodes == 0 || bench.nodes > PROVINCES.len() {
-        bail!("--nodes must be 1 to {}", PROVINCES.len());
+    if bench.nodes == 0 || bench.nodes > MAX_NODES {
+        bail!("--nodes must be 1 to {MAX_NODES}");
     }
-    tokio::runtime::Builder::new_multi_thread()
+    if bench.backfill && bench.amqp.is_some() {
+        bail!("--backfill pulls the nodes' feeds: it takes no --amqp");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?
-        .block_on(run_async(bench))
+        .build()?;
+    if bench.backfill {
+        runtime.block_on(crate::bench_backfill::run(bench))
+    } else {
+        runtime.block_on(run_async(bench))
+    }
 }
 
 async fn run_async(bench: &E2eBench) -> Result<()> {
@@ -527,9 +586,12 @@ async fn run_async(bench: &E2eBench) -> Result<()> {
             .into_owned()
     });
 
-    let setups: Vec<NodeSetup> = (0..bench.nodes)
-        .map(|n| write_node(&dir, n, bench, &exchange))
+    let mut setups: Vec<NodeSetup> = (0..bench.nodes)
+        .map(|n| new_node(&dir, n))
         .collect::<Result<_>>()?;
+    for node in &mut setups {
+        write_node_config(&dir, node, bench, &exchange)?;
+    }
     let (gateway_config, gateway_port) =
         write_gateway(&dir, bench, database_url.as_deref(), &exchange)?;
     for node in &setups {
@@ -603,12 +665,55 @@ async fn delete_queue(amqp: &str, queue: &str) {
 }
 
 /// Sets its flag when dropped.
-struct StopOnDrop(Arc<AtomicBool>);
+pub(crate) struct StopOnDrop(pub(crate) Arc<AtomicBool>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
+}
+
+/// What the catalogue's tail saw: (node id, record id) → (its first change id, seconds since
+/// the start when the harness first read it).
+pub(crate) type SeenChanges = HashMap<(String, String), (i64, f64)>;
+
+/// Tails the catalogue's `changes` on a blocking thread, keeping `records_seen` (distinct
+/// source records) and `head` (the newest change id) current, until `stop` is set and the
+/// tail has read to the end.
+pub(crate) fn tail_changes(
+    catalogue_url: &str,
+    t0: Instant,
+    stop: &Arc<AtomicBool>,
+    records_seen: &Arc<AtomicU64>,
+    head: &Arc<AtomicI64>,
+) -> tokio::task::JoinHandle<Result<SeenChanges>> {
+    let (stop, url) = (stop.clone(), catalogue_url.to_owned());
+    let (records_seen, head) = (records_seen.clone(), head.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut catalogue = Catalogue::open(&url)?;
+        let mut changes = HashMap::new();
+        let mut after = 0;
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            let rows = catalogue.changes_after(after, 10_000)?;
+            let full = rows.len() == 10_000;
+            for row in rows {
+                after = row.change_id;
+                let at = t0.elapsed().as_secs_f64();
+                changes
+                    .entry((row.node_id, row.id))
+                    .or_insert((row.change_id, at));
+            }
+            records_seen.store(changes.len() as u64, Ordering::Relaxed);
+            head.store(after, Ordering::Relaxed);
+            if stopping && !full {
+                return Ok(changes);
+            }
+            if !full {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    })
 }
 
 async fn measure(
@@ -651,35 +756,7 @@ async fn measure(
     // The catalogue's changes, tailed: (node id, record id) → its first change id; how many
     // records it has seen, and the newest change id.
     let (records_seen, head) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicI64::new(0)));
-    let tail = {
-        let (stop, url) = (stop.clone(), catalogue_url.to_owned());
-        let (records_seen, head) = (records_seen.clone(), head.clone());
-        tokio::task::spawn_blocking(move || -> Result<HashMap<(String, String), (i64, f64)>> {
-            let mut catalogue = Catalogue::open(&url)?;
-            let mut changes = HashMap::new();
-            let mut after = 0;
-            loop {
-                let stopping = stop.load(Ordering::Relaxed);
-                let rows = catalogue.changes_after(after, 10_000)?;
-                let full = rows.len() == 10_000;
-                for row in rows {
-                    after = row.change_id;
-                    let at = t0.elapsed().as_secs_f64();
-                    changes
-                        .entry((row.node_id, row.id))
-                        .or_insert((row.change_id, at));
-                }
-                records_seen.store(changes.len() as u64, Ordering::Relaxed);
-                head.store(after, Ordering::Relaxed);
-                if stopping && !full {
-                    return Ok(changes);
-                }
-                if !full {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        })
-    };
+    let tail = tail_changes(catalogue_url, t0, &stop, &records_seen, &head);
 
     let sent = Arc::new(AtomicU64::new(0));
     let per_node = bench.records / bench.nodes as u64;

@@ -17,6 +17,7 @@
 //! depend on both services (DESIGN.md §2).
 
 pub mod bench;
+pub mod bench_backfill;
 pub mod bench_e2e;
 pub mod bench_export;
 pub mod bench_generate;
@@ -371,7 +372,7 @@ enum BenchCommand {
     /// record, approval → searchable at the gateway. Reports records/s end to end, freshness
     /// p50/p99/max and peak memory.
     E2e {
-        /// Node processes (one province each).
+        /// Node processes (one province each, past the 31 provinces a central department).
         #[arg(long, default_value_t = 4)]
         nodes: usize,
         /// Records in all, spread over the nodes.
@@ -388,7 +389,8 @@ enum BenchCommand {
         /// there (`rix_bench_e2e`, emptied first); the nodes stay on SQLite.
         #[arg(long)]
         postgres: Option<String>,
-        /// Where configs, keys, databases and logs are kept (emptied at the start).
+        /// Where configs, keys, databases and logs are kept (emptied at the start; with
+        /// --backfill, nodes filled by a run of the same size are kept and reused).
         #[arg(long, default_value = "target/bench-e2e")]
         data_dir: PathBuf,
         /// Records per submit and per approve request.
@@ -401,6 +403,12 @@ enum BenchCommand {
         /// default is 2000).
         #[arg(long, default_value_t = 250)]
         pull_interval_ms: u64,
+        /// Backfill instead: fill the nodes first with no gateway running (kept in the data dir
+        /// and reused by the next run of the same size), then time an empty gateway pulling
+        /// every feed until the last record is searchable. Up to 40 nodes (the 31 provinces,
+        /// then central departments).
+        #[arg(long)]
+        backfill: bool,
     },
     /// The gateway's ingest pipeline alone (verify, chain check, validate, secrecy gate, apply
     /// with merge and change stream) on pre-signed batches of generated achievements. With
@@ -875,6 +883,7 @@ pub fn main() -> Result<()> {
                     batch,
                     concurrency,
                     pull_interval_ms,
+                    backfill,
                 },
         } => bench_e2e::run(&bench_e2e::E2eBench {
             nodes,
@@ -886,6 +895,7 @@ pub fn main() -> Result<()> {
             batch,
             concurrency,
             pull_interval_ms,
+            backfill,
         }),
         Command::Bench {
             command: BenchCommand::Generate { records },

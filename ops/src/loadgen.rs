@@ -155,12 +155,34 @@ pub struct Registered {
     pub approve_secs: f64,
 }
 
+/// A reply that is not what the call needs: what was asked, the status and the start of the
+/// body.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} answered {status}: {body}")]
+pub struct Refused {
+    what: String,
+    /// The reply's status.
+    pub status: reqwest::StatusCode,
+    body: String,
+}
+
+impl Refused {
+    /// Whether asking again may succeed: the node timed out reading the request (408, a
+    /// client slower than its request timeout on a loaded machine) or was unavailable (503).
+    pub fn is_transient(&self) -> bool {
+        matches!(self.status.as_u16(), 408 | 503)
+    }
+}
+
 /// A reply that is not what the call needs, with the start of its body.
 async fn refused(what: &str, response: reqwest::Response) -> anyhow::Error {
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    let cut: String = body.chars().take(800).collect();
-    anyhow::anyhow!("{what} answered {status}: {cut}")
+    anyhow::Error::new(Refused {
+        what: what.to_owned(),
+        status,
+        body: body.chars().take(800).collect(),
+    })
 }
 
 /// Submits `docs` in batches of `batch` (each with the Idempotency-Key `{key_prefix}-{n}`) and
