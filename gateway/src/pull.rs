@@ -16,7 +16,9 @@
 //!   that is down, slow, endlessly trickling bytes, or serving refused batches only backs off
 //!   its own task (exponentially, capped).
 //! - **Bounded work per request.** A page is read as a stream with a total deadline and a byte
-//!   ceiling, so neither an endless nor a huge response can hold the puller or its memory.
+//!   ceiling, so neither an endless nor a huge response can hold the puller or its memory; and
+//!   at most [`PAGES_AT_ONCE`] pages are ingested at once across all nodes, so a backfill from
+//!   forty nodes holds a few pages' worth of verified batches, not forty.
 //! - **Stop at the first bad line.** A page is committed line by line, in order (the next few
 //!   lines are verified meanwhile, [`PIPELINE`]); the first line that is refused (already
 //!   counted and audited by ingest) or is a gap ends the page, and the node backs off. Lines
@@ -404,10 +406,11 @@ pub const PIPELINE: usize = 4;
 
 /// Pages ingested at once across all nodes. Each holds up to `2 × PIPELINE` batches verified
 /// ahead of its commits; unbounded, a backfill from 40 nodes held 40 pages' worth of parsed
-/// batches (and as many blocking threads) at once — a gateway of 1.1 GB RSS with 20,000
-/// records — while the catalogue commits one group at a time anyway. Fetching is not bounded
-/// by it: a slow or silent node holds no permit while it keeps the others waiting.
-const PAGES_AT_ONCE: usize = 8;
+/// batches (and as many blocking threads) at once — a gateway of 4.4 GB RSS pulling 1,000,000
+/// records (ops/BENCHMARKS.md, "Backfill from 40 nodes") — while the catalogue commits one
+/// group at a time anyway. With 4 the backfill was 12 % slower; 8 keeps its pace. Fetching is
+/// not bounded by it, so a slow or silent node never holds a permit the others wait for.
+pub const PAGES_AT_ONCE: usize = 8;
 
 const RESULTS: [&str; 11] = [
     "ok",
