@@ -1174,11 +1174,13 @@ impl ExportRender {
 /// ([`crate::limits`]), and each should leave cores to the rest of the gateway.
 const EXPORT_THREADS: usize = 4;
 
-/// Threads one export writes its pages with: one more than the machine has cores (at most
-/// [`EXPORT_THREADS`]), so that a writer waiting for the database's answer leaves its core to
-/// another one's writing.
+/// Threads one export writes its pages with, each holding a connection: as many as the
+/// machine has cores, at least two (so that one writes while the other waits for the
+/// database) and at most [`EXPORT_THREADS`].
 fn export_writers() -> usize {
-    (std::thread::available_parallelism().map_or(1, usize::from) + 1).clamp(2, EXPORT_THREADS)
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(2, EXPORT_THREADS)
 }
 
 /// `GET /v1/export?format=csv|jsonl&<search filters>`: every visible match, streamed. CSV is
