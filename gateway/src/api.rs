@@ -1021,8 +1021,9 @@ impl ExportRender {
     ///
     /// Reading a page's entries (the statements, parsing each signed entry, putting its
     /// disclosures back), cutting the views and writing them cost tens of microseconds a record,
-    /// so pages are written by [`export_writers`] threads at once, each taking the next page as
-    /// it is done with its last, on its own connection; this thread reads the rows, hands out
+    /// so pages are written by up to [`export_writers`] threads at once, each taking the next
+    /// page as it is done with its last, on its own connection (the first always; the others
+    /// only when the pool can spare one, see [`EXPORT_KEEPS_IDLE`]); this thread reads the rows, hands out
     /// the pages and passes their lines on in order. Writers do not wait for each other: while
     /// one waits for the database to answer, another writes — a page cut in parts for all of
     /// them at once, joined before the next, left a quarter of both cores idle on PostgreSQL.
@@ -1051,17 +1052,26 @@ impl ExportRender {
         let job_rx = std::sync::Mutex::new(job_rx);
         let (out_tx, out_rx) = std::sync::mpsc::channel::<(usize, Result<Vec<u8>, String>)>();
         std::thread::scope(|scope| {
-            for _ in 0..writers {
+            for writer in 0..writers {
                 let (job_rx, out_tx) = (&job_rx, out_tx.clone());
                 scope.spawn(move || {
                     // Each writer holds one connection for the whole export: taking one from
                     // the pool per page warmed every pooled connection's page cache in turn
-                    // (64 MiB each on SQLite).
-                    let mut conn = match db.conn() {
-                        Ok(conn) => conn,
-                        Err(e) => {
-                            let _ = out_tx.send((usize::MAX, Err(e.to_string())));
-                            return;
+                    // (64 MiB each on SQLite). The first waits for its connection; the others
+                    // write only with connections the pool can spare, so that exports never
+                    // hold the ones ingest and readers need.
+                    let mut conn = if writer == 0 {
+                        match db.conn() {
+                            Ok(conn) => conn,
+                            Err(e) => {
+                                let _ = out_tx.send((usize::MAX, Err(e.to_string())));
+                                return;
+                            }
+                        }
+                    } else {
+                        match db.spare_conn(EXPORT_KEEPS_IDLE) {
+                            Some(conn) => conn,
+                            None => return,
                         }
                     };
                     loop {
@@ -1173,6 +1183,10 @@ impl ExportRender {
 /// Most threads one export writes its lines with: exports are admitted a few at a time
 /// ([`crate::limits`]), and each should leave cores to the rest of the gateway.
 const EXPORT_THREADS: usize = 4;
+
+/// Connections an export's extra writers leave idle in the pool: enough for the ingest's
+/// writes, a change feed page and record pages while exports run.
+const EXPORT_KEEPS_IDLE: u32 = 3;
 
 /// Threads one export writes its pages with, each holding a connection: as many as the
 /// machine has cores, at least two (so that one writes while the other waits for the

@@ -39,8 +39,9 @@
 //! first search pages and stats do not pass through here, nor does the ingest path (the AMQP
 //! consumer and the feed puller are tasks, not requests). Keeping heavy requests to a few
 //! slots keeps the blocking pool and the database pool free for them: keep
-//! `export.concurrent × writers + changes.concurrent` below `db_connections`, where an export
-//! writes with as many threads, each on its own connection, as the host has cores (2 to 4).
+//! `export.concurrent + changes.concurrent` below `db_connections`. An export writes with
+//! one connection for sure and takes more (a writer per core) only while the pool keeps three
+//! idle beside them.
 //!
 //! What it does not do: queue a request longer than `queue_ms`; share counts between replicas
 //! (N replicas admit N × `concurrent` and N × the rate); give back the rate a request spent
