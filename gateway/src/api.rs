@@ -1094,12 +1094,13 @@ impl ExportRender {
                 let mut next_row = 0;
                 let (mut handed, mut emitted) = (0usize, 0usize);
                 let mut written: std::collections::BTreeMap<usize, Vec<u8>> = Default::default();
-                let mut rows_left = true;
                 loop {
                     // Two pages a writer at most on their way: the memory an export holds
                     // stays a few pages whatever its size.
-                    while rows_left && handed - emitted < 2 * writers {
-                        if window.len() == 0 && next_row < matches.len() {
+                    while (window.len() > 0 || next_row < matches.len())
+                        && handed - emitted < 2 * writers
+                    {
+                        if window.len() == 0 {
                             window = matches
                                 .rows(next_row..next_row + EXPORT_ROWS)
                                 .map_err(|e| e.to_string())?
@@ -1110,10 +1111,6 @@ impl ExportRender {
                         // An entry gone since the pass matched it is left out; a failing read
                         // ends the stream with an error rather than a silently shorter file.
                         let rows: Vec<MatchRow> = window.by_ref().take(EXPORT_PAGE).collect();
-                        if rows.is_empty() {
-                            rows_left = next_row < matches.len();
-                            continue;
-                        }
                         job_tx.send((handed, rows)).map_err(|_| stopped())?;
                         handed += 1;
                     }

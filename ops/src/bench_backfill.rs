@@ -21,10 +21,10 @@ use rix_schema::signing::SigningKey;
 use serde_json::{Value, json};
 
 use crate::bench_e2e::{
-    Approved, E2eBench, NodeSetup, Service, StopOnDrop, indexed_change_id, load_node, new_node,
-    profile_of, tail_changes, trust, write_gateway, write_node_config,
+    E2eBench, NodeSetup, Service, StopOnDrop, harness_client, indexed_change_id, key_path,
+    new_node, node_setup, profile_of, register_all, start_nodes, tail_changes, trust,
+    write_gateway, write_node_config,
 };
-use crate::loadgen::Target;
 
 /// The PostgreSQL database of the bench's own (emptied before each run).
 const PG_DATABASE: &str = "rix_bench_backfill";
@@ -57,18 +57,16 @@ fn filled(dir: &Path, bench: &E2eBench) -> Result<Option<Federation>> {
         .context("the backfill manifest has no tokens")?;
     let mut setups = Vec::new();
     for (n, pair) in tokens.iter().enumerate() {
-        let profile = profile_of(n);
-        let key_path = dir.join(format!("{}.key.pem", profile.node_id()));
-        let key = SigningKey::from_pkcs8_pem(&std::fs::read(&key_path)?)
-            .with_context(|| format!("reading {}", key_path.display()))?;
-        setups.push(NodeSetup {
-            config: dir.join(format!("{}.toml", profile.node_id())),
-            profile,
-            port: 0,
+        let path = key_path(dir, profile_of(n).node_id());
+        let key = SigningKey::from_pkcs8_pem(&std::fs::read(&path)?)
+            .with_context(|| format!("reading {}", path.display()))?;
+        setups.push(node_setup(
+            dir,
+            n,
             key,
-            admin_token: pair[0].as_str().context("an admin token")?.to_owned(),
-            feed_token: pair[1].as_str().context("a feed token")?.to_owned(),
-        });
+            pair[0].as_str().context("an admin token")?.to_owned(),
+            pair[1].as_str().context("a feed token")?.to_owned(),
+        ));
     }
     Ok(Some(Federation {
         setups,
@@ -131,26 +129,8 @@ pub async fn run(bench: &E2eBench) -> Result<()> {
             .into_owned()
     });
 
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .pool_max_idle_per_host(8)
-        .pool_idle_timeout(Duration::from_secs(2))
-        .build()?;
-    let mut nodes = Vec::new();
-    for node in &federation.setups {
-        let id = node.profile.node_id();
-        nodes.push(
-            Service::start(
-                id,
-                &["node", "serve"],
-                &node.config,
-                node.port,
-                dir.join(format!("{id}.log")),
-                &http,
-            )
-            .await?,
-        );
-    }
+    let http = harness_client()?;
+    let mut nodes = start_nodes(&dir, &federation.setups, &http).await?;
     let fill = if reusing {
         None
     } else {
@@ -265,52 +245,13 @@ async fn fill_nodes(
     nodes: &[Service],
     federation: &mut Federation,
 ) -> Result<()> {
-    let t0 = Instant::now();
-    let sent = Arc::new(AtomicU64::new(0));
-    let per_node = bench.records / bench.nodes as u64;
-    let mut loaders = Vec::new();
-    for (n, setup) in federation.setups.iter().enumerate() {
-        let count = per_node + u64::from((n as u64) < bench.records % bench.nodes as u64);
-        let target = Target {
-            url: nodes[n].url.clone(),
-            submitter_token: setup.admin_token.clone(),
-            reviewer_token: setup.admin_token.clone(),
-        };
-        let mut flat_out = bench.clone();
-        flat_out.rate = 0;
-        loaders.push(tokio::spawn(load_node(
-            http.clone(),
-            target,
-            setup.profile.clone(),
-            count,
-            0.0,
-            flat_out,
-            t0,
-            sent.clone(),
-        )));
-    }
-    let progress = {
-        let (sent, total) = (sent.clone(), bench.records);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                eprintln!(
-                    "  filling: {:>5.0} s, {} of {total} records approved",
-                    t0.elapsed().as_secs_f64(),
-                    sent.load(Ordering::Relaxed)
-                );
-            }
-        })
-    };
-    for (n, l) in loaders.into_iter().enumerate() {
-        let a: Approved = l
-            .await
-            .context("a node's loader panicked")?
-            .with_context(|| format!("registering at {}", nodes[n].name))?;
+    let mut flat_out = bench.clone();
+    flat_out.rate = 0;
+    let approved = register_all(&flat_out, http, nodes, &federation.setups, Instant::now()).await?;
+    for a in approved {
         federation.published += a.published.len() as u64;
         federation.classified += a.classified;
     }
-    progress.abort();
     Ok(())
 }
 

@@ -212,20 +212,139 @@ pub(crate) struct NodeSetup {
     pub(crate) feed_token: String,
 }
 
-/// Node `n`'s key and credentials, new.
-pub(crate) fn new_node(dir: &Path, n: usize) -> Result<NodeSetup> {
+/// Node `n` with its key and credentials (its config path under `dir`, its port not chosen).
+pub(crate) fn node_setup(
+    dir: &Path,
+    n: usize,
+    key: SigningKey,
+    admin_token: String,
+    feed_token: String,
+) -> NodeSetup {
     let profile = profile_of(n);
-    let key = SigningKey::generate().context("generating an Ed25519 key with OpenSSL")?;
-    let key_path = dir.join(format!("{}.key.pem", profile.node_id()));
-    crate::write_private(&key_path, key.to_pkcs8_pem()?.as_bytes())?;
-    Ok(NodeSetup {
+    NodeSetup {
+        config: dir.join(format!("{}.toml", profile.node_id())),
         profile,
-        config: dir.join(format!("{}.toml", profile_of(n).node_id())),
         port: 0,
         key,
-        admin_token: random_token("bench-admin-")?,
-        feed_token: random_token("bench-feed-")?,
-    })
+        admin_token,
+        feed_token,
+    }
+}
+
+/// The key file of `node_id` under `dir`.
+pub(crate) fn key_path(dir: &Path, node_id: &str) -> PathBuf {
+    dir.join(format!("{node_id}.key.pem"))
+}
+
+/// Node `n` with a new key (written under `dir`) and new credentials.
+pub(crate) fn new_node(dir: &Path, n: usize) -> Result<NodeSetup> {
+    let key = SigningKey::generate().context("generating an Ed25519 key with OpenSSL")?;
+    crate::write_private(
+        &key_path(dir, profile_of(n).node_id()),
+        key.to_pkcs8_pem()?.as_bytes(),
+    )?;
+    Ok(node_setup(
+        dir,
+        n,
+        key,
+        random_token("bench-admin-")?,
+        random_token("bench-feed-")?,
+    ))
+}
+
+/// The harness's HTTP client.
+pub(crate) fn harness_client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .pool_max_idle_per_host(64)
+        // Shorter than the services' keep-alive, so that no request goes out on a connection
+        // the server is closing.
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()?)
+}
+
+/// Starts a `rix node serve` for each of `setups` (logs under `dir`), in order.
+pub(crate) async fn start_nodes(
+    dir: &Path,
+    setups: &[NodeSetup],
+    http: &reqwest::Client,
+) -> Result<Vec<Service>> {
+    let mut nodes = Vec::new();
+    for node in setups {
+        let id = node.profile.node_id();
+        nodes.push(
+            Service::start(
+                id,
+                &["node", "serve"],
+                &node.config,
+                node.port,
+                dir.join(format!("{id}.log")),
+                http,
+            )
+            .await?,
+        );
+    }
+    Ok(nodes)
+}
+
+/// Registers `bench.records` across the nodes (each its share, paced to `bench.rate`), saying
+/// every 10 s how far it is; what each node's loader saw, in node order.
+pub(crate) async fn register_all(
+    bench: &E2eBench,
+    http: &reqwest::Client,
+    nodes: &[Service],
+    setups: &[NodeSetup],
+    t0: Instant,
+) -> Result<Vec<Approved>> {
+    let sent = Arc::new(AtomicU64::new(0));
+    let per_node = bench.records / bench.nodes as u64;
+    let per_node_rate = bench.rate as f64 / bench.nodes as f64;
+    let mut loaders = Vec::new();
+    for (n, setup) in setups.iter().enumerate() {
+        let count = per_node + u64::from((n as u64) < bench.records % bench.nodes as u64);
+        let target = Target {
+            url: nodes[n].url.clone(),
+            submitter_token: setup.admin_token.clone(),
+            reviewer_token: setup.admin_token.clone(),
+        };
+        loaders.push(tokio::spawn(load_node(
+            http.clone(),
+            target,
+            setup.profile.clone(),
+            count,
+            per_node_rate,
+            bench.clone(),
+            t0,
+            sent.clone(),
+        )));
+    }
+    let progress = {
+        let (sent, total) = (sent.clone(), bench.records);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                eprintln!(
+                    "  {:>5.0} s: {} of {total} records approved",
+                    t0.elapsed().as_secs_f64(),
+                    sent.load(Ordering::Relaxed)
+                );
+            }
+        })
+    };
+    let mut approved = Vec::new();
+    for (n, l) in loaders.into_iter().enumerate() {
+        let a = l.await.context("a node's loader panicked");
+        let a = a.and_then(|a| a.with_context(|| format!("registering at {}", nodes[n].name)));
+        match a {
+            Ok(a) => approved.push(a),
+            Err(e) => {
+                progress.abort();
+                return Err(e);
+            }
+        }
+    }
+    progress.abort();
+    Ok(approved)
 }
 
 /// Writes `node`'s config under `dir` with a free port of this run (its database, key and
@@ -244,7 +363,7 @@ pub(crate) fn write_node_config(
          data_dir = {:?}\nsigning_key = {:?}\n",
         node.port,
         dir.join(&node_id).display().to_string(),
-        dir.join(format!("{node_id}.key.pem")).display().to_string(),
+        key_path(dir, &node_id).display().to_string(),
     );
     if let Some(amqp) = &bench.amqp {
         toml.push_str(&format!(
@@ -598,13 +717,7 @@ async fn run_async(bench: &E2eBench) -> Result<()> {
         trust(&gateway_config, &dir, node)?;
     }
 
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .pool_max_idle_per_host(64)
-        // Shorter than the services' keep-alive, so that no request goes out on a connection
-        // the server is closing.
-        .pool_idle_timeout(Duration::from_secs(2))
-        .build()?;
+    let http = harness_client()?;
     let mut gateway = Service::start(
         "the gateway",
         &["gateway", "serve"],
@@ -614,21 +727,7 @@ async fn run_async(bench: &E2eBench) -> Result<()> {
         &http,
     )
     .await?;
-    let mut nodes = Vec::new();
-    for node in &setups {
-        let id = node.profile.node_id();
-        nodes.push(
-            Service::start(
-                id,
-                &["node", "serve"],
-                &node.config,
-                node.port,
-                dir.join(format!("{id}.log")),
-                &http,
-            )
-            .await?,
-        );
-    }
+    let mut nodes = start_nodes(&dir, &setups, &http).await?;
 
     let outcome = measure(bench, &http, &gateway, &nodes, &setups, &catalogue_url).await;
     for node in &mut nodes {
@@ -758,46 +857,7 @@ async fn measure(
     let (records_seen, head) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicI64::new(0)));
     let tail = tail_changes(catalogue_url, t0, &stop, &records_seen, &head);
 
-    let sent = Arc::new(AtomicU64::new(0));
-    let per_node = bench.records / bench.nodes as u64;
-    let per_node_rate = bench.rate as f64 / bench.nodes as f64;
-    let mut loaders = Vec::new();
-    for (n, setup) in setups.iter().enumerate() {
-        let count = per_node + u64::from((n as u64) < bench.records % bench.nodes as u64);
-        let target = Target {
-            url: nodes[n].url.clone(),
-            submitter_token: setup.admin_token.clone(),
-            reviewer_token: setup.admin_token.clone(),
-        };
-        loaders.push(tokio::spawn(load_node(
-            http.clone(),
-            target,
-            setup.profile.clone(),
-            count,
-            per_node_rate,
-            bench.clone(),
-            t0,
-            sent.clone(),
-        )));
-    }
-    let progress = {
-        let (sent, stop, total) = (sent.clone(), stop.clone(), bench.records);
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                eprintln!(
-                    "  {:>5.0} s: {} of {total} records approved",
-                    t0.elapsed().as_secs_f64(),
-                    sent.load(Ordering::Relaxed)
-                );
-            }
-        })
-    };
-    let mut approved = Vec::new();
-    for (n, l) in loaders.into_iter().enumerate() {
-        let a = l.await.context("a node's loader panicked")?;
-        approved.push(a.with_context(|| format!("registering at {}", nodes[n].name))?);
-    }
+    let approved = register_all(bench, http, nodes, setups, t0).await?;
     let last_approval = approved
         .iter()
         .flat_map(|a| a.published.iter().map(|(_, at)| *at))
@@ -834,7 +894,6 @@ async fn measure(
         .collect();
     std::fs::write(bench.dir.join("index-positions.tsv"), positions)?;
     let changes = tail.await??;
-    progress.abort();
     let wall = t0.elapsed().as_secs_f64();
 
     let mut freshness_ms = Vec::with_capacity(published);
