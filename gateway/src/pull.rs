@@ -18,7 +18,8 @@
 //! - **Bounded work per request.** A page is read as a stream with a total deadline and a byte
 //!   ceiling, so neither an endless nor a huge response can hold the puller or its memory; and
 //!   at most [`PAGES_AT_ONCE`] pages are ingested at once across all nodes, so a backfill from
-//!   forty nodes holds a few pages' worth of verified batches, not forty.
+//!   forty nodes holds a few pages, not forty, and at most [`PREPARED_AT_ONCE`] verified batches
+//!   wait for their commit.
 //! - **Stop at the first bad line.** A page is committed line by line, in order (the next few
 //!   lines are verified meanwhile, [`PIPELINE`]); the first line that is refused (already
 //!   counted and audited by ingest) or is a gap ends the page, and the node backs off. Lines
@@ -412,6 +413,14 @@ pub const PIPELINE: usize = 4;
 /// not bounded by it, so a slow or silent node never holds a permit the others wait for.
 pub const PAGES_AT_ONCE: usize = 8;
 
+/// Batches verified and waiting for their commit, across all pages being ingested. The
+/// catalogue commits one group of at most [`PIPELINE`] batches at a time, so a few groups
+/// prepared ahead keep it busy; more only wait in memory, each parsed batch several times the
+/// size of its text. Bounded by pages alone, eight pages held up to `8 × 2 × PIPELINE` of them:
+/// at 1,000,000 records from 40 nodes this bound took the gateway's peak from 2.0 to 1.6 GB
+/// (ops/BENCHMARKS.md, "The C heap's arenas").
+pub const PREPARED_AT_ONCE: usize = 4 * PIPELINE;
+
 const RESULTS: [&str; 11] = [
     "ok",
     "client",
@@ -585,6 +594,8 @@ struct Inner {
     client: reqwest::Client,
     /// [`PAGES_AT_ONCE`] permits, one held by each page being ingested.
     ingesting: tokio::sync::Semaphore,
+    /// [`PREPARED_AT_ONCE`] permits, one held by each line from its preparation to its commit.
+    preparing: Arc<tokio::sync::Semaphore>,
     config: PullConfig,
     metrics: PullMetrics,
     fills: FillHandle,
@@ -675,6 +686,7 @@ impl Puller {
                 ingest,
                 client,
                 ingesting: tokio::sync::Semaphore::new(PAGES_AT_ONCE),
+                preparing: Arc::new(tokio::sync::Semaphore::new(PREPARED_AT_ONCE)),
                 config,
                 metrics,
                 fills,
@@ -921,15 +933,23 @@ impl Puller {
         let body = Arc::new(body);
         let task = |e: tokio::task::JoinError| IngestError::Store(StoreError::Task(e.to_string()));
         let prepared = futures_util::stream::iter(lines)
-            .map(|range| {
+            // Permits are taken in line order and given back as lines commit, in that order: a
+            // page that holds any permit holds its next line's, so it can always commit and free
+            // it, whatever the other pages hold. (Never closed: `ok()` is always `Some`.)
+            .then(|range| {
+                let preparing = self.inner.preparing.clone();
+                async move { (preparing.acquire_owned().await.ok(), range) }
+            })
+            .map(|(permit, range)| {
                 let ingest = self.inner.ingest.clone();
                 let body = body.clone();
                 // A node's feed carries that node's batches only.
                 let origin = node_id.to_owned();
                 let arrived_as = format!("the feed of {node_id}");
-                tokio::task::spawn_blocking(move || {
+                let preparing = tokio::task::spawn_blocking(move || {
                     ingest.prepare_from(&body[range], Transport::Feed, Some((&origin, &arrived_as)))
-                })
+                });
+                async move { (permit, preparing.await) }
             })
             // Twice PIPELINE: a group taken out leaves PIPELINE preparations running beside its
             // commit (`buffered` starts new ones only when next polled, after it).
@@ -942,7 +962,10 @@ impl Puller {
         while let Some(chunk) = ready.next().await {
             let mut group = Vec::new();
             let mut refused = None;
-            for joined in chunk {
+            // Held until the group's commit is over: the batches stay in memory until then.
+            let mut permits = Vec::with_capacity(chunk.len());
+            for (permit, joined) in chunk {
+                permits.push(permit);
                 match joined.map_err(task).and_then(|p| p) {
                     Ok(p) => group.push(p),
                     Err(e) => {
@@ -966,6 +989,7 @@ impl Puller {
                     }
                 }
             };
+            drop(permits);
             for outcome in outcomes.into_iter().chain(refused.map(Err)) {
                 match outcome {
                     Ok(Outcome::Applied {

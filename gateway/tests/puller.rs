@@ -150,6 +150,63 @@ on_both_backends!(
     a_multi_page_feed_fills_the_catalogue_exactly
 );
 
+/// More nodes than pages ingested at once, each page longer than the batches that may wait for
+/// their commit across all pages (`PREPARED_AT_ONCE`): every page still completes. A page whose
+/// permits were taken out of line order, or held while it waits for another page's, would
+/// leave all of them waiting here for ever.
+async fn many_long_pages_at_once_all_complete(backend: Backend) {
+    use rix_gateway::pull::{PAGES_AT_ONCE, PREPARED_AT_ONCE};
+    let gw = Gateway::open(backend);
+    let lines_per_page = PREPARED_AT_ONCE + 5;
+    let mut nodes = Vec::new();
+    let mut servers = Vec::new();
+    for n in 0..PAGES_AT_ONCE as u64 + 2 {
+        let mut node = FakeNode::new("prov", 40 + n, 0.1);
+        for _ in 0..lines_per_page {
+            node.seal_new(2);
+        }
+        let feed = Feed::default();
+        feed.serve_node(&node);
+        let server = closed_feed(&feed, &node).await;
+        trust(&gw, &node, &server.uri());
+        nodes.push(node);
+        servers.push(server);
+    }
+    let puller = Puller::new(
+        gw.ingest.clone(),
+        PullConfig {
+            // One page each: every node's whole feed is ingested at once with the others'.
+            page_limit: 1000,
+            request_timeout: Duration::from_secs(30),
+            ..config()
+        },
+        &gw.registry,
+    )
+    .unwrap();
+    let uris: Vec<String> = servers.iter().map(MockServer::uri).collect();
+    let pulls = nodes
+        .iter()
+        .zip(&uris)
+        .map(|(node, uri)| puller.catch_up_once(&node.node_id, uri));
+    let reports = tokio::time::timeout(
+        Duration::from_secs(120),
+        futures_util::future::join_all(pulls),
+    )
+    .await
+    .expect("the pages held each other up");
+    for (node, report) in nodes.iter().zip(reports) {
+        let report = report.unwrap();
+        assert_eq!(report.pages, 1);
+        assert_eq!(report.batches_applied, lines_per_page);
+        assert_eq!(report.position, node.last_seq());
+        gw.assert_holds_exactly(node);
+    }
+}
+on_both_backends!(
+    many_long_pages_at_once_all_complete_on,
+    many_long_pages_at_once_all_complete
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_answering_500_is_pulled_completely_on_a_later_try() {
     let gw = Gateway::open(Backend::Sqlite);

@@ -145,7 +145,13 @@ impl Service {
                     service.log_tail()
                 );
             }
-            if let Ok(r) = http.get(format!("{}/healthz", service.url)).send().await
+            // Ready once it says it listens and its port answers: on a shared machine another
+            // program may hold the port this config names (chosen free when it was written),
+            // and its answer must not pass for ours while our child fails to bind.
+            let listening = std::fs::read_to_string(&service.log)
+                .is_ok_and(|log| log.contains(" listening on http"));
+            if listening
+                && let Ok(r) = http.get(format!("{}/healthz", service.url)).send().await
                 && r.status().is_success()
             {
                 return Ok(service);
