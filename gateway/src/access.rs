@@ -234,8 +234,13 @@ impl AccessFilter {
     }
 
     /// What a consumer with `entitlements` may see of `record`; `None` if not the record at all.
+    ///
+    /// `record` is the full record, or one whose sealed values are still placeholders (read
+    /// with `catalogue::Reading::Sealed`): the rules cut the same places either way, since a
+    /// placeholder sits where its value was, and a placeholder left after them — a value the
+    /// reader was not given — is removed as [`rix_schema::disclosure::strip`] removes it.
     pub fn view(kind: RecordKind, record: &Value, entitlements: Entitlements) -> Option<Value> {
-        redact(kind, record, entitlements)
+        redact(kind, record, entitlements).map(without_placeholders)
     }
 
     /// [`AccessFilter::view`] of a record the caller owns and needs no more (an export's): the
@@ -245,7 +250,7 @@ impl AccessFilter {
         record: Value,
         entitlements: Entitlements,
     ) -> Option<Value> {
-        redact_owned(kind, record, entitlements)
+        redact_owned(kind, record, entitlements).map(without_placeholders)
     }
 
     /// Of the disclosures `texts` of `record` (the full record), those a reader with
@@ -321,6 +326,13 @@ impl AccessFilter {
             tracing::error!(error = %e, "could not write the read audit row");
         }
     }
+}
+
+/// A view with no placeholder left: the rules have cut every place they hide, so what is still
+/// sealed is a value this reader was not given.
+fn without_placeholders(mut view: Value) -> Value {
+    rix_schema::disclosure::strip(&mut view);
+    view
 }
 
 /// Creates a consumer token; returns the token (shown once: only its digest is stored).

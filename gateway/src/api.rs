@@ -587,6 +587,7 @@ pub async fn changes(
     let entitlements = who.entitlements;
     let (body, next) = blocking(move || {
         let seal = st.access.cursor_seal()?;
+        let reading = catalogue::Reading::for_reader(entitlements);
         let mut conn = st.db.conn()?;
         let mut out = Vec::new();
         // `scanned` walks every change; `position`, what the reader gets back, moves only past
@@ -645,7 +646,7 @@ pub async fn changes(
                     .into_iter()
                     .chain(Some(change.unified_id.as_str()).filter(|_| joined));
                 for unified_id in heard {
-                    let current = catalogue::unified(&mut conn, unified_id)?;
+                    let current = catalogue::unified_reading(&mut conn, unified_id, reading)?;
                     let view = current.as_ref().and_then(|u| {
                         let k = kind_of(&u.kind)?;
                         u.record_for(entitlements)
@@ -1039,7 +1040,9 @@ impl ExportRender {
         let page_lines =
             |conn: &mut crate::db::DbConn, rows: &[MatchRow]| -> Result<Vec<u8>, String> {
                 let ids: Vec<&str> = rows.iter().map(|r| r.unified_id.as_str()).collect();
-                let mut entries = catalogue::unified_many(conn, &ids).map_err(|e| e.to_string())?;
+                let reading = catalogue::Reading::for_reader(self.entitlements);
+                let mut entries = catalogue::unified_many_reading(conn, &ids, reading)
+                    .map_err(|e| e.to_string())?;
                 let mut page: Vec<(&MatchRow, Option<catalogue::Unified>)> = rows
                     .iter()
                     .map(|row| (row, entries.remove(&row.unified_id)))

@@ -39,8 +39,9 @@
 //!
 //! What it may not touch: signatures, and fields on the way out. It trusts what ingest hands it
 //! (verification, chain, validation and the secrecy gate are [`crate::ingest`]'s), and it returns
-//! records whole: which *sources* a reader may see is decided here, by record level; which
-//! *fields*, only by [`crate::access`]. It knows no HTTP and no transport.
+//! records whole, or as signed when the reader may see no sealed value ([`Reading`]): which
+//! *sources* a reader may see is decided here, by record level; which *fields*, only by
+//! [`crate::access`]. It knows no HTTP and no transport.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -925,7 +926,8 @@ pub struct Unified {
     /// Kind.
     pub kind: String,
     /// The full record of the primary source for internal readers (`None` if every source
-    /// withdrew). Use [`Unified::record_for`] for a given reader.
+    /// withdrew); still sealed if read with [`Reading::Sealed`]. Use [`Unified::record_for`]
+    /// for a given reader.
     pub record: Option<Value>,
     /// The primary source for internal readers.
     pub primary: Option<Source>,
@@ -1006,9 +1008,7 @@ pub fn current_record(
 /// The full record of a stored entry (placeholder form) and its stored disclosures. `None` if
 /// either does not read back, which only a damaged catalogue gives: then nothing is shown.
 pub fn full_record(entry: &str, disclosures: Option<&str>) -> Option<Value> {
-    let mut record = serde_json::from_str::<Value>(entry)
-        .ok()
-        .and_then(|mut e| e.get_mut("record").map(Value::take))?;
+    let mut record = sealed_record(entry)?;
     let texts: Vec<String> = match disclosures {
         Some(d) => serde_json::from_str(d).ok()?,
         None => Vec::new(),
@@ -1023,9 +1023,54 @@ pub fn full_record(entry: &str, disclosures: Option<&str>) -> Option<Value> {
     Some(record)
 }
 
+/// The record of a stored entry as signed (placeholder form), no disclosure put back. `None`
+/// if it does not read back.
+fn sealed_record(entry: &str) -> Option<Value> {
+    serde_json::from_str::<Value>(entry)
+        .ok()
+        .and_then(|mut e| e.get_mut("record").map(Value::take))
+}
+
+/// How much of each record a read of the catalogue puts back. Records are stored as signed,
+/// their sealed values placeholders, with the disclosures beside them (batch format 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Every disclosure put back: the full record. For the search index, and for readers
+    /// entitled to some sealed class.
+    Full,
+    /// No disclosure read: the records keep their placeholders, which the access filter
+    /// removes with everything else the reader may not see ([`crate::access`]).
+    Sealed,
+}
+
+impl Reading {
+    /// What a read for a reader with `entitlements` needs. A reader entitled to neither
+    /// commercial nor personal values (public, internal) receives no disclosure
+    /// ([`crate::access::AccessFilter::disclosures`]), so putting them back would only have them
+    /// cut again — at a parse and a SHA-256 each, a fifth of a public export's time — and a
+    /// value sealed where no rule hides it (a node that sealed more than needed) stays hidden
+    /// from them, as its disclosure does.
+    pub fn for_reader(entitlements: Entitlements) -> Reading {
+        if entitlements.commercial || entitlements.personal {
+            Reading::Full
+        } else {
+            Reading::Sealed
+        }
+    }
+}
+
 /// The unified entry of `unified_id`.
 pub fn unified(conn: &mut DbConn, unified_id: &str) -> Result<Option<Unified>, StoreError> {
-    Ok(unified_many(conn, &[unified_id])?.remove(unified_id))
+    unified_reading(conn, unified_id, Reading::Full)
+}
+
+/// [`unified`], its records read as `reading` says.
+pub fn unified_reading(
+    conn: &mut DbConn,
+    unified_id: &str,
+    reading: Reading,
+) -> Result<Option<Unified>, StoreError> {
+    Ok(unified_many_reading(conn, &[unified_id], reading)?.remove(unified_id))
 }
 
 /// The unified entries of `unified_ids` that exist, by id, in a few statements per few
@@ -1033,6 +1078,16 @@ pub fn unified(conn: &mut DbConn, unified_id: &str) -> Result<Option<Unified>, S
 pub fn unified_many(
     conn: &mut DbConn,
     unified_ids: &[&str],
+) -> Result<HashMap<String, Unified>, StoreError> {
+    unified_many_reading(conn, unified_ids, Reading::Full)
+}
+
+/// [`unified_many`], each record read as `reading` says: with [`Reading::Sealed`] the records
+/// are in placeholder form, fit only for [`crate::access::AccessFilter::view`].
+pub fn unified_many_reading(
+    conn: &mut DbConn,
+    unified_ids: &[&str],
+    reading: Reading,
 ) -> Result<HashMap<String, Unified>, StoreError> {
     type SourceRow = (String, String, String, String, i64, i32, i64, String);
     let internal = Entitlements {
@@ -1109,21 +1164,41 @@ pub fn unified_many(
             // statement reads no older entry it would parse for nothing, and the few rows of
             // another id's version number it still returns are left below.
             let versions: Vec<i64> = versions.into_iter().collect();
-            let found: Vec<(String, i64, String, Option<String>)> = record_versions::table
+            let wanted_here = record_versions::table
                 .filter(record_versions::node_id.eq(node_id))
                 .filter(record_versions::id.eq_any(&ids))
-                .filter(record_versions::version.eq_any(&versions))
-                .select((
-                    record_versions::id,
-                    record_versions::version,
-                    record_versions::entry,
-                    record_versions::disclosures,
-                ))
-                .load(conn)?;
-            for (id, version, entry, disclosures) in found {
-                if wanted_versions.contains(&(node_id, id.as_str(), version))
-                    && let Some(r) = full_record(&entry, disclosures.as_deref())
-                {
+                .filter(record_versions::version.eq_any(&versions));
+            let is_wanted =
+                |id: &str, version: i64| wanted_versions.contains(&(node_id, id, version));
+            let found: Vec<(String, i64, Option<Value>)> = match reading {
+                Reading::Full => wanted_here
+                    .select((
+                        record_versions::id,
+                        record_versions::version,
+                        record_versions::entry,
+                        record_versions::disclosures,
+                    ))
+                    .load::<(String, i64, String, Option<String>)>(conn)?
+                    .into_iter()
+                    .filter(|(id, version, ..)| is_wanted(id, *version))
+                    .map(|(id, version, entry, disclosures)| {
+                        (id, version, full_record(&entry, disclosures.as_deref()))
+                    })
+                    .collect(),
+                Reading::Sealed => wanted_here
+                    .select((
+                        record_versions::id,
+                        record_versions::version,
+                        record_versions::entry,
+                    ))
+                    .load::<(String, i64, String)>(conn)?
+                    .into_iter()
+                    .filter(|(id, version, _)| is_wanted(id, *version))
+                    .map(|(id, version, entry)| (id, version, sealed_record(&entry)))
+                    .collect(),
+            };
+            for (id, version, record) in found {
+                if let Some(r) = record {
                     held.insert((node_id.to_owned(), id, version), r);
                 }
             }

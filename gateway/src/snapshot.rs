@@ -372,13 +372,22 @@ fn write_views(
         for w in &mut writers {
             w.position = catalogue::last_visible_change_id(conn, head, w.entitlements)?;
         }
+        // Full records only if some view may show a sealed value.
+        let reading = if writers
+            .iter()
+            .any(|w| catalogue::Reading::for_reader(w.entitlements) == catalogue::Reading::Full)
+        {
+            catalogue::Reading::Full
+        } else {
+            catalogue::Reading::Sealed
+        };
         let mut after = String::new();
         loop {
             let ids = catalogue::unified_ids_after(conn, &after, PAGE)?;
             let Some(last) = ids.last() else { break };
             after = last.clone();
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let entries = catalogue::unified_many(conn, &refs)?;
+            let entries = catalogue::unified_many_reading(conn, &refs, reading)?;
             for unified_id in &ids {
                 let Some(u) = entries.get(unified_id) else {
                     continue;

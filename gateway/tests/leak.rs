@@ -103,28 +103,37 @@ fn forbidden(e: Entitlements) -> Vec<&'static str> {
     f
 }
 
+/// Every combination of entitlements a token may carry.
+const EVERY_TOKEN_ENTITLEMENT: [&str; 7] = [
+    "internal",
+    "commercial",
+    "personal",
+    "internal,commercial",
+    "internal,personal",
+    "commercial,personal",
+    "internal,commercial,personal",
+];
+
+/// The anonymous reader, then a token for each of `entitlements` (each a comma-separated list).
+fn readers_of(
+    db: &rix_gateway::db::Db,
+    entitlements: &[&str],
+) -> Vec<(Option<String>, Entitlements)> {
+    let mut consumers: Vec<(Option<String>, Entitlements)> = vec![(None, Entitlements::PUBLIC)];
+    for (i, names) in entitlements.iter().enumerate() {
+        let token = format!("leak-test-token-{i:03}-abcdefgh");
+        let e: Entitlements = names.parse().unwrap();
+        access::add_token_value(db, &format!("consumer {names}"), e, &token).unwrap();
+        consumers.push((Some(token), e));
+    }
+    consumers
+}
+
 #[actix_web::test]
 async fn no_endpoint_leaks_a_marker_to_any_entitlement() {
     let (gw, records) = marked_catalogue_of(true);
     let db = gw.db.clone();
-    let mut consumers: Vec<(Option<String>, Entitlements)> = vec![(None, Entitlements::PUBLIC)];
-    for (i, names) in [
-        "internal",
-        "commercial",
-        "personal",
-        "internal,commercial",
-        "internal,personal",
-        "commercial,personal",
-        "internal,commercial,personal",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let token = format!("leak-test-token-{i:03}-abcdefgh");
-        let e: Entitlements = names.parse().unwrap();
-        access::add_token_value(&db, &format!("consumer {names}"), e, &token).unwrap();
-        consumers.push((Some(token), e));
-    }
+    let consumers = readers_of(&db, &EVERY_TOKEN_ENTITLEMENT);
     // A snapshot of every view: each reader must find in the list and the files exactly what
     // the feed gives them.
     let snapshot_dir = tempfile::tempdir().unwrap();
@@ -918,5 +927,70 @@ async fn version_history_shows_no_trace_of_versions_the_reader_may_not_see() {
         let always = read("/records/prov-530000/hist-2", token).await;
         assert_eq!(rows(&always), 2);
         assert!(always.contains("2001-02-01") && always.contains("2001-02-02"));
+    }
+}
+
+/// An export reads the catalogue for its reader: a reader entitled to no sealed value (public,
+/// internal) gets records read without their disclosures, the placeholders cut by the access
+/// filter. Whatever the reading, each line's record must be exactly what the entry's own page
+/// shows that reader (read with every disclosure put back, then cut): not a value more — the
+/// budget totals that would give a hidden part away included — and not one less.
+#[actix_web::test]
+async fn every_readers_export_shows_each_record_as_its_page_does() {
+    let (gw, _) = marked_catalogue_of(true);
+    let db = gw.db.clone();
+    let consumers = readers_of(&db, &EVERY_TOKEN_ENTITLEMENT);
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(read_state(&db)))
+            .configure(api::configure),
+    )
+    .await;
+    let get = |uri: String, token: &Option<String>| {
+        let mut req = test::TestRequest::get().uri(&uri);
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        req.to_request()
+    };
+    for (token, e) in &consumers {
+        let resp = test::call_service(&app, get("/v1/export?format=jsonl".into(), token)).await;
+        assert_eq!(resp.status(), 200, "{e}");
+        let body = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
+        assert!(
+            !body.contains("\"_sd\""),
+            "{e}: a placeholder left in the export"
+        );
+        let lines: Vec<Value> = body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let projects_with_budget = lines
+            .iter()
+            .filter(|l| l["record"].get("budget").is_some())
+            .count();
+        assert!(projects_with_budget > 0, "{e}: the budgets are exported");
+        for forbidden in forbidden(*e) {
+            assert!(!body.contains(forbidden), "{e}: {forbidden} in the export");
+        }
+        for line in &lines {
+            let unified_id = line["unified_id"].as_str().unwrap();
+            let page: Value = test::call_and_read_body_json(
+                &app,
+                get(format!("/v1/entries/{unified_id}"), token),
+            )
+            .await;
+            assert_eq!(
+                line["record"], page["record"],
+                "{e}: {unified_id} exported otherwise than its page shows it"
+            );
+        }
+        let search: Value =
+            test::call_and_read_body_json(&app, get("/v1/search?limit=1".into(), token)).await;
+        assert_eq!(
+            search["total"],
+            lines.len(),
+            "{e}: every visible entry exported once"
+        );
     }
 }

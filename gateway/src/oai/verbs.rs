@@ -540,7 +540,8 @@ fn items(
     with_links: bool,
 ) -> Result<Vec<Item>, StoreError> {
     let ids: Vec<&str> = wanted.iter().map(|(u, _, _)| u.as_str()).collect();
-    let mut held = catalogue::unified_many(conn, &ids)?;
+    let reading = catalogue::Reading::for_reader(ctx.entitlements);
+    let mut held = catalogue::unified_many_reading(conn, &ids, reading)?;
     let mut out = Vec::with_capacity(wanted.len());
     for (unified_id, datestamp, newest_change) in wanted {
         let Some(entry) = held.remove(unified_id) else {

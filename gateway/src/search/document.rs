@@ -26,8 +26,9 @@
 //! [`searchable`] gives the same text and values as plain data, so that a benchmark loads
 //! exactly what the index holds into another engine.
 //!
-//! What it may not touch: a record other than through `sensitivity::redact_owned(…,
-//! INDEX_VIEW)`, the one filter every indexed byte passes; the index writer (it makes
+//! What it may not touch: a record other than through `AccessFilter::view_owned(…,
+//! INDEX_VIEW)`, the one filter every indexed byte passes (the records come sealed: no
+//! disclosure is read for a view that cuts every one); the index writer (it makes
 //! documents, [`super::sync`] writes them). The schema and what goes into each field are part
 //! of [`FORMAT`](super::FORMAT): a change here that changes either bumps it.
 
@@ -36,7 +37,7 @@ use std::collections::BTreeSet;
 use rix_schema::RecordKind;
 use rix_schema::SecrecyLevel;
 use rix_schema::record::{Category, Field as TechField, TransferMode};
-use rix_schema::sensitivity::{self, Entitlements};
+use rix_schema::sensitivity::Entitlements;
 use serde_json::Value;
 use tantivy::TantivyDocument;
 use tantivy::schema::{
@@ -46,6 +47,7 @@ use tantivy::schema::{
 use super::facets::{NO_PROGRAM, Packed};
 use super::text::{GRAMS_TOKENIZER, WORDS_TOKENIZER};
 use super::{SearchError, SearchIndex};
+use crate::access::AccessFilter;
 use crate::catalogue::{Source, Unified};
 
 /// The view every indexed byte comes from: internal records' public fields. Never commercial,
@@ -96,7 +98,7 @@ impl SearchIndex {
         // THE access filter, at the one entitlement the index is built for.
         let entry_of = |record: Option<Value>| {
             record
-                .and_then(|r| sensitivity::redact_owned(kind, r, INDEX_VIEW))
+                .and_then(|r| AccessFilter::view_owned(kind, r, INDEX_VIEW))
                 .and_then(|view| EntryDoc::from_view(kind, &view))
         };
         let all_refs: Vec<&Source> = all_sources.iter().collect();
