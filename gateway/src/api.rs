@@ -1025,9 +1025,10 @@ impl ExportRender {
     /// so pages are written by up to [`export_writers`] threads at once, each taking the next
     /// page as it is done with its last, on its own connection (the first always; the others
     /// only when the pool can spare one, see [`EXPORT_KEEPS_IDLE`]); this thread reads the
-    /// rows, hands out the pages and passes their lines on in order. Writers do not wait for each other: while
-    /// one waits for the database to answer, another writes — a page cut in parts for all of
-    /// them at once, joined before the next, left a quarter of both cores idle on PostgreSQL.
+    /// rows, hands out the pages and passes their lines on in order. Writers do not wait for
+    /// each other: while one waits for the database to answer, another writes — a page cut in
+    /// parts for all of them at once, joined before the next, left a quarter of both cores idle
+    /// on PostgreSQL.
     /// The writers live as long as the export: a thread per page leaves an allocator heap behind
     /// each time (the gateway's RSS reached 1.1 GB over a 1 M export that way).
     fn pages(

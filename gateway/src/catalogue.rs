@@ -1035,8 +1035,8 @@ fn sealed_record(entry: &str) -> Option<Value> {
 /// their sealed values placeholders, with the disclosures beside them (batch format 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reading {
-    /// Every disclosure put back: the full record. For the search index, and for readers
-    /// entitled to some sealed class.
+    /// Every disclosure put back: the full record. For readers entitled to some sealed class,
+    /// and for record pages, which also pick each reader's disclosures out of it.
     Full,
     /// No disclosure read: the records keep their placeholders, which the access filter
     /// removes with everything else the reader may not see ([`crate::access`]).
@@ -1051,7 +1051,13 @@ impl Reading {
     /// value sealed where no rule hides it (a node that sealed more than needed) stays hidden
     /// from them, as its disclosure does.
     pub fn for_reader(entitlements: Entitlements) -> Reading {
-        if entitlements.commercial || entitlements.personal {
+        Reading::for_readers([entitlements])
+    }
+
+    /// What one read serving several readers at once needs: full records if any of them may
+    /// see a sealed value.
+    pub fn for_readers(readers: impl IntoIterator<Item = Entitlements>) -> Reading {
+        if readers.into_iter().any(|e| e.commercial || e.personal) {
             Reading::Full
         } else {
             Reading::Sealed

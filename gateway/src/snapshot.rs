@@ -372,15 +372,7 @@ fn write_views(
         for w in &mut writers {
             w.position = catalogue::last_visible_change_id(conn, head, w.entitlements)?;
         }
-        // Full records only if some view may show a sealed value.
-        let reading = if writers
-            .iter()
-            .any(|w| catalogue::Reading::for_reader(w.entitlements) == catalogue::Reading::Full)
-        {
-            catalogue::Reading::Full
-        } else {
-            catalogue::Reading::Sealed
-        };
+        let reading = catalogue::Reading::for_readers(writers.iter().map(|w| w.entitlements));
         let mut after = String::new();
         loop {
             let ids = catalogue::unified_ids_after(conn, &after, PAGE)?;

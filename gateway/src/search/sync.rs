@@ -3,8 +3,8 @@
 //!
 //! [`SearchIndex::sync`] reads [`catalogue::changes_after`] from the cursor it stored in its
 //! last commit, re-reads every touched unified entry (the one a change names and the one it
-//! moved the record out of) with [`catalogue::unified_many_reading`] and replaces (or deletes) its
-//! document, committing every [`COMMIT_CHANGES`] changes and when caught up. The cursor is the
+//! moved the record out of) with [`catalogue::unified_many_reading`] and replaces (or deletes)
+//! its document, committing every [`COMMIT_CHANGES`] changes and when caught up. The cursor is the
 //! tantivy commit payload, so it is durable exactly when the documents are: a gateway killed
 //! mid-sync resumes from the last commit, and re-applying changes is harmless (each document is
 //! deleted and re-added whole). [`SearchIndex::rebuild`] (`rix gateway reindex`) starts again
@@ -147,6 +147,9 @@ impl SearchIndex {
             cursor: state.cursor,
             ..SyncReport::default()
         };
+        // Read as a reader of the index view would be: no disclosure is read, since none
+        // survives the cut ([`catalogue::Reading::for_reader`]).
+        let reading = catalogue::Reading::for_reader(super::document::INDEX_VIEW);
         let mut read = state.cursor;
         let mut uncommitted = 0u64;
         loop {
@@ -163,9 +166,6 @@ impl SearchIndex {
             let uids: BTreeSet<&str> = rows.iter().flat_map(ChangeRow::entries).collect();
             let uids: Vec<&str> = uids.into_iter().collect();
             for chunk in uids.chunks(SYNC_READ) {
-                // Read as a reader of the index view would be: no disclosure is read, since
-                // none survives the cut ([`catalogue::Reading::for_reader`]).
-                let reading = catalogue::Reading::for_reader(super::document::INDEX_VIEW);
                 let mut entries = catalogue::unified_many_reading(&mut conn, chunk, reading)?;
                 for uid in chunk {
                     // Deletes reach every document added before them, committed or not.
